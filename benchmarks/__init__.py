@@ -1,0 +1,1 @@
+"""casework benchmarks: ``make bench`` runs them and writes benchmarks/results/latest.json."""

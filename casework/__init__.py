@@ -1,0 +1,52 @@
+"""casework: case management for NGOs that protect refugees and stateless people."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from casework import config as config_module
+from casework import db, errors, http, logs
+from casework.api import create_api
+from casework.auth.access import check_every_route_declared
+
+__all__ = ["create_app"]
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the application.
+
+    ``config`` overrides any configuration key (tests use it); everything else
+    comes from ``config/*.toml`` and ``CASEWORK_*`` variables, validated.
+    """
+    settings = config_module.load(config)
+    instance_path = Path(settings["instance_path"]).resolve()
+    app = Flask(__name__, instance_path=str(instance_path), instance_relative_config=False)
+    app.config["CASEWORK"] = settings
+    app.config["MAX_CONTENT_LENGTH"] = settings["max_body_bytes"]
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    logs.configure(settings["log_level"])
+
+    engine = db.make_engine(
+        db.database_url(settings, instance_path),
+        sqlite_busy_timeout_ms=settings["sqlite_busy_timeout_ms"],
+    )
+    app.extensions["casework.db"] = db.Database(engine)
+
+    http.install(app)
+    db.install_request_transaction(app)
+    api = create_api(app)
+    _register_features(app, api)
+    errors.install_error_handlers(app)
+    check_every_route_declared(app)
+    return app
+
+
+def _register_features(app: Flask, api: Any) -> None:
+    """Each feature package contributes its blueprint and start-up hooks."""
+    from casework import health
+
+    api.register_blueprint(health.blp)

@@ -1,0 +1,148 @@
+"""Who is calling, and may they? Route-level access declarations.
+
+Every view declares either :func:`public` or :func:`requires`; the application
+refuses to start when one does not (see :func:`check_every_route_declared`),
+so a forgotten check is a start-up failure, not an open door.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from flask import Flask, current_app, g
+
+from casework.auth.permissions import Permission, permissions_for
+from casework.errors import Forbidden, Unauthorized
+
+F = TypeVar("F", bound=Callable[..., Any])
+ACCESS_ATTR = "_casework_access"
+# Endpoints Flask or the OpenAPI layer register themselves: static files and docs.
+FRAMEWORK_PUBLIC_ENDPOINTS = frozenset(
+    {"static", "api-docs.openapi_json", "api-docs.openapi_swagger_ui", "api-docs.static"}
+)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller: a staff user or an enrolled device."""
+
+    user_id: str | None
+    role: str
+    office: str | None
+    device_id: str | None = None
+    session_id: str | None = None
+    # A user who must enrol in MFA first holds a token good only for enrolment.
+    mfa_pending: bool = False
+    permissions: frozenset[Permission] = field(default=frozenset())
+
+    @classmethod
+    def for_role(cls, role: str, **kwargs: Any) -> Principal:
+        return cls(role=role, permissions=permissions_for(role), **kwargs)
+
+    def has(self, permission: Permission) -> bool:
+        return permission in self.permissions
+
+
+Authenticator = Callable[[], Principal | None]
+
+
+@dataclass(frozen=True)
+class Access:
+    """What a view declared: public, or the permissions it needs."""
+
+    public: bool
+    permissions: tuple[Permission, ...] = ()
+    allow_mfa_pending: bool = False
+
+
+def public(view: F) -> F:
+    """Mark a view as open to anonymous callers (health, login, OpenAPI)."""
+    setattr(view, ACCESS_ATTR, Access(public=True))
+    return view
+
+
+def requires(*permissions: Permission, allow_mfa_pending: bool = False) -> Callable[[F], F]:
+    """Authenticate the caller and require every permission in ``permissions``.
+
+    Put it directly under the route decorator so authentication happens before
+    the body is parsed: an anonymous caller learns nothing about the schema.
+    """
+    declared = Access(public=False, permissions=permissions, allow_mfa_pending=allow_mfa_pending)
+
+    def decorate(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            authorise(declared)
+            return view(*args, **kwargs)
+
+        setattr(wrapper, ACCESS_ATTR, declared)
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def register_authenticator(app: Flask, authenticator: Authenticator) -> None:
+    """Add a way to identify callers (bearer tokens, signed device requests)."""
+    app.extensions.setdefault("casework.authenticators", []).append(authenticator)
+
+
+def current_principal() -> Principal | None:
+    """The caller of this request, authenticating on first use; None if anonymous."""
+    if "principal" not in g:
+        g.principal = None
+        for authenticator in current_app.extensions.get("casework.authenticators", []):
+            found = authenticator()
+            if found is not None:
+                g.principal = found
+                break
+    principal: Principal | None = g.principal
+    return principal
+
+
+def require_principal() -> Principal:
+    """The caller, or :class:`Unauthorized`."""
+    principal = current_principal()
+    if principal is None:
+        raise Unauthorized("A valid bearer token is required.")
+    return principal
+
+
+def authorise(declared: Access) -> Principal:
+    """Check a view's declaration against the caller; record and raise refusals."""
+    principal = require_principal()
+    if principal.mfa_pending and not declared.allow_mfa_pending:
+        deny(principal, "MFA enrolment must be completed first.")
+    missing = [p for p in declared.permissions if not principal.has(p)]
+    if missing:
+        deny(principal, "Your role does not permit this action.")
+    return principal
+
+
+def deny(principal: Principal | None, detail: str) -> None:
+    """Record an ``authz.denied`` entry (committed on its own) and raise 403."""
+    for hook in current_app.extensions.get("casework.denial_hooks", []):
+        hook(principal)
+    raise Forbidden(detail)
+
+
+def check_every_route_declared(app: Flask) -> None:
+    """Refuse to start when any view lacks an access declaration."""
+    undeclared = []
+    for endpoint, view in app.view_functions.items():
+        if endpoint in FRAMEWORK_PUBLIC_ENDPOINTS:
+            continue
+        view_class = getattr(view, "view_class", None)
+        if view_class is not None:
+            handlers = [getattr(view_class, m.lower()) for m in view_class.methods or ()]
+        else:
+            handlers = [view]
+        if not all(hasattr(handler, ACCESS_ATTR) for handler in handlers):
+            undeclared.append(endpoint)
+    if undeclared:
+        raise RuntimeError(
+            "routes without an access declaration (use @public or @requires): "
+            + ", ".join(sorted(undeclared))
+        )

@@ -1,0 +1,142 @@
+"""Database engine, session and declarative base.
+
+One engine per application; one session per request, committed once at the
+request boundary (see :func:`install_request_transaction`). Services never
+commit: they change models, and the boundary commits them together with the
+access-log entries that describe them, or rolls everything back.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, current_app, g
+from sqlalchemy import MetaData, event
+from sqlalchemy.engine import Engine, create_engine, make_url
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Base of every model; constraint names are stable so migrations can name them."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def database_url(config: dict[str, Any], instance_path: Path) -> str:
+    """The configured URL, or the embedded SQLite file in the instance folder."""
+    return config["database_url"] or f"sqlite:///{instance_path / 'casework.db'}"
+
+
+def make_engine(url: str, *, sqlite_busy_timeout_ms: int = 10000) -> Engine:
+    """Create the engine with the settings casework relies on.
+
+    Parameters are hidden from SQLAlchemy's exception texts so that a failing
+    statement never copies a blind index or a ciphertext into a log line.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(url, hide_parameters=True, connect_args={"timeout": 30})
+        _configure_sqlite(engine, sqlite_busy_timeout_ms)
+        return engine
+    return create_engine(url, hide_parameters=True, pool_pre_ping=True)
+
+
+def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
+    """WAL, foreign keys, secure delete, durable commits, and an explicit BEGIN.
+
+    pysqlite's own transaction handling defers BEGIN and breaks SAVEPOINT; we
+    take it over. ``BEGIN IMMEDIATE`` takes the write lock up front: nearly
+    every request writes an access-log entry, and a deferred transaction that
+    upgrades to a writer after another commit fails at once instead of waiting.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in (
+            "journal_mode=WAL",
+            "foreign_keys=ON",
+            f"busy_timeout={int(busy_timeout_ms)}",
+            "secure_delete=ON",
+            "synchronous=FULL",
+        ):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Database:
+    """The application's engine and the factory of its request sessions."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.session_factory: sessionmaker[Session] = sessionmaker(engine, expire_on_commit=False)
+
+    @property
+    def backend(self) -> str:
+        """``sqlite`` or ``postgresql``: a few statements differ (locks, triggers)."""
+        return self.engine.dialect.name
+
+
+def get_db(app: Flask | None = None) -> Database:
+    """The :class:`Database` of ``app`` (default: the current application)."""
+    database: Database = (app or current_app).extensions["casework.db"]
+    return database
+
+
+def session() -> Session:
+    """The current request's session, created on first use."""
+    current: Session | None = g.get("_casework_session")
+    if current is None:
+        current = get_db().session_factory()
+        g._casework_session = current
+    return current
+
+
+def persist_despite_error() -> None:
+    """Keep this request's writes although it answers with an error status.
+
+    For the few writes that must survive a refusal: a failed-login counter and
+    its access-log entry, or the ``authz.denied`` entry of a refused request.
+    The caller must have rolled back anything else first.
+    """
+    g._casework_persist_on_error = True
+
+
+def install_request_transaction(app: Flask) -> None:
+    """Commit once per request when it succeeded, roll back otherwise.
+
+    The commit happens before the response leaves: if it fails, Flask's error
+    handling turns the response into a 500, so a client is never told that a
+    change was saved when it was not.
+    """
+
+    @app.after_request
+    def _finish(response: Response) -> Response:
+        current: Session | None = g.get("_casework_session")
+        if current is None:
+            return response
+        if response.status_code < 400 or g.get("_casework_persist_on_error"):
+            current.commit()
+        else:
+            current.rollback()
+        return response
+
+    @app.teardown_request
+    def _close(_exc: BaseException | None) -> None:
+        current: Session | None = g.pop("_casework_session", None)
+        if current is not None:
+            current.close()

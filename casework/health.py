@@ -1,0 +1,47 @@
+"""Liveness and readiness probes for load balancers and orchestrators."""
+
+from __future__ import annotations
+
+from flask import current_app
+from flask.views import MethodView
+from marshmallow import Schema, fields
+from sqlalchemy import text
+
+from casework import db, migrate
+from casework.api import Blueprint
+from casework.auth.access import public
+from casework.errors import ServiceUnavailable
+
+blp = Blueprint("health", __name__, description="Process and database health.")
+
+
+class HealthSchema(Schema):
+    status = fields.String(required=True, metadata={"example": "ok"})
+
+
+@blp.route("/healthz")
+class Liveness(MethodView):
+    @public
+    @blp.response(200, HealthSchema)
+    def get(self) -> dict[str, str]:
+        """The process is alive (no database access)."""
+        return {"status": "ok"}
+
+
+@blp.route("/readyz")
+class Readiness(MethodView):
+    @public
+    @blp.response(200, HealthSchema)
+    @blp.alt_response(503, schema="Problem", description="Database unreachable or not migrated.")
+    def get(self) -> dict[str, str]:
+        """The database answers and its schema is at the migration head."""
+        try:
+            connection = db.session().connection()
+            connection.execute(text("SELECT 1"))
+            at_head = migrate.is_at_head(connection)
+        except Exception:
+            current_app.logger.warning("readiness: database unreachable")
+            raise ServiceUnavailable("The database is unreachable.") from None
+        if not at_head:
+            raise ServiceUnavailable("The database schema is not at the migration head.")
+        return {"status": "ready"}

@@ -1,0 +1,16 @@
+"""Import every feature's models so ``Base.metadata`` is complete.
+
+Alembic's environment and the schema-drift test call :func:`import_all_models`;
+a feature that adds models adds its module here.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+MODEL_MODULES: tuple[str, ...] = ()
+
+
+def import_all_models() -> None:
+    for name in MODEL_MODULES:
+        importlib.import_module(name)

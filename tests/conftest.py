@@ -1,0 +1,94 @@
+"""Shared fixtures: one migrated database per run, one rolled-back transaction per test.
+
+Set ``CASEWORK_TEST_DATABASE_URL`` to run the whole suite on PostgreSQL; by
+default it runs on a SQLite file in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import Session
+
+os.environ.setdefault("CASEWORK_ENV", "test")
+
+from casework import create_app, migrate
+from casework.db import get_db, make_engine
+
+POSTGRES_URL = os.environ.get("CASEWORK_TEST_DATABASE_URL", "")
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    if POSTGRES_URL:
+        return POSTGRES_URL
+    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'casework.db'}"
+
+
+@pytest.fixture(scope="session")
+def instance_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("instance")
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url)
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as connection:
+            connection.execute(text("DROP SCHEMA public CASCADE"))
+            connection.execute(text("CREATE SCHEMA public"))
+    migrate.upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def app_config(database_url: str, instance_path: Path) -> dict[str, Any]:
+    return {"database_url": database_url, "instance_path": str(instance_path)}
+
+
+@pytest.fixture(scope="session")
+def app(engine: Engine, app_config: dict[str, Any]) -> Flask:
+    application = create_app(app_config)
+    application.config["TESTING"] = True
+    return application
+
+
+@pytest.fixture
+def connection(engine: Engine) -> Iterator[Connection]:
+    """An outer transaction that every session of the test joins, rolled back after."""
+    with engine.connect() as conn:
+        outer = conn.begin()
+        yield conn
+        outer.rollback()
+
+
+@pytest.fixture
+def db_session(app: Flask, connection: Connection) -> Iterator[Session]:
+    """A session for the test body; requests get their own on the same connection."""
+
+    def factory() -> Session:
+        return Session(
+            bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+        )
+
+    database = get_db(app)
+    original = database.session_factory
+    database.session_factory = factory  # type: ignore[assignment]
+    session = factory()
+    yield session
+    session.close()
+    database.session_factory = original
+
+
+@pytest.fixture
+def client(app: Flask, db_session: Session) -> FlaskClient:
+    return app.test_client()

@@ -1,0 +1,64 @@
+from pathlib import Path
+
+import pytest
+
+from casework import config
+
+
+def test_defaults_load_without_environment() -> None:
+    settings = config.load(environ={})
+    assert settings["port"] == 8000
+    assert settings["host"] == "127.0.0.1"
+
+
+def test_environment_overrides_with_types() -> None:
+    settings = config.load(
+        environ={"CASEWORK_PORT": "8001", "CASEWORK_MFA_REQUIRED_ROLES": "admin, auditor"}
+    )
+    assert settings["port"] == 8001
+    assert settings["mfa_required_roles"] == ["admin", "auditor"]
+
+
+def test_unknown_environment_key_names_it() -> None:
+    with pytest.raises(config.ConfigError, match="CASEWORK_FOO"):
+        config.load(environ={"CASEWORK_FOO": "1"})
+
+
+def test_wrong_type_names_the_key() -> None:
+    with pytest.raises(config.ConfigError, match="CASEWORK_PORT"):
+        config.load(environ={"CASEWORK_PORT": "eighty"})
+
+
+def test_unknown_file_key_names_it(tmp_path: Path) -> None:
+    (tmp_path / "default.toml").write_text("prot = 8000\n")
+    with pytest.raises(config.ConfigError, match="prot"):
+        config.load(environ={"CASEWORK_CONFIG_DIR": str(tmp_path)})
+
+
+def test_wrong_type_in_file(tmp_path: Path) -> None:
+    (tmp_path / "default.toml").write_text('workers = "two"\n')
+    with pytest.raises(config.ConfigError, match="workers"):
+        config.load(environ={"CASEWORK_CONFIG_DIR": str(tmp_path)})
+
+
+def test_environment_file_selected(tmp_path: Path) -> None:
+    (tmp_path / "staging.toml").write_text("port = 9000\n")
+    settings = config.load(
+        environ={"CASEWORK_CONFIG_DIR": str(tmp_path), "CASEWORK_ENV": "staging"}
+    )
+    assert settings["port"] == 9000
+
+
+def test_missing_environment_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(config.ConfigError, match="nowhere"):
+        config.load(environ={"CASEWORK_CONFIG_DIR": str(tmp_path), "CASEWORK_ENV": "nowhere"})
+
+
+def test_bool_is_not_an_int() -> None:
+    with pytest.raises(config.ConfigError):
+        config.load({"port": True}, environ={})
+
+
+def test_shipped_files_are_valid() -> None:
+    for name in ("default", "test", "production"):
+        config.load(environ={"CASEWORK_ENV": name})

@@ -1,0 +1,108 @@
+"""Errors as problem+json, and the HTTP hygiene every response gets."""
+
+import json
+import logging
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from casework import create_app
+
+PROBLEM = "application/problem+json"
+
+
+def test_unknown_path_is_problem_404(client: FlaskClient) -> None:
+    response = client.get("/nope")
+    assert response.status_code == 404
+    assert response.mimetype == PROBLEM
+    body = response.get_json(force=True)
+    assert body["type"] == "urn:casework:problem:not-found"
+    assert body["status"] == 404
+    assert {"title", "detail"} <= body.keys()
+
+
+def test_wrong_method_is_problem_405(client: FlaskClient) -> None:
+    response = client.post("/healthz")
+    assert response.status_code == 405
+    assert response.mimetype == PROBLEM
+    assert "GET" in response.headers["Allow"]
+
+
+def test_large_body_is_413(client: FlaskClient) -> None:
+    response = client.post(
+        "/api/v1/anything", data=b"x" * (2 * 1024 * 1024), content_type="application/json"
+    )
+    assert response.status_code == 413
+    assert response.mimetype == PROBLEM
+
+
+@pytest.fixture
+def scratch_app(app_config: dict[str, Any]) -> Flask:
+    """A fresh application that tests may add throw-away routes to."""
+    application = create_app(app_config)
+
+    @application.route("/api/v1/_test_echo", methods=["POST"])
+    def _echo() -> dict[str, bool]:
+        return {"ok": True}
+
+    @application.route("/_test_boom")
+    def _boom() -> None:
+        raise RuntimeError("SELECT secret FROM cases WHERE name='Amina'")
+
+    return application
+
+
+def test_form_post_to_api_route_is_415(scratch_app: Flask) -> None:
+    client = scratch_app.test_client()
+    assert client.post("/api/v1/_test_echo", json={"a": "b"}).status_code == 200
+    response = client.post("/api/v1/_test_echo", data={"a": "b"})
+    assert response.status_code == 415
+    assert response.mimetype == PROBLEM
+    assert response.get_json(force=True)["type"].endswith("unsupported-media-type")
+
+
+def test_security_headers_and_request_id(client: FlaskClient) -> None:
+    response = client.get("/api/v1/openapi.json", headers={"X-Request-ID": "abc-123"})
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["X-Request-ID"] == "abc-123"
+
+
+def test_unsafe_request_id_is_replaced(client: FlaskClient) -> None:
+    response = client.get("/healthz", headers={"X-Request-ID": "<script>"})
+    assert response.headers["X-Request-ID"] != "<script>"
+    assert len(response.headers["X-Request-ID"]) == 32
+
+
+def test_request_log_line_has_route_template_not_url(
+    client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    logger = logging.getLogger("casework.request")
+    logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.INFO, logger="casework"):
+            client.get("/healthz?name=secret-value")
+    finally:
+        logger.removeHandler(caplog.handler)
+    record = next(r for r in caplog.records if r.name == "casework.request")
+    assert record.__dict__["route"] == "/healthz"
+    assert record.__dict__["status"] == 200
+    from casework.logs import JsonFormatter
+
+    line = JsonFormatter().format(record)
+    assert "secret-value" not in line
+    assert json.loads(line)["request_id"]
+
+
+def test_internal_error_hides_exception_text(scratch_app: Flask) -> None:
+    response = scratch_app.test_client().get("/_test_boom")
+    assert response.status_code == 500
+    assert response.mimetype == PROBLEM
+    text = response.get_data(as_text=True)
+    assert "Amina" not in text
+    assert "SELECT" not in text
+    assert "Traceback" not in text
+    assert response.get_json(force=True)["request_id"] == response.headers["X-Request-ID"]
