@@ -23,8 +23,19 @@ def _make_app() -> Flask:
     return create_app()
 
 
+class CaseworkGroup(FlaskGroup):
+    """Turns a configuration error into one clear line and exit status 2."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().main(*args, **kwargs)
+        except config_module.ConfigError as exc:
+            click.echo(f"casework: configuration error: {exc}", err=True)
+            raise SystemExit(2) from None
+
+
 @click.group(
-    cls=FlaskGroup,
+    cls=CaseworkGroup,
     create_app=_make_app,
     add_version_option=False,
     load_dotenv=False,

@@ -62,3 +62,14 @@ def test_bool_is_not_an_int() -> None:
 def test_shipped_files_are_valid() -> None:
     for name in ("default", "test", "production"):
         config.load(environ={"CASEWORK_ENV": name})
+
+
+def test_cli_stops_on_unknown_variable_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from casework.cli import main
+
+    monkeypatch.setenv("CASEWORK_FOO", "1")
+    result = CliRunner().invoke(main, ["db", "current"])
+    assert result.exit_code == 2
+    assert "CASEWORK_FOO" in result.output
