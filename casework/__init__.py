@@ -47,6 +47,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 def _register_features(app: Flask, api: Any) -> None:
     """Each feature package contributes its blueprint and start-up hooks."""
-    from casework import health
+    from casework import audit, health
 
+    audit.init_app(app)
     api.register_blueprint(health.blp)

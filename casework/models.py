@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-MODEL_MODULES: tuple[str, ...] = ()
+MODEL_MODULES: tuple[str, ...] = ("casework.audit.models",)
 
 
 def import_all_models() -> None:

@@ -1,0 +1,127 @@
+"""Recording accesses: one call, in the same transaction as the change.
+
+``record`` appends an entry to the hash chain. Appends are serialised so the
+chain never forks: on PostgreSQL by a transaction-scoped advisory lock, held
+until the request commits; on SQLite by the write lock every transaction takes
+(``BEGIN IMMEDIATE``). A rolled-back request therefore leaves no entry, and the
+next append links to whatever was really committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Flask, g, has_app_context, has_request_context, request
+from sqlalchemy import event, select, text
+from sqlalchemy.orm import Mapper, Session
+
+from casework import db
+from casework.audit.actions import AuditAction, Outcome
+from casework.audit.encoding import GENESIS_HASH, AuditRecord, ChainedRecord, chain
+from casework.audit.models import AuditEntry
+
+# Arbitrary constant naming casework's audit-append lock among advisory locks.
+AUDIT_LOCK_KEY = 0x63617365_776F726B & 0x7FFFFFFFFFFFFFFF
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts, as the access log names them (ids and roles, never names)."""
+
+    user_id: str | None
+    role: str | None
+    office: str | None
+    device: str | None = None
+
+
+SYSTEM = Actor(user_id=None, role="system", office=None)
+ANONYMOUS = Actor(user_id=None, role=None, office=None)
+
+
+def record(
+    action: AuditAction,
+    *,
+    target: str | None = None,
+    fields: Iterable[str] = (),
+    outcome: Outcome = Outcome.SUCCESS,
+    actor: Actor | None = None,
+    session: Session | None = None,
+) -> ChainedRecord:
+    """Append one entry and return it sealed in the chain.
+
+    ``actor`` defaults to the request's principal (anonymous when none) or,
+    outside a request, to the system. ``fields`` are names, never values.
+    """
+    current = session if session is not None else db.session()
+    chained = chain(*_next_link(current, _build(action, target, fields, outcome, actor)))
+    current.add(AuditEntry.from_chained(chained))
+    current.flush()  # claims the sequence number inside this transaction
+    return chained
+
+
+def _build(
+    action: AuditAction,
+    target: str | None,
+    fields: Iterable[str],
+    outcome: Outcome,
+    actor: Actor | None,
+) -> AuditRecord:
+    who = actor or _request_actor()
+    return AuditRecord(
+        seq=1,  # replaced once the lock is held
+        at=datetime.now(UTC),
+        actor=who.user_id,
+        role=who.role,
+        office=who.office,
+        device=who.device,
+        action=str(action),
+        target=target,
+        fields=tuple(sorted(set(fields))),
+        outcome=str(outcome),
+        request_id=g.get("request_id") if has_app_context() else None,
+    )
+
+
+def _request_actor() -> Actor:
+    if not has_request_context():
+        return SYSTEM
+    principal = g.get("principal")
+    if principal is None:
+        return ANONYMOUS
+    return Actor(principal.user_id, principal.role, principal.office, principal.device_id)
+
+
+def _next_link(session: Session, draft: AuditRecord) -> tuple[bytes, AuditRecord]:
+    """Take the append lock, then read the head the new entry links to."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK_KEY})
+    head = session.execute(
+        select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)
+    ).first()
+    seq, prev = (head.seq + 1, bytes(head.hash)) if head else (1, GENESIS_HASH)
+    fields = {name: getattr(draft, name) for name in AuditRecord.__slots__}
+    fields["seq"] = seq
+    return prev, AuditRecord(**fields)
+
+
+def record_refusal(principal: Any) -> None:
+    """Denial hook: drop the request's pending changes, keep one ``authz.denied``."""
+    current = db.session()
+    current.rollback()
+    target = (request.view_args or {}).get("reference") if has_request_context() else None
+    record(AuditAction.AUTHZ_DENIED, target=target, outcome=Outcome.DENIED)
+    db.persist_despite_error()
+
+
+@event.listens_for(AuditEntry, "before_update")
+@event.listens_for(AuditEntry, "before_delete")
+def _refuse_change(_mapper: Mapper[Any], _connection: Any, _target: AuditEntry) -> None:
+    raise RuntimeError("access-log entries are append-only")
+
+
+def init_app(app: Flask) -> None:
+    """Record every refused authorisation."""
+    app.extensions.setdefault("casework.denial_hooks", []).append(record_refusal)
