@@ -146,3 +146,13 @@ def check_every_route_declared(app: Flask) -> None:
             "routes without an access declaration (use @public or @requires): "
             + ", ".join(sorted(undeclared))
         )
+
+
+def in_scope(principal: Principal, office: str | None) -> bool:
+    """Whether ``principal`` may see objects owned by ``office``.
+
+    Staff see their own office only; a case handed to another office changes
+    owner, so the sender loses sight of it. Officeless roles (admin, auditor)
+    see no office's cases at all.
+    """
+    return principal.office is not None and office is not None and principal.office == office
