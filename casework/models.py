@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import importlib
 
-MODEL_MODULES: tuple[str, ...] = ("casework.audit.models",)
+MODEL_MODULES: tuple[str, ...] = (
+    "casework.audit.models",
+    "casework.offices.models",
+)
 
 
 def import_all_models() -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Flask, request
 from flask.testing import FlaskClient
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
@@ -21,7 +21,9 @@ from sqlalchemy.orm import Session
 os.environ.setdefault("CASEWORK_ENV", "test")
 
 from casework import create_app, migrate
+from casework.auth.access import Principal, register_authenticator
 from casework.db import get_db, make_engine
+from casework.offices.models import Office
 
 POSTGRES_URL = os.environ.get("CASEWORK_TEST_DATABASE_URL", "")
 
@@ -59,7 +61,32 @@ def app_config(database_url: str, instance_path: Path) -> dict[str, Any]:
 def app(engine: Engine, app_config: dict[str, Any]) -> Flask:
     application = create_app(app_config)
     application.config["TESTING"] = True
+    register_authenticator(application, _test_principal_from_header)
     return application
+
+
+# Tests of features other than login act as a principal named in a header, so
+# they need no users or tokens. Only the test app registers this authenticator;
+# the identity tests exercise real tokens.
+TEST_PRINCIPAL_HEADER = "X-Test-Principal"
+
+
+def _test_principal_from_header() -> Principal | None:
+    value = request.headers.get(TEST_PRINCIPAL_HEADER)
+    if not value:
+        return None
+    role, office, user_id = value.split(";")
+    return Principal.for_role(role, user_id=user_id, office=office or None)
+
+
+def principal_headers(
+    role: str,
+    office: str | None = None,
+    user_id: str | None = None,
+) -> dict[str, str]:
+    """Headers that make a test request act as ``role`` in ``office``."""
+    who = user_id or f"test-{role}-{office or 'none'}"
+    return {TEST_PRINCIPAL_HEADER: f"{role};{office or ''};{who}"}
 
 
 @pytest.fixture
@@ -92,3 +119,15 @@ def db_session(app: Flask, connection: Connection) -> Iterator[Session]:
 @pytest.fixture
 def client(app: Flask, db_session: Session) -> FlaskClient:
     return app.test_client()
+
+
+@pytest.fixture
+def make_office(db_session: Session) -> Any:
+    """Create (and flush) an office; returns its code."""
+
+    def make(code: str = "kbl", name: str = "Test office", country: str = "AFG") -> str:
+        db_session.add(Office(code=code, name=name, country_code=country))
+        db_session.flush()
+        return code
+
+    return make
