@@ -48,6 +48,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 def _register_features(app: Flask, api: Any) -> None:
     """Each feature package contributes its blueprint and start-up hooks."""
     from casework import audit, health
+    from casework.security import app as security_app
 
+    security_app.init_app(app)
     audit.init_app(app)
     api.register_blueprint(health.blp)

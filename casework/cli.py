@@ -17,10 +17,18 @@ from flask.cli import FlaskGroup, with_appcontext
 from casework import config as config_module
 from casework import create_app, migrate
 from casework.db import get_db
+from casework.security.errors import KeyringError
 
 
 def _make_app() -> Flask:
     return create_app()
+
+
+_KIND = {
+    "ConfigError": "configuration error",
+    "KeyringError": "keyring error",
+    "UnknownKeyError": "keyring error",
+}
 
 
 class CaseworkGroup(FlaskGroup):
@@ -29,8 +37,8 @@ class CaseworkGroup(FlaskGroup):
     def main(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return super().main(*args, **kwargs)
-        except config_module.ConfigError as exc:
-            click.echo(f"casework: configuration error: {exc}", err=True)
+        except (config_module.ConfigError, KeyringError) as exc:
+            click.echo(f"casework: {_KIND[type(exc).__name__]}: {exc}", err=True)
             raise SystemExit(2) from None
 
 

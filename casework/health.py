@@ -11,6 +11,7 @@ from casework import db, migrate
 from casework.api import Blueprint
 from casework.auth.access import public
 from casework.errors import ServiceUnavailable
+from casework.security.app import current_keyring
 
 blp = Blueprint("health", __name__, description="Process and database health.")
 
@@ -44,4 +45,5 @@ class Readiness(MethodView):
             raise ServiceUnavailable("The database is unreachable.") from None
         if not at_head:
             raise ServiceUnavailable("The database schema is not at the migration head.")
+        current_keyring()  # 503 when the keyring is missing
         return {"status": "ready"}

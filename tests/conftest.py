@@ -24,6 +24,7 @@ from casework import create_app, migrate
 from casework.auth.access import Principal, register_authenticator
 from casework.db import get_db, make_engine
 from casework.offices.models import Office
+from casework.security.app import ensure_keyring
 
 POSTGRES_URL = os.environ.get("CASEWORK_TEST_DATABASE_URL", "")
 
@@ -61,6 +62,7 @@ def app_config(database_url: str, instance_path: Path) -> dict[str, Any]:
 def app(engine: Engine, app_config: dict[str, Any]) -> Flask:
     application = create_app(app_config)
     application.config["TESTING"] = True
+    ensure_keyring(application)
     register_authenticator(application, _test_principal_from_header)
     return application
 

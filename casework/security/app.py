@@ -1,0 +1,140 @@
+"""The keyring inside the running service.
+
+The keyring comes from ``CASEWORK_KEYRING`` (the JSON document, for containers)
+or from a 0600 file (default ``<instance>/keyring.json``, created by
+``casework init``). An unsafe file stops start-up. Each process re-reads the
+file when it changes, so a ``casework keys rotate`` run beside live workers is
+picked up within a second: no worker keeps wrapping under a demoted KEK.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from pathlib import Path
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from flask import Flask, current_app
+
+from casework.errors import ServiceUnavailable
+from casework.security.errors import KeyringError
+from casework.security.keyring import Keyring
+from casework.security.keyring_providers import (
+    EnvKeyringProvider,
+    FileKeyringProvider,
+    KeyringProvider,
+)
+
+KEYRING_ENV = "CASEWORK_KEYRING"
+_RECHECK_SECONDS = 1.0
+
+
+class KeyringHolder:
+    """Loads the keyring once and reloads it when its file changes."""
+
+    def __init__(self, provider: KeyringProvider) -> None:
+        self.provider = provider
+        self._lock = threading.Lock()
+        self._keyring: Keyring | None = None
+        self._stamp: tuple[int, int] | None = None
+        self._checked_at = 0.0
+
+    def get(self) -> Keyring:
+        """The current keyring; :class:`KeyringError` when there is none."""
+        now = time.monotonic()
+        if self._keyring is None or now - self._checked_at > _RECHECK_SECONDS:
+            with self._lock:
+                self._refresh(now)
+        assert self._keyring is not None
+        return self._keyring
+
+    def exists(self) -> bool:
+        if isinstance(self.provider, FileKeyringProvider):
+            return self.provider.path.exists()
+        return True
+
+    def save(self, keyring: Keyring) -> None:
+        self.provider.save(keyring)
+        with self._lock:
+            self._keyring, self._stamp = keyring, self._file_stamp()
+
+    def create(self) -> Keyring:
+        """Create and store a new keyring (file provider only); never overwrites."""
+        if not isinstance(self.provider, FileKeyringProvider):
+            raise KeyringError("only a keyring file can be created by casework init")
+        keyring = Keyring.generate()
+        self.provider.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.provider.create(keyring)
+        with self._lock:
+            self._keyring, self._stamp = keyring, self._file_stamp()
+        return keyring
+
+    def _refresh(self, now: float) -> None:
+        stamp = self._file_stamp()
+        if self._keyring is None or stamp != self._stamp:
+            self._keyring = self.provider.load()
+            self._stamp = stamp
+        self._checked_at = now
+
+    def _file_stamp(self) -> tuple[int, int] | None:
+        if not isinstance(self.provider, FileKeyringProvider):
+            return None
+        try:
+            status = self.provider.path.stat()
+        except FileNotFoundError:
+            return None
+        return (status.st_mtime_ns, status.st_ino)
+
+
+def provider_for(app: Flask) -> KeyringProvider:
+    if os.environ.get(KEYRING_ENV):
+        return EnvKeyringProvider(KEYRING_ENV)
+    configured = app.config["CASEWORK"]["keyring_path"]
+    return FileKeyringProvider(Path(configured or Path(app.instance_path) / "keyring.json"))
+
+
+def init_app(app: Flask) -> None:
+    """Attach the keyring; refuse to start on an unsafe or corrupt one.
+
+    A missing file is allowed so that ``casework init`` can create it; until
+    then every use of a key answers 503.
+    """
+    holder = KeyringHolder(provider_for(app))
+    if holder.exists():
+        holder.get()  # raises KeyringError with a message saying how to fix it
+    app.extensions["casework.keyring"] = holder
+    app.extensions.setdefault("casework.init_steps", []).append(lambda: ensure_keyring(app))
+
+
+def ensure_keyring(app: Flask) -> bool:
+    """``casework init`` step: create the keyring file if there is none. True if created."""
+    holder: KeyringHolder = app.extensions["casework.keyring"]
+    if holder.exists():
+        return False
+    holder.create()
+    return True
+
+
+def holder(app: Flask | None = None) -> KeyringHolder:
+    found: KeyringHolder = (app or current_app).extensions["casework.keyring"]
+    return found
+
+
+def current_keyring() -> Keyring:
+    """The keyring of the running service; 503 when it has not been created."""
+    try:
+        return holder().get()
+    except KeyringError:
+        raise ServiceUnavailable("The keyring is not available; run casework init.") from None
+
+
+def derived_secret(purpose: str, keyring: Keyring | None = None) -> bytes:
+    """A 32-byte secret for ``purpose`` (e.g. ``auth/throttle``), derived with HKDF
+    from the current blind-index root: stable across restarts, never stored."""
+    root = (keyring or current_keyring()).blind_index_root()
+    info = b"casework/derived/" + purpose.encode() + b"/v" + str(root.version).encode()
+    salt = hashlib.sha256(b"casework derived secrets").digest()
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=info).derive(root.material)
