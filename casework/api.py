@@ -7,16 +7,19 @@ from a bundled copy of Swagger UI so they work on an offline field network.
 
 from __future__ import annotations
 
+import http
 from typing import Any
 
 from flask import Flask, send_from_directory
 from flask.typing import ResponseReturnValue
 from flask_smorest import Api
 from flask_smorest import Blueprint as SmorestBlueprint
+from flask_smorest.utils import prepare_response
 from marshmallow import Schema, fields
 from swagger_ui_bundle import swagger_ui_path
 
 from casework.auth.access import public
+from casework.errors import PROBLEM_MIME
 
 API_PREFIX = "/api/v1"
 DOCS_ASSETS = f"{API_PREFIX}/docs/assets/"
@@ -60,11 +63,27 @@ def api_config(app: Flask) -> dict[str, Any]:
     }
 
 
+class CaseworkApi(Api):
+    """flask-smorest's Api, documenting errors as they are sent: problem+json."""
+
+    ERROR_SCHEMA = ProblemSchema
+
+    def _register_responses(self) -> None:
+        for status in http.HTTPStatus:
+            response: dict[str, Any] = {"description": status.phrase}
+            if status >= 400:
+                response["schema"] = ProblemSchema
+            prepare_response(response, self.spec, PROBLEM_MIME)
+            self.spec.components.response(status.name, response, lazy=True)
+        default = {"description": "Error (RFC 9457 problem details)", "schema": ProblemSchema}
+        prepare_response(default, self.spec, PROBLEM_MIME)
+        self.spec.components.response("DEFAULT_ERROR", default, lazy=True)
+
+
 def create_api(app: Flask) -> Api:
     """Create the Api, register the problem schema and the offline docs assets."""
     app.config.update(api_config(app))
-    api = Api(app)
-    api.spec.components.schema("Problem", schema=ProblemSchema)
+    api = CaseworkApi(app)  # registers ProblemSchema as "Problem" with the error responses
 
     @public
     def docs_asset(filename: str) -> ResponseReturnValue:

@@ -10,7 +10,7 @@ from sqlalchemy import text
 from casework import db, migrate
 from casework.api import Blueprint
 from casework.auth.access import public
-from casework.errors import ServiceUnavailable
+from casework.errors import PROBLEM_MIME, ServiceUnavailable
 from casework.security.app import current_keyring
 
 blp = Blueprint("health", __name__, description="Process and database health.")
@@ -33,7 +33,12 @@ class Liveness(MethodView):
 class Readiness(MethodView):
     @public
     @blp.response(200, HealthSchema)
-    @blp.alt_response(503, schema="Problem", description="Database unreachable or not migrated.")
+    @blp.alt_response(
+        503,
+        schema="Problem",
+        content_type=PROBLEM_MIME,
+        description="Database unreachable, not migrated, or keyring missing.",
+    )
     def get(self) -> dict[str, str]:
         """The database answers and its schema is at the migration head."""
         try:
