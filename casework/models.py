@@ -11,6 +11,7 @@ import importlib
 MODEL_MODULES: tuple[str, ...] = (
     "casework.audit.models",
     "casework.offices.models",
+    "casework.security.models",
 )
 
 

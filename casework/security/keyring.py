@@ -173,8 +173,8 @@ class Keyring:
 
     @property
     def keks(self) -> tuple[Kek, ...]:
-        """All KEKs, oldest first, destroyed ones included (their ids stay reserved)."""
-        return tuple(sorted(self._keks.values(), key=lambda k: (k.created_at, k.kek_id)))
+        """All KEKs in the order they were added, destroyed ones included (ids stay reserved)."""
+        return tuple(self._keks.values())
 
     def active_kek(self) -> Kek:
         """Return the one KEK under which new data keys are wrapped."""

@@ -56,8 +56,12 @@ class FileKeyringProvider:
             raise KeyringError(f"no keyring file at {self.path}") from None
         except OSError as error:
             raise KeyringError(f"cannot open keyring file {self.path}: {error.strerror}") from None
+        try:
+            self._check_safe(os.fstat(fd))
+        except BaseException:
+            os.close(fd)
+            raise
         with os.fdopen(fd, "rb") as handle:
-            self._check_safe(os.fstat(handle.fileno()))
             return parse_keyring(handle.read())
 
     def _check_safe(self, status: os.stat_result) -> None:

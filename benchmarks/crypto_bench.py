@@ -1,0 +1,192 @@
+"""Throughput of the encrypted store's primitives.
+
+Measures, in one run:
+
+* field encryption + decryption through casework's format (header, AAD binding,
+  checks) against raw ``AESGCM`` encrypt + decrypt of the same payload with the
+  same associated data, for 32-byte and 1 KiB payloads; the target is a ratio of
+  at least 0.7;
+* blind-index computations per second (single field and compound).
+
+Timings are CPU time of this process, so other work on the machine does not
+count. Raw and casework loops run back to back, in alternating order, many
+times; the reported ratio is the median of these paired ratios, and the rates
+come from the best timings.
+
+Usage, from the repository root::
+
+    python benchmarks/crypto_bench.py --out crypto_bench.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+import timeit
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import cryptography
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from casework.security.blind_index import DEFAULT_BITS, BlindIndexer
+from casework.security.envelope import (
+    DataKey,
+    FieldContext,
+    decrypt_field,
+    encrypt_field,
+    new_data_key,
+)
+
+PAYLOAD_SIZES = (32, 1024)
+TARGET_RATIO = 0.7
+NAMES = [
+    ("Yusuf", "Amina", 1987),
+    ("Nguyễn", "Văn An", 1979),
+    ("Al-Hassan", "Mohammed", 2001),
+    ("O'Brien", "Siobhán", 1995),
+    ("Kim", "Min-jun", 2010),
+]
+
+
+def _cpu_seconds(function: Callable[[], object], loops: int) -> float:
+    """Return the CPU time of ``loops`` calls: unlike wall time, it ignores other processes."""
+    return timeit.Timer(function, timer=time.process_time).timeit(number=loops)
+
+
+def _loops_for(function: Callable[[], object], seconds: float) -> int:
+    """Return a loop count that makes one timing last about ``seconds``."""
+    loops = 1
+    while True:
+        elapsed = _cpu_seconds(function, loops)
+        if elapsed >= 0.05:
+            return max(1, int(loops * seconds / elapsed))
+        loops *= 4
+
+
+def _timings(
+    functions: dict[str, Callable[[], object]], seconds: float, repeats: int
+) -> dict[str, list[float]]:
+    """Return seconds per operation of each function, one value per repeat.
+
+    The functions run back to back within each repeat, in alternating order,
+    so that a change in background load hits all of them alike.
+    """
+    loops = {name: _loops_for(function, seconds) for name, function in functions.items()}
+    timings: dict[str, list[float]] = {name: [] for name in functions}
+    names = list(functions)
+    for repeat in range(repeats):
+        for name in names if repeat % 2 == 0 else reversed(names):
+            elapsed = _cpu_seconds(functions[name], loops[name])
+            timings[name].append(elapsed / loops[name])
+    return timings
+
+
+def measure_fields(size: int, seconds: float, repeats: int) -> dict[str, Any]:
+    """Compare casework field encryption with raw AES-GCM for one payload size."""
+    key = DataKey(new_data_key())
+    context = FieldContext("people", "full_name", uuid.uuid4(), uuid.uuid4())
+    payload = os.urandom(size)
+    cipher = AESGCM(key.material)
+    associated_data = context.encoded
+
+    def raw_round_trip() -> None:
+        nonce = os.urandom(12)
+        cipher.decrypt(nonce, cipher.encrypt(nonce, payload, associated_data), associated_data)
+
+    def casework_round_trip() -> None:
+        decrypt_field(key, encrypt_field(key, payload, context), context)
+
+    timings = _timings({"raw": raw_round_trip, "casework": casework_round_trip}, seconds, repeats)
+    paired = [raw / ours for raw, ours in zip(timings["raw"], timings["casework"], strict=True)]
+    return {
+        "payload_bytes": size,
+        "raw_aesgcm_round_trips_per_s": round(1 / min(timings["raw"])),
+        "casework_round_trips_per_s": round(1 / min(timings["casework"])),
+        "ratio": round(statistics.median(paired), 3),
+        "ratio_range": [round(min(paired), 3), round(max(paired), 3)],
+    }
+
+
+def measure_blind_index(seconds: float, repeats: int) -> dict[str, Any]:
+    """Return single-field and compound blind-index computations per second."""
+    indexer = BlindIndexer(os.urandom(32), 1, bits=DEFAULT_BITS)
+    position = [0]
+
+    def next_name() -> tuple[str, str, int]:
+        position[0] = (position[0] + 1) % len(NAMES)
+        return NAMES[position[0]]
+
+    def single() -> None:
+        indexer.index("family_name", next_name()[0])
+
+    def compound() -> None:
+        family, given, year = next_name()
+        indexer.compound("name_birth_year", [family, given, year], tokens_unordered=True)
+
+    timings = _timings({"single": single, "compound": compound}, seconds, repeats)
+    return {
+        "bits": DEFAULT_BITS,
+        "single_field_per_s": round(1 / min(timings["single"])),
+        "compound_three_values_per_s": round(1 / min(timings["compound"])),
+    }
+
+
+def run(seconds: float, repeats: int) -> dict[str, Any]:
+    fields = [measure_fields(size, seconds, repeats) for size in PAYLOAD_SIZES]
+    return {
+        "environment": {
+            "python": platform.python_version(),
+            "cryptography": cryptography.__version__,
+            "machine": platform.machine(),
+            "cpus": os.cpu_count(),
+        },
+        "settings": {"seconds_per_timing": seconds, "repeats": repeats},
+        "field_encryption": fields,
+        "target_ratio": TARGET_RATIO,
+        "meets_target": all(row["ratio"] >= TARGET_RATIO for row in fields),
+        "blind_index": measure_blind_index(seconds, repeats),
+    }
+
+
+def print_table(results: dict[str, Any]) -> None:
+    print(f"{'payload':>8} {'raw AES-GCM/s':>14} {'casework/s':>12} {'ratio':>6}  paired range")
+    for row in results["field_encryption"]:
+        print(
+            f"{row['payload_bytes']:>7}B {row['raw_aesgcm_round_trips_per_s']:>14,}"
+            f" {row['casework_round_trips_per_s']:>12,} {row['ratio']:>6.3f}"
+            f"  {row['ratio_range'][0]:.3f}-{row['ratio_range'][1]:.3f}"
+        )
+    print("(round trip = one encryption + one decryption; ratio = median of paired timings)")
+    verdict = "met" if results["meets_target"] else "NOT met"
+    print(f"target ratio >= {results['target_ratio']}: {verdict}")
+    blind = results["blind_index"]
+    print(
+        f"blind index ({blind['bits']} bits): {blind['single_field_per_s']:,}/s single field, "
+        f"{blind['compound_three_values_per_s']:,}/s compound of three values"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True, help="where to write the JSON")
+    parser.add_argument("--seconds", type=float, default=0.1, help="duration of one timing")
+    parser.add_argument("--repeats", type=int, default=31, help="timings per measurement")
+    arguments = parser.parse_args(argv)
+    results = run(arguments.seconds, arguments.repeats)
+    print_table(results)
+    arguments.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""Case data keys in a SQLAlchemy session: attach a keyring, provision keys.
+
+A request's session carries a :class:`DataKeyCache` in ``session.info``; the
+encrypted attributes of :mod:`casework.security.columns` find their keys there.
+The cache is emptied whenever the session's transaction (or a savepoint) ends,
+so a key provisioned in a rolled-back transaction can never encrypt data whose
+key row was not stored, and unwrapped keys do not outlive the unit of work.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session, SessionTransaction
+
+from casework.security.data_key_cache import DataKeyCache
+from casework.security.envelope import DataKey, WrappedKey, new_data_key, wrap_data_key
+from casework.security.errors import DataKeyExistsError, EncryptionContextError
+from casework.security.keyring import Keyring
+from casework.security.models import CaseKey
+
+SESSION_INFO_KEY = "casework.security.data_keys"
+
+
+def attach_keyring(session: Session, keyring: Keyring) -> DataKeyCache:
+    """Give ``session`` a data-key cache backed by ``keyring`` and the case_keys table."""
+
+    def load_wrapped(case_id: uuid.UUID) -> WrappedKey | None:
+        with session.no_autoflush:
+            row = session.get(CaseKey, case_id)
+        return None if row is None else row.wrapped()
+
+    cache = DataKeyCache(keyring, load_wrapped)
+    session.info[SESSION_INFO_KEY] = cache
+    return cache
+
+
+def data_key_cache(session: Session) -> DataKeyCache:
+    """Return the session's cache; raise EncryptionContextError if no keyring was attached."""
+    cache = session.info.get(SESSION_INFO_KEY)
+    if not isinstance(cache, DataKeyCache):
+        raise EncryptionContextError(
+            "the session has no keyring: call casework.security.case_keys.attach_keyring first"
+        )
+    return cache
+
+
+def provision_case_key(session: Session, case_id: uuid.UUID) -> CaseKey:
+    """Create, wrap and add a new data key for a new case; return its (pending) row.
+
+    Raises DataKeyExistsError if the case already has a key: replacing it would
+    make every field already stored for the case unreadable.
+    """
+    cache = data_key_cache(session)
+    if case_id in cache or session.get(CaseKey, case_id) is not None:
+        raise DataKeyExistsError("the case already has a data key")
+    material = new_data_key()
+    wrapped = wrap_data_key(cache.keyring, material, case_id)
+    row = CaseKey(case_id=case_id, kek_id=wrapped.kek_id, wrapped_key=wrapped.blob)
+    session.add(row)
+    cache.remember(case_id, DataKey(material))
+    return row
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _end_of_unit_of_work(session: Session, transaction: SessionTransaction) -> None:
+    """Empty the cache when the outermost transaction or a savepoint ends."""
+    if transaction.parent is not None and not transaction.nested:
+        return
+    cache: Any = session.info.get(SESSION_INFO_KEY)
+    if isinstance(cache, DataKeyCache):
+        cache.clear()

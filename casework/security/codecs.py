@@ -1,0 +1,181 @@
+"""Typed values to and from the bytes that get encrypted.
+
+Each encoding starts with a one-byte type tag, so a column whose declared
+type changed without a data migration fails loudly (CodecError) instead of
+returning a misread value. Encodings are exact: every value round-trips.
+
+====  ======  ============================================================
+tag   type    payload
+====  ======  ============================================================
+``s`` str     UTF-8 (strings with lone surrogates are refused)
+``d`` date    proleptic Gregorian ordinal, 4 bytes big-endian
+``i`` int     two's complement, big-endian, ``bit_length // 8 + 1`` bytes
+``j`` JSON    compact UTF-8 JSON, keys sorted; NaN and infinities refused
+====  ======  ============================================================
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from typing import Any, Generic, Protocol, TypeAlias, TypeVar
+
+from casework.security.errors import CodecError
+
+JSONValue: TypeAlias = bool | int | float | str | list["JSONValue"] | dict[str, "JSONValue"] | None
+T = TypeVar("T")
+
+
+class Codec(Protocol[T]):
+    """Turns values of one Python type into bytes and back."""
+
+    name: str
+
+    def encode(self, value: T) -> bytes:
+        """Return the tagged bytes for ``value``; raise CodecError for a value of another type."""
+        ...
+
+    def decode(self, data: bytes) -> T:
+        """Return the value encoded in ``data``; raise CodecError if the tag or payload is wrong."""
+        ...
+
+
+class _TaggedCodec(Generic[T]):
+    """Shared tag handling; subclasses convert the payload."""
+
+    name = ""
+    tag = b""
+
+    def encode(self, value: T) -> bytes:
+        return self.tag + self._encode(value)
+
+    def decode(self, data: bytes) -> T:
+        if data[:1] != self.tag:
+            raise CodecError(f"stored value is not of type {self.name}")
+        return self._decode(data[1:])
+
+    def _encode(self, value: T) -> bytes:
+        raise NotImplementedError
+
+    def _decode(self, payload: bytes) -> T:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<codec {self.name}>"
+
+
+class TextCodec(_TaggedCodec[str]):
+    name = "str"
+    tag = b"s"
+
+    def _encode(self, value: str) -> bytes:
+        if not isinstance(value, str):
+            raise CodecError("expected a str")
+        try:
+            return value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise CodecError("text contains characters that are not valid Unicode") from None
+
+    def _decode(self, payload: bytes) -> str:
+        try:
+            return payload.decode("utf-8")
+        except UnicodeDecodeError:
+            raise CodecError("stored text is not valid UTF-8") from None
+
+
+class DateCodec(_TaggedCodec[datetime.date]):
+    name = "date"
+    tag = b"d"
+
+    def _encode(self, value: datetime.date) -> bytes:
+        # A datetime is a date subclass; storing one here would silently drop its time.
+        if not isinstance(value, datetime.date) or isinstance(value, datetime.datetime):
+            raise CodecError("expected a date (not a datetime)")
+        return value.toordinal().to_bytes(4, "big")
+
+    def _decode(self, payload: bytes) -> datetime.date:
+        ordinal = int.from_bytes(payload, "big")
+        if len(payload) != 4 or not 1 <= ordinal <= datetime.date.max.toordinal():
+            raise CodecError("stored date is malformed")
+        return datetime.date.fromordinal(ordinal)
+
+
+class IntCodec(_TaggedCodec[int]):
+    name = "int"
+    tag = b"i"
+
+    def _encode(self, value: int) -> bytes:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise CodecError("expected an int (not a bool)")
+        return value.to_bytes(value.bit_length() // 8 + 1, "big", signed=True)
+
+    def _decode(self, payload: bytes) -> int:
+        if not payload:
+            raise CodecError("stored int is malformed")
+        return int.from_bytes(payload, "big", signed=True)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise CodecError("stored JSON contains a non-finite number")
+
+
+def _check_json_types(value: object) -> None:
+    """Refuse what ``json.dumps`` would silently alter: int keys become str, tuples lists."""
+    if isinstance(value, list):
+        for item in value:
+            _check_json_types(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise CodecError("JSON object keys must be strings")
+            _check_json_types(item)
+    elif value is not None and not isinstance(value, bool | int | float | str):
+        raise CodecError("value is not JSON: only None, bool, int, float, str, list and dict")
+
+
+class JSONCodec(_TaggedCodec[JSONValue]):
+    name = "json"
+    tag = b"j"
+
+    def _encode(self, value: JSONValue) -> bytes:
+        try:
+            _check_json_types(value)
+        except RecursionError:
+            raise CodecError("JSON value is nested too deeply or contains itself") from None
+        try:
+            text = json.dumps(
+                value, ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":")
+            )
+            return text.encode("utf-8")
+        except ValueError:
+            raise CodecError("JSON numbers must be finite (no NaN or infinity)") from None
+
+    def _decode(self, payload: bytes) -> JSONValue:
+        try:
+            value: JSONValue = json.loads(payload.decode("utf-8"), parse_constant=_refuse_constant)
+        except (UnicodeDecodeError, ValueError):
+            raise CodecError("stored JSON is malformed") from None
+        return value
+
+
+TEXT = TextCodec()
+DATE = DateCodec()
+INT = IntCodec()
+JSON = JSONCodec()
+
+_BY_TYPE: dict[type, Codec[Any]] = {
+    str: TEXT,
+    datetime.date: DATE,
+    int: INT,
+    dict: JSON,
+    list: JSON,
+}
+
+
+def codec_for(python_type: type) -> Codec[Any]:
+    """Return the codec for ``str``, ``date``, ``int``, or ``dict``/``list`` (JSON)."""
+    try:
+        return _BY_TYPE[python_type]
+    except KeyError:
+        supported = ", ".join(t.__name__ for t in _BY_TYPE)
+        raise CodecError(f"no encrypted codec for this type; supported: {supported}") from None

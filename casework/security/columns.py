@@ -1,0 +1,204 @@
+"""Encrypted model attributes: the one place where fields are encrypted and decrypted.
+
+A model declares ``full_name = EncryptedText()`` (or ``encrypted_column(str)``);
+this adds a ``LargeBinary`` column of the same name that holds only ciphertext.
+Reading the attribute decrypts; assigning it encodes the value at once (so a
+wrong type fails where it was assigned) and encrypts it when the session
+flushes, because only then are the session, the case id and the row id known.
+Services never call an encryption function themselves.
+
+Every row needs its own id and its case id before the first flush; both are
+bound into the ciphertext. :class:`ClientIdMixin` assigns a UUID at construction.
+
+Limits a model author must know:
+
+* an encrypted attribute cannot be used in a query filter or ordering; search
+  goes through blind indexes (:mod:`casework.security.blind_index`);
+* ``None`` is stored as SQL NULL, so whether a value is present is visible;
+* a JSON value is decoded afresh on every read: changes made to the returned
+  dict or list are not saved until the attribute is assigned again;
+* renaming an encrypted column or its table needs a re-encryption migration,
+  because the names are part of the associated data.
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from typing import Any, Generic, Self, TypeVar, overload
+
+from sqlalchemy import LargeBinary, event
+from sqlalchemy.orm import Mapped, Session, mapped_column, object_session
+from sqlalchemy.orm.attributes import flag_dirty
+
+from casework.security.case_keys import data_key_cache
+from casework.security.codecs import DATE, INT, JSON, TEXT, Codec, JSONValue, codec_for
+from casework.security.envelope import FieldContext, decrypt_field, encrypt_field
+from casework.security.errors import EncryptionContextError
+
+T = TypeVar("T")
+
+PENDING_ATTRIBUTE = "_casework_pending_plaintext"
+"""Instance attribute holding encoded values assigned since the last flush, by field name."""
+
+
+class EncryptedField(Generic[T]):
+    """A model attribute whose value is stored AES-256-GCM encrypted under the case's data key."""
+
+    def __init__(
+        self,
+        codec: Codec[T],
+        *,
+        case_id_attr: str = "case_id",
+        row_id_attr: str = "id",
+        column_name: str | None = None,
+        nullable: bool = True,
+    ) -> None:
+        self.codec = codec
+        self.case_id_attr = case_id_attr
+        self.row_id_attr = row_id_attr
+        self.name_in_table = column_name or ""
+        self.nullable = nullable
+        self.name = ""
+        self.storage_attr = ""
+        self._table_name = ""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} ({self.codec.name})>"
+
+    def __set_name__(self, owner: type[Any], name: str) -> None:
+        self.name = name
+        self.name_in_table = self.name_in_table or name
+        self.storage_attr = f"_{name}_ciphertext"
+        self._owner: type[Any] = owner
+        column: Mapped[bytes | None] = mapped_column(
+            self.name_in_table,
+            LargeBinary,
+            nullable=self.nullable,
+            comment=f"encrypted {self.codec.name} (AES-256-GCM, see docs/encryption.md)",
+        )
+        setattr(owner, self.storage_attr, column)
+
+    @overload
+    def __get__(self, obj: None, owner: type[Any]) -> Self: ...
+
+    @overload
+    def __get__(self, obj: object, owner: type[Any]) -> T | None: ...
+
+    def __get__(self, obj: object | None, owner: type[Any]) -> Self | T | None:
+        if obj is None:
+            return self
+        pending = obj.__dict__.get(PENDING_ATTRIBUTE)
+        if pending and self.name in pending:
+            return self._decode(pending[self.name])
+        blob = getattr(obj, self.storage_attr)
+        if blob is None:
+            return None
+        session = object_session(obj)
+        if session is None:
+            raise EncryptionContextError("cannot decrypt a row that is not in a session")
+        key = data_key_cache(session).get(self._ids(obj)[0])
+        return self.codec.decode(decrypt_field(key, blob, self._context(obj)))
+
+    def __set__(self, obj: object, value: T | None) -> None:
+        encoded = None if value is None else self.codec.encode(value)
+        obj.__dict__.setdefault(PENDING_ATTRIBUTE, {})[self.name] = encoded
+        flag_dirty(obj)
+
+    def _decode(self, encoded: bytes | None) -> T | None:
+        return None if encoded is None else self.codec.decode(encoded)
+
+    def _ids(self, obj: object) -> tuple[uuid.UUID, uuid.UUID]:
+        case_id = getattr(obj, self.case_id_attr)
+        row_id = getattr(obj, self.row_id_attr)
+        if not isinstance(case_id, uuid.UUID):
+            raise EncryptionContextError(f"{self.case_id_attr} must be set before encrypting")
+        if not isinstance(row_id, uuid.UUID):
+            raise EncryptionContextError(
+                f"{self.row_id_attr} must be assigned at construction (use ClientIdMixin)"
+            )
+        return case_id, row_id
+
+    def _context(self, obj: object) -> FieldContext:
+        case_id, row_id = self._ids(obj)
+        if not self._table_name:
+            # The table exists only once the declarative class is complete.
+            self._table_name = self._owner.__table__.name
+        return FieldContext(self._table_name, self.name_in_table, case_id, row_id)
+
+    def seal(self, obj: object, session: Session, encoded: bytes | None) -> None:
+        """Store ``encoded`` (or NULL) encrypted in the ciphertext column; used at flush."""
+        if encoded is None:
+            setattr(obj, self.storage_attr, None)
+            return
+        key = data_key_cache(session).get(self._ids(obj)[0])
+        setattr(obj, self.storage_attr, encrypt_field(key, encoded, self._context(obj)))
+
+
+class EncryptedText(EncryptedField[str]):
+    """An encrypted ``str`` attribute."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(TEXT, **options)
+
+
+class EncryptedDate(EncryptedField[datetime.date]):
+    """An encrypted ``datetime.date`` attribute."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(DATE, **options)
+
+
+class EncryptedInt(EncryptedField[int]):
+    """An encrypted ``int`` attribute."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(INT, **options)
+
+
+class EncryptedJSON(EncryptedField[JSONValue]):
+    """An encrypted JSON attribute (dict, list, str, number, bool)."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(JSON, **options)
+
+
+def encrypted_column(python_type: type[T], **options: Any) -> EncryptedField[T]:
+    """Return an encrypted attribute for ``str``, ``date``, ``int``, or ``dict``/``list`` (JSON).
+
+    ``options`` are those of :class:`EncryptedField`; raises CodecError for other types.
+    """
+    codec: Codec[T] = codec_for(python_type)
+    return EncryptedField(codec, **options)
+
+
+class ClientIdMixin:
+    """A UUID primary key ``id`` assigned when the object is constructed.
+
+    Encryption binds the row id into every ciphertext, so it must exist before
+    the first flush; a database-generated key would arrive too late.
+    """
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("id", uuid.uuid4())
+        super().__init__(**kwargs)
+
+
+@event.listens_for(Session, "before_flush")
+def _seal_pending_values(session: Session, flush_context: Any, instances: Any) -> None:
+    """Encrypt every value assigned since the last flush, before SQL is emitted."""
+    for obj in [*session.new, *session.dirty]:
+        pending: dict[str, bytes | None] | None = obj.__dict__.get(PENDING_ATTRIBUTE)
+        while pending:
+            name, encoded = next(iter(pending.items()))
+            getattr(type(obj), name).seal(obj, session, encoded)
+            del pending[name]
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _discard_pending_values(session: Session, previous_transaction: Any) -> None:
+    """Drop unflushed assignments of rows the rollback expired, so reads show stored values."""
+    for obj in session.identity_map.values():
+        obj.__dict__.pop(PENDING_ATTRIBUTE, None)

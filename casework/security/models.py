@@ -1,0 +1,47 @@
+"""Tables owned by the security layer."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import DateTime, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from casework.db import Base
+from casework.security.envelope import WrappedKey
+from casework.security.keyring import KEK_ID_HEX_DIGITS, utc_now
+
+
+class CaseKey(Base):
+    """A case's data key, wrapped under a KEK. Deleting the row crypto-shreds the case."""
+
+    __tablename__ = "case_keys"
+
+    case_id: Mapped[uuid.UUID] = mapped_column(
+        primary_key=True, comment="the case whose fields this data key encrypts"
+    )
+    kek_id: Mapped[str] = mapped_column(
+        String(KEK_ID_HEX_DIGITS),
+        index=True,
+        comment="KEK that wraps the data key; rows not under the active KEK await re-wrapping",
+    )
+    wrapped_key: Mapped[bytes] = mapped_column(
+        LargeBinary, comment="AES-256-GCM sealed data key, format in docs/encryption.md"
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    rotated_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), comment="last re-wrap under a new KEK"
+    )
+
+    def __repr__(self) -> str:
+        return f"CaseKey(case_id={self.case_id!s}, kek_id={self.kek_id!r})"
+
+    def wrapped(self) -> WrappedKey:
+        """Return the stored wrapped key for :func:`casework.security.envelope.unwrap_data_key`."""
+        return WrappedKey(self.kek_id, self.wrapped_key)
+
+    def store(self, wrapped: WrappedKey) -> None:
+        """Replace the stored wrapped key (a new key, or a re-wrap under another KEK)."""
+        self.kek_id = wrapped.kek_id
+        self.wrapped_key = wrapped.blob

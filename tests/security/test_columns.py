@@ -1,0 +1,304 @@
+import datetime
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine, LargeBinary, select, text, update
+from sqlalchemy.orm import Session
+
+from casework.security.case_keys import data_key_cache, provision_case_key
+from casework.security.columns import EncryptedField, EncryptedText, encrypted_column
+from casework.security.errors import (
+    CodecError,
+    DecryptionError,
+    EncryptionContextError,
+    MissingDataKeyError,
+)
+from casework.security.keyring import Keyring
+
+from .sample_models import IntegerKeyed, Member, SampleCase, make_engine, open_session
+
+MEMBERS = Member.metadata.tables[Member.__tablename__]
+BORN = datetime.date(1987, 3, 14)
+NEEDS = {"codes": ["SM-MI", "DS-BD"], "notes": "needs ground floor"}
+
+
+@pytest.fixture
+def keyring() -> Keyring:
+    return Keyring.generate()
+
+
+@pytest.fixture
+def engine() -> Iterator[Engine]:
+    engine = make_engine()
+    yield engine
+    engine.dispose()
+
+
+def _member(case_id: uuid.UUID, name: str = "Amina Yusuf") -> Member:
+    return Member(
+        case_id=case_id,
+        full_name=name,
+        born_on=BORN,
+        household_size=5,
+        needs=NEEDS,
+        phone="+256 700 123456",
+    )
+
+
+def _store(engine: Engine, keyring: Keyring, *members: Member) -> None:
+    with open_session(engine, keyring, expire_on_commit=False) as session:
+        for case_id in {m.case_id for m in members}:
+            provision_case_key(session, case_id)
+        session.add_all(members)
+        session.commit()
+
+
+def _raw_row(engine: Engine, member_id: uuid.UUID) -> dict[str, object]:
+    with engine.connect() as connection:
+        row = connection.execute(
+            text("SELECT * FROM sample_members WHERE id = :id"), {"id": member_id.hex}
+        )
+        return dict(row.mappings().one())
+
+
+def test_values_round_trip_through_the_database(engine: Engine, keyring: Keyring) -> None:
+    member = _member(uuid.uuid4())
+    _store(engine, keyring, member)
+    with open_session(engine, keyring) as session:
+        loaded = session.get_one(Member, member.id)
+        assert loaded.full_name == "Amina Yusuf"
+        assert loaded.born_on == BORN
+        assert loaded.household_size == 5
+        assert loaded.needs == NEEDS
+        assert loaded.phone == "+256 700 123456"
+        assert loaded.nickname is None
+
+
+def test_the_database_holds_only_ciphertext(engine: Engine, keyring: Keyring) -> None:
+    member = _member(uuid.uuid4())
+    _store(engine, keyring, member)
+    row = _raw_row(engine, member.id)
+    for column in ("full_name", "born_on", "household_size", "needs", "phone_number"):
+        blob = row[column]
+        assert isinstance(blob, bytes)
+        assert blob[0] == 0x01
+    assert b"Amina" not in row["full_name"]  # type: ignore[operator]
+    assert b"ground floor" not in row["needs"]  # type: ignore[operator]
+    assert b"700" not in row["phone_number"]  # type: ignore[operator]
+    assert row["nickname"] is None
+
+
+def test_equal_values_in_two_rows_have_different_ciphertexts(
+    engine: Engine, keyring: Keyring
+) -> None:
+    case_id = uuid.uuid4()
+    first, second = _member(case_id), _member(case_id)
+    _store(engine, keyring, first, second)
+    assert _raw_row(engine, first.id)["full_name"] != _raw_row(engine, second.id)["full_name"]
+
+
+def test_reading_many_rows_unwraps_each_case_key_once(engine: Engine, keyring: Keyring) -> None:
+    cases = [uuid.uuid4() for _ in range(50)]
+    members = [_member(case_id, f"member {i}") for i, case_id in enumerate(cases * 4)]
+    _store(engine, keyring, *members)
+    with open_session(engine, keyring) as session:
+        names = {m.full_name for m in session.scalars(select(Member))}
+        assert names == {f"member {i}" for i in range(200)}
+        assert data_key_cache(session).unwraps == 50
+
+
+def test_writing_a_new_case_needs_no_unwrap(engine: Engine, keyring: Keyring) -> None:
+    with open_session(engine, keyring) as session:
+        case_id = uuid.uuid4()
+        provision_case_key(session, case_id)
+        session.add_all([_member(case_id) for _ in range(10)])
+        session.flush()
+        assert data_key_cache(session).unwraps == 0
+
+
+def _copy_column(
+    engine: Engine, source: Member, target: Member, column: str, into: str | None = None
+) -> None:
+    blob = _raw_row(engine, source.id)[column]
+    with engine.begin() as connection:
+        connection.execute(
+            update(MEMBERS).where(MEMBERS.c.id == target.id).values({into or column: blob})
+        )
+
+
+def _read_name(engine: Engine, keyring: Keyring, member: Member, attribute: str) -> object:
+    with open_session(engine, keyring) as session:
+        return getattr(session.get_one(Member, member.id), attribute)
+
+
+def test_ciphertext_copied_to_another_row_is_rejected(engine: Engine, keyring: Keyring) -> None:
+    case_id = uuid.uuid4()
+    source, target = _member(case_id, "Source"), _member(case_id, "Target")
+    _store(engine, keyring, source, target)
+    _copy_column(engine, source, target, "full_name")
+    with pytest.raises(DecryptionError):
+        _read_name(engine, keyring, target, "full_name")
+
+
+def test_ciphertext_copied_to_another_column_is_rejected(engine: Engine, keyring: Keyring) -> None:
+    member = _member(uuid.uuid4())
+    _store(engine, keyring, member)
+    _copy_column(engine, member, member, "full_name", into="nickname")
+    with pytest.raises(DecryptionError):
+        _read_name(engine, keyring, member, "nickname")
+
+
+def test_ciphertext_copied_to_another_case_is_rejected(engine: Engine, keyring: Keyring) -> None:
+    source, target = _member(uuid.uuid4(), "Source"), _member(uuid.uuid4(), "Target")
+    _store(engine, keyring, source, target)
+    _copy_column(engine, source, target, "full_name")
+    with pytest.raises(DecryptionError, match="different data key"):
+        _read_name(engine, keyring, target, "full_name")
+
+
+def test_none_is_stored_as_null(engine: Engine, keyring: Keyring) -> None:
+    member = _member(uuid.uuid4())
+    _store(engine, keyring, member)
+    with open_session(engine, keyring) as session:
+        loaded = session.get_one(Member, member.id)
+        loaded.phone = None
+        assert loaded.phone is None
+        session.commit()
+    assert _raw_row(engine, member.id)["phone_number"] is None
+    assert _read_name(engine, keyring, member, "phone") is None
+
+
+def test_updates_are_re_encrypted(engine: Engine, keyring: Keyring) -> None:
+    member = _member(uuid.uuid4())
+    _store(engine, keyring, member)
+    before = _raw_row(engine, member.id)["full_name"]
+    with open_session(engine, keyring) as session:
+        session.get_one(Member, member.id).full_name = "Amina Y. Hassan"
+        session.commit()
+    assert _raw_row(engine, member.id)["full_name"] != before
+    assert _read_name(engine, keyring, member, "full_name") == "Amina Y. Hassan"
+
+
+def test_a_wrong_type_fails_where_it_is_assigned(keyring: Keyring) -> None:
+    member = _member(uuid.uuid4())
+    with pytest.raises(CodecError):
+        member.born_on = "1987-03-14"  # type: ignore[assignment]
+    with pytest.raises(CodecError):
+        member.born_on = datetime.datetime(1987, 3, 14, 8, 0)
+    with pytest.raises(CodecError):
+        member.household_size = True
+    assert member.born_on == BORN
+
+
+def test_assigned_values_are_readable_before_the_flush_and_sealed_by_it(
+    engine: Engine, keyring: Keyring
+) -> None:
+    case_id = uuid.uuid4()
+    with open_session(engine, keyring) as session:
+        provision_case_key(session, case_id)
+        member = _member(case_id)
+        session.add(member)
+        assert member.full_name == "Amina Yusuf"
+        stored = session.scalars(select(Member._full_name_ciphertext)).one()  # type: ignore[attr-defined]
+        assert stored is not None
+        assert b"Amina" not in stored
+        member.nickname = "Mina"
+        session.flush()
+        assert member.nickname == "Mina"
+        session.commit()
+
+
+def test_rollback_discards_unflushed_values(engine: Engine, keyring: Keyring) -> None:
+    member = _member(uuid.uuid4())
+    _store(engine, keyring, member)
+    with open_session(engine, keyring) as session:
+        loaded = session.get_one(Member, member.id)
+        loaded.full_name = "Changed"
+        session.rollback()
+        assert loaded.full_name == "Amina Yusuf"
+
+
+def test_json_changes_need_a_new_assignment(engine: Engine, keyring: Keyring) -> None:
+    member = _member(uuid.uuid4())
+    _store(engine, keyring, member)
+    with open_session(engine, keyring) as session:
+        loaded = session.get_one(Member, member.id)
+        needs = loaded.needs
+        assert isinstance(needs, dict)
+        needs["notes"] = "changed in place"
+        assert loaded.needs == NEEDS
+        loaded.needs = needs
+        session.commit()
+    assert _read_name(engine, keyring, member, "needs") == needs
+
+
+def test_a_session_without_keyring_cannot_encrypt_or_decrypt(
+    engine: Engine, keyring: Keyring
+) -> None:
+    member = _member(uuid.uuid4())
+    with Session(engine) as session:
+        session.add(_member(uuid.uuid4()))
+        with pytest.raises(EncryptionContextError, match="attach_keyring"):
+            session.flush()
+    _store(engine, keyring, member)
+    with Session(engine) as session, pytest.raises(EncryptionContextError, match="no keyring"):
+        _ = session.get_one(Member, member.id).full_name
+
+
+def test_a_detached_row_cannot_be_decrypted(engine: Engine, keyring: Keyring) -> None:
+    member = _member(uuid.uuid4())
+    _store(engine, keyring, member)
+    with open_session(engine, keyring) as session:
+        loaded = session.get_one(Member, member.id)
+        session.expunge(loaded)
+    with pytest.raises(EncryptionContextError, match="not in a session"):
+        _ = loaded.full_name
+
+
+def test_rows_need_a_uuid_id_and_a_case_id_before_the_flush(
+    engine: Engine, keyring: Keyring
+) -> None:
+    case_id = uuid.uuid4()
+    with open_session(engine, keyring) as session:
+        provision_case_key(session, case_id)
+        session.add(IntegerKeyed(case_id=case_id, secret="x"))
+        with pytest.raises(EncryptionContextError, match="id must be assigned at construction"):
+            session.flush()
+    with open_session(engine, keyring) as session:
+        session.add(Member(full_name="no case yet"))
+        with pytest.raises(EncryptionContextError, match="case_id must be set"):
+            session.flush()
+
+
+def test_a_case_without_a_data_key_cannot_store_values(engine: Engine, keyring: Keyring) -> None:
+    with open_session(engine, keyring) as session:
+        session.add(_member(uuid.uuid4()))
+        with pytest.raises(MissingDataKeyError):
+            session.flush()
+
+
+def test_a_model_whose_own_id_is_the_case_id(engine: Engine, keyring: Keyring) -> None:
+    case_id = uuid.uuid4()
+    case = SampleCase(id=case_id, narrative="Fled in 2019 with two children.")
+    with open_session(engine, keyring) as session:
+        provision_case_key(session, case_id)
+        session.add(case)
+        session.commit()
+    with open_session(engine, keyring) as session:
+        narrative = session.get_one(SampleCase, case_id).narrative
+        assert narrative == "Fled in 2019 with two children."
+
+
+def test_declarations_create_binary_ciphertext_columns() -> None:
+    assert isinstance(Member.full_name, EncryptedText)
+    assert isinstance(Member.phone, EncryptedField)
+    assert repr(Member.phone) == "<EncryptedField 'phone' (str)>"
+    columns = Member.__table__.c
+    assert "phone_number" in columns
+    assert "phone" not in columns
+    for name in ("full_name", "born_on", "household_size", "needs", "phone_number"):
+        assert isinstance(columns[name].type, LargeBinary)
+        assert "encrypted" in (columns[name].comment or "")
+    with pytest.raises(CodecError):
+        encrypted_column(float)
