@@ -102,6 +102,8 @@ def session() -> Session:
     current: Session | None = g.get("_casework_session")
     if current is None:
         current = get_db().session_factory()
+        for hook in current_app.extensions.get("casework.session_hooks", []):
+            hook(current)
         g._casework_session = current
     return current
 

@@ -18,8 +18,10 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import Flask, current_app
+from sqlalchemy.orm import Session
 
 from casework.errors import ServiceUnavailable
+from casework.security.case_keys import attach_keyring
 from casework.security.errors import KeyringError
 from casework.security.keyring import Keyring
 from casework.security.keyring_providers import (
@@ -106,7 +108,21 @@ def init_app(app: Flask) -> None:
     if holder.exists():
         holder.get()  # raises KeyringError with a message saying how to fix it
     app.extensions["casework.keyring"] = holder
+    app.extensions.setdefault("casework.session_hooks", []).append(_attach_to_session)
     app.extensions.setdefault("casework.init_steps", []).append(lambda: ensure_keyring(app))
+
+
+def _attach_to_session(session: Session) -> None:
+    """Give each request's session the keyring, so encrypted attributes find their keys.
+
+    Without a keyring (before ``casework init``) the session stays bare and any
+    encrypted attribute refuses to work, while health checks still answer.
+    """
+    try:
+        keyring = holder().get()
+    except KeyringError:
+        return
+    attach_keyring(session, keyring)
 
 
 def ensure_keyring(app: Flask) -> bool:

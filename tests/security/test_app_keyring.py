@@ -83,3 +83,12 @@ def test_derived_secrets_differ_by_purpose(app_config: dict[str, Any], tmp_path:
     assert a == derived_secret("auth/throttle", ring)
     assert a != derived_secret("other", ring)
     assert len(a) == 32
+
+
+def test_request_sessions_carry_the_keyring(app: Any) -> None:
+    from casework import db
+    from casework.security.case_keys import data_key_cache
+
+    with app.test_request_context("/"):
+        cache = data_key_cache(db.session())
+        assert cache.keyring.active_kek().kek_id == holder(app).get().active_kek().kek_id
