@@ -10,7 +10,7 @@ from __future__ import annotations
 import http
 from typing import Any
 
-from flask import Flask, send_from_directory
+from flask import Flask, Response, json, send_from_directory
 from flask.typing import ResponseReturnValue
 from flask_smorest import Api
 from flask_smorest import Blueprint as SmorestBlueprint
@@ -78,6 +78,14 @@ class CaseworkApi(Api):
         default = {"description": "Error (RFC 9457 problem details)", "schema": ProblemSchema}
         prepare_response(default, self.spec, PROBLEM_MIME)
         self.spec.components.response("DEFAULT_ERROR", default, lazy=True)
+
+    def _openapi_json(self) -> Response:
+        """Serve the document, rendered once: it cannot change while the process runs."""
+        if self._rendered is None:
+            self._rendered = json.dumps(self.spec.to_dict(), indent=2)
+        return Response(self._rendered, mimetype="application/json")
+
+    _rendered: str | None = None
 
 
 def create_api(app: Flask) -> Api:

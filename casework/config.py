@@ -48,6 +48,7 @@ SCHEMA: dict[str, Key] = {
     "host": Key(str, "127.0.0.1", "Address `casework serve` binds to."),
     "port": Key(int, 8000, "Port `casework serve` binds to."),
     "workers": Key(int, 2, "gunicorn worker processes for `casework serve`."),
+    "threads": Key(int, 8, "Threads per gunicorn worker (gthread); see docs/performance.md."),
     "max_body_bytes": Key(int, 1024 * 1024, "Largest request body accepted (413 above)."),
     "log_level": Key(str, "INFO", "Python logging level of the JSON logs."),
     "sqlite_busy_timeout_ms": Key(int, 10000, "How long SQLite waits for the write lock."),

@@ -7,6 +7,7 @@ features developed side by side never block each other's migration.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from alembic import command
@@ -34,9 +35,11 @@ def downgrade(engine: Engine, revision: str) -> None:
     command.downgrade(alembic_config(engine), revision)
 
 
-def head_revisions() -> set[str]:
+@functools.cache
+def head_revisions() -> frozenset[str]:
+    """The scripts' heads; read once per process (the scripts do not change under it)."""
     script = ScriptDirectory.from_config(alembic_config_without_engine())
-    return set(script.get_heads())
+    return frozenset(script.get_heads())
 
 
 def current_revisions(connection: Connection) -> set[str]:
