@@ -47,9 +47,15 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 def _register_features(app: Flask, api: Any) -> None:
     """Each feature package contributes its blueprint and start-up hooks."""
-    from casework import audit, health
+    from casework import audit, auth, health
+    from casework.auth import api as auth_api
+    from casework.offices import api as offices_api
     from casework.security import app as security_app
 
     security_app.init_app(app)
     audit.init_app(app)
+    auth.init_app(app)  # after the keyring: its init step creates the first admin
     api.register_blueprint(health.blp)
+    api.register_blueprint(auth_api.blp)
+    api.register_blueprint(auth_api.users_blp)
+    api.register_blueprint(offices_api.blp)

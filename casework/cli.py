@@ -16,6 +16,7 @@ from flask.cli import FlaskGroup, with_appcontext
 
 from casework import config as config_module
 from casework import create_app, migrate
+from casework.auth.cli import create_user_command
 from casework.db import get_db
 from casework.security.errors import KeyringError
 
@@ -111,6 +112,9 @@ def serve_command(host: str | None, port: int | None, workers: int | None) -> No
     options: dict[str, Any] = {
         "bind": f"{host or settings['host']}:{port or settings['port']}",
         "workers": workers or settings["workers"],
+        # Threads keep slow clients (field offices on poor links) from blocking a worker.
+        "worker_class": "gthread",
+        "threads": settings["threads"],
         "accesslog": None,  # casework logs each request itself, without query strings
         "errorlog": "-",
         "timeout": 60,
@@ -129,3 +133,6 @@ def serve_command(host: str | None, port: int | None, workers: int | None) -> No
     create_app()  # fail fast, in the foreground, on a configuration error
     click.echo(f"casework serving on http://{options['bind']}")
     CaseworkServer().run()
+
+
+main.add_command(create_user_command)

@@ -12,6 +12,7 @@ MODEL_MODULES: tuple[str, ...] = (
     "casework.audit.models",
     "casework.offices.models",
     "casework.security.models",
+    "casework.auth.models",
 )
 
 

@@ -133,3 +133,30 @@ def make_office(db_session: Session) -> Any:
         return code
 
     return make
+
+
+@pytest.fixture
+def make_user(app: Flask, db_session: Session) -> Any:
+    """Create (and flush) a user with a real password hash; returns the ``User``.
+
+    ``make_user(role, office=None, *, username=None, password=..., mfa=None,
+    active=True)``; roles that require MFA come enrolled (see tests/auth/helpers.py).
+    """
+    from tests.auth.helpers import create_user
+
+    def make(role: str, office: str | None = None, **kwargs: Any) -> Any:
+        return create_user(app, db_session, role, office, **kwargs)
+
+    return make
+
+
+@pytest.fixture
+def login_headers(app: Flask, client: FlaskClient, db_session: Session) -> Any:
+    """``login_headers(user)`` -> ``{"Authorization": "Bearer ..."}`` from a real login,
+    answering or enrolling in MFA where required."""
+    from tests.auth.helpers import login_headers as sign_in
+
+    def headers(user: Any, **kwargs: Any) -> dict[str, str]:
+        return sign_in(app, client, db_session, user, **kwargs)
+
+    return headers

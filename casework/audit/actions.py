@@ -44,6 +44,7 @@ class AuditAction(StrEnum):
     USER_ROLE_CHANGE = "user.role_change"
     USER_DISABLE = "user.disable"
     USER_PASSWORD_RESET = "user.password_reset"  # noqa: S105 - an action name
+    USER_MFA_RESET = "user.mfa_reset"
     OFFICE_CREATE = "office.create"
     OFFICE_READ = "office.read"
     OFFICE_UPDATE = "office.update"

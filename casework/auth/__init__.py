@@ -1,0 +1,20 @@
+"""Identity and access: staff accounts, roles -> permissions, tokens, MFA, throttling.
+
+Importing this package stays cheap (``access`` and ``permissions`` are used by
+the application factory itself); :func:`init_app` pulls in the rest.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    """Check the identity settings, authenticate bearer tokens, create the first admin
+    in ``casework init`` (after the keyring step, which registers earlier)."""
+    from casework.auth import cli, sessions, settings
+    from casework.auth.access import register_authenticator
+
+    settings.check(app)
+    register_authenticator(app, sessions.bearer_principal)
+    app.extensions.setdefault("casework.init_steps", []).append(lambda: cli.first_admin_step(app))

@@ -7,15 +7,17 @@ so a forgotten check is a start-up failure, not an open door.
 
 from __future__ import annotations
 
+import copy
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from flask import Flask, current_app, g
+from sqlalchemy import ColumnElement, false
 
 from casework.auth.permissions import Permission, permissions_for
-from casework.errors import Forbidden, Unauthorized
+from casework.errors import Forbidden, NotFound, Unauthorized
 
 F = TypeVar("F", bound=Callable[..., Any])
 ACCESS_ATTR = "_casework_access"
@@ -61,7 +63,29 @@ class Access:
 def public(view: F) -> F:
     """Mark a view as open to anonymous callers (health, login, OpenAPI)."""
     setattr(view, ACCESS_ATTR, Access(public=True))
+    _document(view, {"security": []})
     return view
+
+
+def _problem_response(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {
+            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+        },
+    }
+
+
+def _document(view: Any, extra: dict[str, Any]) -> None:
+    """Merge ``extra`` into the view's OpenAPI operation (flask-smorest ``manual_doc``)."""
+    apidoc = copy.deepcopy(getattr(view, "_apidoc", {}))
+    manual = apidoc.setdefault("manual_doc", {})
+    for key, value in extra.items():
+        if isinstance(value, dict):
+            manual.setdefault(key, {}).update(value)
+        else:
+            manual[key] = value
+    view._apidoc = apidoc
 
 
 def requires(*permissions: Permission, allow_mfa_pending: bool = False) -> Callable[[F], F]:
@@ -79,6 +103,17 @@ def requires(*permissions: Permission, allow_mfa_pending: bool = False) -> Calla
             return view(*args, **kwargs)
 
         setattr(wrapper, ACCESS_ATTR, declared)
+        _document(
+            wrapper,
+            {
+                "security": [{"bearer": []}],
+                "x-permissions": [p.value for p in declared.permissions],
+                "responses": {
+                    "401": _problem_response("Authentication required."),
+                    "403": _problem_response("The caller's role lacks a required permission."),
+                },
+            },
+        )
         return wrapper  # type: ignore[return-value]
 
     return decorate
@@ -156,3 +191,53 @@ def in_scope(principal: Principal, office: str | None) -> bool:
     see no office's cases at all.
     """
     return principal.office is not None and office is not None and principal.office == office
+
+
+# Models that belong to an office name it in this attribute, unless they set
+# ``__scope_attribute__`` to another one (e.g. the office a case is owned by).
+DEFAULT_SCOPE_ATTRIBUTE = "office_code"
+
+
+def office_of(obj: object) -> str | None:
+    """The office that owns ``obj`` (see :data:`DEFAULT_SCOPE_ATTRIBUTE`)."""
+    attribute = getattr(type(obj), "__scope_attribute__", DEFAULT_SCOPE_ATTRIBUTE)
+    office: str | None = getattr(obj, attribute)
+    return office
+
+
+def can(principal: Principal, permission: Permission, obj: object) -> bool:
+    """Whether ``principal`` holds ``permission`` and ``obj`` is in their office scope."""
+    return principal.has(permission) and in_scope(principal, office_of(obj))
+
+
+def scope_filter(principal: Principal, office_column: Any) -> ColumnElement[bool]:
+    """The list twin of :func:`can`: a WHERE clause keeping rows of the caller's office.
+
+    ``office_column`` is the model's owning-office column (``Case.office_code``).
+    An officeless caller gets a clause that is always false: they list nothing.
+    """
+    if principal.office is None:
+        return false()
+    clause: ColumnElement[bool] = office_column == principal.office
+    return clause
+
+
+def require_can(principal: Principal, permission: Permission, obj: object | None) -> Any:
+    """Return ``obj`` when :func:`can` allows it; otherwise raise 404, as for a missing one.
+
+    ``obj`` may be None (not found): the caller then loads and checks in one
+    line. A refusal of an existing object is recorded like any other denial,
+    but answers 404 so that references cannot be probed.
+    """
+    if obj is None:
+        raise NotFound("No such resource.")
+    if not can(principal, permission, obj):
+        deny_as_missing(principal)
+    return obj
+
+
+def deny_as_missing(principal: Principal | None) -> None:
+    """Record an ``authz.denied`` entry and raise 404 (an out-of-scope object)."""
+    for hook in current_app.extensions.get("casework.denial_hooks", []):
+        hook(principal)
+    raise NotFound("No such resource.")

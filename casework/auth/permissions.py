@@ -1,7 +1,7 @@
 """Permissions as data: one enum, one role -> permissions table.
 
 Code checks permissions, never role names. ``docs/permissions.md`` is generated
-from this table and a test keeps the two equal.
+from this table by :func:`render_markdown`, and a test keeps the two equal.
 """
 
 from __future__ import annotations
@@ -100,8 +100,89 @@ ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
 ROLES = tuple(ROLE_PERMISSIONS)
 # Roles whose users belong to no office (they see no case, so need no scope).
 OFFICELESS_ROLES = frozenset({"admin", "auditor"})
+# Roles a staff account (username and password) may hold; devices enrol instead.
+STAFF_ROLES = tuple(role for role in ROLES if role != "device")
+
+ROLE_SUMMARIES: dict[str, str] = {
+    "admin": "Runs the service: offices, users, devices, keys. Sees no case contents.",
+    "caseworker": "Intake; reads and edits the cases of their own office.",
+    "vetting_officer": "A caseworker who also conducts interviews and screening.",
+    "supervisor": "Everything in their office, plus the second-person (four-eyes) decisions.",
+    "auditor": "Reads and verifies the access log; sees no case.",
+    "device": "An enrolled field-office sync client (signed requests, no password).",
+}
+
+PERMISSION_SUMMARIES: dict[Permission, str] = {
+    P.OFFICES_READ: "list and read field offices",
+    P.OFFICES_WRITE: "create offices, rename, deactivate",
+    P.USERS_READ: "list and read staff accounts",
+    P.USERS_WRITE: "create accounts; change role, office, active; reset password or MFA",
+    P.DEVICES_MANAGE: "enrol and revoke field-office sync devices",
+    P.KEYS_MANAGE: "rotate and retire encryption keys",
+    P.CASES_CREATE: "register a case (intake)",
+    P.CASES_READ: "read a case of their office",
+    P.CASES_WRITE: "edit a case of their office",
+    P.CASES_SEARCH: "search the cases of their office",
+    P.CASES_HISTORY: "read a case's change history",
+    P.CASES_CLOSE: "close and reopen a case",
+    P.CASES_ERASE: "erase a case (crypto-shredding, with a second person)",
+    P.ALERTS_READ: "read screening alerts",
+    P.VETTING_CONDUCT: "record interviews and screening",
+    P.VETTING_DECIDE: "decide vetting (four-eyes)",
+    P.MEDICAL_READ: "read medical and screening notes",
+    P.DETERMINATION_ASSESS: "prepare a status determination",
+    P.DETERMINATION_DECIDE: "decide a status determination (four-eyes)",
+    P.RESETTLEMENT_PREPARE: "prepare a resettlement submission",
+    P.RESETTLEMENT_REVIEW: "approve a resettlement submission (four-eyes)",
+    P.HANDOFF_REQUEST: "ask to hand a case to another office",
+    P.HANDOFF_APPROVE: "approve a hand-off (four-eyes)",
+    P.HANDOFF_ACCEPT: "accept or decline a case handed to their office",
+    P.CONSENT_RECORD: "record and withdraw consent",
+    P.WORKFLOW_READ: "read the workflow definitions (no case data)",
+    P.AUDIT_READ: "query the access log",
+    P.AUDIT_CHECKPOINT: "read, verify and export signed checkpoints",
+    P.SYNC_PULL: "pull their office's change feed (devices)",
+    P.SYNC_PUSH: "push mutations (devices)",
+    P.SELF: "sign in and out, read their own account, enrol in MFA",
+}
 
 
 def permissions_for(role: str) -> frozenset[Permission]:
     """The permissions of ``role``; an unknown role has none (deny by default)."""
     return ROLE_PERMISSIONS.get(role, frozenset())
+
+
+def render_markdown() -> str:
+    """``docs/permissions.md``: the role table and the permission matrix, from this module."""
+    lines = [
+        "# Roles and permissions",
+        "",
+        "<!-- Generated from casework/auth/permissions.py by render_markdown(); do not edit.",
+        "     tests/auth/test_permissions_doc.py fails when the two differ and says how to",
+        "     regenerate this file. -->",
+        "",
+        "Code checks permissions, never role names. A route declares the permissions it",
+        "needs (`@requires(...)`); a route without a declaration stops the service at",
+        "start-up. Object access also checks the **office scope**: a user sees the objects",
+        "of their own office only, and an object outside it answers 404, like a missing one.",
+        "Officeless roles ("
+        + ", ".join(f"`{r}`" for r in sorted(OFFICELESS_ROLES))
+        + ") see no office's cases at all.",
+        "",
+        "## Roles",
+        "",
+        "| role | office | summary |",
+        "|---|---|---|",
+    ]
+    for role in ROLES:
+        office = "none" if role in OFFICELESS_ROLES else "required"
+        lines.append(f"| `{role}` | {office} | {ROLE_SUMMARIES[role]} |")
+    lines += ["", "## Permissions by role", ""]
+    lines.append("| permission | " + " | ".join(f"`{r}`" for r in ROLES) + " | allows |")
+    lines.append("|---" * (len(ROLES) + 2) + "|")
+    for permission in Permission:
+        marks = ["yes" if permission in ROLE_PERMISSIONS[r] else "" for r in ROLES]
+        summary = PERMISSION_SUMMARIES[permission]
+        lines.append(f"| `{permission.value}` | " + " | ".join(marks) + f" | {summary} |")
+    lines.append("")
+    return "\n".join(lines)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, String
+from sqlalchemy import Boolean, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from casework.auth.timestamps import UtcDateTime, utcnow
 from casework.db import Base
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+__all__ = ["Office", "utcnow"]
 
 
 class Office(Base):
@@ -24,7 +23,8 @@ class Office(Base):
     name: Mapped[str] = mapped_column(String(200))
     country_code: Mapped[str] = mapped_column(String(3), comment="ISO 3166-1 alpha-3.")
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    version: Mapped[int] = mapped_column(
+        Integer, default=1, server_default="1", comment="Bumped by every change (the ETag)."
     )
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)

@@ -1,0 +1,248 @@
+"""Routes: sign-in, tokens, MFA (``/api/v1/auth``) and staff accounts (``/api/v1/users``).
+
+Thin: parse, load, check, call one service function, dump. Access is
+declared on every view; the service records the access-log entries.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from flask import request
+from flask.views import MethodView
+
+from casework import db
+from casework.api import Blueprint
+from casework.auth import mfa, service, sessions
+from casework.auth.access import Principal, public, require_principal, requires
+from casework.auth.models import User
+from casework.auth.permissions import Permission
+from casework.auth.schemas import (
+    LoginSchema,
+    MeSchema,
+    MfaConfirmSchema,
+    MfaEnrolmentSchema,
+    PasswordResetSchema,
+    TokenSchema,
+    UserCreateSchema,
+    UserPageSchema,
+    UserSchema,
+    UserUpdateSchema,
+)
+from casework.auth.totp import TotpError
+from casework.concurrency import etag_for, require_if_match
+from casework.errors import Unauthorized, ValidationFailed
+from casework.pagination import PageArgs
+from casework.security.app import current_keyring
+
+blp = Blueprint(
+    "auth", __name__, url_prefix="/api/v1/auth", description="Sign-in, bearer tokens and MFA."
+)
+users_blp = Blueprint(
+    "users", __name__, url_prefix="/api/v1/users", description="Staff accounts (administrators)."
+)
+
+IF_MATCH = {
+    "in": "header",
+    "name": "If-Match",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": "The ETag of the version being changed; stale: 412, missing: 428.",
+}
+_PROBLEMS = {
+    401: "Missing, malformed, expired or revoked token.",
+    403: "The caller's role does not permit this.",
+    404: "No such resource.",
+    409: "Conflicts with the current state.",
+    412: "The resource has changed (If-Match).",
+    422: "The request is not valid; see errors.",
+    428: "If-Match is required.",
+    429: "Too many failed attempts; see Retry-After.",
+}
+
+
+def problems(bp: Blueprint, *statuses: int) -> Callable[[Any], Any]:
+    """Document the problem+json answers a view can give."""
+
+    def decorate(view: Any) -> Any:
+        for status in statuses:
+            view = bp.alt_response(status, schema="Problem", description=_PROBLEMS[status])(view)
+        return bp.doc(security=[{"bearer": []}])(view) if 401 in statuses else view
+
+    return decorate
+
+
+def _caller() -> tuple[Principal, User]:
+    """The signed-in principal and their account (401 when they have none)."""
+    principal = require_principal()
+    try:
+        user_id = uuid.UUID(principal.user_id or "")
+    except ValueError:
+        raise Unauthorized("This endpoint is for staff accounts.") from None
+    user = db.session().get(User, user_id)
+    if user is None:
+        raise Unauthorized("This endpoint is for staff accounts.")
+    return principal, user
+
+
+def _me(principal: Principal, user: User, *, mfa_pending: bool) -> dict[str, Any]:
+    return {
+        "id": user.id,
+        "username": user.username,
+        "role": user.role,
+        "office": user.office_code,
+        "permissions": sorted(p.value for p in principal.permissions),
+        "mfa_enabled": user.is_mfa_enabled,
+        "mfa_pending": mfa_pending,
+    }
+
+
+@blp.route("/login")
+class Login(MethodView):
+    @public
+    @blp.arguments(LoginSchema)
+    @blp.response(200, TokenSchema)
+    @problems(blp, 422, 429)
+    @blp.alt_response(401, schema="Problem", description="Wrong credentials (one answer).")
+    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Sign in with username, password and (once MFA is enabled) a one-time code."""
+        issued = sessions.login(
+            db.session(), body["username"], body["password"], body.get("totp"), request.remote_addr
+        )
+        answer: dict[str, Any] = {"token": issued.token, "expires_at": issued.expires_at}
+        if issued.mfa_enrolment_required:
+            answer["mfa_enrolment_required"] = True
+        return answer
+
+
+@blp.route("/logout")
+class Logout(MethodView):
+    @requires(Permission.SELF, allow_mfa_pending=True)
+    @blp.response(204)
+    @problems(blp, 401, 403)
+    def post(self) -> None:
+        """Revoke the token of this request at once."""
+        sessions.logout(db.session(), require_principal())
+
+
+@blp.route("/me")
+class Me(MethodView):
+    @requires(Permission.SELF)
+    @blp.response(200, MeSchema)
+    @problems(blp, 401, 403)
+    def get(self) -> dict[str, Any]:
+        """The caller's account and permissions."""
+        principal, user = _caller()
+        return _me(principal, user, mfa_pending=principal.mfa_pending)
+
+
+@blp.route("/mfa/enrol")
+class MfaEnrol(MethodView):
+    @requires(Permission.SELF, allow_mfa_pending=True)
+    @blp.response(200, MfaEnrolmentSchema)
+    @problems(blp, 401, 403, 409)
+    def post(self) -> dict[str, str]:
+        """Start TOTP enrolment: a new seed for the authenticator app (shown once)."""
+        _, user = _caller()
+        secret, uri = mfa.begin_enrolment(db.session(), current_keyring(), user)
+        return {"secret": secret, "otpauth_uri": uri}
+
+
+@blp.route("/mfa/confirm")
+class MfaConfirm(MethodView):
+    @requires(Permission.SELF, allow_mfa_pending=True)
+    @blp.arguments(MfaConfirmSchema)
+    @blp.response(200, MeSchema)
+    @problems(blp, 401, 403, 409, 422)
+    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Confirm enrolment with a code from the app; the token then has its full permissions."""
+        principal, user = _caller()
+        session = db.session()
+        token = sessions.current_token(session, principal)
+        try:
+            mfa.confirm_enrolment(session, current_keyring(), user, token, body["totp"])
+        except TotpError:
+            mfa.record_failed_confirmation(session, user)
+            db.persist_despite_error()
+            raise ValidationFailed(
+                errors={"json": {"totp": ["The code was not accepted."]}}
+            ) from None
+        return _me(principal, user, mfa_pending=False)
+
+
+@users_blp.route("")
+class Users(MethodView):
+    @requires(Permission.USERS_READ)
+    @users_blp.arguments(PageArgs, location="query")
+    @users_blp.response(200, UserPageSchema)
+    @problems(users_blp, 401, 403, 422)
+    def get(self, page: dict[str, Any]) -> dict[str, Any]:
+        """Staff accounts, by username."""
+        items, next_cursor = service.list_users(db.session(), page["limit"], page["cursor"])
+        return {"items": items, "next_cursor": next_cursor}
+
+    @requires(Permission.USERS_WRITE)
+    @users_blp.arguments(UserCreateSchema)
+    @users_blp.response(201, UserSchema)
+    @problems(users_blp, 401, 403, 409, 422)
+    def post(self, body: dict[str, Any]) -> tuple[User, int, dict[str, str]]:
+        """Create an account. An office is required for every role but admin and auditor."""
+        user = service.create_user(
+            db.session(),
+            username=body["username"],
+            password=body["password"],
+            role=body["role"],
+            office_code=body["office"],
+        )
+        return user, 201, {"ETag": etag_for(user.version)}
+
+
+@users_blp.route("/<uuid:user_id>")
+class UserById(MethodView):
+    @requires(Permission.USERS_READ)
+    @users_blp.response(200, UserSchema)
+    @problems(users_blp, 401, 403, 404)
+    def get(self, user_id: uuid.UUID) -> tuple[User, int, dict[str, str]]:
+        """One account, with its ETag."""
+        user = service.read_user(db.session(), user_id)
+        return user, 200, {"ETag": etag_for(user.version)}
+
+    @requires(Permission.USERS_WRITE)
+    @users_blp.arguments(UserUpdateSchema)
+    @users_blp.response(200, UserSchema)
+    @users_blp.doc(parameters=[IF_MATCH])
+    @problems(users_blp, 401, 403, 404, 409, 412, 422, 428)
+    def patch(
+        self, changes: dict[str, Any], user_id: uuid.UUID
+    ) -> tuple[User, int, dict[str, str]]:
+        """Change role, office or active. Any of these but enabling ends the user's sessions."""
+        session = db.session()
+        user = service.get_user(session, user_id, for_update=True)
+        require_if_match(user.version)
+        service.update_user(session, user, changes)
+        return user, 200, {"ETag": etag_for(user.version)}
+
+
+@users_blp.route("/<uuid:user_id>/reset-password")
+class UserPasswordReset(MethodView):
+    @requires(Permission.USERS_WRITE)
+    @users_blp.arguments(PasswordResetSchema)
+    @users_blp.response(204)
+    @problems(users_blp, 401, 403, 404, 422)
+    def post(self, body: dict[str, Any], user_id: uuid.UUID) -> None:
+        """Set a new password; the user's sessions end and a lock-out is lifted."""
+        session = db.session()
+        service.reset_password(session, service.get_user(session, user_id), body["password"])
+
+
+@users_blp.route("/<uuid:user_id>/reset-mfa")
+class UserMfaReset(MethodView):
+    @requires(Permission.USERS_WRITE)
+    @users_blp.response(204)
+    @problems(users_blp, 401, 403, 404)
+    def post(self, user_id: uuid.UUID) -> None:
+        """Remove the user's TOTP seed (lost phone); their sessions end."""
+        session = db.session()
+        service.reset_mfa(session, service.get_user(session, user_id))

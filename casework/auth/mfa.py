@@ -1,0 +1,182 @@
+"""Second factor: TOTP seeds sealed under the keyring, enrolment, and code checks.
+
+A seed is sealed with AES-256-GCM under the keyring's active KEK; the KEK id is
+stored beside it and bound, with the user id and the purpose, as associated
+data, so a sealed seed copied to another user's row does not open. Key rotation
+re-seals the few seeds with :func:`reencrypt_mfa_seeds`.
+
+Sealed seed, format 1: ``0x01 || nonce (12) || AES-GCM(base32 seed) || tag (16)``.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import datetime
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+
+from casework import audit
+from casework.audit import AuditAction, Outcome
+from casework.auth.models import AccessToken, User
+from casework.auth.timestamps import utcnow
+from casework.auth.totp import (
+    TotpError,
+    TotpFailure,
+    new_totp_secret,
+    provisioning_uri,
+    verify_totp,
+)
+from casework.errors import Conflict
+from casework.security.errors import DecryptionError
+from casework.security.framing import length_prefixed
+from casework.security.keyring import Keyring
+
+SEED_FORMAT = 0x01
+_NONCE_BYTES = 12
+_DOMAIN = b"casework.mfa-seed.v1"
+_PURPOSE = b"totp"
+ISSUER = "casework"
+
+
+def _aad(kek_id: str, user_id: uuid.UUID) -> bytes:
+    return bytes((SEED_FORMAT,)) + length_prefixed(
+        _DOMAIN, kek_id.encode("ascii"), user_id.bytes, _PURPOSE
+    )
+
+
+def seal_seed(keyring: Keyring, user_id: uuid.UUID, secret: str) -> tuple[str, bytes]:
+    """Return ``(kek_id, blob)``: ``secret`` sealed under the active KEK for ``user_id``."""
+    kek = keyring.active_kek()
+    nonce = os.urandom(_NONCE_BYTES)
+    sealed = AESGCM(kek.key_bytes()).encrypt(
+        nonce, secret.encode("ascii"), _aad(kek.kek_id, user_id)
+    )
+    return kek.kek_id, bytes((SEED_FORMAT,)) + nonce + sealed
+
+
+def open_seed(keyring: Keyring, user_id: uuid.UUID, kek_id: str, blob: bytes) -> str:
+    """Return the seed sealed in ``blob``.
+
+    Raises DecryptionError when the blob is malformed, altered or belongs to
+    another user; UnknownKeyError when its KEK is unknown or destroyed.
+    """
+    blob = bytes(blob)
+    if len(blob) < 1 + _NONCE_BYTES + 16 or blob[0] != SEED_FORMAT:
+        raise DecryptionError("sealed MFA seed is malformed")
+    kek = keyring.kek(kek_id)
+    nonce, sealed = blob[1 : 1 + _NONCE_BYTES], blob[1 + _NONCE_BYTES :]
+    try:
+        return AESGCM(kek.key_bytes()).decrypt(nonce, sealed, _aad(kek_id, user_id)).decode()
+    except InvalidTag:
+        raise DecryptionError("sealed MFA seed failed authentication") from None
+
+
+def user_seed(keyring: Keyring, user: User) -> str:
+    """The user's TOTP seed (pending or confirmed); the user must have one."""
+    assert user.mfa_secret is not None
+    assert user.mfa_kek_id is not None
+    return open_seed(keyring, user.id, user.mfa_kek_id, user.mfa_secret)
+
+
+def mfa_seeds_behind(session: Session, keyring: Keyring) -> int:
+    """How many seeds are not sealed under the active KEK (0 before retiring a KEK)."""
+    active = keyring.active_kek().kek_id
+    query = (
+        select(func.count())
+        .select_from(User)
+        .where(User.mfa_secret.is_not(None), User.mfa_kek_id != active)
+    )
+    return session.scalar(query) or 0
+
+
+def reencrypt_mfa_seeds(session: Session, keyring: Keyring) -> int:
+    """Re-seal every seed that is not under the active KEK; return how many. Does not commit.
+
+    For the key-rotation command: run it after ``keyring.rotate()`` and before
+    retiring the old KEK (seeds are few: one per staff member).
+    """
+    active = keyring.active_kek().kek_id
+    query = (
+        select(User)
+        .where(User.mfa_secret.is_not(None), User.mfa_kek_id != active)
+        .order_by(User.id)
+        .with_for_update(of=User)
+    )
+    count = 0
+    for user in session.scalars(query):
+        user.mfa_kek_id, user.mfa_secret = seal_seed(keyring, user.id, user_seed(keyring, user))
+        count += 1
+    return count
+
+
+def check_code(session: Session, keyring: Keyring, user: User, code: str, now: datetime) -> int:
+    """Accept ``code`` for ``user`` once and return its time step; raise TotpError otherwise.
+
+    The step is claimed by a conditional UPDATE, so two requests racing with
+    the same code cannot both succeed: the loser updates no row and is refused.
+    """
+    step = verify_totp(user_seed(keyring, user), code, now, user.mfa_last_step)
+    claimed = session.execute(
+        update(User)
+        .where(User.id == user.id)
+        .where(or_(User.mfa_last_step.is_(None), User.mfa_last_step < step))
+        .values(mfa_last_step=step)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        raise TotpError(TotpFailure.REPLAYED)
+    set_committed_value(user, "mfa_last_step", step)  # already written; no second UPDATE
+    return step
+
+
+def begin_enrolment(session: Session, keyring: Keyring, user: User) -> tuple[str, str]:
+    """Give ``user`` a new (pending) seed; return ``(secret, otpauth_uri)``.
+
+    Calling it again before confirming replaces the seed (a mistyped scan).
+    Raises Conflict once MFA is enabled: only an administrator may reset it.
+    """
+    if user.is_mfa_enabled:
+        raise Conflict("MFA is already enabled; an administrator can reset it.")
+    secret = new_totp_secret()
+    user.mfa_kek_id, user.mfa_secret = seal_seed(keyring, user.id, secret)
+    user.mfa_last_step = None
+    audit.record(AuditAction.AUTH_MFA_ENROL, target=str(user.id), session=session)
+    return secret, provisioning_uri(secret, user.username, ISSUER)
+
+
+def confirm_enrolment(
+    session: Session, keyring: Keyring, user: User, token: AccessToken | None, code: str
+) -> None:
+    """Enable MFA when ``code`` matches the pending seed; lift the token's MFA restriction.
+
+    Raises Conflict when there is no pending enrolment, TotpError for a refused code.
+    The token that confirmed has just proved both factors, so it becomes a full token.
+    """
+    if user.is_mfa_enabled or user.mfa_secret is None:
+        raise Conflict("There is no pending MFA enrolment; enrol first.")
+    now = utcnow()
+    check_code(session, keyring, user, code, now)
+    user.mfa_enabled_at = now
+    if token is not None:
+        token.mfa_pending = False
+    audit.record(AuditAction.AUTH_MFA_CONFIRM, target=str(user.id), session=session)
+
+
+def record_failed_confirmation(session: Session, user: User) -> None:
+    """Access-log entry for a refused confirmation code (kept despite the 422)."""
+    audit.record(
+        AuditAction.AUTH_MFA_CONFIRM, target=str(user.id), outcome=Outcome.FAILURE, session=session
+    )
+
+
+def clear_mfa(user: User) -> None:
+    """Forget the user's seed and its state (an administrator's reset)."""
+    user.mfa_secret = None
+    user.mfa_kek_id = None
+    user.mfa_enabled_at = None
+    user.mfa_last_step = None

@@ -1,0 +1,331 @@
+"""Signing in and out: password login with throttling, bearer tokens, the authenticator.
+
+Login refuses in one indistinguishable way (401, same body, comparable time)
+whether the username is unknown, the password wrong, the account disabled or
+the one-time code missing or wrong. Counters of failures are kept per account
+and per client address; a locked key is refused (429) before any password is
+checked and without counting. Counters and the access-log entries of a refusal
+survive the request's rollback (``persist_despite_error``).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask import request
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from casework import audit, db
+from casework.audit import Actor, AuditAction, Outcome
+from casework.auth import settings
+from casework.auth.access import Principal
+from casework.auth.mfa import check_code
+from casework.auth.models import AccessToken, LoginThrottle, User
+from casework.auth.passwords import hash_password, needs_rehash, verify_dummy, verify_password
+from casework.auth.throttle import ThrottleKeys, ThrottlePolicy
+from casework.auth.timestamps import utcnow
+from casework.auth.tokens import hash_token, looks_like_token, new_token
+from casework.auth.totp import TotpError
+from casework.errors import TooManyRequests, Unauthorized
+from casework.security.app import current_keyring, derived_secret
+
+LOGIN_REFUSED = "The username, password or one-time code is not correct."
+TOKEN_REFUSED = "The bearer token is not valid; sign in again."  # noqa: S105 - a message
+# last_used_at is rewritten at most this often: idle expiry needs no finer grain,
+# and most requests then read a token without writing it.
+TOUCH_INTERVAL = timedelta(minutes=1)
+_PURGE_BATCH = 100
+_UNKNOWN_ADDRESS = "0.0.0.0"  # noqa: S104 - a throttle key, not a bind address
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """A new bearer token, shown once; only its digest is stored."""
+
+    token: str
+    expires_at: datetime
+    mfa_enrolment_required: bool = False
+
+
+def normalise_username(username: str) -> str:
+    """The form usernames are stored and looked up in (NFKC, case-folded, trimmed)."""
+    return unicodedata.normalize("NFKC", username).casefold().strip()
+
+
+def actor_of(user: User) -> Actor:
+    return Actor(user_id=str(user.id), role=user.role, office=user.office_code)
+
+
+# --- login -----------------------------------------------------------------
+
+
+def login(
+    session: Session, username: str, password: str, code: str | None, client_address: str | None
+) -> IssuedToken:
+    """Check the credentials and return a new token.
+
+    Raises TooManyRequests while the account or the address is locked, and
+    Unauthorized (always the same) for any wrong credential.
+    """
+    now = utcnow()
+    policy = settings.throttle_policy()
+    keys = _throttle_keys().for_login(username, _address(client_address))
+    counters = _lock_counters(session, keys, now, policy)
+    wait = max(_retry_after(policy, counter, now) for counter in counters)
+    if wait:
+        audit.record(AuditAction.AUTH_LOGIN_FAILED, outcome=Outcome.DENIED, session=session)
+        db.persist_despite_error()
+        raise TooManyRequests(wait, "Too many failed sign-ins; try again later.")
+    user = session.scalar(select(User).where(User.username == normalise_username(username)))
+    failed_on = _check_credentials(session, user, password, code, now)
+    if failed_on is not None:
+        _count_failure(session, policy, counters, now, user, failed_on)
+        db.persist_despite_error()
+        raise Unauthorized(LOGIN_REFUSED)
+    assert user is not None
+    counters[0].failures, counters[0].last_failure_at = 0, None  # the account key
+    return _signed_in(session, user, password, now)
+
+
+def _check_credentials(
+    session: Session, user: User | None, password: str, code: str | None, now: datetime
+) -> str | None:
+    """None when every credential is right, else the name of the first wrong one."""
+    params = settings.password_params()
+    if user is None:
+        verify_dummy(password, params)  # the time a wrong password would take
+        return "username"
+    if not verify_password(user.password_hash, password, params):
+        return "password"
+    if not user.may_sign_in:
+        return "active"
+    if user.is_mfa_enabled:
+        if not code:
+            return "totp"
+        try:
+            check_code(session, current_keyring(), user, code, now)
+        except TotpError:
+            return "totp"
+    return None
+
+
+def _signed_in(session: Session, user: User, password: str, now: datetime) -> IssuedToken:
+    params = settings.password_params()
+    if needs_rehash(user.password_hash, params):
+        user.password_hash = hash_password(password, params)
+    user.last_login_at = now
+    pending = settings.mfa_required(user.role) and not user.is_mfa_enabled
+    issued = issue_token(session, user, now, mfa_pending=pending)
+    _purge_expired_tokens(session, user, now)
+    audit.record(AuditAction.AUTH_LOGIN, target=str(user.id), actor=actor_of(user), session=session)
+    return issued
+
+
+def _count_failure(
+    session: Session,
+    policy: ThrottlePolicy,
+    counters: Sequence[LoginThrottle],
+    now: datetime,
+    user: User | None,
+    failed_on: str,
+) -> None:
+    target = str(user.id) if user is not None else None
+    audit.record(
+        AuditAction.AUTH_LOGIN_FAILED,
+        target=target,
+        fields=[failed_on],
+        outcome=Outcome.FAILURE,
+        session=session,
+    )
+    locked = False
+    for counter in counters:
+        counter.failures = policy.failures_after(counter.failures, counter.last_failure_at, now)
+        counter.last_failure_at = now
+        counter.expires_at = policy.expires_at(counter.failures, now)
+        locked = locked or policy.locked_until(counter.failures, now) is not None
+    if locked:
+        audit.record(
+            AuditAction.AUTH_LOCKED, target=target, outcome=Outcome.DENIED, session=session
+        )
+
+
+# --- throttle counters -----------------------------------------------------
+
+
+def _throttle_keys() -> ThrottleKeys:
+    return ThrottleKeys(derived_secret("auth/throttle"))
+
+
+def _address(client_address: str | None) -> str:
+    """The address to count under; behind a proxy, configure ProxyFix so this is the client."""
+    return client_address or _UNKNOWN_ADDRESS
+
+
+def _retry_after(policy: ThrottlePolicy, counter: LoginThrottle, now: datetime) -> int:
+    if counter.last_failure_at is None:
+        return 0
+    return policy.retry_after_seconds(counter.failures, counter.last_failure_at, now)
+
+
+def _lock_counters(
+    session: Session, keys: tuple[str, str], now: datetime, policy: ThrottlePolicy
+) -> list[LoginThrottle]:
+    """Return the (account, address) counters, created if absent and locked for update.
+
+    Holding the row locks while the password is checked serialises attempts
+    on one account (PostgreSQL; SQLite serialises every write anyway), so
+    parallel guesses cannot overtake the lock-out.
+    """
+    _purge_expired_counters(session, now)
+    # Sorted, so that two attempts on the same keys never wait for each other crosswise.
+    fresh = [{"key": k, "failures": 0, "expires_at": now + policy.window} for k in sorted(keys)]
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.execute(insert(LoginThrottle).values(fresh).on_conflict_do_nothing())
+    rows = session.scalars(
+        select(LoginThrottle)
+        .where(LoginThrottle.key.in_(keys))
+        .order_by(LoginThrottle.key)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).all()
+    by_key = {row.key: row for row in rows}
+    return [by_key[key] for key in keys]
+
+
+def _purge_expired_counters(session: Session, now: datetime) -> None:
+    """Forget counters past their window, a few at a time, skipping rows others hold."""
+    stale = (
+        select(LoginThrottle.key)
+        .where(LoginThrottle.expires_at < now)
+        .limit(_PURGE_BATCH)
+        .with_for_update(skip_locked=True)
+    )
+    session.execute(
+        delete(LoginThrottle)
+        .where(LoginThrottle.key.in_(stale))
+        .execution_options(synchronize_session=False)
+    )
+
+
+# --- tokens ----------------------------------------------------------------
+
+
+def issue_token(session: Session, user: User, now: datetime, *, mfa_pending: bool) -> IssuedToken:
+    """Store the digest of a new token for ``user`` and return the token itself."""
+    raw = new_token()
+    expires_at = now + settings.token_lifetime()
+    session.add(
+        AccessToken(
+            token_hash=hash_token(raw),
+            user_id=user.id,
+            mfa_pending=mfa_pending,
+            created_at=now,
+            last_used_at=now,
+            expires_at=expires_at,
+        )
+    )
+    return IssuedToken(raw, expires_at, mfa_pending)
+
+
+def _purge_expired_tokens(session: Session, user: User, now: datetime) -> None:
+    session.execute(
+        delete(AccessToken)
+        .where(AccessToken.user_id == user.id, AccessToken.expires_at < now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def revoke_user_tokens(session: Session, user_id: uuid.UUID) -> None:
+    """End every session of a user at once (disabled, role or office changed, reset)."""
+    session.execute(
+        update(AccessToken)
+        .where(AccessToken.user_id == user_id, AccessToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+
+
+def revoke_office_tokens(session: Session, office_code: str) -> None:
+    """End every session of the staff of an office (the office was deactivated)."""
+    staff = select(User.id).where(User.office_code == office_code)
+    session.execute(
+        update(AccessToken)
+        .where(AccessToken.user_id.in_(staff), AccessToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+
+
+def logout(session: Session, principal: Principal) -> None:
+    """Revoke the caller's token now; the next request with it answers 401."""
+    token = current_token(session, principal)
+    if token is not None and token.revoked_at is None:
+        token.revoked_at = utcnow()
+    audit.record(AuditAction.AUTH_LOGOUT, target=principal.user_id, session=session)
+
+
+def current_token(session: Session, principal: Principal) -> AccessToken | None:
+    """The token the caller authenticated with (None for other authenticators)."""
+    if principal.session_id is None:
+        return None
+    return session.get(AccessToken, uuid.UUID(principal.session_id))
+
+
+def is_live(token: AccessToken, now: datetime) -> bool:
+    """Not revoked, within its absolute and idle lifetimes, and its user may sign in."""
+    return (
+        token.revoked_at is None
+        and now < token.expires_at
+        and now < token.last_used_at + settings.token_idle()
+        and token.user.may_sign_in
+    )
+
+
+def bearer_principal() -> Principal | None:
+    """Authenticator: the principal of ``Authorization: Bearer <token>``.
+
+    No header: None (anonymous; other authenticators may still answer). A
+    header that is malformed or names an unknown, expired or revoked token, or
+    a disabled user's: records ``auth.token_rejected`` and raises Unauthorized.
+    The shape check comes first, so junk never reaches the database lookup.
+    """
+    header = request.headers.get("Authorization")
+    if header is None:
+        return None
+    scheme, _, value = header.strip().partition(" ")
+    value = value.strip()
+    if scheme.lower() != "bearer" or not looks_like_token(value):
+        _reject(None)
+    session = db.session()
+    token = session.scalar(select(AccessToken).where(AccessToken.token_hash == hash_token(value)))
+    now = utcnow()
+    if token is None or not is_live(token, now):
+        _reject(token)
+    assert token is not None
+    if now - token.last_used_at >= TOUCH_INTERVAL:
+        token.last_used_at = now
+    user = token.user
+    return Principal.for_role(
+        user.role,
+        user_id=str(user.id),
+        office=user.office_code,
+        session_id=str(token.id),
+        mfa_pending=token.mfa_pending,
+    )
+
+
+def _reject(token: AccessToken | None) -> None:
+    session = db.session()
+    target = str(token.user_id) if token is not None else None
+    audit.record(
+        AuditAction.AUTH_TOKEN_REJECTED, target=target, outcome=Outcome.DENIED, session=session
+    )
+    db.persist_despite_error()
+    raise Unauthorized(TOKEN_REFUSED)

@@ -1,0 +1,49 @@
+"""The offices API contract; request schemas reject unknown fields."""
+
+from __future__ import annotations
+
+from marshmallow import RAISE, Schema, fields, validate
+
+OFFICE_CODE = validate.Regexp(
+    r"^[a-z0-9][a-z0-9-]{1,31}\Z",
+    error="2 to 32 lower-case letters, digits or '-', starting with a letter or digit.",
+)
+COUNTRY_CODE = validate.Regexp(r"^[A-Z]{3}\Z", error="An ISO 3166-1 alpha-3 code.")
+NAME = validate.And(
+    validate.Length(min=1, max=200),
+    validate.Regexp(r"^[^\x00-\x1f\x7f]*\S[^\x00-\x1f\x7f]*\Z", error="Not a valid name."),
+)
+
+
+class OfficeSchema(Schema):
+    code = fields.String(required=True)
+    name = fields.String(required=True)
+    country_code = fields.String(required=True)
+    active = fields.Boolean(attribute="is_active", required=True)
+    created_at = fields.DateTime(required=True)
+    updated_at = fields.DateTime(required=True)
+    version = fields.Integer(required=True, metadata={"description": 'The ETag is "v<version>".'})
+
+
+class OfficePageSchema(Schema):
+    items = fields.List(fields.Nested(OfficeSchema), required=True)
+    next_cursor = fields.String(required=True, allow_none=True)
+
+
+class OfficeCreateSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    code = fields.String(required=True, validate=OFFICE_CODE)
+    name = fields.String(required=True, validate=NAME)
+    country_code = fields.String(required=True, validate=COUNTRY_CODE)
+    active = fields.Boolean(load_default=True)
+
+
+class OfficeUpdateSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    name = fields.String(validate=NAME)
+    country_code = fields.String(validate=COUNTRY_CODE)
+    active = fields.Boolean()

@@ -1,0 +1,51 @@
+"""docs/permissions.md is generated from the permission table and must not drift."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from casework.auth.permissions import (
+    OFFICELESS_ROLES,
+    PERMISSION_SUMMARIES,
+    ROLE_PERMISSIONS,
+    ROLE_SUMMARIES,
+    STAFF_ROLES,
+    Permission,
+    render_markdown,
+)
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "permissions.md"
+REGENERATE = (
+    '.venv/bin/python -c "from casework.auth.permissions import render_markdown as r; '
+    "print(r(), end='')\" > docs/permissions.md"
+)
+
+
+def test_document_matches_the_table() -> None:
+    assert DOC.read_text(encoding="utf-8") == render_markdown(), f"regenerate: {REGENERATE}"
+
+
+def test_every_role_and_permission_is_described() -> None:
+    assert set(ROLE_SUMMARIES) == set(ROLE_PERMISSIONS)
+    assert set(PERMISSION_SUMMARIES) == set(Permission)
+
+
+def test_role_shapes() -> None:
+    cw, vo, sup = (ROLE_PERMISSIONS[r] for r in ("caseworker", "vetting_officer", "supervisor"))
+    assert cw < vo < sup
+    assert ROLE_PERMISSIONS["auditor"] == {
+        Permission.SELF,
+        Permission.AUDIT_READ,
+        Permission.AUDIT_CHECKPOINT,
+    }
+    assert "device" not in STAFF_ROLES
+    assert Permission.SELF not in ROLE_PERMISSIONS["device"]
+    assert {"admin", "auditor"} == OFFICELESS_ROLES
+    admin = ROLE_PERMISSIONS["admin"]
+    for needed in (
+        Permission.OFFICES_WRITE,
+        Permission.USERS_WRITE,
+        Permission.DEVICES_MANAGE,
+        Permission.KEYS_MANAGE,
+    ):
+        assert needed in admin

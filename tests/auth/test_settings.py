@@ -1,0 +1,41 @@
+"""Identity settings: OWASP floor outside tests, unknown MFA roles refused."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from casework import create_app
+from casework.auth.settings import password_params
+from casework.config import ConfigError
+
+
+def test_cheap_hashing_is_refused_outside_testing(app_config: dict[str, Any]) -> None:
+    application = create_app(app_config)  # test.toml lowers the costs; TESTING is off
+    with application.app_context(), pytest.raises(ConfigError, match="OWASP"):
+        password_params()
+    application.config["TESTING"] = True
+    with application.app_context():
+        assert password_params().memory_kib == 1024
+
+
+def test_owasp_costs_are_accepted(app_config: dict[str, Any]) -> None:
+    config = {**app_config, "password_hash_memory_kib": 19456, "password_hash_time_cost": 2}
+    application = create_app(config)
+    with application.app_context():
+        assert password_params().meets_owasp_minimum()
+
+
+def test_unknown_mfa_role_stops_start_up(app_config: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError, match="supervsor"):
+        create_app({**app_config, "mfa_required_roles": ["admin", "supervsor"]})
+
+
+def test_mfa_roles_follow_configuration(app_config: dict[str, Any]) -> None:
+    from casework.auth.settings import mfa_required
+
+    application = create_app({**app_config, "mfa_required_roles": ["admin", "caseworker"]})
+    with application.app_context():
+        assert mfa_required("caseworker")
+        assert not mfa_required("supervisor")
