@@ -48,7 +48,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 def _register_features(app: Flask, api: Any) -> None:
     """Each feature package contributes its blueprint and start-up hooks."""
     from casework import audit, auth, health
+    from casework.audit import api as audit_api
     from casework.auth import api as auth_api
+    from casework.cases import api as cases_api
     from casework.offices import api as offices_api
     from casework.security import app as security_app
 
@@ -59,3 +61,6 @@ def _register_features(app: Flask, api: Any) -> None:
     api.register_blueprint(auth_api.blp)
     api.register_blueprint(auth_api.users_blp)
     api.register_blueprint(offices_api.blp)
+    api.register_blueprint(cases_api.blp)
+    api.register_blueprint(cases_api.alerts_blp)
+    api.register_blueprint(audit_api.blp)

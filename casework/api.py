@@ -8,14 +8,15 @@ from a bundled copy of Swagger UI so they work on an offline field network.
 from __future__ import annotations
 
 import http
-from typing import Any
+import re
+from typing import Any, cast
 
 from flask import Flask, Response, json, send_from_directory
 from flask.typing import ResponseReturnValue
 from flask_smorest import Api
 from flask_smorest import Blueprint as SmorestBlueprint
 from flask_smorest.utils import prepare_response
-from marshmallow import Schema, fields
+from marshmallow import Schema, ValidationError, fields, validate
 from swagger_ui_bundle import swagger_ui_path
 
 from casework.auth.access import public
@@ -34,6 +35,22 @@ class ProblemSchema(Schema):
     detail = fields.String(required=True)
     request_id = fields.String(metadata={"description": "Quote it to an administrator."})
     errors = fields.Dict(metadata={"description": "Per-field messages (422 only)."})
+
+
+class Pattern(validate.Regexp):
+    """A regular expression the whole value must match, published as the field's ``pattern``.
+
+    OpenAPI patterns are ECMA-262 regular expressions, so write them with ``^``
+    and ``$`` (never Python's ``\\Z``): the same text then means the same to the
+    server, to clients and to the fuzzer. Python's ``$`` also matches before a
+    final newline; matching the whole value closes that gap.
+    """
+
+    def __call__(self, value: Any) -> Any:
+        regex = cast("re.Pattern[str]", self.regex)  # built from text, never from bytes
+        if not isinstance(value, str) or regex.fullmatch(value) is None:
+            raise ValidationError(self._format_error(value))
+        return value
 
 
 def api_config(app: Flask) -> dict[str, Any]:

@@ -16,9 +16,12 @@ from flask.cli import FlaskGroup, with_appcontext
 
 from casework import config as config_module
 from casework import create_app, migrate
+from casework.audit.cli import audit_group
 from casework.auth.cli import create_user_command
+from casework.cases.cli import cases_group, reindex_command
 from casework.db import get_db
 from casework.security.errors import KeyringError
+from casework.security.keys_cli import keys_group
 
 
 def _make_app() -> Flask:
@@ -136,3 +139,7 @@ def serve_command(host: str | None, port: int | None, workers: int | None) -> No
 
 
 main.add_command(create_user_command)
+main.add_command(audit_group)
+main.add_command(keys_group)
+main.add_command(cases_group)
+keys_group.add_command(reindex_command)

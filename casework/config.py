@@ -24,6 +24,7 @@ RESERVED_ENV = frozenset(
         "CASEWORK_ADMIN_PASSWORD",
         "CASEWORK_KEYRING",
         "CASEWORK_TEST_DATABASE_URL",
+        "CASEWORK_FUZZ_EXAMPLES",  # examples per operation in tests/test_fuzz.py
     }
 )
 DEFAULT_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
@@ -68,6 +69,9 @@ SCHEMA: dict[str, Key] = {
     "audit_checkpoint_every": Key(int, 1000, "Sign a checkpoint after this many entries."),
     "audit_checkpoint_minutes": Key(int, 60, "Sign a checkpoint at least this often (minutes)."),
     "blind_index_bits": Key(int, 32, "Bits kept of each blind-index HMAC."),
+    "cases_filter_scan_limit": Key(
+        int, 2000, "Cases a list filtered on an encrypted attribute decrypts per request."
+    ),
 }
 
 

@@ -13,6 +13,7 @@ MODEL_MODULES: tuple[str, ...] = (
     "casework.offices.models",
     "casework.security.models",
     "casework.auth.models",
+    "casework.cases.models",
 )
 
 

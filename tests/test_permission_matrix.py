@@ -37,6 +37,7 @@ from casework.auth.models import User
 from casework.auth.permissions import OFFICELESS_ROLES, STAFF_ROLES, permissions_for
 from casework.offices.models import Office
 from tests.auth.helpers import TEST_PASSWORD, create_user, login_headers
+from tests.cases import matrix as cases_matrix
 
 PLACES = ("own", "other", "none")
 # Routes below these prefixes carry case contents: admins and auditors must be
@@ -50,6 +51,7 @@ PUBLIC = frozenset(
         "POST /api/v1/auth/login",
         "GET /api/v1/docs/assets/<path:filename>",
         "GET /api/v1/openapi.json",
+        "GET /api/v1/audit/public-key",
         "GET /api/v1/docs",
         "GET /static/<path:filename>",
     }
@@ -102,6 +104,11 @@ def _new_user(w: World) -> Call:
     return Call(json={**body, "office": w.office})
 
 
+def _case(body: Any = None, headers: dict[str, str] | None = None) -> Callable[[World], Call]:
+    """A call on a new case of the world's office."""
+    return lambda w: Call({"reference": cases_matrix.new_case(w)}, body, headers or {})
+
+
 # "METHOD rule" -> Entry. One line per route; group by feature.
 ENTRIES: dict[str, Entry] = {
     # identity and access (issue 5)
@@ -132,6 +139,24 @@ ENTRIES: dict[str, Entry] = {
         200, lambda w: Call({"code": w.office}, {"name": "X"}, V1)
     ),
     # access log (issue 4); the caller's login signed a checkpoint covering seq 1
+    "GET /api/v1/audit/events": Entry(200),
+    "GET /api/v1/audit/events/<int:seq>/proof": Entry(200, lambda w: Call({"seq": 1})),
+    "GET /api/v1/audit/export": Entry(200),
+    "GET /api/v1/audit/verify": Entry(200),
+    "POST /api/v1/audit/checkpoints": Entry(201),
+    "GET /api/v1/audit/checkpoints/latest": Entry(200),
+    # cases (issue 6); 403 for intake by staff without an office
+    "GET /api/v1/cases": Entry(200),
+    "POST /api/v1/cases": Entry((201, 403), lambda w: Call(json=cases_matrix.INTAKE)),
+    "POST /api/v1/cases/search": Entry(200, lambda w: Call(json={"document_number": "X1"})),
+    "GET /api/v1/cases/<reference>": Entry(200, _case(), scoped=True),
+    "PATCH /api/v1/cases/<reference>": Entry(
+        200, _case({"specific_needs": ["SC-UC"]}, V1), scoped=True
+    ),
+    "DELETE /api/v1/cases/<reference>": Entry(204, _case(None, V1), scoped=True),
+    "GET /api/v1/cases/<reference>/history": Entry(200, _case(), scoped=True),
+    "POST /api/v1/cases/<reference>/duplicates": Entry(200, _case(), scoped=True),
+    "GET /api/v1/alerts": Entry(200),
 }
 
 

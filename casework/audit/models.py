@@ -1,14 +1,22 @@
-"""The access log table: append-only, hash-chained, no personal data."""
+"""The access log tables: append-only, hash-chained, no personal data.
+
+``audit_log`` holds the entries; ``audit_checkpoints`` the signed checkpoints
+over them (see :mod:`casework.audit.signer`). Both refuse UPDATE and DELETE:
+through the ORM here, and in the database through triggers (migrations 0002
+and 0006).
+"""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Any
 
 from sqlalchemy import BigInteger, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from casework.audit.encoding import AuditRecord, ChainedRecord
+from casework.audit.encoding import HASH_SIZE, AuditRecord, ChainedRecord
 from casework.db import Base
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -53,35 +61,138 @@ class AuditEntry(Base):
 
     @classmethod
     def from_chained(cls, chained: ChainedRecord) -> AuditEntry:
+        return cls(**cls.values_of(chained))
+
+    @staticmethod
+    def values_of(chained: ChainedRecord) -> dict[str, Any]:
+        """The column values that store ``chained``."""
         r = chained.record
-        return cls(
-            seq=r.seq,
-            at_us=to_micros(r.at),
-            actor=r.actor,
-            role=r.role,
-            office=r.office,
-            device=r.device,
-            action=r.action,
-            target=r.target,
-            fields=json.dumps(list(r.fields)),
-            outcome=r.outcome,
-            request_id=r.request_id,
-            prev_hash=chained.prev_hash,
-            hash=chained.hash,
-        )
+        return {
+            "seq": r.seq,
+            "at_us": to_micros(r.at),
+            "actor": r.actor,
+            "role": r.role,
+            "office": r.office,
+            "device": r.device,
+            "action": r.action,
+            "target": r.target,
+            "fields": json.dumps(list(r.fields)),
+            "outcome": r.outcome,
+            "request_id": r.request_id,
+            "prev_hash": chained.prev_hash,
+            "hash": chained.hash,
+        }
 
     def to_chained(self) -> ChainedRecord:
-        record = AuditRecord(
-            seq=self.seq,
-            at=from_micros(self.at_us),
-            actor=self.actor,
-            role=self.role,
-            office=self.office,
-            device=self.device,
-            action=self.action,
-            target=self.target,
-            fields=tuple(json.loads(self.fields)),
-            outcome=self.outcome,
-            request_id=self.request_id,
-        )
-        return ChainedRecord(record, bytes(self.prev_hash), bytes(self.hash))
+        return chained_from_row(self)
+
+
+# The columns of an entry in the order :func:`chained_from_row` reads them; a
+# Core ``select(*ENTRY_COLUMNS)`` skips the ORM's identity map, which matters
+# when a verification streams a million rows.
+ENTRY_COLUMNS = (
+    AuditEntry.seq,
+    AuditEntry.at_us,
+    AuditEntry.actor,
+    AuditEntry.role,
+    AuditEntry.office,
+    AuditEntry.device,
+    AuditEntry.action,
+    AuditEntry.target,
+    AuditEntry.fields,
+    AuditEntry.outcome,
+    AuditEntry.request_id,
+    AuditEntry.prev_hash,
+    AuditEntry.hash,
+)
+
+
+def chained_from_row(row: Any) -> ChainedRecord:
+    """Rebuild the chained entry from a stored row (an ``AuditEntry`` or a Core row).
+
+    Raises ValueError or TypeError when the row cannot be an entry (a value
+    that fails :class:`AuditRecord`'s checks, malformed ``fields``): the
+    database is not trusted either.
+    """
+    record = AuditRecord(
+        seq=row.seq,
+        at=from_micros(row.at_us),
+        actor=row.actor,
+        role=row.role,
+        office=row.office,
+        device=row.device,
+        action=row.action,
+        target=row.target,
+        fields=_field_names(row.fields),
+        outcome=row.outcome,
+        request_id=row.request_id,
+    )
+    return ChainedRecord(record, bytes(row.prev_hash), bytes(row.hash))
+
+
+@lru_cache(maxsize=1024)
+def _field_names(stored: str) -> tuple[str, ...]:
+    """The stored JSON list as a tuple; the same few lists repeat across entries."""
+    names = json.loads(stored)
+    if not isinstance(names, list):
+        raise TypeError("fields must be a JSON list")
+    return tuple(names)
+
+
+def unreadable_placeholder(row: Any) -> ChainedRecord:
+    """Stands in for a stored row that is not a valid entry, so that a verifier
+    names its position instead of the service failing half-way.
+
+    Its hash is all zeros, which no entry's SHA-256 is: it can never verify.
+    """
+    prev = bytes(row.prev_hash) if isinstance(row.prev_hash, bytes) else b""
+    if len(prev) != HASH_SIZE:
+        prev = bytes(HASH_SIZE)
+    record = AuditRecord(
+        seq=row.seq if isinstance(row.seq, int) and row.seq > 0 else 1,
+        at=_EPOCH,
+        actor=None,
+        role=None,
+        office=None,
+        device=None,
+        action="unreadable",
+        target=None,
+        fields=(),
+        outcome="failure",
+        request_id=None,
+    )
+    return ChainedRecord(record, prev, bytes(HASH_SIZE))
+
+
+def stored_entry(row: Any) -> ChainedRecord:
+    """:func:`chained_from_row`, or :func:`unreadable_placeholder` when it fails."""
+    try:
+        return chained_from_row(row)
+    except (TypeError, ValueError):
+        return unreadable_placeholder(row)
+
+
+class AuditCheckpoint(Base):
+    """A signed checkpoint: the log had ``size`` entries with Merkle ``root``.
+
+    ``note`` is the evidence (the C2SP signed note, verbatim); ``root`` and
+    ``frontier`` are conveniences the service rebuilds the next tree from, and
+    are checked against each other before they are trusted. One checkpoint per
+    size: two different roots for one size would be a fork.
+    """
+
+    __tablename__ = "audit_checkpoints"
+
+    size: Mapped[int] = mapped_column(
+        BigInteger, primary_key=True, autoincrement=False, comment="Entries covered: seq 1..size."
+    )
+    root: Mapped[bytes] = mapped_column(
+        LargeBinary(32), comment="RFC 6962 Merkle root over the entry hashes."
+    )
+    frontier: Mapped[bytes] = mapped_column(
+        LargeBinary, comment="Merkle peaks at this size, concatenated, largest first."
+    )
+    note: Mapped[str] = mapped_column(Text, comment="The signed checkpoint note (C2SP).")
+    signed_at_us: Mapped[int] = mapped_column(
+        BigInteger, comment="UTC signing time in microseconds since the Unix epoch."
+    )

@@ -4,7 +4,8 @@
 chain never forks: on PostgreSQL by a transaction-scoped advisory lock, held
 until the request commits; on SQLite by the write lock every transaction takes
 (``BEGIN IMMEDIATE``). A rolled-back request therefore leaves no entry, and the
-next append links to whatever was really committed.
+next append links to whatever was really committed. An append that makes a
+checkpoint due signs it in the same transaction (:mod:`casework.audit.signer`).
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, g, has_app_context, has_request_context, request
-from sqlalchemy import event, select, text
+from sqlalchemy import Row, event, insert, select, text
 from sqlalchemy.orm import Mapper, Session
 
 from casework import db
+from casework.audit import signer
 from casework.audit.actions import AuditAction, Outcome
 from casework.audit.encoding import GENESIS_HASH, AuditRecord, ChainedRecord, chain
-from casework.audit.models import AuditEntry
+from casework.audit.models import AuditCheckpoint, AuditEntry
 
 # Arbitrary constant naming casework's audit-append lock among advisory locks.
 AUDIT_LOCK_KEY = 0x63617365_776F726B & 0x7FFFFFFFFFFFFFFF
@@ -56,10 +58,30 @@ def record(
     outside a request, to the system. ``fields`` are names, never values.
     """
     current = session if session is not None else db.session()
-    chained = chain(*_next_link(current, _build(action, target, fields, outcome, actor)))
-    current.add(AuditEntry.from_chained(chained))
-    current.flush()  # claims the sequence number inside this transaction
+    head = _read_head(current)
+    chained = chain(*_next_link(head, _build(action, target, fields, outcome, actor)))
+    # A Core insert: the unit of work would cost more than the rest of the append.
+    current.execute(insert(AuditEntry), [AuditEntry.values_of(chained)])
+    if has_app_context():  # configuration and keyring live in the application
+        signer.checkpoint_if_due(current, chained.seq, head.checkpoint_size, head.checkpoint_at_us)
     return chained
+
+
+def checkpoint_now(session: Session, actor: Actor | None = None) -> AuditCheckpoint:
+    """Record an ``audit.checkpoint`` entry, then sign a checkpoint that covers it.
+
+    When the log does not verify, nothing is signed: the pending changes are
+    rolled back, a ``failure`` entry is recorded in their place (the caller
+    keeps it; see ``db.persist_despite_error``) and
+    :class:`~casework.audit.signer.LogIntegrityError` is raised.
+    """
+    record(AuditAction.AUDIT_CHECKPOINT, actor=actor, session=session)  # takes the lock
+    try:
+        return signer.sign_now(session)
+    except signer.LogIntegrityError:
+        session.rollback()
+        record(AuditAction.AUDIT_CHECKPOINT, outcome=Outcome.FAILURE, actor=actor, session=session)
+        raise
 
 
 def _build(
@@ -94,14 +116,41 @@ def _request_actor() -> Actor:
     return Actor(principal.user_id, principal.role, principal.office, principal.device_id)
 
 
-def _next_link(session: Session, draft: AuditRecord) -> tuple[bytes, AuditRecord]:
-    """Take the append lock, then read the head the new entry links to."""
+def lock_log(session: Session) -> None:
+    """Take the append lock until the transaction ends (SQLite: already held)."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK_KEY})
-    head = session.execute(
-        select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)
-    ).first()
-    seq, prev = (head.seq + 1, bytes(head.hash)) if head else (1, GENESIS_HASH)
+
+
+def _read_head(session: Session) -> Row[Any, Any, Any, Any]:
+    """Take the append lock, then read the head and the latest checkpoint in one query."""
+    lock_log(session)
+    return session.execute(_HEAD_QUERY).one()
+
+
+_HEAD_QUERY = select(
+    select(AuditEntry.seq).order_by(AuditEntry.seq.desc()).limit(1).scalar_subquery().label("seq"),
+    select(AuditEntry.hash)
+    .order_by(AuditEntry.seq.desc())
+    .limit(1)
+    .scalar_subquery()
+    .label("hash"),
+    select(AuditCheckpoint.size)
+    .order_by(AuditCheckpoint.size.desc())
+    .limit(1)
+    .scalar_subquery()
+    .label("checkpoint_size"),
+    select(AuditCheckpoint.signed_at_us)
+    .order_by(AuditCheckpoint.size.desc())
+    .limit(1)
+    .scalar_subquery()
+    .label("checkpoint_at_us"),
+)
+
+
+def _next_link(head: Row[Any, Any, Any, Any], draft: AuditRecord) -> tuple[bytes, AuditRecord]:
+    """The hash the new entry links to, and the draft with its sequence number."""
+    seq, prev = (head.seq + 1, bytes(head.hash)) if head.seq else (1, GENESIS_HASH)
     fields = {name: getattr(draft, name) for name in AuditRecord.__slots__}
     fields["seq"] = seq
     return prev, AuditRecord(**fields)
@@ -118,10 +167,13 @@ def record_refusal(principal: Any) -> None:
 
 @event.listens_for(AuditEntry, "before_update")
 @event.listens_for(AuditEntry, "before_delete")
-def _refuse_change(_mapper: Mapper[Any], _connection: Any, _target: AuditEntry) -> None:
+@event.listens_for(AuditCheckpoint, "before_update")
+@event.listens_for(AuditCheckpoint, "before_delete")
+def _refuse_change(_mapper: Mapper[Any], _connection: Any, _target: object) -> None:
     raise RuntimeError("access-log entries are append-only")
 
 
 def init_app(app: Flask) -> None:
-    """Record every refused authorisation."""
+    """Record every refused authorisation; refuse an origin that cannot name the key."""
+    signer.check_origin(app)
     app.extensions.setdefault("casework.denial_hooks", []).append(record_refusal)

@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import request
 from flask.views import MethodView
+from marshmallow import RAISE
 
 from casework import db
 from casework.api import Blueprint
@@ -33,7 +34,7 @@ from casework.auth.schemas import (
 )
 from casework.auth.totp import TotpError
 from casework.concurrency import etag_for, require_if_match
-from casework.errors import Unauthorized, ValidationFailed
+from casework.errors import PROBLEM_MIME, Unauthorized, ValidationFailed
 from casework.pagination import PageArgs
 from casework.security.app import current_keyring
 
@@ -68,7 +69,9 @@ def problems(bp: Blueprint, *statuses: int) -> Callable[[Any], Any]:
 
     def decorate(view: Any) -> Any:
         for status in statuses:
-            view = bp.alt_response(status, schema="Problem", description=_PROBLEMS[status])(view)
+            view = bp.alt_response(
+                status, schema="Problem", content_type=PROBLEM_MIME, description=_PROBLEMS[status]
+            )(view)
         return bp.doc(security=[{"bearer": []}])(view) if 401 in statuses else view
 
     return decorate
@@ -105,7 +108,12 @@ class Login(MethodView):
     @blp.arguments(LoginSchema)
     @blp.response(200, TokenSchema)
     @problems(blp, 422, 429)
-    @blp.alt_response(401, schema="Problem", description="Wrong credentials (one answer).")
+    @blp.alt_response(
+        401,
+        schema="Problem",
+        content_type=PROBLEM_MIME,
+        description="Wrong credentials (one answer).",
+    )
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         """Sign in with username, password and (once MFA is enabled) a one-time code."""
         issued = sessions.login(
@@ -175,7 +183,7 @@ class MfaConfirm(MethodView):
 @users_blp.route("")
 class Users(MethodView):
     @requires(Permission.USERS_READ)
-    @users_blp.arguments(PageArgs, location="query")
+    @users_blp.arguments(PageArgs, location="query", unknown=RAISE)
     @users_blp.response(200, UserPageSchema)
     @problems(users_blp, 401, 403, 422)
     def get(self, page: dict[str, Any]) -> dict[str, Any]:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, fields, validate
 
+from casework.api import Pattern
 from casework.auth.permissions import STAFF_ROLES
 from casework.offices.schemas import OFFICE_CODE
 
 MAX_RAW_PASSWORD = 4096
-USERNAME = validate.Regexp(
-    r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}\Z",
+USERNAME = Pattern(
+    r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$",
     error="3 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit.",
 )
 

@@ -37,6 +37,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from casework.security.blind_index import normalise as blind_index_normalise
+
 # Apostrophe-like characters and the Catalan middle dot join the letters around
 # them; NFKC would turn some of them into a space (U+00B4, U+0140), so they go
 # first, together with every other spacing accent (category Sk). Listed: ' `
@@ -215,6 +217,10 @@ def name_tokens(full_name: str, table: RomanisationTable | None = None) -> list[
     Raises :class:`EmptyName` when nothing is left.
     """
     tokens = (table or romanisation()).apply(normalise_name(full_name).split())
+    # The blind index normalises once more; keep only what survives it, so a key
+    # is always a fixed point of that normalisation (a lone modifier letter such
+    # as U+02B9 is a token here but nothing there).
+    tokens = [t for token in tokens for t in blind_index_normalise(token).split()]
     if not tokens:
         raise EmptyName
     return tokens

@@ -58,6 +58,7 @@ from casework.cases.codes import (
     Sex,
     Stage,
 )
+from casework.pagination import PageArgs
 
 NAME_MAX = 200
 OTHER_NAMES_MAX_ITEMS = 20
@@ -68,13 +69,13 @@ ADDRESS_MAX = 1_000
 NARRATIVE_MAX = 20_000
 REASON_MAX = 2_000
 NEEDS_MAX_ITEMS = 100
-OFFICE_CODE = re.compile(r"[A-Z0-9][A-Z0-9-]{1,31}")
+OFFICE_CODE = re.compile(r"[a-z0-9][a-z0-9-]{1,31}")  # as casework.offices.schemas
 _PHONE = re.compile(r"\+?[0-9 ()./-]+")
 _PHONE_MIN_DIGITS = 3
 
 NOT_A_NEED = "Not a known specific-needs code."
 NOT_A_COUNTRY = "Not an ISO 3166-1 alpha-3 country code (or XXA, XXB, XXC, XXX)."
-NOT_AN_OFFICE = "Must be an office code: 2 to 32 capital letters, digits or hyphens."
+NOT_AN_OFFICE = "Must be an office code: 2 to 32 lower-case letters, digits or hyphens."
 NOT_A_PHONE = "Must be a phone number: digits, spaces and + ( ) . / - only."
 REPEATED = "Listed more than once."
 NOT_A_MOTHER_INDEX = "Must be the position (from 0) of another member in this request."
@@ -479,7 +480,7 @@ class IntakeIn(StrictSchema):
         validate=_office_code,
         metadata={
             "description": "Owning office code; defaults to the caseworker's office.",
-            "example": "AMM-01",
+            "example": "amm-01",
         },
     )
     specific_needs = _needs_field(load_default=list)
@@ -611,3 +612,90 @@ class HistoryEntryOut(Schema):
     fields_ = fields.List(
         fields.String(), data_key="fields", attribute="fields", metadata={"example": ["phone"]}
     )
+    role = fields.String(allow_none=True, metadata={"example": "caseworker"})
+    office = fields.String(allow_none=True, metadata={"description": "The actor's office."})
+
+
+# --- query arguments and pages ------------------------------------------------------------
+
+
+class CaseListArgs(PageArgs):
+    """``GET /api/v1/cases`` filters. Unknown parameters are refused, so a mistyped
+    filter never silently returns everything.
+
+    ``stage``, ``resettlement_stage`` and ``office`` filter in the database.
+    ``specific_need``, ``nationality_status`` and ``birth_registration`` are
+    encrypted: the server decrypts that one attribute of the cases in scope,
+    page by page, and stops when the page is full or after a bounded scan; a
+    page may then hold fewer items than ``limit`` while ``next_cursor`` is set.
+    """
+
+    class Meta:
+        unknown = RAISE
+
+    stage = _enum_in(Stage, "Only cases at this stage.")
+    resettlement_stage = _enum_in(ResettlementStage, "Only cases at this resettlement stage.")
+    office = fields.String(
+        validate=_office_code,
+        metadata={"description": "Only this office's cases (empty outside your scope)."},
+    )
+    specific_need = fields.String(
+        validate=_need_code, metadata={"description": "Cases with this specific-needs code."}
+    )
+    nationality_status = _enum_in(
+        NationalityStatus, "Cases with a child of this nationality status."
+    )
+    birth_registration = _enum_in(
+        BirthRegistration, "Cases with a child whose birth registration is at this step."
+    )
+
+
+class CasePageOut(Schema):
+    items = fields.List(fields.Nested(CaseSummaryOut), required=True)
+    next_cursor = fields.String(allow_none=True, required=True)
+
+
+class SearchOut(Schema):
+    """Exact matches in the caller's scope (few by nature: no pagination)."""
+
+    items = fields.List(fields.Nested(CaseSummaryOut), required=True)
+
+
+class DuplicatesOut(Schema):
+    possible_duplicates = fields.List(
+        fields.String(),
+        required=True,
+        metadata={"description": "References in your scope that may be the same people."},
+    )
+
+
+class HistoryPageOut(Schema):
+    items = fields.List(fields.Nested(HistoryEntryOut), required=True)
+    next_cursor = fields.String(allow_none=True, required=True)
+
+
+class AlertCaseOut(Schema):
+    office = fields.String(required=True)
+    reference = fields.String(
+        allow_none=True,
+        required=True,
+        metadata={"description": "Shown only for cases in your scope."},
+    )
+
+
+class AlertOut(Schema):
+    """Two cases of different offices that may register the same person."""
+
+    id = fields.UUID(required=True, metadata={"description": "Shared by both offices."})
+    matched_on = fields.String(
+        required=True,
+        validate=validate.OneOf(["document_number", "name_birth_year"]),
+        metadata={"description": "Which blind index matched (never the value)."},
+    )
+    created_at = fields.DateTime(required=True)
+    cases = fields.List(fields.Nested(AlertCaseOut), required=True)
+
+
+class AlertPageOut(Schema):
+    items = fields.List(fields.Nested(AlertOut), required=True)
+    next_cursor = fields.String(allow_none=True, required=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
+from marshmallow import RAISE
 
 from casework import db
 from casework.api import Blueprint
@@ -28,7 +29,7 @@ blp = Blueprint("offices", __name__, url_prefix="/api/v1/offices", description="
 @blp.route("")
 class Offices(MethodView):
     @requires(Permission.OFFICES_READ)
-    @blp.arguments(PageArgs, location="query")
+    @blp.arguments(PageArgs, location="query", unknown=RAISE)
     @blp.response(200, OfficePageSchema)
     @problems(blp, 401, 403, 422)
     def get(self, page: dict[str, Any]) -> dict[str, Any]:

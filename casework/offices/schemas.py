@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, fields, validate
 
-OFFICE_CODE = validate.Regexp(
-    r"^[a-z0-9][a-z0-9-]{1,31}\Z",
+from casework.api import Pattern
+
+OFFICE_CODE = Pattern(
+    r"^[a-z0-9][a-z0-9-]{1,31}$",
     error="2 to 32 lower-case letters, digits or '-', starting with a letter or digit.",
 )
-COUNTRY_CODE = validate.Regexp(r"^[A-Z]{3}\Z", error="An ISO 3166-1 alpha-3 code.")
+COUNTRY_CODE = Pattern(r"^[A-Z]{3}$", error="An ISO 3166-1 alpha-3 code.")
 NAME = validate.And(
     validate.Length(min=1, max=200),
-    validate.Regexp(r"^[^\x00-\x1f\x7f]*\S[^\x00-\x1f\x7f]*\Z", error="Not a valid name."),
+    Pattern(r"^[^\x00-\x1f\x7f]*\S[^\x00-\x1f\x7f]*$", error="Not a valid name."),
 )
 
 

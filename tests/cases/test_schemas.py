@@ -33,7 +33,7 @@ def _fixed_today(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def household() -> dict[str, Any]:
     return {
-        "office": "AMM-01",
+        "office": "amm-01",
         "specific_needs": ["SC-UC", "LP-RR"],
         "members": [
             {
@@ -210,7 +210,7 @@ BAD_INTAKE = [
     (("members", 0, "sex"), "f", ("members", 0, "sex")),
     (("members", 0, "relationship"), "wife", ("members", 0, "relationship")),
     (("members", 0, "documents", 0, "type"), "visa", ("members", 0, "documents", 0, "type")),
-    (("office",), "amm-01", ("office",)),
+    (("office",), "AMM-01", ("office",)),
     (("office",), "A", ("office",)),
     (("office",), "X" * 33, ("office",)),
     (
@@ -550,7 +550,7 @@ def test_case_out_dumps_a_full_case() -> None:
     loaded = IntakeIn().load(household())["members"][1]
     case = {
         "reference": "0123456789P",
-        "office": "AMM-01",
+        "office": "amm-01",
         "stage": "intake",
         "resettlement_stage": "not_considered",
         "specific_needs": ["SC-UC"],
@@ -582,7 +582,7 @@ def test_summary_and_history_out() -> None:
     summary = CaseSummaryOut().dump(
         {
             "reference": "0123456789P",
-            "office": "AMM-01",
+            "office": "amm-01",
             "stage": "vetting",
             "resettlement_stage": "identified",
             "member_count": 3,

@@ -1,0 +1,279 @@
+"""Reading the stored log: the auditor's queries, the export, verification, proofs.
+
+Long reads (export, verification, proofs) go page by page through a *reader*,
+bounded by the log size read at the start, so memory stays flat however long
+the log. Entries and checkpoints are immutable and only ever appended, so pages
+read in different transactions still make one consistent log. Two readers:
+
+* :func:`in_session` reads in the caller's transaction. Inside a request it is
+  the only safe choice: on SQLite the request already holds the write lock
+  (``BEGIN IMMEDIATE``), and a second connection would wait for it until the
+  busy timeout, then fail.
+* :func:`in_short_sessions` opens one short session per page. The export
+  stream uses it after the request has committed, and the CLI uses it, so that
+  no transaction stays open for the length of a download or a verification.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Row, Select, func, select
+from sqlalchemy.orm import Session
+
+from casework.audit.encoding import ChainedRecord
+from casework.audit.export import checkpoint_line, entry_line, format_time
+from casework.audit.models import (
+    ENTRY_COLUMNS,
+    AuditCheckpoint,
+    AuditEntry,
+    from_micros,
+    stored_entry,
+    to_micros,
+)
+from casework.audit.proofs import inclusion_path
+from casework.audit.signer import LogIdentity, latest_checkpoint
+from casework.audit.verify import VerifyResult, verify_log
+from casework.errors import NotFound, ValidationFailed
+from casework.pagination import decode_cursor, encode_cursor, page_size
+
+MAX_SEQ = 2**63 - 1
+SessionFactory = Callable[[], Session]
+AnySelect = Select[*tuple[Any, ...]]
+Reader = Callable[[AnySelect], Sequence[Row[Any]]]
+PAGE = 2000
+
+
+def in_session(session: Session) -> Reader:
+    """Read every page in ``session``'s current transaction."""
+    return lambda query: session.execute(query).all()
+
+
+def in_short_sessions(open_session: SessionFactory) -> Reader:
+    """Read each page in a new session, closed (and its transaction ended) at once."""
+
+    def read(query: AnySelect) -> Sequence[Row[Any]]:
+        with open_session() as session:
+            return session.execute(query).all()
+
+    return read
+
+
+def head_seq(session: Session) -> int:
+    """The number of entries (the last seq; 0 for an empty log)."""
+    return session.scalar(select(func.max(AuditEntry.seq))) or 0
+
+
+def entry_document(entry: ChainedRecord) -> dict[str, Any]:
+    """An entry as the API shows it: the export's fields, without ``kind``."""
+    record = entry.record
+    return {
+        "seq": record.seq,
+        "at": format_time(record.at),
+        "actor": record.actor,
+        "role": record.role,
+        "office": record.office,
+        "device": record.device,
+        "action": record.action,
+        "target": record.target,
+        "fields": list(record.fields),
+        "outcome": record.outcome,
+        "request_id": record.request_id,
+        "prev_hash": entry.prev_hash.hex(),
+        "hash": entry.hash.hex(),
+    }
+
+
+# --- The auditor's event list. ---
+
+_EQUALITY_FILTERS = {
+    "actor": AuditEntry.actor,
+    "target": AuditEntry.target,
+    "action": AuditEntry.action,
+    "outcome": AuditEntry.outcome,
+}
+
+
+def list_events(
+    session: Session, filters: dict[str, Any], limit: int | None, cursor: str | None
+) -> tuple[list[ChainedRecord], str | None]:
+    """One page of entries matching ``filters``, oldest first, and the next cursor.
+
+    ``filters`` holds any of actor, target, action, outcome (equality) and
+    since (inclusive) / until (exclusive) as aware datetimes. The first page
+    fixes the log size and the cursor keeps it: each page read appends an
+    ``audit.read`` entry, which the pages must not chase.
+    """
+    size = page_size(limit)
+    after, upto = _cursor_position(cursor) if cursor else (0, head_seq(session))
+    query = select(*ENTRY_COLUMNS).where(
+        *_conditions(filters), AuditEntry.seq > after, AuditEntry.seq <= upto
+    )
+    rows = session.execute(query.order_by(AuditEntry.seq).limit(size + 1)).all()
+    entries = [stored_entry(row) for row in rows[:size]]
+    if len(rows) <= size:
+        return entries, None
+    return entries, encode_cursor({"after": entries[-1].seq, "upto": upto})
+
+
+def _conditions(filters: dict[str, Any]) -> list[ColumnElement[bool]]:
+    conditions = [
+        column == filters[name] for name, column in _EQUALITY_FILTERS.items() if name in filters
+    ]
+    since: datetime | None = filters.get("since")
+    until: datetime | None = filters.get("until")
+    if since is not None:
+        conditions.append(AuditEntry.at_us >= to_micros(since))
+    if until is not None:
+        conditions.append(AuditEntry.at_us < to_micros(until))
+    return conditions
+
+
+def _cursor_position(cursor: str) -> tuple[int, int]:
+    position = decode_cursor(cursor)
+    after, upto = position.get("after"), position.get("upto")
+    if type(after) is not int or type(upto) is not int or not 0 <= after <= upto <= MAX_SEQ:
+        raise ValidationFailed(errors={"query": {"cursor": ["Not a valid cursor."]}})
+    return after, upto
+
+
+# --- Streaming the whole log. ---
+
+
+def iter_entries(read: Reader, upto: int, page: int = PAGE) -> Iterator[ChainedRecord]:
+    """Entries with seq 1..``upto`` in order, a page at a time."""
+    yield from _paged(read, select(*ENTRY_COLUMNS), upto, page, stored_entry)
+
+
+def iter_entry_hashes(read: Reader, upto: int, page: int = PAGE * 4) -> Iterator[bytes]:
+    """The entry hashes (the Merkle leaves) with seq 1..``upto``, in order."""
+    query = select(AuditEntry.seq, AuditEntry.hash)
+    yield from _paged(read, query, upto, page, lambda row: bytes(row.hash))
+
+
+def _paged(
+    read: Reader, query: AnySelect, upto: int, page: int, convert: Callable[[Any], Any]
+) -> Iterator[Any]:
+    after = 0
+    while after < upto:
+        rows = read(
+            query.where(AuditEntry.seq > after, AuditEntry.seq <= upto)
+            .order_by(AuditEntry.seq)
+            .limit(page)
+        )
+        if not rows:
+            return
+        for row in rows:
+            yield convert(row)
+        after = rows[-1].seq
+
+
+def checkpoint_notes(session: Session, upto: int | None = None) -> list[tuple[int, str]]:
+    """Every stored checkpoint (size, note), smallest first; they are few (one per N entries)."""
+    query = select(AuditCheckpoint.size, AuditCheckpoint.note).order_by(AuditCheckpoint.size)
+    if upto is not None:
+        query = query.where(AuditCheckpoint.size <= upto)
+    return [(row.size, row.note) for row in session.execute(query)]
+
+
+def export_lines(read: Reader, upto: int, notes: list[tuple[int, str]]) -> Iterator[str]:
+    """The export of entries 1..``upto``, each checkpoint right after the entry it ends at.
+
+    ``notes`` are (size, note) pairs, smallest first, read in the transaction
+    that fixed ``upto``.
+    """
+    pending = iter(notes)
+    waiting = next(pending, None)
+    while waiting is not None and waiting[0] == 0:
+        yield checkpoint_line(waiting[1])
+        waiting = next(pending, None)
+    for entry in iter_entries(read, upto):
+        yield entry_line(entry)
+        while waiting is not None and waiting[0] <= entry.seq:
+            yield checkpoint_line(waiting[1])
+            waiting = next(pending, None)
+    while waiting is not None:  # larger than the log: evidence of a rollback, kept
+        yield checkpoint_line(waiting[1])
+        waiting = next(pending, None)
+
+
+@dataclass(frozen=True)
+class LogState:
+    """The log size and every stored checkpoint (size, note), read in one transaction."""
+
+    size: int
+    notes: list[tuple[int, str]]
+
+
+def log_state(session: Session) -> LogState:
+    return LogState(head_seq(session), checkpoint_notes(session))
+
+
+def verify_stored(
+    state: LogState, read: Reader, identity: LogIdentity, pinned: Iterable[str] = ()
+) -> VerifyResult:
+    """Verify the stored log against its stored checkpoints and any ``pinned`` notes.
+
+    Stored checkpoints larger than the log (a truncated table) are kept on
+    purpose: they are how a rollback is seen.
+    """
+    return verify_log(
+        iter_entries(read, state.size),
+        [*pinned, *(note for _, note in state.notes)],
+        identity.public_key,
+        identity.key_name,
+        identity.origin,
+    )
+
+
+# --- Checkpoints and inclusion proofs. ---
+
+
+def checkpoint_document(checkpoint: AuditCheckpoint) -> dict[str, Any]:
+    return {
+        "size": checkpoint.size,
+        "root": bytes(checkpoint.root).hex(),
+        "signed_at": format_time(from_micros(checkpoint.signed_at_us)),
+        "note": checkpoint.note,
+    }
+
+
+def latest_checkpoint_or_404(session: Session) -> AuditCheckpoint:
+    checkpoint = latest_checkpoint(session)
+    if checkpoint is None:
+        raise NotFound("No checkpoint has been signed yet.")
+    return checkpoint
+
+
+@dataclass(frozen=True)
+class InclusionProof:
+    entry: ChainedRecord
+    tree_size: int
+    path: list[bytes]
+    note: str
+
+
+def inclusion_proof(session: Session, seq: int) -> InclusionProof:
+    """The audit path from entry ``seq`` to the latest signed checkpoint.
+
+    Reads in ``session``'s transaction. Raises :class:`NotFound` when there is
+    no such entry or no checkpoint covers it yet (one is signed every
+    ``audit_checkpoint_every`` entries, or on demand).
+    """
+    if not 1 <= seq <= MAX_SEQ:  # a BIGINT would overflow in the query
+        raise NotFound("No entry with this sequence number.")
+    row = session.execute(select(*ENTRY_COLUMNS).where(AuditEntry.seq == seq)).first()
+    if row is None:
+        raise NotFound("No entry with this sequence number.")
+    checkpoint = latest_checkpoint(session)
+    if checkpoint is None or checkpoint.size < seq:
+        raise NotFound(
+            "No signed checkpoint covers this entry yet; "
+            "sign one with POST /api/v1/audit/checkpoints."
+        )
+    leaves = iter_entry_hashes(in_session(session), checkpoint.size)
+    path = inclusion_path(leaves, seq - 1, checkpoint.size)
+    return InclusionProof(stored_entry(row), checkpoint.size, path, checkpoint.note)

@@ -1,0 +1,582 @@
+"""Cases: intake, read, change and erasure of one case. Services never commit.
+
+Every function that reads or writes case data records it in the access log
+in the same transaction, with field *names* only. The keyring comes from the
+session (each request session carries it), so the keyring that encrypts a
+case is the one that indexes it. Lists, search and history are in
+:mod:`casework.cases.queries`; duplicate detection and alerts in
+:mod:`casework.cases.duplicates`; blind indexes in :mod:`casework.cases.indexes`.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import delete, event, or_, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, selectinload
+
+from casework import audit
+from casework.audit import AuditAction
+from casework.auth.access import Principal, deny, in_scope, require_can
+from casework.auth.permissions import Permission
+from casework.auth.timestamps import utcnow
+from casework.cases import duplicates, indexes, rules
+from casework.cases.codes import ResettlementStage, Stage
+from casework.cases.indexes import Probe, keyring_of
+from casework.cases.models import MEMBER_FIELDS, BlindIndexEntry, Case, CaseMember, DuplicateAlert
+from casework.cases.reference import InvalidReference, new_reference, normalise_reference
+from casework.cases.sealing import erase_ciphertext
+from casework.errors import CaseworkError, NotFound, ValidationFailed
+from casework.offices.models import Office
+from casework.security.case_keys import provision_case_key
+from casework.security.keyring import Keyring
+from casework.security.shredding import shred
+
+CASE_FIELDS = (
+    "reference",
+    "office",
+    "stage",
+    "resettlement_stage",
+    "specific_needs",
+    "version",
+    "created_at",
+    "updated_at",
+)
+# Member fields the household rules read: a PATCH decrypts these, never narratives.
+RULE_FIELDS = (
+    "relationship",
+    "sex",
+    "birth_year",
+    "date_of_birth",
+    "birth_registration",
+    "nationality_status",
+    "mother",
+    "registration_risk",
+)
+INDEXED_FIELDS = frozenset({"documents", "full_name", "other_names", "birth_year", "date_of_birth"})
+log = logging.getLogger("casework.cases")
+NO_SUCH_MEMBER = "No such member in this case."
+NO_SUCH_OFFICE = "No such active office."
+NO_OFFICE = "Your account belongs to no office: it cannot register cases."
+OTHER_OFFICE = "Cases can only be registered for your own office."
+
+
+class CaseErased(CaseworkError):
+    """410: the case existed in the caller's scope and was crypto-shredded.
+
+    Only callers who may see the case get it; to anyone else an erased case
+    answers 404 like any other, so erasure reveals nothing either.
+    """
+
+    status, slug, title = 410, "gone", "The case was erased"
+
+
+def plain(value: Any) -> Any:
+    """Schema output made storable: enum members become their values, recursively."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, Mapping):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    return value
+
+
+# --- loading -------------------------------------------------------------------------------
+
+
+def load_case(
+    session: Session,
+    principal: Principal,
+    reference: str,
+    permission: Permission,
+    *,
+    for_update: bool = False,
+    allow_erased: bool = False,
+) -> Case:
+    """The case ``reference`` if ``principal`` may use it with ``permission``.
+
+    Raises NotFound for a malformed, missing or out-of-scope reference (the
+    last one also recorded as a refusal), and :class:`CaseErased` for an
+    erased case in scope unless ``allow_erased``. ``for_update`` locks the row
+    so that concurrent writers queue up and see each other's version.
+    """
+    try:
+        canonical = normalise_reference(reference)
+    except InvalidReference:
+        raise NotFound("No such resource.") from None
+    query = select(Case).where(Case.reference == canonical)
+    query = query.options(selectinload(Case.members))
+    if for_update:
+        query = query.with_for_update(of=Case)
+    case: Case = require_can(principal, permission, session.scalar(query))
+    if case.is_erased and not allow_erased:
+        raise CaseErased("This case was erased; only its change history remains.")
+    return case
+
+
+# --- views ---------------------------------------------------------------------------------
+
+
+def member_view(member: CaseMember) -> dict[str, Any]:
+    """A member decrypted for the API (``MemberOut``)."""
+    view: dict[str, Any] = {"id": member.id}
+    for name in MEMBER_FIELDS:
+        view[name] = getattr(member, name)
+    view["other_names"] = view["other_names"] or []
+    view["documents"] = view["documents"] or []
+    return view
+
+
+def case_view(case: Case) -> dict[str, Any]:
+    """A whole case decrypted for the API (``CaseOut``)."""
+    return {
+        "reference": case.reference,
+        "office": case.office_code,
+        "stage": case.stage,
+        "resettlement_stage": case.resettlement_stage,
+        "specific_needs": case.specific_needs or [],
+        "version": case.version,
+        "created_at": case.created_at,
+        "updated_at": case.updated_at,
+        "members": [member_view(member) for member in case.members],
+    }
+
+
+def returned_fields(view: Mapping[str, Any]) -> list[str]:
+    """The names of the fields a case view carries with a value (for the access log)."""
+    names = {name for name in CASE_FIELDS if view.get(name) not in (None, [])}
+    for member in view.get("members", ()):
+        names.update(f"members.{name}" for name, value in member.items() if value not in (None, []))
+    return sorted(names)
+
+
+def read_case(session: Session, case: Case) -> dict[str, Any]:
+    """The decrypted case, recorded as ``case.read`` with the names of the fields returned."""
+    view = case_view(case)
+    audit.record(
+        AuditAction.CASE_READ, target=case.reference, fields=returned_fields(view), session=session
+    )
+    return view
+
+
+# --- intake --------------------------------------------------------------------------------
+
+
+def _free_references(session: Session, count: int) -> list[str]:
+    """``count`` new references that no stored case uses.
+
+    References are random (50 bits): a clash is about one in a billion at a
+    million cases; a drawn one that exists is simply drawn again.
+    """
+    chosen: set[str] = set()
+    while len(chosen) < count:
+        draw = {new_reference() for _ in range(count - len(chosen))} - chosen
+        taken = set(session.scalars(select(Case.reference).where(Case.reference.in_(draw))))
+        chosen |= draw - taken
+    return list(chosen)
+
+
+def _assign(member: CaseMember, data: Mapping[str, Any], fields: Iterable[str]) -> None:
+    for name in fields:
+        if name != "relationship":
+            setattr(member, name, data.get(name))
+
+
+def _build_case(
+    office: str, reference: str, household: Mapping[str, Any]
+) -> tuple[Case, list[tuple[CaseMember, set[Probe]]]]:
+    """A new case and its members (not yet added); intake ``mother`` indexes become ids."""
+    now = utcnow()
+    case = Case(
+        reference=reference,
+        office_code=office,
+        stage=Stage.INTAKE.value,
+        resettlement_stage=ResettlementStage.NOT_CONSIDERED.value,
+        version=1,
+        created_at=now,
+        updated_at=now,
+    )
+    case.specific_needs = list(plain(household.get("specific_needs") or []))
+    members_data = [plain(m) for m in household["members"]]
+    ids = [uuid.uuid4() for _ in members_data]
+    built = []
+    for position, data in enumerate(members_data):
+        mother = data.get("mother")
+        data["mother"] = ids[mother] if isinstance(mother, int) else mother
+        member = CaseMember(
+            id=ids[position], case_id=case.id, position=position, relationship=data["relationship"]
+        )
+        _assign(member, data, MEMBER_FIELDS)
+        case.members.append(member)
+        built.append((member, indexes.member_probes(data)))
+    return case, built
+
+
+def _intake_office(session: Session, principal: Principal, requested: str | None) -> str:
+    office = requested or principal.office
+    if office is None:
+        deny(principal, NO_OFFICE)
+    assert office is not None
+    if not in_scope(principal, office):
+        deny(principal, OTHER_OFFICE)
+    found = session.get(Office, office)
+    if found is None or not found.is_active:
+        raise ValidationFailed(errors={"json": {"office": [NO_SUCH_OFFICE]}})
+    return office
+
+
+def written_fields(household: Mapping[str, Any]) -> list[str]:
+    """Names of the fields an intake body gave a value (for the access log)."""
+    names = {"office", "stage", "resettlement_stage"}
+    if household.get("specific_needs"):
+        names.add("specific_needs")
+    for member in household["members"]:
+        names.update(f"members.{k}" for k, v in member.items() if v not in (None, []))
+    return sorted(names)
+
+
+@dataclass
+class IntakeResult:
+    case: Case
+    possible_duplicates: list[str] = field(default_factory=list)
+
+
+def intake(session: Session, principal: Principal, household: Mapping[str, Any]) -> IntakeResult:
+    """Register a household (``IntakeIn`` data) and look for duplicates across offices.
+
+    Duplicates in the caller's scope are returned by reference; those in other
+    offices raise alerts that the caller is not told about.
+    """
+    office = _intake_office(session, principal, household.get("office"))
+    (case,) = _add_cases(session, office, [household])
+    audit.record(
+        AuditAction.CASE_CREATE,
+        target=case.reference,
+        fields=written_fields(household),
+        session=session,
+    )
+    found = duplicates.find_duplicates(session, principal, case)
+    return IntakeResult(case, found)
+
+
+def register(
+    session: Session, principal: Principal, household: Mapping[str, Any]
+) -> dict[str, Any]:
+    """:func:`intake`, answered as the new case with its ``possible_duplicates``."""
+    result = intake(session, principal, household)
+    return {**case_view(result.case), "possible_duplicates": result.possible_duplicates}
+
+
+def _add_cases(
+    session: Session, office: str, households: Sequence[Mapping[str, Any]]
+) -> list[Case]:
+    keyring = keyring_of(session)
+    references = _free_references(session, len(households))
+    built = [_build_case(office, ref, h) for ref, h in zip(references, households, strict=True)]
+    with session.no_autoflush:  # nothing may be sealed before its case has a data key
+        for case, _members in built:
+            session.add(case)
+            provision_case_key(session, case.id)
+    for _case, members in built:
+        for member, probes in members:
+            indexes.add_entries(session, keyring, member, probes)
+    session.flush()  # encrypts every field while the new data keys are in the cache
+    return [case for case, _members in built]
+
+
+def bulk_intake(
+    session: Session,
+    office: str,
+    households: Sequence[Mapping[str, Any]],
+    *,
+    audit_each: bool = True,
+) -> list[Case]:
+    """Register many households for ``office`` at once, without duplicate checks.
+
+    For seeding and imports: one flush for the batch. Each case gets its own
+    ``case.create`` entry (actor: the system outside a request), unless
+    ``audit_each`` is False: synthetic benchmark data is then recorded as one
+    entry per batch, without target. ``households`` are ``IntakeIn``-shaped
+    data that the caller has validated. Raises ValidationFailed when the
+    office does not exist or is inactive.
+    """
+    found = session.get(Office, office)
+    if found is None or not found.is_active:
+        raise ValidationFailed(errors={"json": {"office": [NO_SUCH_OFFICE]}})
+    cases = _add_cases(session, office, households)
+    if not audit_each:
+        names = {name for household in households for name in written_fields(household)}
+        audit.record(AuditAction.CASE_CREATE, fields=sorted(names), session=session)
+        return cases
+    for case, household in zip(cases, households, strict=True):
+        audit.record(
+            AuditAction.CASE_CREATE,
+            target=case.reference,
+            fields=written_fields(household),
+            session=session,
+        )
+    return cases
+
+
+# --- change --------------------------------------------------------------------------------
+
+
+@dataclass
+class _Plan:
+    """A PATCH's member operations resolved against the stored household."""
+
+    merged: list[dict[str, Any]]
+    # merged position -> where the member came from in the request, for error keys
+    origin: list[tuple[str, Any]]
+    changes: dict[uuid.UUID, dict[str, Any]]
+    added: list[dict[str, Any]]
+    removed: list[CaseMember]
+
+
+def _rule_view(member: CaseMember) -> dict[str, Any]:
+    view = {name: getattr(member, name) for name in RULE_FIELDS}
+    view["id"] = member.id
+    return view
+
+
+def _plan(case: Case, operations: Mapping[str, Any]) -> _Plan:
+    stored = {member.id: member for member in case.members}
+    changes = {c["id"]: plain(c) for c in operations.get("change", [])}
+    removed_ids = list(operations.get("remove", []))
+    errors: dict[str, Any] = {}
+    for position, member_id in enumerate(changes):
+        if member_id not in stored:
+            errors.setdefault("change", {})[position] = {"id": [NO_SUCH_MEMBER]}
+    for position, member_id in enumerate(removed_ids):
+        if member_id not in stored:
+            errors.setdefault("remove", {})[position] = [NO_SUCH_MEMBER]
+    if errors:
+        raise ValidationFailed(errors={"json": {"members": errors}})
+    change_positions = {member_id: i for i, member_id in enumerate(changes)}
+    merged: list[dict[str, Any]] = []
+    origin: list[tuple[str, Any]] = []
+    for member in case.members:
+        if member.id in removed_ids:
+            continue
+        view = _rule_view(member)
+        if member.id in changes:
+            view.update(changes[member.id])
+            origin.append(("change", change_positions[member.id]))
+        else:
+            origin.append(("existing", str(member.id)))
+        merged.append(view)
+    added = [plain(m) for m in operations.get("add", [])]
+    for position, data in enumerate(added):
+        merged.append({**data, "id": None})
+        origin.append(("add", position))
+    removed = [stored[member_id] for member_id in removed_ids]
+    return _Plan(merged, origin, changes, added, removed)
+
+
+def _check_household(plan: _Plan) -> None:
+    """Apply the intake rules to the household as the PATCH would leave it.
+
+    A member nobody touched who has since turned 18 keeps their recorded
+    civil status (it stays true of their childhood), so the adult-only rule
+    is enforced only on members this request adds or changes.
+    """
+    found = rules.validate_household(plan.merged, today=rules.utc_today())
+    errors: dict[str, Any] = {}
+    for key, problems in found.items():
+        if key == rules.SCHEMA:
+            errors[rules.SCHEMA] = problems
+            continue
+        where, position = plan.origin[int(key)]
+        if where == "existing":
+            problems = _without_aged_out(problems)
+            if not problems:
+                continue
+        errors.setdefault(where, {})[position] = problems
+    if errors:
+        raise ValidationFailed(errors={"json": {"members": errors}})
+
+
+def _without_aged_out(problems: dict[str, list[str]]) -> dict[str, list[str]]:
+    kept = {
+        name: [m for m in messages if m != rules.ADULT_FIELD] for name, messages in problems.items()
+    }
+    return {name: messages for name, messages in kept.items() if messages}
+
+
+def _apply_changes(session: Session, keyring: Keyring, case: Case, plan: _Plan) -> set[str]:
+    changed: set[str] = set()
+    by_id = {member.id: member for member in case.members}
+    for member_id, change in plan.changes.items():
+        member = by_id[member_id]
+        names = [name for name in change if name != "id" and getattr(member, name) != change[name]]
+        for name in names:
+            setattr(member, name, change[name])
+        changed.update(f"members.{name}" for name in names)
+        if INDEXED_FIELDS.intersection(names):
+            indexes.write_entries(session, keyring, member)
+    return changed
+
+
+def _apply_additions(session: Session, keyring: Keyring, case: Case, plan: _Plan) -> set[str]:
+    changed: set[str] = set()
+    position = max((m.position for m in case.members), default=-1)
+    for data in plan.added:
+        position += 1
+        member = CaseMember(case_id=case.id, position=position, relationship=data["relationship"])
+        _assign(member, data, MEMBER_FIELDS)
+        case.members.append(member)
+        indexes.add_entries(session, keyring, member, indexes.member_probes(data))
+        changed.add("members.add")
+        changed.update(f"members.{k}" for k, v in data.items() if v not in (None, []))
+    return changed
+
+
+def _apply_removals(session: Session, case: Case, plan: _Plan) -> set[str]:
+    for member in plan.removed:
+        session.execute(delete(BlindIndexEntry).where(BlindIndexEntry.member_id == member.id))
+        case.members.remove(member)  # delete-orphan: the row goes at flush
+    return {"members.remove"} if plan.removed else set()
+
+
+def update_case(session: Session, case: Case, changes: Mapping[str, Any]) -> list[str]:
+    """Apply a PATCH (``CaseUpdateIn`` data) to ``case``; return the field names changed.
+
+    The household as it would be afterwards must pass every intake rule
+    (ValidationFailed otherwise, and nothing is written). A change that
+    changes nothing leaves the version as it is.
+    """
+    keyring = keyring_of(session)
+    changed: set[str] = set()
+    if "specific_needs" in changes:
+        needs = list(plain(changes["specific_needs"]))
+        if needs != (case.specific_needs or []):
+            case.specific_needs = needs
+            changed.add("specific_needs")
+    operations = changes.get("members")
+    if operations:
+        plan = _plan(case, operations)
+        _check_household(plan)
+        changed |= _apply_changes(session, keyring, case, plan)
+        changed |= _apply_additions(session, keyring, case, plan)
+        changed |= _apply_removals(session, case, plan)
+    if changed:
+        case.version += 1
+        case.updated_at = utcnow()
+        audit.record(
+            AuditAction.CASE_UPDATE, target=case.reference, fields=sorted(changed), session=session
+        )
+        session.flush()
+    return sorted(changed)
+
+
+def change_case(session: Session, case: Case, changes: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`update_case`, answered as the whole case (recorded as a read as well)."""
+    update_case(session, case, changes)
+    return read_case(session, case)
+
+
+# --- erasure -------------------------------------------------------------------------------
+
+ERASED_FIELDS = ("specific_needs", *(f"members.{name}" for name in MEMBER_FIELDS))
+
+
+def erase_case(session: Session, case: Case) -> None:
+    """Crypto-shred ``case``: destroy its data key, blind indexes, alerts and ciphertext.
+
+    In one transaction: the data key row is deleted (every copy of every
+    ciphertext, backups included, becomes noise), the blind-index entries
+    (keyed hashes that would still link the person to other records) and the
+    duplicate alerts naming the case are deleted, each ciphertext column is
+    overwritten with NULL, and the member rows are deleted. A tombstone stays:
+    reference, office, stages, version and the erasure time, so the access
+    log's entries about the case still name something and reads answer 410.
+    Approval by a second person comes with the workflow issue.
+    """
+    shred(session, case.id)
+    session.execute(delete(BlindIndexEntry).where(BlindIndexEntry.case_id == case.id))
+    session.execute(
+        delete(DuplicateAlert).where(
+            or_(DuplicateAlert.case_id == case.id, DuplicateAlert.other_case_id == case.id)
+        )
+    )
+    for member in case.members:
+        erase_ciphertext(member)
+    erase_ciphertext(case)
+    session.flush()  # the overwrite reaches the database before the rows go
+    case.members.clear()
+    case.erased_at = utcnow()
+    case.updated_at = case.erased_at
+    case.version += 1
+    audit.record(
+        AuditAction.CASE_SHRED, target=case.reference, fields=ERASED_FIELDS, session=session
+    )
+    session.flush()
+    _checkpoint_after_commit(session)
+
+
+def _checkpoint_after_commit(session: Session) -> None:
+    """On SQLite, fold the WAL into the database file and truncate it once the erasure commits.
+
+    The WAL keeps earlier images of changed pages, the deleted data-key row
+    among them, until a checkpoint; ``secure_delete`` zeroes deleted content
+    only in the pages the checkpoint writes. Without this step a copy of the
+    WAL taken with the keyring could still unwrap the key. PostgreSQL keeps
+    dead row versions until VACUUM and in archived WAL: see docs/encryption.md.
+    """
+    bind = session.get_bind()
+    if bind.dialect.name != "sqlite":
+        return
+    engine = bind.engine
+
+    @event.listens_for(session, "after_commit", once=True)
+    def _checkpoint(_session: Session) -> None:
+        if not checkpoint_wal(engine):
+            log.warning("erasure committed; WAL checkpoint deferred", extra={"event": "erasure"})
+
+
+def checkpoint_wal(engine: Engine, wait_ms: int = 200) -> bool:
+    """Run ``PRAGMA wal_checkpoint(TRUNCATE)``, waiting at most ``wait_ms``; True if done.
+
+    Other connections may be reading or writing; the checkpoint then gives up
+    quickly (the next successful one completes it) rather than hold up a request.
+    """
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        (configured,) = cursor.execute("PRAGMA busy_timeout").fetchone()
+        cursor.execute(f"PRAGMA busy_timeout={int(wait_ms)}")
+        try:
+            (busy, _frames, _done) = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            cursor.execute(f"PRAGMA busy_timeout={int(configured)}")
+            cursor.close()
+    finally:
+        raw.close()
+    return not busy
+
+
+def reindex_all(
+    session: Session,
+    keyring: Keyring,
+    *,
+    batch_size: int = 200,
+    on_batch: Callable[[], None] | None = None,
+) -> int:
+    """Recompute every blind-index entry under ``keyring``'s current root and record
+    ``keys.reindex``; returns the number of entries written. ``on_batch`` (a commit,
+    from the command) runs after each batch; see :func:`casework.cases.indexes.reindex_all`.
+    """
+    written = indexes.reindex_all(session, keyring, batch_size=batch_size, on_batch=on_batch)
+    audit.record(
+        AuditAction.KEYS_REINDEX,
+        fields=sorted(indexes.BITS),
+        session=session,
+    )
+    return written

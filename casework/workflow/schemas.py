@@ -1,0 +1,388 @@
+"""The workflow API contract: the published state machines, transition requests, and the
+inputs the guards depend on (checks, interviews, submissions, consent, hand-offs).
+
+Every input schema rejects unknown fields, nested ones included, and no error
+message repeats a submitted value. Enum values come from
+:mod:`casework.workflow.machines` and :mod:`casework.workflow.guards`, so the
+contract and the engine share one vocabulary.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
+
+from casework.api import ProblemSchema
+from casework.cases.schemas import StrictBoolean, StrictSchema, Text
+from casework.offices.schemas import OFFICE_CODE
+from casework.workflow.consent import ConsentPurpose
+from casework.workflow.guards import (
+    CHECK_STATUSES,
+    MAX_SUBMISSION_CATEGORIES,
+    CheckType,
+    HandoffKind,
+    Priority,
+    SubmissionCategory,
+    is_destination_country,
+)
+from casework.workflow.machines import STATES, TABLES, Process
+from casework.workflow.partner_package import KEY_BYTES, PackageError, load_partner_public_key
+
+FINDINGS_MAX = 20_000
+NAME_MAX = 200
+RECIPIENTS_MAX = 20
+CONSENT_FIELDS_MAX = 200
+INTERVIEW_MEMBERS_MAX = 50
+CLOCK_SKEW = timedelta(minutes=5)
+IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,63}")
+FIELD_NAME = re.compile(r"[a-z][a-z0-9_]*(\.[a-z0-9_]+)*")
+FIELD_NAME_MAX = 100
+LANGUAGE_TAG = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8}){0,3}")
+
+NOT_A_STATE = "Not a state of this process."
+NO_WAY_IN = "No transition of this process leads to this state."
+NOT_A_DESTINATION = "Not an ISO 3166-1 alpha-3 code of a state."
+NOT_AN_IDENTIFIER = "Must be 2 to 64 letters, digits, dots, underscores or hyphens."
+NOT_A_FIELD_NAME = "Must be a field name: lower-case words joined by underscores and dots."
+NOT_A_LANGUAGE = "Must be a language code (ISO 639, optionally with a BCP 47 subtag)."
+NOT_A_STATUS = "Not a status of this check."
+REPEATED = "Listed more than once."
+IN_THE_FUTURE = "Must not be in the future."
+EXPIRES_BEFORE_GIVEN = "Must be later than given_at."
+NOTHING_TO_CHANGE = "Nothing to change."
+MEDICAL_ONLY = "Only for the medical examination."
+REQUIRED_WHEN_COMPLETED = "Required when the medical examination is completed."
+REQUIRED_WITH_INTERPRETER = "Required when an interpreter was used."
+ONLY_WITH_INTERPRETER = "Only when an interpreter was used."
+KIND_NEEDS = "A hand-off of kind {kind} names {field}."
+NOT_FOR_KIND = "Not used by a hand-off of this kind."
+NOT_A_KEY = f"Must be a base64 X25519 public key ({KEY_BYTES} bytes) that is safe to use."
+
+_CHOICE_FIELDS = ("reason", "outcome", "decision")
+
+
+def _enum_in(enum: type[StrEnum], description: str, **kwargs: Any) -> fields.Enum:
+    return fields.Enum(enum, by_value=True, metadata={"description": description}, **kwargs)
+
+
+def _enum_out(enum: type[StrEnum], description: str) -> fields.String:
+    # Output takes plain strings or members alike; OneOf documents the values.
+    values = [member.value for member in enum]
+    return fields.String(validate=validate.OneOf(values), metadata={"description": description})
+
+
+def _matches(pattern: re.Pattern[str], message: str) -> validate.Validator:
+    return validate.Regexp(pattern.pattern + r"\Z", error=message)
+
+
+def _unique(values: list[Any]) -> None:
+    if len(values) != len(set(values)):
+        raise ValidationError(REPEATED)
+
+
+# --- the published state machines (GET /api/v1/workflow) ---------------------------------
+
+
+class ChoiceOut(Schema):
+    field = fields.String(metadata={"description": "Request member that carries the choice."})
+    values = fields.List(fields.String())
+
+
+class AllowedTransitionOut(Schema):
+    """A transition the caller may take now; a case's full read lists them."""
+
+    process = _enum_out(Process, "The process that moves.")
+    name = fields.String(metadata={"example": "start_vetting"})
+    from_ = fields.String(data_key="from", attribute="from")
+    to = fields.String()
+    choice = fields.Nested(
+        ChoiceOut,
+        allow_none=True,
+        metadata={"description": "The reason, outcome or decision the request must carry."},
+    )
+
+
+class TransitionDefinitionOut(Schema):
+    name = fields.String()
+    from_ = fields.String(data_key="from", attribute="from")
+    to = fields.String()
+    permission = fields.String(metadata={"example": "vetting:decide"})
+    guards = fields.List(
+        fields.String(), metadata={"description": "Names of the conditions that must hold."}
+    )
+    four_eyes = fields.List(
+        fields.String(), metadata={"description": "The people the actor must not be."}
+    )
+    scope = fields.String(metadata={"description": "owning_office or receiving_office."})
+    choice = fields.Nested(ChoiceOut, allow_none=True)
+
+
+class ProcessOut(Schema):
+    name = _enum_out(Process, "The process.")
+    states = fields.List(fields.String())
+    initial_state = fields.String()
+    transitions = fields.List(fields.Nested(TransitionDefinitionOut))
+
+
+class GuardOut(Schema):
+    name = fields.String(metadata={"example": "vetting_checks_complete"})
+    description = fields.String(metadata={"description": "Shown when the guard refuses."})
+
+
+class WorkflowOut(Schema):
+    """Every process as data: states, transitions with permission and guards, and guards."""
+
+    processes = fields.List(fields.Nested(ProcessOut))
+    guards = fields.List(fields.Nested(GuardOut))
+
+
+class InvalidTransitionProblem(ProblemSchema):
+    """409 ``urn:casework:problem:invalid-transition``."""
+
+    unmet_guards = fields.List(
+        fields.String(), metadata={"description": "Guards that do not hold now."}
+    )
+    allowed_transitions = fields.List(
+        fields.Nested(AllowedTransitionOut),
+        metadata={"description": "What the caller may do instead, from the current state."},
+    )
+
+
+# --- transitions --------------------------------------------------------------------------
+
+
+class TransitionIn(StrictSchema):
+    """A transition request; send ``If-Match``. The source state is the case's current one.
+
+    ``reason`` (closing, reopening), ``outcome`` (status decisions) and
+    ``decision`` (a resettlement state's decision) go with the transitions that
+    need them; ``GET /api/v1/workflow`` says which.
+    """
+
+    process = _enum_in(Process, "The process to move.", required=True)
+    to = fields.String(required=True, metadata={"example": "vetting"})
+    reason = fields.String(metadata={"description": "Why a case is closed or reopened."})
+    outcome = fields.String(metadata={"description": "A status determination outcome."})
+    decision = fields.String(metadata={"description": "A resettlement state's decision."})
+
+    @validates_schema
+    def _known_target(self, data: dict[str, Any], **_: Any) -> None:
+        process, target = data["process"], data["to"]
+        if target not in {member.value for member in STATES[process]}:
+            raise ValidationError({"to": [NOT_A_STATE]})
+        rows = [t for t in TABLES[process] if t.to_state == target]
+        if not rows:
+            raise ValidationError({"to": [NO_WAY_IN]})
+        errors: dict[str, list[str]] = {}
+        for name in _CHOICE_FIELDS:
+            if name not in data:
+                continue
+            values = {
+                v for t in rows if t.choice and t.choice.field == name for v in t.choice.values
+            }
+            if not values:
+                errors[name] = ["Not used by a transition to this state."]
+            elif data[name] not in values:
+                errors[name] = ["Must be one of: " + ", ".join(sorted(values)) + "."]
+        if errors:
+            raise ValidationError(errors)
+
+    @post_load
+    def _gather_choices(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        data["choices"] = {name: data.pop(name) for name in _CHOICE_FIELDS if name in data}
+        return data
+
+
+# --- vetting ------------------------------------------------------------------------------
+
+
+class CheckResultIn(StrictSchema):
+    """The status and findings of one vetting check (findings are stored encrypted).
+
+    Medical findings are readable only with ``medical:read``.
+    """
+
+    check = _enum_in(CheckType, "Which check.", required=True)
+    status = fields.String(
+        required=True,
+        metadata={"description": "A status of this check; pending means not complete."},
+    )
+    findings = Text(max_length=FINDINGS_MAX, multiline=True, allow_none=True)
+    fit_to_travel = StrictBoolean(
+        metadata={"description": "Medical examination only; required when completed."}
+    )
+
+    @validates_schema
+    def _status_of_check(self, data: dict[str, Any], **_: Any) -> None:
+        check = data["check"]
+        statuses = {s.value for s in CHECK_STATUSES[check]}
+        errors: dict[str, list[str]] = {}
+        if data["status"] not in statuses:
+            errors["status"] = [NOT_A_STATUS + " One of: " + ", ".join(sorted(statuses)) + "."]
+        medical = check is CheckType.MEDICAL_EXAMINATION
+        if "fit_to_travel" in data and not medical:
+            errors["fit_to_travel"] = [MEDICAL_ONLY]
+        elif medical and data["status"] == "completed" and "fit_to_travel" not in data:
+            errors["fit_to_travel"] = [REQUIRED_WHEN_COMPLETED]
+        if errors:
+            raise ValidationError(errors)
+
+
+class InterviewIn(StrictSchema):
+    """A vetting interview of one or more members: scheduled, then recorded."""
+
+    members = fields.List(
+        fields.UUID(),
+        required=True,
+        validate=[validate.Length(min=1, max=INTERVIEW_MEMBERS_MAX), _unique],
+        metadata={"description": "Ids of the household members interviewed."},
+    )
+    interviewer = fields.UUID(
+        required=True,
+        metadata={"description": "User id of the interviewer (who may not decide the vetting)."},
+    )
+    scheduled_for = fields.AwareDateTime(metadata={"description": "When it is planned."})
+    conducted_on = fields.Date(metadata={"description": "When it took place; not in the future."})
+    interpreter_used = StrictBoolean(load_default=False)
+    interpreter_language = fields.String(
+        validate=[validate.Length(max=35), _matches(LANGUAGE_TAG, NOT_A_LANGUAGE)],
+        metadata={"example": "ar"},
+    )
+    notes = Text(max_length=FINDINGS_MAX, multiline=True, allow_none=True)
+
+    @validates_schema
+    def _consistent(self, data: dict[str, Any], **_: Any) -> None:
+        errors: dict[str, list[str]] = {}
+        if data.get("interpreter_used") and "interpreter_language" not in data:
+            errors["interpreter_language"] = [REQUIRED_WITH_INTERPRETER]
+        if not data.get("interpreter_used") and "interpreter_language" in data:
+            errors["interpreter_language"] = [ONLY_WITH_INTERPRETER]
+        conducted = data.get("conducted_on")
+        if conducted is not None and conducted > datetime.now(UTC).date() + timedelta(days=1):
+            errors["conducted_on"] = [IN_THE_FUTURE]
+        if "scheduled_for" not in data and conducted is None:
+            errors["scheduled_for"] = ["Give scheduled_for, conducted_on, or both."]
+        if errors:
+            raise ValidationError(errors)
+
+
+# --- resettlement -------------------------------------------------------------------------
+
+
+def _destination(value: str) -> None:
+    if not is_destination_country(value):
+        raise ValidationError(NOT_A_DESTINATION)
+
+
+class SubmissionIn(StrictSchema):
+    """The resettlement submission as drafted; review needs all three parts."""
+
+    destination_country = fields.String(validate=_destination, metadata={"example": "CAN"})
+    priority = _enum_in(Priority, "How fast the case must be processed.")
+    categories = fields.List(
+        _enum_in(SubmissionCategory, "A UNHCR submission category."),
+        validate=[validate.Length(min=1, max=MAX_SUBMISSION_CATEGORIES), _unique],
+        metadata={"description": "One or two submission categories, the main one first."},
+    )
+
+    @validates_schema
+    def _not_empty(self, data: dict[str, Any], **_: Any) -> None:
+        if not data:
+            raise ValidationError(NOTHING_TO_CHANGE)
+
+
+# --- consent ------------------------------------------------------------------------------
+
+
+class ConsentIn(StrictSchema):
+    """Consent given by one member. Withdrawal has its own request and takes effect at once."""
+
+    purpose = _enum_in(ConsentPurpose, "What the data may be used for.", required=True)
+    recipients = fields.List(
+        fields.String(validate=_matches(IDENTIFIER, NOT_AN_IDENTIFIER)),
+        required=True,
+        validate=[validate.Length(min=1, max=RECIPIENTS_MAX), _unique],
+        metadata={
+            "description": (
+                "Who may receive the data: partner codes for referral and data sharing, "
+                "ISO 3166-1 alpha-3 state codes for a resettlement submission."
+            )
+        },
+    )
+    given_by = fields.UUID(required=True, metadata={"description": "Id of the member."})
+    given_at = fields.AwareDateTime(required=True)
+    expires_at = fields.AwareDateTime(allow_none=True)
+    fields_ = fields.List(
+        fields.String(
+            validate=[validate.Length(max=FIELD_NAME_MAX), _matches(FIELD_NAME, NOT_A_FIELD_NAME)]
+        ),
+        data_key="fields",
+        attribute="fields",
+        load_default=list,
+        validate=[validate.Length(max=CONSENT_FIELDS_MAX), _unique],
+        metadata={"description": "Names of the case fields that may travel; none by default."},
+    )
+
+    @validates_schema
+    def _consistent(self, data: dict[str, Any], **_: Any) -> None:
+        errors: dict[str, list[str]] = {}
+        if data["given_at"] > datetime.now(UTC) + CLOCK_SKEW:
+            errors["given_at"] = [IN_THE_FUTURE]
+        expires = data.get("expires_at")
+        if expires is not None and expires <= data["given_at"]:
+            errors["expires_at"] = [EXPIRES_BEFORE_GIVEN]
+        if data["purpose"] is ConsentPurpose.RESETTLEMENT_SUBMISSION and not all(
+            is_destination_country(r) for r in data["recipients"]
+        ):
+            errors["recipients"] = [NOT_A_DESTINATION]
+        if errors:
+            raise ValidationError(errors)
+
+
+# --- hand-off -----------------------------------------------------------------------------
+
+
+class HandoffIn(StrictSchema):
+    """Ask to hand the case to another office, or to a registered partner organisation."""
+
+    kind = _enum_in(HandoffKind, "office or partner.", required=True)
+    office = fields.String(validate=OFFICE_CODE, metadata={"example": "irb-02"})
+    partner = fields.String(validate=_matches(IDENTIFIER, NOT_AN_IDENTIFIER))
+
+    @validates_schema
+    def _one_target(self, data: dict[str, Any], **_: Any) -> None:
+        wanted = "office" if data["kind"] is HandoffKind.OFFICE else "partner"
+        other = "partner" if wanted == "office" else "office"
+        errors: dict[str, list[str]] = {}
+        if wanted not in data:
+            errors[wanted] = [KIND_NEEDS.format(kind=data["kind"].value, field=wanted)]
+        if other in data:
+            errors[other] = [NOT_FOR_KIND]
+        if errors:
+            raise ValidationError(errors)
+
+
+def _partner_key(value: str) -> None:
+    try:
+        raw = base64.b64decode(value, validate=True)
+        load_partner_public_key(raw)
+    except (binascii.Error, ValueError, PackageError):
+        raise ValidationError(NOT_A_KEY) from None
+
+
+class PartnerIn(StrictSchema):
+    """A partner organisation outside the deployment, and the key packages are sealed to."""
+
+    code = fields.String(required=True, validate=_matches(IDENTIFIER, NOT_AN_IDENTIFIER))
+    name = Text(max_length=NAME_MAX, required=True)
+    public_key = fields.String(
+        required=True,
+        validate=[validate.Length(max=64), _partner_key],
+        metadata={"description": "The partner's X25519 public key, 32 raw bytes in base64."},
+    )
