@@ -163,7 +163,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _print_scenarios() -> None:
     for scenario in SCENARIOS:
-        state = f"not yet available ({scenario.pending})" if scenario.pending else "live"
+        state = scenario.skip_reason(BenchSettings()) or "live"
         print(f"{scenario.name:<22} {scenario.method:<5} {scenario.path:<32} {state}")
         print(f"{'':<22} {scenario.summary}")
 

@@ -31,7 +31,7 @@ from benchmarks.databases import (
 from benchmarks.gunicorn_server import REPO_ROOT, GunicornServer, ServerError
 from benchmarks.load import LoadError, LoadGenerator, LoadResult, combine
 from benchmarks.paired import Pair, PairedRunner, ScenarioError, describe_pair
-from benchmarks.scenarios import BASELINE_NAME, NOT_YET_AVAILABLE, Scenario, select
+from benchmarks.scenarios import BASELINE_NAME, Scenario, select
 from benchmarks.settings import BACKENDS, BenchSettings
 
 SERVICE_APP = "wsgi:app"
@@ -150,8 +150,8 @@ def _measure_all(
     baseline_runs: list[LoadResult] = []
     outcomes: dict[str, dict[str, Any]] = {}
     for scenario in cases:
-        if scenario.pending:
-            reason = f"{NOT_YET_AVAILABLE}: {scenario.pending}"
+        reason = scenario.skip_reason(runner.settings)
+        if reason:
             outcomes[scenario.name] = {"status": "skipped", "reason": reason, **scenario.describe()}
             continue
         try:
@@ -161,19 +161,26 @@ def _measure_all(
             outcomes[scenario.name] = {"status": "failed", "error": str(exc), **scenario.describe()}
             continue
         baseline_runs.append(pair.baseline)
-        outcomes[scenario.name] = _paired_outcome(scenario, pair)
+        outcomes[scenario.name] = _paired_outcome(scenario, pair, runner.settings)
         log(_progress(scenario.name, pair.case, pair.ratio))
     if not baseline_runs:  # no live case: the baseline on its own still gets measured
         baseline_runs.append(runner.alone(baseline))
     return baseline_runs, outcomes
 
 
-def _paired_outcome(scenario: Scenario, pair: Pair) -> dict[str, Any]:
+def _paired_outcome(scenario: Scenario, pair: Pair, settings: BenchSettings) -> dict[str, Any]:
     outcome = {
         "status": "ok" if pair.case.error_count == 0 else "errors",
         **scenario.describe(),
         **describe_pair(pair),
     }
+    if pair.case.requests == 0:  # a rate of 0 would read as a measurement; it is none
+        outcome["status"] = "too slow"
+        outcome["reason"] = (
+            f"no request completed within a {settings.round_s} s round at "
+            f"{settings.connections} connections; raise BENCH_DURATION or lower BENCH_CONNECTIONS"
+        )
+        return outcome
     if scenario.target is not None:
         outcome["target"] = scenario.target.check(pair.ratio, pair.case.latency_ms["p99"])
     return outcome

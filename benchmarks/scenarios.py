@@ -18,13 +18,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from benchmarks import synthetic
-from benchmarks.context import BenchContext
+from benchmarks import case_setup, synthetic
+from benchmarks.context import BenchContext, SetupError
 from benchmarks.request_file import RequestPool, json_body
-from benchmarks.settings import SettingsError
+from benchmarks.settings import BenchSettings, SettingsError
 
 BASELINE_NAME = "baseline"
 NOT_YET_AVAILABLE = "not yet available"
+SEEDING_TOO_SLOW = "seeding too slow for this run"
+SCALE_POINTS = (("10k", 10_000), ("100k", 100_000), ("1m", 1_000_000))
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,16 @@ class Scenario:
     expect_status: int = 200
     target: Target | None = None
     pending: str = ""  # what is missing; non-empty means skipped as not yet available
+    scale_cases: int = 0  # a scale point: skipped unless BENCH_SCALE=1
+
+    def skip_reason(self, settings: BenchSettings) -> str:
+        """Why this case is not measured in this run ("" when it is)."""
+        if self.pending:
+            return f"{NOT_YET_AVAILABLE}: {self.pending}"
+        if self.scale_cases and not settings.scale:
+            minutes = self.scale_cases / case_setup.SEEDING_RATE_PER_S / 60
+            return f"{SEEDING_TOO_SLOW} (~{minutes:,.0f} min to seed; BENCH_SCALE=1 runs it)"
+        return ""
 
     def request_pool(self, prepared: Prepared) -> RequestPool:
         """The requests to cycle through: the scenario's shape plus what setup prepared."""
@@ -97,6 +109,48 @@ def _document_searches(_ctx: BenchContext) -> Prepared:
     return Prepared(bodies=synthetic.document_searches(1000))
 
 
+def _authenticated(ctx: BenchContext) -> Prepared:
+    return Prepared(headers=case_setup.bearer(ctx))
+
+
+def _case_reads(ctx: BenchContext) -> Prepared:
+    references = case_setup.seeded(ctx)["references"]
+    return Prepared(
+        headers=case_setup.bearer(ctx), paths=[f"/api/v1/cases/{ref}" for ref in references]
+    )
+
+
+def _intakes(ctx: BenchContext) -> Prepared:
+    return Prepared(headers=case_setup.bearer(ctx), bodies=case_setup.seeded(ctx)["intake_bodies"])
+
+
+def _searches(ctx: BenchContext, headers: Mapping[str, str], cases: int) -> Prepared:
+    """Searches for numbers the seeding gave (household i holds number i): all hit."""
+    bodies = synthetic.document_searches(min(cases, case_setup.POOL_SIZE))
+    status, answer = ctx.request_json("POST", "/api/v1/cases/search", bodies[0], headers)
+    if status != 200 or not isinstance(answer, dict) or len(answer.get("items", ())) != 1:
+        raise SetupError(f"a search for a seeded document did not find one case ({status})")
+    return Prepared(headers=headers, bodies=bodies)
+
+
+def _document_search(ctx: BenchContext) -> Prepared:
+    return _searches(ctx, case_setup.bearer(ctx), ctx.settings.cases)
+
+
+def _scale_search(count: int) -> SetupHook:
+    def hook(ctx: BenchContext) -> Prepared:
+        token = case_setup.scale_office(ctx, count)
+        return _searches(ctx, {"Authorization": f"Bearer {token}"}, count)
+
+    return hook
+
+
+def _logins(ctx: BenchContext) -> Prepared:
+    data = case_setup.seeded(ctx)
+    body = {"username": case_setup.USERNAME, "password": data["password"]}
+    return Prepared(bodies=[body])
+
+
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         BASELINE_NAME,
@@ -123,81 +177,60 @@ SCENARIOS: tuple[Scenario, ...] = (
         "the generated OpenAPI document (a large JSON response)",
         path="/api/v1/openapi.json",
     ),
-    # ---- Not yet available. Each becomes live by replacing ``pending`` with a
-    # setup hook; the request shapes below are what the harness will send.
-    #
-    # GET /api/v1/cases/{reference}
-    #   Authorization: Bearer <token of a caseworker in the seeded office>
-    #   -> 200, the case with its members' fields decrypted; one case.read audit entry.
-    #   setup: refs = ctx.once("cases", lambda: ctx.call_in_app(<seed function>,
-    #          count=ctx.settings.cases)); token = ctx.once("token", <login>);
-    #          Prepared(headers={"Authorization": f"Bearer {token}"},
-    #                   paths=[f"/api/v1/cases/{ref}" for ref in refs[:1000]])
+    # ---- The case scenarios. Setup (benchmarks/case_setup.py), once per backend:
+    # an office and a caseworker, BENCH_CASES synthetic cases seeded through the
+    # bulk path (not HTTP), one login for a bearer token, and the request pools.
     Scenario(
         "case_read",
         "authenticated read of one case: decrypt, scope check, audit append",
         path="/api/v1/cases/{reference}",
+        setup=_case_reads,
         target=Target(min_ratio=0.5, max_p99_ms=100.0),
-        pending="needs the case read endpoint and a seeding function",
     ),
-    # POST /api/v1/cases
-    #   Authorization: Bearer <token>; Content-Type: application/json
-    #   body: one synthetic household per request, e.g.
-    #   {"office": "<seeded office>", "members": [{"relationship": "head",
-    #    "family_name": "...", "given_name": "...", "birth_year": 1990, "sex": "f",
-    #    "country_of_origin": "SYR", "documents": [{"type": "passport", "number": "PX4471093"}]}]}
-    #   -> 201 with the new reference; encrypts every member field, writes blind indexes.
     Scenario(
         "case_intake",
-        "register a household: data key, field encryption, blind indexes, audit",
+        "register a household of three: data key, field encryption, blind indexes, audit",
         method="POST",
         path="/api/v1/cases",
+        setup=_intakes,
         expect_status=201,
-        pending="needs the intake endpoint",
     ),
-    # POST /api/v1/cases/search
-    #   Authorization: Bearer <token>; Content-Type: application/json
-    #   body: {"document_type": "passport", "document_number": "PX4471093"}
-    #   (synthetic.document_searches(1000): the same numbers the seeding uses,
-    #   so a share of searches hit) -> 200 {"items": [...]}. Run at BENCH_CASES=10000
-    #   and 1000000 to check "1M within 1.5x of 10k".
     Scenario(
         "case_search_document",
         "exact search by document number through its blind index",
         method="POST",
         path="/api/v1/cases/search",
-        pending="needs the search endpoint",
+        setup=_document_search,
     ),
-    # GET /api/v1/cases?limit=50
-    #   Authorization: Bearer <token> -> 200 {"items": [50 cases], "next_cursor": "..."}
     Scenario(
         "case_list",
         "first page of 50 cases in the caller's office scope",
         path="/api/v1/cases?limit=50",
-        pending="needs the case list endpoint",
+        setup=_authenticated,
     ),
-    # POST /api/v1/cases/filter
-    #   Authorization: Bearer <token>; Content-Type: application/json
-    #   body: {"country_of_origin": "SYR", "limit": 50}
-    #   -> 200 {"items": [...], "next_cursor": ...}: decrypts page by page within scope.
     Scenario(
         "case_filter_encrypted",
-        "list of 50 filtered on an encrypted attribute (decrypt within scope)",
-        method="POST",
-        path="/api/v1/cases/filter",
-        pending="needs the encrypted-attribute filter endpoint",
+        f"list of 50 filtered on an encrypted attribute (specific need {case_setup.FILTER_NEED})",
+        path=f"/api/v1/cases?specific_need={case_setup.FILTER_NEED}&limit=50",
+        setup=_authenticated,
     ),
-    # POST /api/v1/auth/login
-    #   Content-Type: application/json
-    #   body: {"username": "bench-caseworker", "password": "<set by the seeding step>"}
-    #   -> 200 {"token": "..."}; one argon2id verification per request (the
-    #   production cost: 64 MiB, 3 passes), so expect a low rate by design.
     Scenario(
         "login",
         "staff login: argon2id password check, token issue, audit",
         method="POST",
         path="/api/v1/auth/login",
-        pending="needs the login endpoint and a seeded user",
+        setup=_logins,
+    ),
+    *(
+        Scenario(
+            f"case_search_document_{label}",
+            f"search by document number in an office of {count:,} cases (scale point)",
+            method="POST",
+            path="/api/v1/cases/search",
+            setup=_scale_search(count),
+            scale_cases=count,
+        )
+        for label, count in SCALE_POINTS
     ),
 )
 

@@ -11,7 +11,8 @@
 | BENCH_BACKENDS | auto | ``sqlite``, ``postgresql`` or both; auto adds PostgreSQL when it answers |
 | BENCH_DATABASE_URL | local server | PostgreSQL server for the throw-away database |
 | BENCH_SCENARIOS | all | comma-separated scenario names (the baseline always runs) |
-| BENCH_CASES | 10000 | synthetic cases a seeding hook creates |
+| BENCH_CASES | 2000 | synthetic cases seeded for the case scenarios (~150 cases/s) |
+| BENCH_SCALE | 0 | 1: also run the search scale points (10k, 100k, 1M cases; hours) |
 | BENCH_WORKER_CLASS / BENCH_WORKERS / BENCH_WORKER_THREADS | gthread / 2 / 8 | gunicorn |
 """
 
@@ -47,7 +48,8 @@ class BenchSettings:
     postgres_url: str = DEFAULT_POSTGRES_URL
     postgres_required: bool = False  # BENCH_DATABASE_URL given: fail rather than skip
     scenarios: tuple[str, ...] = ()  # empty: all
-    cases: int = 10_000
+    cases: int = 2_000
+    scale: bool = False  # BENCH_SCALE=1: seed and measure the 10k/100k/1M points
     gunicorn: GunicornConfig = field(default_factory=GunicornConfig)
     output: Path = RESULTS_DIR / "latest.json"
 
@@ -77,6 +79,7 @@ class BenchSettings:
             "connections": self.connections,
             "load_threads": self.threads,
             "cases": self.cases,
+            "scale": self.scale,
         }
 
 
@@ -101,7 +104,8 @@ def from_environ(env: Mapping[str, str]) -> BenchSettings:
         postgres_url=env.get("BENCH_DATABASE_URL") or DEFAULT_POSTGRES_URL,
         postgres_required=bool(env.get("BENCH_DATABASE_URL")),
         scenarios=names(env.get("BENCH_SCENARIOS", "")),
-        cases=_integer(env, "BENCH_CASES", 10_000),
+        cases=_integer(env, "BENCH_CASES", 2_000),
+        scale=env.get("BENCH_SCALE", "") == "1",
         gunicorn=gunicorn,
     )
 

@@ -1,0 +1,134 @@
+"""Setup for the case scenarios: one seeded office, one caseworker, one token.
+
+Seeding goes through the bulk path (``casework.cases.seeding``), never HTTP,
+in a process with the service's environment (:meth:`BenchContext.call_in_app`),
+so it writes into the run's throw-away database with the run's keyring. Every
+value is synthetic; the caseworker's password is random per run and never
+printed or written anywhere.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from benchmarks.context import BenchContext, SetupError
+
+OFFICE = "bench-01"
+SCALE_OFFICE = "bench-scale"
+USERNAME = "bench-caseworker"
+POOL_SIZE = 1000  # distinct references and searches cycled per scenario
+INTAKE_POOL = 200
+INTAKE_MEMBERS = 3
+FILTER_NEED = "SC-UC"
+SEEDING_RATE_PER_S = 150  # measured; used only to explain skipped scale points
+
+
+def seed_office(count: int, office: str, username: str, password: str) -> dict[str, Any]:
+    """In the app: seed ``count`` cases in ``office``, add a caseworker, build request pools.
+
+    Runs under ``benchmarks.in_app``; returns only synthetic references, codes
+    and bodies (the password goes in, never out).
+    """
+    from casework import db
+    from casework.auth import service as auth_service
+    from casework.cases.seeding import seed_cases, synthetic_households
+
+    session = db.session()
+    references = seed_cases(session, count=count, office=office)
+    auth_service.create_user(
+        session, username=username, password=password, role="caseworker", office_code=office
+    )
+    bodies = []
+    for household in synthetic_households(INTAKE_POOL * 10, seed=2):
+        if len(household["members"]) == INTAKE_MEMBERS:
+            bodies.append({"office": office, **household})
+        if len(bodies) == INTAKE_POOL:
+            break
+    needs = [need for h in synthetic_households(count) for need in h["specific_needs"]]
+    return {
+        "references": references[:POOL_SIZE],
+        "intake_bodies": bodies,
+        "need_share": needs.count(FILTER_NEED) / count if count else 0.0,
+    }
+
+
+def seed_more(count: int, office: str, seed: int) -> int:
+    """In the app: add ``count`` cases to ``office`` (for the scale points)."""
+    from casework import db
+    from casework.cases.seeding import seed_cases
+
+    return len(seed_cases(db.session(), count=count, office=office, seed=seed))
+
+
+def seeded(ctx: BenchContext) -> dict[str, Any]:
+    """The seeded office of this backend's run: seeded once, logged in once."""
+
+    def make() -> dict[str, Any]:
+        if ctx.settings.cases < 1:
+            raise SetupError("the case scenarios need BENCH_CASES >= 1")
+        password = secrets.token_urlsafe(24)
+        data: dict[str, Any] = ctx.call_in_app(
+            "benchmarks.case_setup:seed_office",
+            count=ctx.settings.cases,
+            office=OFFICE,
+            username=USERNAME,
+            password=password,
+        )
+        data["password"] = password
+        data["token"] = login(ctx, USERNAME, password)
+        return data
+
+    return ctx.once("cases", make)
+
+
+def login(ctx: BenchContext, username: str, password: str) -> str:
+    """A bearer token for ``username`` (a role without MFA)."""
+    status, answer = ctx.request_json(
+        "POST", "/api/v1/auth/login", {"username": username, "password": password}
+    )
+    if status != 200 or not isinstance(answer, dict) or "token" not in answer:
+        raise SetupError(f"login of the benchmark caseworker answered {status}")
+    if answer.get("mfa_enrolment_required"):
+        raise SetupError("the benchmark caseworker must enrol in MFA; caseworkers should not")
+    return str(answer["token"])
+
+
+def bearer(ctx: BenchContext) -> dict[str, str]:
+    return {"Authorization": f"Bearer {seeded(ctx)['token']}"}
+
+
+def scale_office(ctx: BenchContext, total: int) -> str:
+    """Grow the scale office to ``total`` cases (seed 1 first, so searches hit); log in."""
+    state: dict[str, int] = ctx.once("scale", lambda: {"count": 0})
+    have = state["count"]
+    if have < total:
+        ctx.call_in_app(
+            "benchmarks.case_setup:seed_more",
+            count=total - have,
+            office=SCALE_OFFICE,
+            seed=1 if have == 0 else total,
+        )
+        state["count"] = total
+
+    def make_token() -> str:
+        password = secrets.token_urlsafe(24)
+        ctx.call_in_app(
+            "benchmarks.case_setup:add_user",
+            office=SCALE_OFFICE,
+            username=f"{USERNAME}-scale",
+            password=password,
+        )
+        return login(ctx, f"{USERNAME}-scale", password)
+
+    return ctx.once("scale_token", make_token)
+
+
+def add_user(office: str, username: str, password: str) -> None:
+    """In the app: a caseworker in ``office``."""
+    from casework import db
+    from casework.auth import service as auth_service
+
+    auth_service.create_user(
+        db.session(), username=username, password=password, role="caseworker", office_code=office
+    )
