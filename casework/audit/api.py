@@ -24,6 +24,7 @@ from casework import db
 from casework.api import Blueprint
 from casework.audit import service, signer, store
 from casework.audit.actions import AuditAction, Outcome
+from casework.audit.export import entry_document
 from casework.audit.schemas import (
     CheckpointRequestSchema,
     CheckpointSchema,
@@ -125,7 +126,7 @@ class Events(MethodView):
         session = db.session()
         entries, next_cursor = store.list_events(session, filters, args["limit"], args["cursor"])
         service.record(AuditAction.AUDIT_READ, target=filters.get("target"), fields=list(filters))
-        return {"items": [store.entry_document(e) for e in entries], "next_cursor": next_cursor}
+        return {"items": [entry_document(e) for e in entries], "next_cursor": next_cursor}
 
 
 @blp.route("/events/<int:seq>/proof")
@@ -143,7 +144,7 @@ class EventProof(MethodView):
         proof = store.inclusion_proof(db.session(), seq)
         service.record(AuditAction.AUDIT_PROOF, target=f"seq:{seq}")
         return {
-            "entry": store.entry_document(proof.entry),
+            "entry": entry_document(proof.entry),
             "leaf_index": seq - 1,
             "tree_size": proof.tree_size,
             "audit_path": [node.hex() for node in proof.path],

@@ -77,11 +77,10 @@ class CheckpointNote:
 ExportItem = ChainedRecord | CheckpointNote
 
 
-def entry_line(entry: ChainedRecord) -> str:
-    """Return the export line (with its newline) for one log entry."""
+def entry_document(entry: ChainedRecord) -> dict[str, Any]:
+    """One entry's fields as exported (and as the auditor API shows them)."""
     record = entry.record
-    obj = {
-        "kind": "entry",
+    return {
         "seq": record.seq,
         "at": format_time(record.at),
         "actor": record.actor,
@@ -96,7 +95,11 @@ def entry_line(entry: ChainedRecord) -> str:
         "prev_hash": entry.prev_hash.hex(),
         "hash": entry.hash.hex(),
     }
-    return _dump(obj)
+
+
+def entry_line(entry: ChainedRecord) -> str:
+    """Return the export line (with its newline) for one log entry."""
+    return _dump({"kind": "entry", **entry_document(entry)})
 
 
 def checkpoint_line(note: str) -> str:

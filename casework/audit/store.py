@@ -67,26 +67,6 @@ def head_seq(session: Session) -> int:
     return session.scalar(select(func.max(AuditEntry.seq))) or 0
 
 
-def entry_document(entry: ChainedRecord) -> dict[str, Any]:
-    """An entry as the API shows it: the export's fields, without ``kind``."""
-    record = entry.record
-    return {
-        "seq": record.seq,
-        "at": format_time(record.at),
-        "actor": record.actor,
-        "role": record.role,
-        "office": record.office,
-        "device": record.device,
-        "action": record.action,
-        "target": record.target,
-        "fields": list(record.fields),
-        "outcome": record.outcome,
-        "request_id": record.request_id,
-        "prev_hash": entry.prev_hash.hex(),
-        "hash": entry.hash.hex(),
-    }
-
-
 # --- The auditor's event list. ---
 
 _EQUALITY_FILTERS = {
