@@ -51,8 +51,11 @@ def _register_features(app: Flask, api: Any) -> None:
     from casework.audit import api as audit_api
     from casework.auth import api as auth_api
     from casework.cases import api as cases_api
+    from casework.handoff import api as handoff_api
     from casework.offices import api as offices_api
     from casework.security import app as security_app
+    from casework.vetting import api as vetting_api
+    from casework.workflow import api as workflow_api
 
     security_app.init_app(app)
     audit.init_app(app)
@@ -64,3 +67,6 @@ def _register_features(app: Flask, api: Any) -> None:
     api.register_blueprint(cases_api.blp)
     api.register_blueprint(cases_api.alerts_blp)
     api.register_blueprint(audit_api.blp)
+    api.register_blueprint(workflow_api.blp)
+    api.register_blueprint(vetting_api.blp)
+    api.register_blueprint(handoff_api.blp)

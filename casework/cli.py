@@ -20,6 +20,7 @@ from casework.audit.cli import audit_group
 from casework.auth.cli import create_user_command
 from casework.cases.cli import cases_group, reindex_command
 from casework.db import get_db
+from casework.handoff.cli import handoff_group
 from casework.security.errors import KeyringError
 from casework.security.keys_cli import keys_group
 
@@ -142,4 +143,5 @@ main.add_command(create_user_command)
 main.add_command(audit_group)
 main.add_command(keys_group)
 main.add_command(cases_group)
+main.add_command(handoff_group)
 keys_group.add_command(reindex_command)

@@ -14,6 +14,9 @@ MODEL_MODULES: tuple[str, ...] = (
     "casework.security.models",
     "casework.auth.models",
     "casework.cases.models",
+    "casework.workflow.models",
+    "casework.vetting.models",
+    "casework.handoff.models",
 )
 
 

@@ -1,0 +1,1 @@
+"""Partners, consent records and hand-offs (filled in by the hand-off feature)."""

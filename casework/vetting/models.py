@@ -1,0 +1,1 @@
+"""Vetting interviews and checks (filled in by the vetting feature)."""
