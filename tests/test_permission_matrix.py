@@ -157,6 +157,9 @@ ENTRIES: dict[str, Entry] = {
     "GET /api/v1/cases/<reference>/history": Entry(200, _case(), scoped=True),
     "POST /api/v1/cases/<reference>/duplicates": Entry(200, _case(), scoped=True),
     "GET /api/v1/alerts": Entry(200),
+    # workflow states and transitions (issue 8)
+    # vetting interviews and checks (issue 8)
+    # consent, partners and hand-off (issue 8)
 }
 
 
