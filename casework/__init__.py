@@ -60,6 +60,7 @@ def _register_features(app: Flask, api: Any) -> None:
     security_app.init_app(app)
     audit.init_app(app)
     auth.init_app(app)  # after the keyring: its init step creates the first admin
+    cases_api.register_converter(app, api)
     api.register_blueprint(health.blp)
     api.register_blueprint(auth_api.blp)
     api.register_blueprint(auth_api.users_blp)

@@ -371,10 +371,6 @@ CHECKS = [
 # named check is skipped for that operation only, every other check still runs.
 # Remove an entry with the fix.
 KNOWN_ISSUES: dict[tuple[str, str], dict[str, str]] = {
-    ("POST", "/api/v1/cases/search"): {
-        "allow_header_conformance": "/cases/search also matches /cases/<reference>: "
-        "OPTIONS advertises GET, PATCH, DELETE and GET answers 404, not 405",
-    },
     ("POST", "/api/v1/audit/checkpoints"): {
         "negative_data_rejection": "a missing body is accepted although the document "
         "requires one (arguments(..., required=False) would say so)",

@@ -149,13 +149,13 @@ ENTRIES: dict[str, Entry] = {
     "GET /api/v1/cases": Entry(200),
     "POST /api/v1/cases": Entry((201, 403), lambda w: Call(json=cases_matrix.INTAKE)),
     "POST /api/v1/cases/search": Entry(200, lambda w: Call(json={"document_number": "X1"})),
-    "GET /api/v1/cases/<reference>": Entry(200, _case(), scoped=True),
-    "PATCH /api/v1/cases/<reference>": Entry(
+    "GET /api/v1/cases/<case_ref:reference>": Entry(200, _case(), scoped=True),
+    "PATCH /api/v1/cases/<case_ref:reference>": Entry(
         200, _case({"specific_needs": ["SC-UC"]}, V1), scoped=True
     ),
-    "DELETE /api/v1/cases/<reference>": Entry(204, _case(None, V1), scoped=True),
-    "GET /api/v1/cases/<reference>/history": Entry(200, _case(), scoped=True),
-    "POST /api/v1/cases/<reference>/duplicates": Entry(200, _case(), scoped=True),
+    "DELETE /api/v1/cases/<case_ref:reference>": Entry(204, _case(None, V1), scoped=True),
+    "GET /api/v1/cases/<case_ref:reference>/history": Entry(200, _case(), scoped=True),
+    "POST /api/v1/cases/<case_ref:reference>/duplicates": Entry(200, _case(), scoped=True),
     "GET /api/v1/alerts": Entry(200),
     # workflow states and transitions (issue 8)
     # vetting interviews and checks (issue 8)

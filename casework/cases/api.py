@@ -11,15 +11,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import current_app
+from flask import Flask, current_app
 from flask.views import MethodView
 from marshmallow import RAISE
+from werkzeug.routing import BaseConverter
 
 from casework import db
 from casework.api import API_PREFIX, Blueprint
 from casework.auth.access import require_principal, requires
 from casework.auth.permissions import Permission
 from casework.cases import duplicates, queries, service
+from casework.cases.reference import URL_PATTERN
 from casework.cases.schemas import (
     AlertPageOut,
     CaseListArgs,
@@ -36,6 +38,26 @@ from casework.cases.schemas import (
 from casework.concurrency import etag_for, require_if_match
 from casework.errors import PROBLEM_MIME
 from casework.pagination import PageArgs, page_size
+
+
+class ReferenceConverter(BaseConverter):
+    """``<case_ref:reference>``: a path segment spelled like a case reference.
+
+    Only the shape is checked here; a malformed or unknown reference still
+    answers 404 from the view, like a case out of scope.
+    """
+
+    regex = URL_PATTERN
+
+
+def register_converter(app: Flask, api: Any) -> None:
+    """Make ``case_ref`` known to the URL map and to the OpenAPI document."""
+    app.url_map.converters["case_ref"] = ReferenceConverter
+    api.register_converter(
+        ReferenceConverter,
+        lambda _converter: {"type": "string", "pattern": f"^{URL_PATTERN}$"},
+    )
+
 
 blp = Blueprint(
     "cases", __name__, url_prefix=f"{API_PREFIX}/cases", description="Cases (households)."
@@ -135,7 +157,7 @@ class CaseSearch(MethodView):
         return {"items": queries.search(db.session(), require_principal(), query)}
 
 
-@blp.route("/<reference>")
+@blp.route("/<case_ref:reference>")
 class CaseByReference(MethodView):
     @requires(Permission.CASES_READ)
     @blp.response(200, CaseOut, headers=ETAG_HEADER)
@@ -177,7 +199,7 @@ class CaseByReference(MethodView):
         service.erase_case(session, case)
 
 
-@blp.route("/<reference>/history")
+@blp.route("/<case_ref:reference>/history")
 class CaseHistory(MethodView):
     @requires(Permission.CASES_HISTORY)
     @blp.arguments(PageArgs, location="query", unknown=RAISE)
@@ -195,7 +217,7 @@ class CaseHistory(MethodView):
         return {"items": items, "next_cursor": next_cursor}
 
 
-@blp.route("/<reference>/duplicates")
+@blp.route("/<case_ref:reference>/duplicates")
 class CaseDuplicates(MethodView):
     @requires(Permission.CASES_SEARCH)
     @blp.arguments(NoBody, required=False)

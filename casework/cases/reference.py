@@ -108,3 +108,9 @@ def format_reference(reference: str) -> str:
     """The display form ``ABCDE-FGHJK-M`` of any accepted spelling of a reference."""
     canonical = normalise_reference(reference)
     return f"{canonical[:5]}-{canonical[5:10]}-{canonical[10]}"
+
+
+#: What a URL segment must look like to be taken for a reference: the symbols a
+#: reference may be spelled with, at a reference's length or a little more.
+#: Words such as ``search`` do not match, so ``/cases/search`` stays its own route.
+URL_PATTERN = r"[0-9A-Za-z*~$=-]{11,32}"

@@ -244,3 +244,15 @@ def test_lists_and_searches_never_decrypt_names_or_narratives(
     query = {"nationality_status": "stateless_determined", "specific_need": "SC-UC"}
     assert refs(client.get(CASES, query_string=query, headers=worker_a)) == [three[1]]
     assert len(refs(client.get(CASES, headers=worker_a))) == 3
+
+
+@pytest.mark.parametrize("method", ["GET", "PATCH", "DELETE"])
+def test_search_is_its_own_route_not_a_reference(
+    client: FlaskClient, worker_a: dict[str, str], method: str
+) -> None:
+    """``/cases/search`` is never read as a case reference: other methods answer 405."""
+    response = client.open(SEARCH, method=method, headers=worker_a)
+    assert response.status_code == 405
+    assert set(response.headers["Allow"].split(", ")) == {"OPTIONS", "POST"}
+    options = client.options(SEARCH, headers=worker_a)
+    assert set(options.headers["Allow"].split(", ")) == {"OPTIONS", "POST"}
