@@ -370,12 +370,7 @@ CHECKS = [
 # Failures in features whose owners are still at work, reported to them: the
 # named check is skipped for that operation only, every other check still runs.
 # Remove an entry with the fix.
-KNOWN_ISSUES: dict[tuple[str, str], dict[str, str]] = {
-    ("POST", "/api/v1/audit/checkpoints"): {
-        "negative_data_rejection": "a missing body is accepted although the document "
-        "requires one (arguments(..., required=False) would say so)",
-    },
-}
+KNOWN_ISSUES: dict[tuple[str, str], dict[str, str]] = {}
 
 
 def checks_for(target: Target) -> list[Any]:

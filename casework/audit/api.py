@@ -202,7 +202,7 @@ class Verify(MethodView):
 @blp.route("/checkpoints")
 class Checkpoints(MethodView):
     @requires(Permission.AUDIT_CHECKPOINT)
-    @blp.arguments(CheckpointRequestSchema)
+    @blp.arguments(CheckpointRequestSchema, required=False)
     @blp.response(201, CheckpointSchema)
     @problems(409, 422, 503)
     def post(self, _options: dict[str, Any]) -> tuple[dict[str, Any], int]:

@@ -111,7 +111,7 @@ class PublicKeySchema(Schema):
 
 
 class CheckpointRequestSchema(Schema):
-    """No options: a checkpoint covers the whole log as it stands."""
+    """No options: a checkpoint covers the whole log as it stands; the body may be omitted."""
 
     class Meta:
         unknown = RAISE

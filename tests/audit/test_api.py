@@ -377,3 +377,13 @@ def test_an_unreadable_row_is_named_not_a_crash(
         lambda: iter(lines.splitlines(keepends=True)), key.public_key, key.name, key.name
     )
     assert (result.ok, result.first_bad_seq) == (False, victim)
+
+
+@pytest.mark.parametrize("body", [None, {}])
+def test_a_checkpoint_request_body_is_optional_and_strict(client: FlaskClient, body: Any) -> None:
+    """The document says the body may be omitted; an empty object is the same request."""
+    assert client.post(f"{BASE}/checkpoints", json=body, headers=AUDITOR).status_code == 201
+    refused = client.post(f"{BASE}/checkpoints", json={"size": 3}, headers=AUDITOR)
+    assert refused.status_code == 422
+    spec = client.get("/api/v1/openapi.json").get_json()
+    assert spec["paths"]["/api/v1/audit/checkpoints"]["post"]["requestBody"]["required"] is False
