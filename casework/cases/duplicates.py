@@ -16,6 +16,7 @@ import uuid
 from typing import Any
 
 from sqlalchemy import and_, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
 from casework import audit
@@ -88,20 +89,24 @@ def raise_alert(session: Session, case: Case, other: Case, matched_on: str) -> b
     auditors find it under their own case.
     """
     first, second = sorted((case, other), key=lambda c: c.id)
-    existing = session.scalar(
-        select(DuplicateAlert.id).where(
-            DuplicateAlert.case_id == first.id,
-            DuplicateAlert.other_case_id == second.id,
-            DuplicateAlert.matched_on == matched_on,
+    session.flush()  # a case just registered must exist before an alert names it
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    # Two offices may detect the same pair at once: the later insert waits for the
+    # earlier one and then does nothing, instead of failing on the unique key.
+    inserted = session.scalar(
+        dialect.insert(DuplicateAlert)
+        .values(
+            id=uuid.uuid4(),
+            case_id=first.id,
+            other_case_id=second.id,
+            matched_on=matched_on,
+            created_at=utcnow(),
         )
+        .on_conflict_do_nothing()
+        .returning(DuplicateAlert.id)
     )
-    if existing is not None:
+    if inserted is None:
         return False
-    session.add(
-        DuplicateAlert(
-            case_id=first.id, other_case_id=second.id, matched_on=matched_on, created_at=utcnow()
-        )
-    )
     for target in (case, other):
         audit.record(
             AuditAction.ALERT_RAISE,

@@ -8,7 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 
+from casework.cases.duplicates import raise_alert
+from casework.cases.models import Case, DuplicateAlert
+from casework.db import get_db
 from tests.cases.scratch import Scratch, scratch_service
 
 CASES = "/api/v1/cases"
@@ -65,3 +69,44 @@ def test_simultaneous_patches_with_one_etag(scratch: Scratch) -> None:
         assert (final["specific_needs"], final["members"][0]["phone"]) == (["SC-UC"], "+1 000 000")
     else:
         assert (final["specific_needs"], final["members"][0]["phone"]) == ([], "+2 222 222")
+
+
+def _household(name: str) -> dict[str, Any]:
+    return {"members": [{"relationship": "principal_applicant", "sex": "male", "full_name": name}]}
+
+
+def test_one_alert_when_two_offices_detect_the_same_pair_at_once(scratch: Scratch) -> None:
+    """The second detector waits for the first and then finds the alert: no error, no twin."""
+    other_office = scratch.add_office("conc-02")
+    client = scratch.app.test_client()
+    # Different names, so that intake raises nothing; the test raises the alert itself.
+    references = [
+        client.post(CASES, json=_household(name), headers=headers).get_json()["reference"]
+        for name, headers in (
+            ("Twin One", WORKER),
+            ("Twin Two", {"X-Test-Principal": f"caseworker;{other_office};b"}),
+        )
+    ]
+    factory = get_db(scratch.app).session_factory
+    with scratch.app.app_context(), factory() as first:
+        cases = list(first.scalars(select(Case).where(Case.reference.in_(references))))
+        assert raise_alert(first, cases[0], cases[1], "name_birth_year") is True
+        outcome: list[Any] = []
+
+        def second_detector() -> None:
+            with scratch.app.app_context(), factory() as second:
+                mine = list(second.scalars(select(Case).where(Case.reference.in_(references))))
+                try:
+                    outcome.append(raise_alert(second, mine[1], mine[0], "name_birth_year"))
+                    second.commit()
+                except Exception as error:  # the failure is the finding
+                    outcome.append(error)
+
+        thread = threading.Thread(target=second_detector)
+        thread.start()
+        thread.join(timeout=1)  # it waits on the first transaction's lock
+        first.commit()
+        thread.join(timeout=30)
+    assert outcome == [False]
+    with factory() as check:
+        assert check.scalar(select(func.count()).select_from(DuplicateAlert)) == 1
