@@ -32,6 +32,7 @@ The PostgreSQL URL (default: ``CASEWORK_BENCH_POSTGRES`` or the local server as
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -263,7 +264,7 @@ def verification_suite(folder: Path, size: int) -> dict[str, Any]:
                 with engine.begin() as connection:
                     connection.execute(insert(AuditEntry), [AuditEntry.values_of(e) for e in chunk])
                 with factory() as session:
-                    _, seconds = timed(lambda s=session: signer.sign_now(s))
+                    _, seconds = timed(functools.partial(signer.sign_now, session))
                     session.commit()
                 sign_times.append(seconds)
             identity = signer.log_identity()

@@ -145,6 +145,17 @@ def _scale_search(count: int) -> SetupHook:
     return hook
 
 
+def _scale_read(count: int) -> SetupHook:
+    def hook(ctx: BenchContext) -> Prepared:
+        token, references = case_setup.scale_references(ctx, count)
+        return Prepared(
+            headers={"Authorization": f"Bearer {token}"},
+            paths=[f"/api/v1/cases/{ref}" for ref in references],
+        )
+
+    return hook
+
+
 def _logins(ctx: BenchContext) -> Prepared:
     data = case_setup.seeded(ctx)
     body = {"username": case_setup.USERNAME, "password": data["password"]}
@@ -221,16 +232,28 @@ SCENARIOS: tuple[Scenario, ...] = (
         path="/api/v1/auth/login",
         setup=_logins,
     ),
+    # Scale points, in growing order: the office grows in place from one to the next,
+    # so each size's search and read run before the next seeding.
     *(
-        Scenario(
-            f"case_search_document_{label}",
-            f"search by document number in an office of {count:,} cases (scale point)",
-            method="POST",
-            path="/api/v1/cases/search",
-            setup=_scale_search(count),
-            scale_cases=count,
-        )
+        scenario
         for label, count in SCALE_POINTS
+        for scenario in (
+            Scenario(
+                f"case_search_document_{label}",
+                f"search by document number in an office of {count:,} cases (scale point)",
+                method="POST",
+                path="/api/v1/cases/search",
+                setup=_scale_search(count),
+                scale_cases=count,
+            ),
+            Scenario(
+                f"case_read_{label}",
+                f"case read in an office of {count:,} cases (scale point)",
+                path="/api/v1/cases/{reference}",
+                setup=_scale_read(count),
+                scale_cases=count,
+            ),
+        )
     ),
 )
 

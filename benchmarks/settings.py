@@ -11,8 +11,8 @@
 | BENCH_BACKENDS | auto | ``sqlite``, ``postgresql`` or both; auto adds PostgreSQL when it answers |
 | BENCH_DATABASE_URL | local server | PostgreSQL server for the throw-away database |
 | BENCH_SCENARIOS | all | comma-separated scenario names (the baseline always runs) |
-| BENCH_CASES | 2000 | synthetic cases seeded for the case scenarios (~150 cases/s) |
-| BENCH_SCALE | 0 | 1: also run the search scale points (10k, 100k, 1M cases; hours) |
+| BENCH_CASES | 2000 | synthetic cases seeded for the case scenarios (~1,500 cases/s) |
+| BENCH_SCALE | 0 | 1: also run the read and search scale points (10k, 100k, 1M cases) |
 | BENCH_WORKER_CLASS / BENCH_WORKERS / BENCH_WORKER_THREADS | gthread / 2 / 8 | gunicorn |
 """
 

@@ -38,6 +38,9 @@ from casework.auth.permissions import OFFICELESS_ROLES, STAFF_ROLES, permissions
 from casework.offices.models import Office
 from tests.auth.helpers import TEST_PASSWORD, create_user, login_headers
 from tests.cases import matrix as cases_matrix
+from tests.handoff import matrix as handoff_matrix
+from tests.vetting import matrix as vetting_matrix
+from tests.workflow import matrix as workflow_matrix
 
 PLACES = ("own", "other", "none")
 # Routes below these prefixes carry case contents: admins and auditors must be
@@ -158,8 +161,77 @@ ENTRIES: dict[str, Entry] = {
     "POST /api/v1/cases/<case_ref:reference>/duplicates": Entry(200, _case(), scoped=True),
     "GET /api/v1/alerts": Entry(200),
     # workflow states and transitions (issue 8)
+    "GET /api/v1/workflow": Entry(200),
+    "POST /api/v1/cases/<case_ref:reference>/transitions": Entry(
+        200, _case({"process": "case_stage", "to": "vetting"}, V1), scoped=True
+    ),
+    "PUT /api/v1/cases/<case_ref:reference>/resettlement/submission": Entry(
+        200,
+        lambda w: Call(
+            {"reference": workflow_matrix.case_preparing_submission(w)}, {"priority": "normal"}, V1
+        ),
+        scoped=True,
+    ),
+    "PUT /api/v1/cases/<case_ref:reference>/best-interests-assessment": Entry(
+        200, _case({"completed_on": "2025-01-15", "note": "Assessed."}, V1), scoped=True
+    ),
     # vetting interviews and checks (issue 8)
+    "GET /api/v1/cases/<case_ref:reference>/interviews": Entry(
+        200, lambda w: Call(vetting_matrix.case_path(w)), scoped=True
+    ),
+    "POST /api/v1/cases/<case_ref:reference>/interviews": Entry(
+        201, lambda w: Call(*vetting_matrix.interview_call(w)), scoped=True
+    ),
+    "PATCH /api/v1/cases/<case_ref:reference>/interviews/<uuid:interview_id>": Entry(
+        200, lambda w: Call(vetting_matrix.interview_path(w), {"notes": "Matrix."}, V1), scoped=True
+    ),
+    "GET /api/v1/cases/<case_ref:reference>/checks": Entry(200, _case(), scoped=True),
+    "PUT /api/v1/cases/<case_ref:reference>/checks/<any(identity_verification,"
+    "security_screening,medical_examination,credibility_assessment):check>": Entry(
+        200,
+        lambda w: Call(
+            {**vetting_matrix.case_path(w), "check": "security_screening"},
+            {"status": "cleared"},
+            V1,
+        ),
+        scoped=True,
+    ),
+    "POST /api/v1/alerts/<uuid:alert_id>/review": Entry(
+        201,
+        lambda w: Call(vetting_matrix.alert_path(w), {"outcome": "distinct_persons"}),
+        scoped=True,
+    ),
     # consent, partners and hand-off (issue 8)
+    "GET /api/v1/cases/<case_ref:reference>/consents": Entry(200, _case(), scoped=True),
+    "POST /api/v1/cases/<case_ref:reference>/consents": Entry(
+        201, lambda w: Call(*handoff_matrix.consent_call(w), V1), scoped=True
+    ),
+    "POST /api/v1/cases/<case_ref:reference>/consents/<uuid:consent_id>/withdraw": Entry(
+        200, lambda w: Call(handoff_matrix.consent_path(w), None, V1), scoped=True
+    ),
+    "POST /api/v1/cases/<case_ref:reference>/handoffs": Entry(
+        201,
+        lambda w: Call(
+            {"reference": cases_matrix.new_case(w)},
+            {"kind": "office", "office": w.other_office},
+            V1,
+        ),
+        scoped=True,
+    ),
+    "GET /api/v1/cases/<case_ref:reference>/handoffs/<uuid:handoff_id>/package": Entry(
+        200, lambda w: Call(handoff_matrix.package_path(w)), scoped=True
+    ),
+    "GET /api/v1/handoffs": Entry(200),
+    "GET /api/v1/partners": Entry(200),
+    "POST /api/v1/partners": Entry(
+        201,
+        lambda w: Call(
+            json={"code": w.unique("p"), "name": "P", "public_key": handoff_matrix.public_key()}
+        ),
+    ),
+    "POST /api/v1/partners/<code>/deactivate": Entry(
+        200, lambda w: Call({"code": handoff_matrix.partner(w).code})
+    ),
 }
 
 

@@ -21,6 +21,7 @@ class AuditAction(StrEnum):
     CASE_SHRED = "case.shred"
     ALERT_RAISE = "alert.raise"
     ALERT_READ = "alert.read"
+    ALERT_REVIEW = "alert.review"
     CONSENT_RECORD = "consent.record"
     CONSENT_WITHDRAW = "consent.withdraw"
     HANDOFF_REQUEST = "handoff.request"

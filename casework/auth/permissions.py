@@ -37,6 +37,7 @@ class Permission(StrEnum):
     HANDOFF_APPROVE = "handoff:approve"
     HANDOFF_ACCEPT = "handoff:accept"
     CONSENT_RECORD = "consent:record"
+    PARTNERS_MANAGE = "partners:manage"
     WORKFLOW_READ = "workflow:read"
     AUDIT_READ = "audit:read"
     AUDIT_CHECKPOINT = "audit:checkpoint"
@@ -86,6 +87,9 @@ ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
             P.KEYS_MANAGE,
             P.AUDIT_CHECKPOINT,
             P.WORKFLOW_READ,
+            # Partners are trust anchors of the whole deployment (where case data may go),
+            # kept apart from the supervisors who approve sending: nobody does both alone.
+            P.PARTNERS_MANAGE,
         }
     ),
     "caseworker": _CASEWORKER,
@@ -104,7 +108,10 @@ OFFICELESS_ROLES = frozenset({"admin", "auditor"})
 STAFF_ROLES = tuple(role for role in ROLES if role != "device")
 
 ROLE_SUMMARIES: dict[str, str] = {
-    "admin": "Runs the service: offices, users, devices, keys. Sees no case contents.",
+    "admin": (
+        "Runs the service: offices, users, devices, keys, partner organisations. "
+        "Sees no case contents."
+    ),
     "caseworker": "Intake; reads and edits the cases of their own office.",
     "vetting_officer": "A caseworker who also conducts interviews and screening.",
     "supervisor": "Everything in their office, plus the second-person (four-eyes) decisions.",
@@ -138,6 +145,7 @@ PERMISSION_SUMMARIES: dict[Permission, str] = {
     P.HANDOFF_APPROVE: "approve a hand-off (four-eyes)",
     P.HANDOFF_ACCEPT: "accept or decline a case handed to their office",
     P.CONSENT_RECORD: "record and withdraw consent",
+    P.PARTNERS_MANAGE: "register, list and deactivate partner organisations and their keys",
     P.WORKFLOW_READ: "read the workflow definitions (no case data)",
     P.AUDIT_READ: "query the access log",
     P.AUDIT_CHECKPOINT: "read, verify and export signed checkpoints",

@@ -38,6 +38,7 @@ from casework.cases.schemas import (
 from casework.concurrency import etag_for, require_if_match
 from casework.errors import PROBLEM_MIME
 from casework.pagination import PageArgs, page_size
+from casework.workflow import service as workflow
 
 
 class ReferenceConverter(BaseConverter):
@@ -163,10 +164,13 @@ class CaseByReference(MethodView):
     @blp.response(200, CaseOut, headers=ETAG_HEADER)
     @problems(blp, 401, 403, 404, 410)
     def get(self, reference: str) -> tuple[dict[str, Any], int, dict[str, str]]:
-        """The whole case, decrypted; recorded as case.read with the fields returned."""
+        """The whole case, decrypted, with its workflow and the transitions you may take now;
+        recorded as case.read with the fields returned."""
         session = db.session()
-        case = service.load_case(session, require_principal(), reference, Permission.CASES_READ)
-        return service.read_case(session, case), 200, {"ETag": etag_for(case.version)}
+        principal = require_principal()
+        case = service.load_case(session, principal, reference, Permission.CASES_READ)
+        view = workflow.read_case(session, principal, case)
+        return view, 200, {"ETag": etag_for(case.version)}
 
     @requires(Permission.CASES_WRITE)
     @blp.arguments(CaseUpdateIn)

@@ -46,6 +46,7 @@ from casework.cases.names import EmptyName, name_key
 from casework.cases.rules import birth_year_of
 from casework.security.blind_index import BlindIndexer, normalise
 from casework.security.case_keys import data_key_cache
+from casework.security.envelope import WrappedKey
 from casework.security.errors import BlindIndexError
 from casework.security.keyring import Keyring
 from casework.security.models import CaseKey
@@ -73,17 +74,27 @@ def keyring_of(session: Session) -> Keyring:
     return data_key_cache(session).keyring
 
 
-def prefetch_keys(session: Session, case_ids: Iterable[uuid.UUID]) -> list[CaseKey]:
-    """Load the wrapped data keys of many cases with one query.
+def prefetch_keys(session: Session, case_ids: Iterable[uuid.UUID]) -> list[uuid.UUID]:
+    """Read the wrapped data keys of many cases with one query; return the case ids found.
 
     Decrypting a field looks its case's key up with ``session.get``, one
-    SELECT per case; with the rows already in the session it costs none. The
-    session holds rows weakly: keep the returned list until the decryption is done.
+    SELECT per case; the keys read here are primed in the session's key cache
+    instead (unwrapped on first use, dropped when the transaction ends).
     """
     ids = list(set(case_ids))
-    if not ids:
-        return []
-    return list(session.scalars(select(CaseKey).where(CaseKey.case_id.in_(ids))))
+    cache = data_key_cache(session)
+    wanted = [case_id for case_id in ids if case_id not in cache]
+    if not wanted:
+        return ids
+    query = select(CaseKey.case_id, CaseKey.kek_id, CaseKey.wrapped_key).where(
+        CaseKey.case_id.in_(wanted)
+    )
+    found = {
+        row.case_id: WrappedKey(row.kek_id, bytes(row.wrapped_key))
+        for row in session.execute(query)
+    }
+    cache.prime(found)
+    return list(found)
 
 
 def document_key(number: str) -> str | None:

@@ -1,7 +1,8 @@
 """Reading many cases: filtered lists, exact search, and a case's change history.
 
 Every case shown is recorded in the access log, one entry per case, because
-even a summary carries special-category data (the specific-needs codes).
+even a summary carries special-category data (the specific-needs codes); the
+entries of one page are appended together (:func:`~casework.audit.service.record_many`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session, load_only
 from casework import audit
 from casework.audit import AuditAction
 from casework.audit.models import AuditEntry, from_micros
+from casework.audit.service import record_many
 from casework.auth.access import Principal, scope_filter
 from casework.cases import indexes
 from casework.cases.indexes import Probe, keyring_of
@@ -206,22 +208,24 @@ def summaries(
     case listed gets its own access-log entry: "who saw that this person has
     an SGBV code" stays answerable.
     """
+    if not cases:
+        return []
     counts = member_counts(session, cases)
     _held = indexes.prefetch_keys(session, (c.id for c in cases))
     fields = sorted({*SUMMARY_FIELDS, *read_fields})
-    views = []
-    for case in cases:
-        views.append(
-            {
-                "reference": case.reference,
-                "office": case.office_code,
-                "stage": case.stage,
-                "resettlement_stage": case.resettlement_stage,
-                "member_count": counts.get(case.id, 0),
-                "specific_needs": case.specific_needs or [],
-            }
-        )
-        audit.record(action, target=case.reference, fields=fields, session=session)
+    views = [
+        {
+            "reference": case.reference,
+            "office": case.office_code,
+            "stage": case.stage,
+            "resettlement_stage": case.resettlement_stage,
+            "member_count": counts.get(case.id, 0),
+            "specific_needs": case.specific_needs or [],
+        }
+        for case in cases
+    ]
+    # Still one entry per case, appended together: one lock, one head read, one INSERT.
+    record_many(action, [case.reference for case in cases], fields=fields, session=session)
     return views
 
 

@@ -590,6 +590,12 @@ class CaseOut(Schema):
         fields.String(),
         metadata={"description": "References of cases that may be the same people."},
     )
+    # Only in a case read: the workflow states and what the caller may do next.
+    workflow = fields.Nested("CaseWorkflowOut")
+    allowed_transitions = fields.List(
+        fields.Nested("AllowedTransitionOut"),
+        metadata={"description": "Transitions you may take now (permission held, guards met)."},
+    )
 
 
 class CaseSummaryOut(Schema):

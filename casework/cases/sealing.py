@@ -23,8 +23,6 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy.orm.attributes import flag_dirty
-
 from casework.security.codecs import JSON, JSONValue
 from casework.security.columns import PENDING_ATTRIBUTE, EncryptedField
 from casework.security.errors import CodecError
@@ -86,10 +84,9 @@ def _load_uuid(value: JSONValue) -> uuid.UUID:
 class Sealed(EncryptedField[T]):
     """An encrypted attribute that always stores a padded value; ``None`` included."""
 
-    def __set__(self, obj: object, value: T | None) -> None:
+    def encode_value(self, value: T | None) -> bytes:
         # Unlike EncryptedField, None is encoded (as a padded JSON null), not stored as NULL.
-        obj.__dict__.setdefault(PENDING_ATTRIBUTE, {})[self.name] = self.codec.encode(value)  # type: ignore[arg-type]
-        flag_dirty(obj)
+        return self.codec.encode(value)  # type: ignore[arg-type]
 
 
 def sealed_text(block: int, **options: Any) -> Sealed[str]:

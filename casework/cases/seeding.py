@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from casework.cases.rules import utc_today
-from casework.cases.service import bulk_intake
+from casework.cases.service import bulk_register
 from casework.offices import service as offices_service
 from casework.offices.models import Office
 
@@ -111,10 +111,8 @@ def seed_cases(
     references: list[str] = []
     households = synthetic_households(count, seed)
     while batch := list(islice(households, batch_size)):
-        cases = bulk_intake(session, office, batch, audit_each=False)
-        references += [case.reference for case in cases]
+        references += bulk_register(session, office, batch, audit_each=False)
         session.commit()
-        session.expunge_all()
     return references
 
 

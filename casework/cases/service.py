@@ -17,12 +17,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, event, or_, select
+from sqlalchemy import Table, delete, event, insert, or_, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload
 
 from casework import audit
 from casework.audit import AuditAction
+from casework.audit.service import record_many
 from casework.auth.access import Principal, deny, in_scope, require_can
 from casework.auth.permissions import Permission
 from casework.auth.timestamps import utcnow
@@ -34,8 +35,12 @@ from casework.cases.reference import InvalidReference, new_reference, normalise_
 from casework.cases.sealing import erase_ciphertext
 from casework.errors import CaseworkError, NotFound, ValidationFailed
 from casework.offices.models import Office
-from casework.security.case_keys import provision_case_key
+from casework.security.case_keys import SESSION_INFO_KEY, provision_case_key
+from casework.security.columns import RowIds
+from casework.security.data_key_cache import DataKeyCache
+from casework.security.envelope import DataKey, WrappedKey, new_data_key, wrap_data_key
 from casework.security.keyring import Keyring
+from casework.security.models import CaseKey
 from casework.security.shredding import shred
 
 CASE_FIELDS = (
@@ -111,13 +116,24 @@ def load_case(
         canonical = normalise_reference(reference)
     except InvalidReference:
         raise NotFound("No such resource.") from None
-    query = select(Case).where(Case.reference == canonical)
-    query = query.options(selectinload(Case.members))
+    # One statement: the case, its members and its wrapped data key (primed in the
+    # session's key cache, so the first decryption needs no second SELECT).
+    query = (
+        select(Case, CaseKey.kek_id, CaseKey.wrapped_key)
+        .outerjoin(CaseKey, CaseKey.case_id == Case.id)
+        .where(Case.reference == canonical)
+        .options(joinedload(Case.members))
+    )
     if for_update:
         query = query.with_for_update(of=Case)
-    case: Case = require_can(principal, permission, session.scalar(query))
+    row = session.execute(query).unique().first()
+    case: Case = require_can(principal, permission, row[0] if row is not None else None)
     if case.is_erased and not allow_erased:
         raise CaseErased("This case was erased; only its change history remains.")
+    if row is not None and row.wrapped_key is not None:
+        keys = session.info.get(SESSION_INFO_KEY)
+        if isinstance(keys, DataKeyCache):
+            keys.prime({case.id: WrappedKey(row.kek_id, bytes(row.wrapped_key))})
     return case
 
 
@@ -323,6 +339,121 @@ def bulk_intake(
             session=session,
         )
     return cases
+
+
+def bulk_register(
+    session: Session,
+    office: str,
+    households: Sequence[Mapping[str, Any]],
+    *,
+    audit_each: bool = True,
+) -> list[str]:
+    """:func:`bulk_intake` for large imports and seeding; returns the new references.
+
+    The same rows as the ORM path, written without a unit of work: a data key
+    per case wrapped under the active KEK, every field encrypted by its model
+    attribute (:meth:`~casework.security.columns.EncryptedField.ciphertext`:
+    same encoding, padding and associated data), blind indexes under the
+    current root, then one multi-row INSERT per table. The access log gets one
+    ``case.create`` entry per case (:func:`~casework.audit.service.record_many`),
+    or, with ``audit_each`` False, one entry for the batch. No duplicate check,
+    no validation: ``households`` are ``IntakeIn`` data the caller validated.
+    Raises ValidationFailed when the office does not exist or is inactive.
+    """
+    found = session.get(Office, office)
+    if found is None or not found.is_active:
+        raise ValidationFailed(errors={"json": {"office": [NO_SUCH_OFFICE]}})
+    keyring = keyring_of(session)
+    kek = keyring.active_kek()
+    root = keyring.blind_index_root().version
+    now = utcnow()
+    rows: dict[str, list[dict[str, Any]]] = {"cases": [], "keys": [], "members": [], "index": []}
+    references = _free_references(session, len(households))
+    for reference, household in zip(references, households, strict=True):
+        _bulk_rows(rows, keyring, kek.kek_id, root, office, reference, household, now)
+    session.execute(insert(_table(Case)), rows["cases"])
+    session.execute(insert(_table(CaseKey)), rows["keys"])
+    session.execute(insert(_table(CaseMember)), rows["members"])
+    if rows["index"]:
+        session.execute(insert(_table(BlindIndexEntry)), rows["index"])
+    names = sorted({name for household in households for name in written_fields(household)})
+    targets: list[str | None] = list(references) if audit_each else [None]
+    record_many(AuditAction.CASE_CREATE, targets, fields=names, session=session)
+    return references
+
+
+def _bulk_rows(
+    rows: dict[str, list[dict[str, Any]]],
+    keyring: Keyring,
+    kek_id: str,
+    root: int,
+    office: str,
+    reference: str,
+    household: Mapping[str, Any],
+    now: Any,
+) -> None:
+    """Append the rows of one new case (case, key, members, index entries) to ``rows``."""
+    case_id = uuid.uuid4()
+    material = new_data_key()
+    wrapped = wrap_data_key(keyring, material, case_id)
+    key = DataKey(material)
+    needs = list(plain(household.get("specific_needs") or []))
+    rows["keys"].append(
+        {"case_id": case_id, "kek_id": kek_id, "wrapped_key": wrapped.blob, "created_at": now}
+    )
+    rows["cases"].append(
+        {
+            "id": case_id,
+            "reference": reference,
+            "office_code": office,
+            "stage": Stage.INTAKE.value,
+            "resettlement_stage": ResettlementStage.NOT_CONSIDERED.value,
+            "specific_needs": Case.specific_needs.ciphertext(key, RowIds(case_id, case_id), needs),
+            "version": 1,
+            "created_at": now,
+            "updated_at": now,
+            "erased_at": None,
+        }
+    )
+    members = [plain(m) for m in household["members"]]
+    ids = [uuid.uuid4() for _ in members]
+    for position, data in enumerate(members):
+        mother = data.get("mother")
+        data["mother"] = ids[mother] if isinstance(mother, int) else mother
+        row: dict[str, Any] = {
+            "id": ids[position],
+            "case_id": case_id,
+            "position": position,
+            "relationship": data["relationship"],
+        }
+        row_ids = RowIds(case_id, ids[position])
+        for name in _SEALED_MEMBER_FIELDS:
+            field_ = getattr(CaseMember, name)
+            row[field_.name_in_table] = field_.ciphertext(key, row_ids, data.get(name))
+        rows["members"].append(row)
+        values = {
+            (p.index, v)
+            for p in indexes.member_probes(data)
+            if (v := indexes.value_of(keyring, p)) is not None
+        }
+        rows["index"].extend(
+            {
+                "member_id": ids[position],
+                "case_id": case_id,
+                "name": n,
+                "root_version": root,
+                "value": v,
+            }
+            for n, v in sorted(values)
+        )
+
+
+def _table(model: type[Any]) -> Table:
+    table: Table = model.__table__
+    return table
+
+
+_SEALED_MEMBER_FIELDS = tuple(name for name in MEMBER_FIELDS if name != "relationship")
 
 
 # --- change --------------------------------------------------------------------------------

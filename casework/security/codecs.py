@@ -133,6 +133,14 @@ def _check_json_types(value: object) -> None:
         raise CodecError("value is not JSON: only None, bool, int, float, str, list and dict")
 
 
+# One encoder and one decoder for every value: ``json.dumps``/``json.loads`` with
+# keywords build a new one per call.
+_ENCODER = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":")
+)
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
 class JSONCodec(_TaggedCodec[JSONValue]):
     name = "json"
     tag = b"j"
@@ -143,16 +151,13 @@ class JSONCodec(_TaggedCodec[JSONValue]):
         except RecursionError:
             raise CodecError("JSON value is nested too deeply or contains itself") from None
         try:
-            text = json.dumps(
-                value, ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":")
-            )
-            return text.encode("utf-8")
+            return _ENCODER.encode(value).encode("utf-8")
         except ValueError:
             raise CodecError("JSON numbers must be finite (no NaN or infinity)") from None
 
     def _decode(self, payload: bytes) -> JSONValue:
         try:
-            value: JSONValue = json.loads(payload.decode("utf-8"), parse_constant=_refuse_constant)
+            value: JSONValue = _DECODER.decode(payload.decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
             raise CodecError("stored JSON is malformed") from None
         return value

@@ -33,13 +33,35 @@ from sqlalchemy.orm.attributes import flag_dirty
 
 from casework.security.case_keys import data_key_cache
 from casework.security.codecs import DATE, INT, JSON, TEXT, Codec, JSONValue, codec_for
-from casework.security.envelope import FieldContext, decrypt_field, encrypt_field
+from casework.security.envelope import (
+    DataKey,
+    FieldContext,
+    field_aad_ids,
+    field_aad_prefix,
+    open_with_aad,
+    seal_with_aad,
+)
 from casework.security.errors import EncryptionContextError
 
 T = TypeVar("T")
 
 PENDING_ATTRIBUTE = "_casework_pending_plaintext"
 """Instance attribute holding encoded values assigned since the last flush, by field name."""
+
+_AAD_IDS_ATTRIBUTE = "_casework_aad_ids"
+"""Instance attribute caching (case id, row id, their framed bytes): a member's sixteen
+fields share them, so the ids are framed once per row rather than once per field."""
+
+
+class RowIds:
+    """A row's case id and row id, framed once for the associated data of all its fields."""
+
+    __slots__ = ("aad", "case_id", "row_id")
+
+    def __init__(self, case_id: uuid.UUID, row_id: uuid.UUID) -> None:
+        self.case_id = case_id
+        self.row_id = row_id
+        self.aad = field_aad_ids(case_id, row_id)
 
 
 class EncryptedField(Generic[T]):
@@ -62,6 +84,7 @@ class EncryptedField(Generic[T]):
         self.name = ""
         self.storage_attr = ""
         self._table_name = ""
+        self._aad_prefix = b""
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} ({self.codec.name})>"
@@ -97,13 +120,30 @@ class EncryptedField(Generic[T]):
         session = object_session(obj)
         if session is None:
             raise EncryptionContextError("cannot decrypt a row that is not in a session")
-        key = data_key_cache(session).get(self._ids(obj)[0])
-        return self.codec.decode(decrypt_field(key, blob, self._context(obj)))
+        case_id, aad = self._aad(obj)
+        key = data_key_cache(session).get(case_id)
+        return self.codec.decode(open_with_aad(key, blob, aad))
 
     def __set__(self, obj: object, value: T | None) -> None:
-        encoded = None if value is None else self.codec.encode(value)
-        obj.__dict__.setdefault(PENDING_ATTRIBUTE, {})[self.name] = encoded
+        obj.__dict__.setdefault(PENDING_ATTRIBUTE, {})[self.name] = self.encode_value(value)
         flag_dirty(obj)
+
+    def encode_value(self, value: T | None) -> bytes | None:
+        """The bytes to encrypt for ``value``; None (stored as NULL) for None."""
+        return None if value is None else self.codec.encode(value)
+
+    def ciphertext(self, key: DataKey, row_ids: RowIds, value: T | None) -> bytes | None:
+        """The stored column value of ``value`` for a row written without the ORM.
+
+        For bulk inserts (seeding, imports): the same encoding, associated data
+        and encryption as an assignment followed by a flush, without a unit of work.
+        """
+        encoded = self.encode_value(value)
+        if encoded is None:
+            return None
+        if not self._aad_prefix:
+            self._aad_prefix = field_aad_prefix(self._table(), self.name_in_table)
+        return seal_with_aad(key, encoded, self._aad_prefix + row_ids.aad)
 
     def _decode(self, encoded: bytes | None) -> T | None:
         return None if encoded is None else self.codec.decode(encoded)
@@ -121,18 +161,34 @@ class EncryptedField(Generic[T]):
 
     def _context(self, obj: object) -> FieldContext:
         case_id, row_id = self._ids(obj)
+        return FieldContext(self._table(), self.name_in_table, case_id, row_id)
+
+    def _table(self) -> str:
         if not self._table_name:
             # The table exists only once the declarative class is complete.
             self._table_name = self._owner.__table__.name
-        return FieldContext(self._table_name, self.name_in_table, case_id, row_id)
+        return self._table_name
+
+    def _aad(self, obj: object) -> tuple[uuid.UUID, bytes]:
+        """The case id and the associated data of this field of ``obj``: the bytes
+        of :meth:`_context`'s ``encoded``, from a per-attribute prefix and per-row ids."""
+        case_id, row_id = self._ids(obj)
+        cached = obj.__dict__.get(_AAD_IDS_ATTRIBUTE)
+        if cached is None or cached[0] != case_id or cached[1] != row_id:
+            cached = (case_id, row_id, field_aad_ids(case_id, row_id))
+            obj.__dict__[_AAD_IDS_ATTRIBUTE] = cached
+        if not self._aad_prefix:
+            self._aad_prefix = field_aad_prefix(self._table(), self.name_in_table)
+        return case_id, self._aad_prefix + cached[2]
 
     def seal(self, obj: object, session: Session, encoded: bytes | None) -> None:
         """Store ``encoded`` (or NULL) encrypted in the ciphertext column; used at flush."""
         if encoded is None:
             setattr(obj, self.storage_attr, None)
             return
-        key = data_key_cache(session).get(self._ids(obj)[0])
-        setattr(obj, self.storage_attr, encrypt_field(key, encoded, self._context(obj)))
+        case_id, aad = self._aad(obj)
+        key = data_key_cache(session).get(case_id)
+        setattr(obj, self.storage_attr, seal_with_aad(key, encoded, aad))
 
 
 class EncryptedText(EncryptedField[str]):

@@ -18,7 +18,8 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
-from casework.api import ProblemSchema
+from casework.api import Pattern, ProblemSchema
+from casework.cases.codes import ResettlementStage, Stage
 from casework.cases.schemas import StrictBoolean, StrictSchema, Text
 from casework.offices.schemas import OFFICE_CODE
 from casework.workflow.consent import ConsentPurpose
@@ -31,7 +32,19 @@ from casework.workflow.guards import (
     SubmissionCategory,
     is_destination_country,
 )
-from casework.workflow.machines import STATES, TABLES, Process
+from casework.workflow.machines import (
+    STATES,
+    TABLES,
+    AppealOutcome,
+    ClosureReason,
+    DeterminationOutcome,
+    DeterminationStage,
+    HandoffStatus,
+    Process,
+    ReopenReason,
+    StateDecision,
+    VettingState,
+)
 from casework.workflow.partner_package import KEY_BYTES, PackageError, load_partner_public_key
 
 FINDINGS_MAX = 20_000
@@ -78,7 +91,8 @@ def _enum_out(enum: type[StrEnum], description: str) -> fields.String:
 
 
 def _matches(pattern: re.Pattern[str], message: str) -> validate.Validator:
-    return validate.Regexp(pattern.pattern + r"\Z", error=message)
+    # Pattern matches the whole value and publishes ^...$ (ECMA-262) in OpenAPI.
+    return Pattern(f"^{pattern.pattern}$", error=message)
 
 
 def _unique(values: list[Any]) -> None:
@@ -152,6 +166,83 @@ class InvalidTransitionProblem(ProblemSchema):
         fields.Nested(AllowedTransitionOut),
         metadata={"description": "What the caller may do instead, from the current state."},
     )
+
+
+# --- a case's workflow (transition answers, the case read) --------------------------------
+
+
+class WorkflowStatesOut(Schema):
+    """Every process's current state on the case."""
+
+    case_stage = _enum_out(Stage, "The case's stage (also ``stage`` on the case).")
+    vetting = _enum_out(VettingState, "Vetting of the case.")
+    determination = _enum_out(DeterminationStage, "Refugee status determination stage.")
+    resettlement = _enum_out(ResettlementStage, "Resettlement stage.")
+    handoff = _enum_out(HandoffStatus, "The latest hand-off.")
+
+
+class SubmissionOut(Schema):
+    """The resettlement submission as drafted (holders of resettlement permissions only)."""
+
+    destination_country = fields.String(allow_none=True, metadata={"example": "CAN"})
+    priority = fields.String(allow_none=True, validate=validate.OneOf([p.value for p in Priority]))
+    categories = fields.List(
+        fields.String(validate=validate.OneOf([c.value for c in SubmissionCategory]))
+    )
+
+
+class BestInterestsOut(Schema):
+    """The best-interests assessment of a child at risk, once completed."""
+
+    completed = fields.Boolean()
+    completed_on = fields.Date(allow_none=True)
+    note = fields.String(allow_none=True)
+
+
+class CaseWorkflowOut(Schema):
+    """The case's workflow: states, and the decisions the caller's permissions let them see.
+
+    Members the caller may not see are left out: outcomes need a determination
+    permission; the state decision and the submission a resettlement one; the
+    best-interests assessment ``cases:write``.
+    """
+
+    states = fields.Nested(WorkflowStatesOut)
+    last_active_stage = fields.String(
+        allow_none=True,
+        validate=validate.OneOf([s.value for s in Stage]),
+        metadata={"description": "The active stage a closed or handed-off case left."},
+    )
+    first_instance_outcome = fields.String(
+        allow_none=True, validate=validate.OneOf([o.value for o in DeterminationOutcome])
+    )
+    appeal_outcome = fields.String(
+        allow_none=True, validate=validate.OneOf([o.value for o in AppealOutcome])
+    )
+    state_decision = fields.String(
+        allow_none=True, validate=validate.OneOf([d.value for d in StateDecision])
+    )
+    submission = fields.Nested(SubmissionOut, allow_none=True)
+    best_interests_assessment = fields.Nested(BestInterestsOut)
+    closure_reason = fields.String(
+        allow_none=True,
+        validate=validate.OneOf([r.value for r in ClosureReason]),
+        metadata={"description": "Why the case was last closed."},
+    )
+    reopen_reason = fields.String(
+        allow_none=True,
+        validate=validate.OneOf([r.value for r in ReopenReason]),
+        metadata={"description": "Why the case was last reopened."},
+    )
+
+
+class CaseWorkflowResultOut(Schema):
+    """A case's workflow after a change, with what the caller may do next."""
+
+    reference = fields.String()
+    version = fields.Integer(metadata={"description": "The case's new version (the ETag)."})
+    workflow = fields.Nested(CaseWorkflowOut)
+    allowed_transitions = fields.List(fields.Nested(AllowedTransitionOut))
 
 
 # --- transitions --------------------------------------------------------------------------
@@ -295,6 +386,18 @@ class SubmissionIn(StrictSchema):
     def _not_empty(self, data: dict[str, Any], **_: Any) -> None:
         if not data:
             raise ValidationError(NOTHING_TO_CHANGE)
+
+
+class BestInterestsIn(StrictSchema):
+    """A completed best-interests assessment (BIA) of a child at risk; the note is sealed."""
+
+    completed_on = fields.Date(required=True, metadata={"description": "Not in the future."})
+    note = Text(max_length=FINDINGS_MAX, multiline=True, allow_none=True)
+
+    @validates_schema
+    def _not_future(self, data: dict[str, Any], **_: Any) -> None:
+        if data["completed_on"] > datetime.now(UTC).date() + timedelta(days=1):
+            raise ValidationError({"completed_on": [IN_THE_FUTURE]})
 
 
 # --- consent ------------------------------------------------------------------------------

@@ -1,0 +1,182 @@
+"""Profile the hot paths in-process: many requests through Flask's test client under cProfile.
+
+Usage::
+
+    python -m benchmarks.profile_read [--cases 2000] [--requests 500] [--path read|list|...]
+                                       [--database-url URL] [--top 40] [--sort cumulative]
+
+A temporary instance folder (and, for PostgreSQL, a throw-away database on
+the server of ``--database-url``) holds synthetic cases seeded through the
+bulk path; one caseworker logs in once for a bearer token. Then the chosen
+request is repeated ``--requests`` times under cProfile, and the functions
+that dominate are printed with the mean time per request. Inherited
+``CASEWORK_*`` variables are dropped, as in ``make bench``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import os
+import pstats
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+PATHS = ("read", "list", "filter", "search", "intake", "login", "healthz")
+
+
+@contextmanager
+def _environment(database_url: str | None) -> Iterator[str]:
+    """A temporary instance folder (and PostgreSQL database); yields the instance path."""
+    from benchmarks import databases
+
+    for name in [n for n in os.environ if n.startswith("CASEWORK_")]:
+        del os.environ[name]
+    folder = tempfile.mkdtemp(prefix="casework-profile-")
+    os.environ["CASEWORK_INSTANCE_PATH"] = folder
+    try:
+        if database_url:
+            with databases.throwaway_postgres(database_url) as database:
+                os.environ["CASEWORK_DATABASE_URL"] = database.url
+                yield folder
+        else:
+            yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _prepare(cases: int) -> tuple[Any, dict[str, Any]]:
+    from casework import create_app, db, migrate
+    from casework.auth import service as auth_service
+    from casework.cases.seeding import seed_cases, synthetic_households
+
+    app = create_app()
+    with app.app_context():
+        migrate.upgrade(db.get_db().engine)
+        for step in app.extensions.get("casework.init_steps", []):
+            step()
+        started = time.perf_counter()
+        references = seed_cases(db.session(), count=cases, office="prof-01")
+        seeded_in = time.perf_counter() - started
+        password = secrets.token_urlsafe(24)
+        auth_service.create_user(
+            db.session(),
+            username="prof-caseworker",
+            password=password,
+            role="caseworker",
+            office_code="prof-01",
+        )
+        db.session().commit()
+        db.session().close()
+    print(f"seeded {cases} cases in {seeded_in:.1f} s ({cases / seeded_in:.0f}/s)")
+    client = app.test_client()
+    answer = client.post(
+        "/api/v1/auth/login", json={"username": "prof-caseworker", "password": password}
+    )
+    token = answer.get_json()["token"]
+    bodies = [
+        {"office": "prof-01", **h}
+        for h in synthetic_households(200, seed=2)
+        if len(h["members"]) == 3
+    ]
+    from benchmarks import synthetic
+
+    return app, {
+        "references": references[:1000],
+        "headers": {"Authorization": f"Bearer {token}"},
+        "password": password,
+        "bodies": bodies,
+        "searches": synthetic.document_searches(min(cases, 1000)),
+    }
+
+
+def _request(app: Any, data: dict[str, Any], path: str) -> Callable[[int], int]:
+    client = app.test_client()
+    headers = data["headers"]
+    refs, bodies, searches = data["references"], data["bodies"], data["searches"]
+
+    def read(i: int) -> int:
+        return client.get(f"/api/v1/cases/{refs[i % len(refs)]}", headers=headers).status_code
+
+    def listing(i: int) -> int:
+        return client.get("/api/v1/cases?limit=50", headers=headers).status_code
+
+    def filtered(i: int) -> int:
+        url = "/api/v1/cases?specific_need=SC-UC&limit=50"
+        return client.get(url, headers=headers).status_code
+
+    def search(i: int) -> int:
+        body = searches[i % len(searches)]
+        return client.post("/api/v1/cases/search", json=body, headers=headers).status_code
+
+    def intake(i: int) -> int:
+        body = bodies[i % len(bodies)]
+        return client.post("/api/v1/cases", json=body, headers=headers).status_code
+
+    def login(i: int) -> int:
+        body = {"username": "prof-caseworker", "password": data["password"]}
+        return client.post("/api/v1/auth/login", json=body).status_code
+
+    def healthz(i: int) -> int:
+        return client.get("/healthz").status_code
+
+    return {
+        "read": read,
+        "list": listing,
+        "filter": filtered,
+        "search": search,
+        "intake": intake,
+        "login": login,
+        "healthz": healthz,
+    }[path]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.profile_read")
+    parser.add_argument("--cases", type=int, default=2000)
+    parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument("--path", choices=PATHS, default="read")
+    parser.add_argument("--database-url", default="")
+    parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--sort", default="cumulative")
+    parser.add_argument("--no-profile", action="store_true", help="time only")
+    args = parser.parse_args(argv)
+    with _environment(args.database_url or None):
+        app, data = _prepare(args.cases)
+        call = _request(app, data, args.path)
+        for i in range(min(50, args.requests)):  # warm-up
+            status = call(i)
+        if status >= 400:
+            print(f"{args.path} answered {status}", file=sys.stderr)
+            return 1
+        profiler = cProfile.Profile()
+        started = time.perf_counter()
+        if not args.no_profile:
+            profiler.enable()
+        for i in range(args.requests):
+            call(i)
+        if not args.no_profile:
+            profiler.disable()
+        elapsed = time.perf_counter() - started
+        print(
+            f"{args.path}: {args.requests} requests in {elapsed:.2f} s, "
+            f"{elapsed / args.requests * 1000:.2f} ms each"
+            + ("" if args.no_profile else " (under cProfile)")
+        )
+        if not args.no_profile:
+            out = io.StringIO()
+            stats = pstats.Stats(profiler, stream=out)
+            stats.strip_dirs().sort_stats(args.sort).print_stats(args.top)
+            print(out.getvalue())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
