@@ -272,6 +272,12 @@ def register_partner(session: Session, principal: Principal, data: Mapping[str, 
     )
     session.add(partner)
     session.flush()
+    audit.record(
+        AuditAction.PARTNER_REGISTER,
+        target=f"partner:{partner.code}",
+        fields=[name for name in ("code", "name", "public_key", "verify_key") if name in data],
+        session=session,
+    )
     return partner
 
 
@@ -287,6 +293,7 @@ def list_partners(
         query = query.where(Partner.code > after)
     found = list(session.scalars(query))
     page = found[:limit]
+    audit.record(AuditAction.PARTNER_READ, session=session)
     return page, encode_cursor({"code": page[-1].code}) if len(found) > limit else None
 
 
@@ -298,6 +305,12 @@ def deactivate_partner(session: Session, code: str) -> Partner:
     partner.is_active = False
     partner.updated_at = utcnow()
     session.flush()
+    audit.record(
+        AuditAction.PARTNER_DEACTIVATE,
+        target=f"partner:{partner.code}",
+        fields=["is_active"],
+        session=session,
+    )
     return partner
 
 

@@ -208,3 +208,20 @@ def test_package_of_an_office_hand_off_or_another_case_is_not_found(
     other = api.new_case(worker_a)["reference"]
     url = f"{CASES}/{other}/handoffs/{handoff['id']}/package"
     assert client.get(url, headers=supervisor_a2.headers).status_code == 404
+
+
+def test_partner_management_is_audited_by_code_without_keys(
+    client: FlaskClient, admin: Caller, db_session: Session
+) -> None:
+    key = b64(raw(X25519PrivateKey.generate().public_key()))
+    body = {"code": "ngo-audit", "name": "NGO Audit", "public_key": key}
+    assert client.post(PARTNERS, json=body, headers=admin.headers).status_code == 201
+    assert client.get(PARTNERS, headers=admin.headers).status_code == 200
+    assert client.post(f"{PARTNERS}/ngo-audit/deactivate", headers=admin.headers).status_code == 200
+    rows = audit_entries(db_session, target="partner:ngo-audit")
+    assert [(row.action, json.loads(row.fields)) for row in rows] == [
+        ("partner.register", ["code", "name", "public_key"]),
+        ("partner.deactivate", ["is_active"]),
+    ]
+    assert audit_entries(db_session, action="partner.read")
+    assert all(key not in row.fields for row in audit_entries(db_session))
