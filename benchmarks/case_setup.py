@@ -39,18 +39,26 @@ def seed_office(count: int, office: str, username: str, password: str) -> dict[s
     auth_service.create_user(
         session, username=username, password=password, role="caseworker", office_code=office
     )
-    bodies = []
-    for household in synthetic_households(INTAKE_POOL * 10, seed=2):
-        if len(household["members"]) == INTAKE_MEMBERS:
-            bodies.append({"office": office, **household})
-        if len(bodies) == INTAKE_POOL:
-            break
+    bodies = intake_bodies(office)
     needs = [need for h in synthetic_households(count) for need in h["specific_needs"]]
     return {
         "references": references[:POOL_SIZE],
         "intake_bodies": bodies,
         "need_share": needs.count(FILTER_NEED) / count if count else 0.0,
     }
+
+
+def intake_bodies(office: str) -> list[dict[str, Any]]:
+    """In the app: :data:`INTAKE_POOL` synthetic three-member intake bodies for ``office``."""
+    from casework.cases.seeding import synthetic_households
+
+    bodies = []
+    for household in synthetic_households(INTAKE_POOL * 10, seed=2):
+        if len(household["members"]) == INTAKE_MEMBERS:
+            bodies.append({"office": office, **household})
+        if len(bodies) == INTAKE_POOL:
+            break
+    return bodies
 
 
 def seed_more(count: int, office: str, seed: int) -> list[str]:
@@ -133,6 +141,16 @@ def scale_references(ctx: BenchContext, total: int) -> tuple[str, list[str]]:
     state: dict[str, Any] = ctx.once("scale", lambda: {"count": 0, "references": []})
     references: list[str] = state["references"]
     return token, references
+
+
+def scale_intakes(ctx: BenchContext, total: int) -> tuple[str, list[dict[str, Any]]]:
+    """The scale office grown to ``total`` cases: a token and intake bodies for it."""
+    token = scale_office(ctx, total)
+    bodies: list[dict[str, Any]] = ctx.once(
+        "scale_intakes",
+        lambda: ctx.call_in_app("benchmarks.case_setup:intake_bodies", office=SCALE_OFFICE),
+    )
+    return token, bodies
 
 
 def add_user(office: str, username: str, password: str) -> None:

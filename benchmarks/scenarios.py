@@ -78,7 +78,7 @@ class Scenario:
             return f"{NOT_YET_AVAILABLE}: {self.pending}"
         if self.scale_cases and not settings.scale:
             minutes = self.scale_cases / case_setup.SEEDING_RATE_PER_S / 60
-            return f"{SEEDING_TOO_SLOW} (~{minutes:,.0f} min to seed; BENCH_SCALE=1 runs it)"
+            return f"{SEEDING_TOO_SLOW} (~{minutes:,.1f} min to seed; BENCH_SCALE=1 runs it)"
         return ""
 
     def request_pool(self, prepared: Prepared) -> RequestPool:
@@ -152,6 +152,14 @@ def _scale_read(count: int) -> SetupHook:
             headers={"Authorization": f"Bearer {token}"},
             paths=[f"/api/v1/cases/{ref}" for ref in references],
         )
+
+    return hook
+
+
+def _scale_intake(count: int) -> SetupHook:
+    def hook(ctx: BenchContext) -> Prepared:
+        token, bodies = case_setup.scale_intakes(ctx, count)
+        return Prepared(headers={"Authorization": f"Bearer {token}"}, bodies=bodies)
 
     return hook
 
@@ -233,7 +241,8 @@ SCENARIOS: tuple[Scenario, ...] = (
         setup=_logins,
     ),
     # Scale points, in growing order: the office grows in place from one to the next,
-    # so each size's search and read run before the next seeding.
+    # so each size's search, read and intake run before the next seeding (the intakes
+    # add a few thousand cases to the office: noise next to the next point's size).
     *(
         scenario
         for label, count in SCALE_POINTS
@@ -251,6 +260,15 @@ SCENARIOS: tuple[Scenario, ...] = (
                 f"case read in an office of {count:,} cases (scale point)",
                 path="/api/v1/cases/{reference}",
                 setup=_scale_read(count),
+                scale_cases=count,
+            ),
+            Scenario(
+                f"case_intake_{label}",
+                f"intake of a household of three into an office of {count:,} cases (scale point)",
+                method="POST",
+                path="/api/v1/cases",
+                setup=_scale_intake(count),
+                expect_status=201,
                 scale_cases=count,
             ),
         )
