@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from flask import Flask, request
 from flask.testing import FlaskClient
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
@@ -25,6 +25,7 @@ from casework.auth.access import Principal, register_authenticator
 from casework.db import get_db, make_engine
 from casework.offices.models import Office
 from casework.security.app import ensure_keyring
+from casework.security.columns import EncryptedField
 
 POSTGRES_URL = os.environ.get("CASEWORK_TEST_DATABASE_URL", "")
 
@@ -160,3 +161,17 @@ def login_headers(app: Flask, client: FlaskClient, db_session: Session) -> Any:
         return sign_in(app, client, db_session, user, **kwargs)
 
     return headers
+
+
+def stored_ciphertexts(session: Session, model: type[Any]) -> list[bytes | None]:
+    """Every encrypted column value of every row of ``model``'s table, read raw (no ORM)."""
+    table = model.__table__
+    names = [
+        value.name_in_table
+        for klass in model.__mro__
+        for value in vars(klass).values()
+        if isinstance(value, EncryptedField)
+    ]
+    rows = session.execute(select(*(table.c[name] for name in names))).all()
+    assert rows, f"no {table.name} rows"
+    return [value for row in rows for value in row]

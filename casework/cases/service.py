@@ -27,7 +27,7 @@ from casework.audit.service import record_many
 from casework.auth.access import Principal, deny, in_scope, require_can
 from casework.auth.permissions import Permission
 from casework.auth.timestamps import utcnow
-from casework.cases import duplicates, indexes, rules
+from casework.cases import duplicates, erasure, indexes, rules
 from casework.cases.codes import ResettlementStage, Stage
 from casework.cases.indexes import Probe, keyring_of
 from casework.cases.models import MEMBER_FIELDS, BlindIndexEntry, Case, CaseMember, DuplicateAlert
@@ -628,9 +628,11 @@ def erase_case(session: Session, case: Case) -> None:
     overwritten with NULL, and the member rows are deleted. A tombstone stays:
     reference, office, stages, version and the erasure time, so the access
     log's entries about the case still name something and reads answer 410.
-    Approval by a second person comes with the workflow issue.
+    The hooks other features register (:mod:`casework.cases.erasure`) destroy
+    their own rows about the case in the same transaction.
     """
     shred(session, case.id)
+    erasure.run_hooks(session, case)
     session.execute(delete(BlindIndexEntry).where(BlindIndexEntry.case_id == case.id))
     session.execute(
         delete(DuplicateAlert).where(

@@ -32,9 +32,11 @@ from casework.audit import AuditAction
 from casework.auth.access import Principal
 from casework.auth.permissions import Permission
 from casework.auth.timestamps import utcnow
+from casework.cases.erasure import on_erase
 from casework.cases.indexes import keyring_of
 from casework.cases.models import Case
 from casework.cases.reference import InvalidReference, normalise_reference
+from casework.cases.sealing import erase_ciphertext
 from casework.cases.service import bulk_intake
 from casework.errors import CaseworkError, Conflict, NotFound, ValidationFailed
 from casework.handoff import keys
@@ -463,7 +465,7 @@ def take_package(
 # --- joining the workflow -----------------------------------------------------------------
 
 
-@workflow_facts.fact_source
+@workflow_facts.fact_source("consents", "handoff")
 def handoff_facts(session: Session, case: Case) -> dict[str, Any]:
     """``consents`` and ``handoff`` of :class:`~casework.workflow.guards.CaseFacts`."""
     records = tuple(to_record(row) for row in consent_rows(session, case))
@@ -637,3 +639,17 @@ def import_package(
 
 
 __all__ = ["ImportRefused", "import_package"]
+
+
+@on_erase
+def erase_handoff_data(session: Session, case: Case) -> None:
+    """Erasure: overwrite consent records and hand-off field lists; delete undelivered packages.
+
+    A partner package is sealed to the partner, not under the case's data
+    key, so shredding the key does not make it noise: it must go.
+    """
+    for consent in session.scalars(select(ConsentRow).where(ConsentRow.case_id == case.id)):
+        erase_ciphertext(consent)
+    for handoff in session.scalars(select(Handoff).where(Handoff.case_id == case.id)):
+        erase_ciphertext(handoff)
+        handoff.package = None

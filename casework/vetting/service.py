@@ -30,7 +30,9 @@ from casework.auth.models import User
 from casework.auth.permissions import Permission, permissions_for
 from casework.auth.timestamps import utcnow
 from casework.cases.codes import Stage
+from casework.cases.erasure import on_erase
 from casework.cases.models import Case, DuplicateAlert
+from casework.cases.sealing import erase_ciphertext
 from casework.errors import Conflict, NotFound, ValidationFailed
 from casework.vetting.models import DuplicateAlertReview, VettingCheck, VettingInterview
 from casework.vetting.schemas import InterviewStatus, result_errors
@@ -518,7 +520,12 @@ def review_alert(
 # --- workflow facts ------------------------------------------------------------------------
 
 
-@fact_source
+@fact_source(
+    *(check.value for check in CheckType),
+    "fit_to_travel",
+    "vetting_interviewers",
+    "open_duplicate_alerts",
+)
 def vetting_facts(session: Session, case: Case) -> dict[str, Any]:
     """The vetting fields of ``CaseFacts`` for ``case``: the only place statuses are decrypted
     outside an audited read (the facts never leave the server).
@@ -549,3 +556,14 @@ def vetting_facts(session: Session, case: Case) -> dict[str, Any]:
     )
     facts["open_duplicate_alerts"] = open_duplicate_alerts(session, case)
     return facts
+
+
+@on_erase
+def erase_vetting(session: Session, case: Case) -> None:
+    """Erasure: overwrite every interview's and check's sealed columns; ids and times stay.
+
+    (Alert reviews go with the alerts that erasure deletes.)
+    """
+    for model in (VettingInterview, VettingCheck):
+        for row in session.scalars(select(model).where(model.case_id == case.id)):
+            erase_ciphertext(row)

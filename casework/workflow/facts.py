@@ -21,7 +21,7 @@ workflow, never the reverse.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -53,16 +53,31 @@ FactSource = Callable[[Session, "Case"], Mapping[str, Any]]
 Effect = Callable[[TransitionContext], None]
 ScopeExtension = Callable[[Session, "Principal", str], "Case | None"]
 
-_SOURCES: list[FactSource] = []
+_FACT_FIELDS = frozenset(f.name for f in fields(CaseFacts))
+_SOURCES: dict[FactSource, frozenset[str]] = {}  # a source -> the CaseFacts fields it provides
 _EFFECTS: list[tuple[Process, str | None, Effect]] = []
 _SCOPE_EXTENSIONS: list[ScopeExtension] = []
 
 
-def fact_source(source: FactSource) -> FactSource:
-    """Register ``source``; usable as a decorator. Registering twice is harmless."""
-    if source not in _SOURCES:
-        _SOURCES.append(source)
-    return source
+def fact_source(*provides: str) -> Callable[[FactSource], FactSource]:
+    """Register a source of the ``CaseFacts`` fields named ``provides``; a decorator.
+
+    Declaring the fields lets a guard's first read of one of them ask only
+    the source that has it (:class:`LazyFacts`). Registering twice is harmless.
+    """
+    fields_ = frozenset(provides)
+    unknown = fields_ - _FACT_FIELDS
+    if not fields_ or unknown:
+        raise ValueError(f"not CaseFacts fields: {sorted(unknown)}")
+
+    def register(source: FactSource) -> FactSource:
+        for other, claimed in _SOURCES.items():
+            if other is not source and claimed & fields_:
+                raise ValueError(f"workflow facts provided twice: {sorted(claimed & fields_)}")
+        _SOURCES[source] = fields_
+        return source
+
+    return register
 
 
 def on_transition(process: Process, to_state: str | None = None) -> Callable[[Effect], Effect]:
@@ -84,16 +99,72 @@ def scope_extension(extension: ScopeExtension) -> ScopeExtension:
     return extension
 
 
+def _ask(source: FactSource, session: Session, case: Case) -> Mapping[str, Any]:
+    values = source(session, case)
+    if values.keys() - _SOURCES[source]:  # a declared field left out keeps its default
+        raise RuntimeError(f"fact source {source.__name__} provided fields it did not declare")
+    return values
+
+
 def gather(session: Session, case: Case) -> dict[str, Any]:
-    """Every registered source's facts for ``case``, merged; a field claimed twice is a bug."""
+    """Every registered source's facts for ``case``, merged."""
     merged: dict[str, Any] = {}
     for source in _SOURCES:
-        values = source(session, case)
-        clash = merged.keys() & values.keys()
-        if clash:
-            raise RuntimeError(f"workflow facts provided twice: {sorted(clash)}")
-        merged.update(values)
+        merged.update(_ask(source, session, case))
     return merged
+
+
+def gather_field(session: Session, case: Case, name: str) -> Mapping[str, Any]:
+    """The facts of the one source providing field ``name`` ({} when none does)."""
+    for source, provides in _SOURCES.items():
+        if name in provides:
+            return _ask(source, session, case)
+    return {}
+
+
+def provided() -> frozenset[str]:
+    """Every field some registered source provides."""
+    return frozenset().union(*_SOURCES.values())
+
+
+class LazyFacts:
+    """A :class:`CaseFacts` whose fact-source fields are fetched on first use.
+
+    Listing the transitions a caller may take (every case read does) asks the
+    guards of each candidate; most read only the workflow's own states, and
+    the fact sources cost queries and decryption (five statements and the
+    consent records, the largest part of a read). Here a source runs only
+    when a guard reads one of its fields, and at most once: ``fetch(name)``
+    returns the facts of the source providing ``name``. Only dataclass fields
+    and the methods copied below resolve: a method added to ``CaseFacts``
+    raises here until it is copied, rather than reading an unfetched default.
+    """
+
+    __slots__ = ("_asked", "_facts", "_fetch", "_fetched", "_own")
+
+    state_of = CaseFacts.state_of
+    check_status = CaseFacts.check_status
+    checks_complete = CaseFacts.checks_complete
+    status_recognized = CaseFacts.status_recognized
+    child_at_risk = CaseFacts.child_at_risk
+
+    def __init__(self, own: Mapping[str, Any], fetch: Callable[[str], Mapping[str, Any]]) -> None:
+        self._own = dict(own)
+        self._fetch = fetch
+        self._fetched: dict[str, Any] = {}
+        self._asked: set[str] = set(self._own)
+        self._facts = CaseFacts(**self._own)
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in _FACT_FIELDS:
+            raise AttributeError(name)
+        if name not in self._asked:
+            values = self._fetch(name)
+            self._asked.update(values.keys() | {name})
+            if values:
+                self._fetched.update(values)
+                self._facts = CaseFacts(**self._own, **self._fetched)
+        return getattr(self._facts, name)
 
 
 def run_effects(context: TransitionContext) -> None:

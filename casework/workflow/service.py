@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -26,8 +26,10 @@ from casework.auth.access import Principal, in_scope
 from casework.auth.permissions import Permission
 from casework.auth.timestamps import utcnow
 from casework.cases.codes import ResettlementStage, Stage
+from casework.cases.erasure import on_erase
 from casework.cases.models import Case
 from casework.cases.reference import InvalidReference, normalise_reference
+from casework.cases.sealing import erase_ciphertext
 from casework.cases.service import CaseErased, case_view, load_case, plain, returned_fields
 from casework.errors import Conflict
 from casework.workflow import engine, facts
@@ -132,6 +134,14 @@ def _row(session: Session, case: Case) -> CaseWorkflow | None:
     return session.get(CaseWorkflow, case.id)
 
 
+@on_erase
+def _erase_workflow(session: Session, case: Case) -> None:
+    """Erasure: overwrite the sealed outcomes, decisions and reasons; the states stay."""
+    row = _row(session, case)
+    if row is not None:
+        erase_ciphertext(row)
+
+
 def _row_for_update(session: Session, case: Case) -> CaseWorkflow:
     """The case's workflow row, created (in the initial states) on first use."""
     row = _row(session, case)
@@ -232,7 +242,9 @@ def _allowed(
     actor = Actor.from_principal(principal)
     if not _may_move_any(case, row, actor):
         return []
-    found = engine.allowed_for_case(_facts(session, case, row, None), actor)
+    own = _own_facts(case, row, utcnow())
+    lazy = facts.LazyFacts(own, lambda name: facts.gather_field(session, case, name))
+    found = engine.allowed_for_case(cast(CaseFacts, lazy), actor)
     return [engine.transition_ref(t) for t in found]
 
 

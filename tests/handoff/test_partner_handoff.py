@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from casework.handoff.models import ConsentRow, Handoff
 from casework.security.app import holder
+from casework.workflow.models import CaseWorkflow
 from casework.workflow.partner_package import open_package
+from tests.conftest import stored_ciphertexts
 from tests.handoff.conftest import (
     CASES,
     PARTNERS,
@@ -225,3 +230,34 @@ def test_partner_management_is_audited_by_code_without_keys(
     ]
     assert audit_entries(db_session, action="partner.read")
     assert all(key not in row.fields for row in audit_entries(db_session))
+
+
+def test_erasure_deletes_an_undelivered_package_and_overwrites_consents(
+    api: Api,
+    client: FlaskClient,
+    db_session: Session,
+    worker_a: dict[str, str],
+    supervisor_a2: Caller,
+    partner: str,
+) -> None:
+    """The package is sealed to the partner, not under the case key: shredding alone
+    would leave it readable to them, so erasure deletes it."""
+    reference, sent_id = _sent(api, worker_a, supervisor_a2, partner, ["members.full_name"])
+    handoff_id = uuid.UUID(sent_id)
+    (package,) = db_session.scalars(select(Handoff.package).where(Handoff.id == handoff_id))
+    assert package
+    assert all(stored_ciphertexts(db_session, ConsentRow))
+    etag = api.etag(reference, supervisor_a2.headers)
+
+    erased = client.delete(
+        f"{CASES}/{reference}", headers={**supervisor_a2.headers, "If-Match": etag}
+    )
+    assert erased.status_code == 204, erased.get_json()
+    db_session.expire_all()
+    (package,) = db_session.scalars(select(Handoff.package).where(Handoff.id == handoff_id))
+    assert package is None
+    assert set(stored_ciphertexts(db_session, ConsentRow)) == {None}
+    assert set(stored_ciphertexts(db_session, Handoff)) == {None}
+    assert set(stored_ciphertexts(db_session, CaseWorkflow)) == {None}
+    url = f"{CASES}/{reference}/handoffs/{sent_id}/package"
+    assert client.get(url, headers=supervisor_a2.headers).status_code == 410

@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 
 from casework.cases.codes import Stage
 from casework.vetting import service
-from casework.vetting.models import VettingInterview
+from casework.vetting.models import VettingCheck, VettingInterview
+from tests.conftest import stored_ciphertexts
 from tests.vetting.conftest import (
     CANARY,
     audit_entries,
@@ -336,3 +337,32 @@ def test_interview_data_is_sealed_at_rest(
         assert secret.encode() not in raw
     stored = db_session.scalars(select(VettingInterview)).one()
     assert stored.interviewer_id == "officer-a"  # the one plaintext person, for four-eyes
+
+
+def test_erasure_overwrites_interviews_and_checks(
+    client: FlaskClient,
+    db_session: Session,
+    vetting_case: Any,
+    officer_a: dict[str, str],
+    supervisor_a: dict[str, str],
+) -> None:
+    case = vetting_case()
+    reference = case["reference"]
+    assert schedule(client, case, officer_a, notes=CANARY).status_code == 201
+    check = client.put(
+        f"{interviews_url(reference).rsplit('/', 1)[0]}/checks/security_screening",
+        json={"status": "cleared", "findings": CANARY},
+        headers={**officer_a, "If-Match": '"v2"'},
+    )
+    assert check.status_code == 200, check.get_json()
+    assert all(stored_ciphertexts(db_session, VettingInterview))
+    assert all(stored_ciphertexts(db_session, VettingCheck))
+
+    erased = client.delete(
+        f"/api/v1/cases/{reference}", headers={**supervisor_a, "If-Match": '"v3"'}
+    )
+    assert erased.status_code == 204, erased.get_json()
+    db_session.expire_all()
+    assert set(stored_ciphertexts(db_session, VettingInterview)) == {None}
+    assert set(stored_ciphertexts(db_session, VettingCheck)) == {None}
+    assert client.get(interviews_url(reference), headers=officer_a).status_code == 410

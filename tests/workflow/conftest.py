@@ -72,7 +72,7 @@ class ExternalFacts:
 def external(monkeypatch: pytest.MonkeyPatch) -> ExternalFacts:
     """Replace the fact sources of other features by facts the test sets."""
     stand_in = ExternalFacts()
-    monkeypatch.setattr(facts, "_SOURCES", [stand_in.source])
+    monkeypatch.setattr(facts, "_SOURCES", {stand_in.source: facts.provided()})
     return stand_in
 
 

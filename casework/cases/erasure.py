@@ -1,0 +1,40 @@
+"""What else erasure must destroy: hooks that features register for their own case data.
+
+Crypto-shredding makes every ciphertext under the case's data key noise, but
+features keep more about a case than its members: workflow outcomes, vetting
+interviews and checks, consent records, and a partner package that is sealed
+to the partner, not under the case key, so shredding alone leaves it readable
+by the partner. Each feature registers, at import, a hook that overwrites or
+deletes its rows for the case; :func:`casework.cases.service.erase_case` runs
+every hook in the erasure's transaction, so the erasure is all or nothing.
+
+The dependency stays one way: features import this registry, cases imports
+no feature.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from sqlalchemy.orm import Session
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from casework.cases.models import Case
+
+ErasureHook = Callable[[Session, "Case"], None]
+
+_HOOKS: list[ErasureHook] = []
+
+
+def on_erase(hook: ErasureHook) -> ErasureHook:
+    """Register ``hook`` to run when a case is erased; usable as a decorator."""
+    if hook not in _HOOKS:
+        _HOOKS.append(hook)
+    return hook
+
+
+def run_hooks(session: Session, case: Case) -> None:
+    """Run every registered hook for ``case``, in registration order; one failing aborts all."""
+    for hook in _HOOKS:
+        hook(session, case)
