@@ -40,12 +40,15 @@ import re
 import tempfile
 import warnings
 import zlib
+from base64 import b64encode
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import schemathesis
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, settings
@@ -62,7 +65,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
     unsupported_method,
 )
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -72,6 +75,8 @@ from casework.auth.models import AccessToken, User
 from casework.auth.permissions import OFFICELESS_ROLES, STAFF_ROLES, Permission, permissions_for
 from casework.auth.settings import mfa_required
 from casework.auth.tokens import hash_token
+from casework.cases.codes import Stage
+from casework.cases.models import Case
 from casework.offices.models import Office
 from tests.auth.helpers import TEST_PASSWORD, create_user, login_headers
 
@@ -82,6 +87,7 @@ EXAMPLES = int(os.environ.get("CASEWORK_FUZZ_EXAMPLES") or 0)
 # (problem+json) response documents them. Everything else must be listed.
 GENERIC_STATUSES = frozenset({400, 413, 415})
 HOME_OFFICE, OTHER_OFFICE = "fz-home", "fz-other"
+SOON = (datetime.now(UTC) + timedelta(days=3)).replace(microsecond=0).isoformat()
 
 
 # --- what to fuzz, read from the document and the views' declarations -----------------
@@ -262,10 +268,6 @@ def _real_user(world: World) -> str:
     return str(create_user(world.app, world.session, "caseworker", HOME_OFFICE, mfa=False).id)
 
 
-def _real_office(_world: World) -> str:
-    return OTHER_OFFICE
-
-
 def _real_case(world: World) -> str | None:
     """A case of the home office, registered through the API by one of its caseworkers."""
     clerk = create_user(world.app, world.session, "caseworker", HOME_OFFICE, mfa=False)
@@ -287,12 +289,118 @@ def _real_entry(_world: World) -> str:
     return "1"  # the first access-log entry of the test's transaction (a sign-in)
 
 
+def _staff(world: World, role: str, office: str | None = HOME_OFFICE) -> dict[str, str]:
+    """Headers of a new signed-in staff member, to make objects the caller may not."""
+    user = create_user(world.app, world.session, role, office, mfa=mfa_needed(world, role))
+    return login_headers(world.app, world.client, world.session, user)
+
+
+def mfa_needed(world: World, role: str) -> bool:
+    with world.app.app_context():
+        return mfa_required(role)
+
+
+def _made(world: World, response: Any, what: str) -> str | None:
+    """The new object's id from a 201, or None (with a warning) so the id stays random."""
+    if response.status_code != 201:
+        warnings.warn(f"fuzz: could not make {what} ({response.status_code})", stacklevel=3)
+        return None
+    made: str = response.get_json()["id"]
+    return made
+
+
+def _with_etag(world: World, reference: str, headers: dict[str, str]) -> dict[str, str]:
+    current = world.client.get(f"/api/v1/cases/{reference}", headers=headers)
+    return {**headers, "If-Match": current.headers.get("ETag", '"v0"')}
+
+
+def _real_interview(world: World) -> str | None:
+    """An interview scheduled on the real case, moved to the vetting stage for it."""
+    reference = world.real_value("reference")
+    if reference is None:
+        return None
+    world.session.execute(
+        update(Case).where(Case.reference == reference).values(stage=Stage.VETTING.value)
+    )
+    officer = _staff(world, "vetting_officer")
+    case = world.client.get(f"/api/v1/cases/{reference}", headers=officer)
+    body = {"members": [case.get_json()["members"][0]["id"]], "scheduled_for": SOON}
+    made = world.client.post(
+        f"/api/v1/cases/{reference}/interviews",
+        json=body,
+        headers={**officer, "If-Match": case.headers["ETag"]},
+    )
+    return _made(world, made, "an interview")
+
+
+def _real_consent(world: World) -> str | None:
+    reference = world.real_value("reference")
+    if reference is None:
+        return None
+    clerk = _staff(world, "caseworker")
+    case = world.client.get(f"/api/v1/cases/{reference}", headers=clerk)
+    body = {
+        "purpose": "referral",
+        "recipients": [OTHER_OFFICE],
+        "given_by": case.get_json()["members"][0]["id"],
+        "given_at": (datetime.now(UTC) - timedelta(days=1)).isoformat(),
+        "fields": ["members.relationship"],
+    }
+    made = world.client.post(
+        f"/api/v1/cases/{reference}/consents",
+        json=body,
+        headers={**clerk, "If-Match": case.headers["ETag"]},
+    )
+    return _made(world, made, "a consent")
+
+
+def _real_handoff(world: World) -> str | None:
+    """A requested hand-off of the real case to the other office."""
+    reference = world.real_value("reference")
+    if reference is None:
+        return None
+    clerk = _staff(world, "caseworker")
+    made = world.client.post(
+        f"/api/v1/cases/{reference}/handoffs",
+        json={"kind": "office", "office": OTHER_OFFICE},
+        headers=_with_etag(world, reference, clerk),
+    )
+    return _made(world, made, "a hand-off")
+
+
+def _real_alert(world: World) -> str | None:
+    """A duplicate alert: the real case's household registered again in the other office."""
+    if world.real_value("reference") is None:
+        return None
+    stranger = _staff(world, "caseworker", OTHER_OFFICE)
+    again = world.client.post("/api/v1/cases", json=_household(seed=7), headers=stranger)
+    if again.status_code != 201:
+        return None
+    alerts = world.client.get("/api/v1/alerts", headers=_staff(world, "supervisor")).get_json()
+    items = alerts.get("items") or []
+    return str(items[0]["id"]) if items else None
+
+
+def _real_code(world: World) -> str | None:
+    """An office code, or a registered partner's code on the partner routes."""
+    if not world.target.path.startswith("/api/v1/partners/"):
+        return OTHER_OFFICE
+    key = X25519PrivateKey.generate().public_key().public_bytes_raw()
+    body = {"code": "fz-partner", "name": "Fuzz partner", "public_key": b64encode(key).decode()}
+    made = world.client.post("/api/v1/partners", json=body, headers=_staff(world, "admin", None))
+    return "fz-partner" if made.status_code == 201 else None
+
+
 # Path parameter name -> how to make a real object it can name.
 REAL_OBJECTS: dict[str, Callable[[World], str | None]] = {
     "user_id": _real_user,
-    "code": _real_office,
+    "code": _real_code,
     "reference": _real_case,
     "seq": _real_entry,
+    "interview_id": _real_interview,
+    "consent_id": _real_consent,
+    "handoff_id": _real_handoff,
+    "alert_id": _real_alert,
 }
 # Body member name -> a value the service accepts where the document cannot say
 # which (an office that exists, a password the policy accepts).
@@ -527,3 +635,22 @@ def test_examples_share_the_rolled_back_transaction(world: World, engine: Engine
         assert cursor.fetchone() == (0,)
     finally:
         outsider.close()
+
+
+CASE = "/api/v1/cases/{reference}"
+MADE = [
+    (Target("GET", CASE, "caseworker"), "reference"),
+    (Target("PATCH", CASE + "/interviews/{interview_id}", "vetting_officer"), "interview_id"),
+    (Target("POST", CASE + "/consents/{consent_id}/withdraw", "caseworker"), "consent_id"),
+    (Target("GET", CASE + "/handoffs/{handoff_id}/package", "supervisor"), "handoff_id"),
+    (Target("POST", "/api/v1/alerts/{alert_id}/review", "supervisor"), "alert_id"),
+    (Target("POST", "/api/v1/partners/{code}/deactivate", "admin"), "code"),
+]
+
+
+@pytest.mark.parametrize(
+    ("target", "name"), MADE, indirect=["target"], ids=[name for _, name in MADE]
+)
+def test_real_objects_can_be_made(world: World, name: str) -> None:
+    """Every maker gets past the lookup, so the fuzzer reaches each operation's real work."""
+    assert world.real_value(name) is not None
