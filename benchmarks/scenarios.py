@@ -25,7 +25,7 @@ from benchmarks.settings import BenchSettings, SettingsError
 
 BASELINE_NAME = "baseline"
 NOT_YET_AVAILABLE = "not yet available"
-SEEDING_TOO_SLOW = "seeding too slow for this run"
+SCALE_POINT_SKIPPED = "scale point, run with BENCH_SCALE=1"
 SCALE_POINTS = (("10k", 10_000), ("100k", 100_000), ("1m", 1_000_000))
 
 
@@ -78,7 +78,7 @@ class Scenario:
             return f"{NOT_YET_AVAILABLE}: {self.pending}"
         if self.scale_cases and not settings.scale:
             minutes = self.scale_cases / case_setup.SEEDING_RATE_PER_S / 60
-            return f"{SEEDING_TOO_SLOW} (~{minutes:,.1f} min to seed; BENCH_SCALE=1 runs it)"
+            return f"{SCALE_POINT_SKIPPED} (~{minutes:,.1f} min of seeding)"
         return ""
 
     def request_pool(self, prepared: Prepared) -> RequestPool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http
 import re
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 from flask import Flask, Response, json, send_from_directory
@@ -120,3 +121,28 @@ def create_api(app: Flask) -> Api:
 
 class Blueprint(SmorestBlueprint):
     """A flask-smorest blueprint; every route must also say who may call it."""
+
+
+Decorator = Callable[[Any], Any]
+
+
+def problem_responses(
+    bp: SmorestBlueprint, descriptions: Mapping[int, str]
+) -> Callable[..., Decorator]:
+    """A ``problems(*statuses)`` decorator for ``bp``'s views: it documents each status as a
+    problem+json answer, described by the feature's own ``descriptions``."""
+
+    def problems(*statuses: int) -> Decorator:
+        def decorate(view: Any) -> Any:
+            for status in statuses:
+                view = bp.alt_response(
+                    status,
+                    schema="Problem",
+                    content_type=PROBLEM_MIME,
+                    description=descriptions[status],
+                )(view)
+            return view
+
+        return decorate
+
+    return problems

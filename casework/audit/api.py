@@ -13,7 +13,6 @@ anonymous call to it writes nothing, so it cannot be used to flood the log.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
 from typing import Any
 
 from flask import Response
@@ -21,7 +20,7 @@ from flask.views import MethodView
 from marshmallow import RAISE
 
 from casework import db
-from casework.api import Blueprint
+from casework.api import Blueprint, problem_responses
 from casework.audit import service, signer, store
 from casework.audit.actions import AuditAction, Outcome
 from casework.audit.export import entry_document
@@ -37,7 +36,7 @@ from casework.audit.schemas import (
 from casework.audit.verify import VerifyResult
 from casework.auth.access import public, requires
 from casework.auth.permissions import Permission
-from casework.errors import PROBLEM_MIME, Conflict
+from casework.errors import Conflict
 
 EXPORT_MIME = "application/jsonl"
 
@@ -79,17 +78,8 @@ _EXPORT_DOC = {
 }
 
 
-def problems(*statuses: int) -> Callable[[Any], Any]:
-    """Document the problem+json answers a view can give."""
-
-    def decorate(view: Any) -> Any:
-        for status in statuses:
-            view = blp.alt_response(
-                status, schema="Problem", content_type=PROBLEM_MIME, description=_PROBLEMS[status]
-            )(view)
-        return view
-
-    return decorate
+problems = problem_responses(blp, _PROBLEMS)
+"""Document the problem+json answers a view can give."""
 
 
 @blp.route("/public-key")

@@ -15,7 +15,7 @@ from flask.views import MethodView
 from marshmallow import RAISE
 
 from casework import db
-from casework.api import Blueprint
+from casework.api import Blueprint, problem_responses
 from casework.auth import mfa, service, sessions
 from casework.auth.access import Principal, public, require_principal, requires
 from casework.auth.models import User
@@ -65,13 +65,10 @@ _PROBLEMS = {
 
 
 def problems(bp: Blueprint, *statuses: int) -> Callable[[Any], Any]:
-    """Document the problem+json answers a view can give."""
+    """Document the problem+json answers a view can give (and the bearer token, with 401)."""
 
     def decorate(view: Any) -> Any:
-        for status in statuses:
-            view = bp.alt_response(
-                status, schema="Problem", content_type=PROBLEM_MIME, description=_PROBLEMS[status]
-            )(view)
+        view = problem_responses(bp, _PROBLEMS)(*statuses)(view)
         return bp.doc(security=[{"bearer": []}])(view) if 401 in statuses else view
 
     return decorate

@@ -14,13 +14,15 @@ from typing import Any
 from flask import Flask, current_app
 from flask.views import MethodView
 from marshmallow import RAISE
+from sqlalchemy.orm import Session
 from werkzeug.routing import BaseConverter
 
 from casework import db
-from casework.api import API_PREFIX, Blueprint
-from casework.auth.access import require_principal, requires
+from casework.api import API_PREFIX, Blueprint, problem_responses
+from casework.auth.access import Principal, require_principal, requires
 from casework.auth.permissions import Permission
 from casework.cases import duplicates, queries, service
+from casework.cases.models import Case
 from casework.cases.reference import URL_PATTERN
 from casework.cases.schemas import (
     AlertPageOut,
@@ -36,7 +38,6 @@ from casework.cases.schemas import (
     StrictSchema,
 )
 from casework.concurrency import etag_for, require_if_match
-from casework.errors import PROBLEM_MIME
 from casework.pagination import PageArgs, page_size
 from casework.workflow import service as workflow
 
@@ -99,16 +100,27 @@ FILTER_NAMES = (
 
 
 def problems(bp: Blueprint, *statuses: int) -> Callable[[Any], Any]:
-    """Document the problem+json answers a view can give."""
+    """Document the problem+json answers a view of ``bp`` can give."""
+    return problem_responses(bp, _PROBLEMS)(*statuses)
 
-    def decorate(view: Any) -> Any:
-        for status in statuses:
-            view = bp.alt_response(
-                status, schema="Problem", content_type=PROBLEM_MIME, description=_PROBLEMS[status]
-            )(view)
-        return view
 
-    return decorate
+def case_for_write(reference: str, permission: Permission) -> tuple[Session, Principal, Case]:
+    """The request's session and caller, and the case locked for the write they ask for.
+
+    Refuses (404/410) as :func:`~casework.cases.service.load_case` does, then
+    428 without ``If-Match`` and 412 when it names another version. (A
+    transition reaches cases outside the office too: ``load_for_transition``.)
+    """
+    session = db.session()
+    principal = require_principal()
+    case = service.load_case(session, principal, reference, permission, for_update=True)
+    require_if_match(case.version)
+    return session, principal, case
+
+
+def case_etag(case: Case) -> dict[str, str]:
+    """The ``ETag`` header of an answer about ``case``."""
+    return {"ETag": etag_for(case.version)}
 
 
 class NoBody(StrictSchema):
@@ -170,7 +182,7 @@ class CaseByReference(MethodView):
         principal = require_principal()
         case = service.load_case(session, principal, reference, Permission.CASES_READ)
         view = workflow.read_case(session, principal, case)
-        return view, 200, {"ETag": etag_for(case.version)}
+        return view, 200, case_etag(case)
 
     @requires(Permission.CASES_WRITE)
     @blp.arguments(CaseUpdateIn)
@@ -181,13 +193,9 @@ class CaseByReference(MethodView):
         self, changes: dict[str, Any], reference: str
     ) -> tuple[dict[str, Any], int, dict[str, str]]:
         """Change needs codes and members (add, change, remove) as one write."""
-        session = db.session()
-        case = service.load_case(
-            session, require_principal(), reference, Permission.CASES_WRITE, for_update=True
-        )
-        require_if_match(case.version)
+        session, _, case = case_for_write(reference, Permission.CASES_WRITE)
         view = service.change_case(session, case, changes)
-        return view, 200, {"ETag": etag_for(case.version)}
+        return view, 200, case_etag(case)
 
     @requires(Permission.CASES_ERASE)
     @blp.response(204)
@@ -195,11 +203,7 @@ class CaseByReference(MethodView):
     @problems(blp, 401, 403, 404, 410, 412, 428)
     def delete(self, reference: str) -> None:
         """Erase the case by crypto-shredding; a tombstone answering 410 remains."""
-        session = db.session()
-        case = service.load_case(
-            session, require_principal(), reference, Permission.CASES_ERASE, for_update=True
-        )
-        require_if_match(case.version)
+        session, _, case = case_for_write(reference, Permission.CASES_ERASE)
         service.erase_case(session, case)
 
 

@@ -19,8 +19,7 @@ from casework.api import API_PREFIX, Blueprint
 from casework.auth.access import require_principal, requires
 from casework.auth.permissions import Permission
 from casework.cases import service as cases
-from casework.cases.api import ETAG_HEADER, IF_MATCH, NoBody, problems
-from casework.concurrency import etag_for, require_if_match
+from casework.cases.api import ETAG_HEADER, IF_MATCH, NoBody, case_etag, case_for_write, problems
 from casework.errors import PROBLEM_MIME
 from casework.handoff import service
 from casework.handoff.schemas import (
@@ -65,7 +64,7 @@ class Consents(MethodView):
         session = db.session()
         case = cases.load_case(session, require_principal(), reference, Permission.CASES_READ)
         items = service.list_consents(session, case)
-        return {"items": items}, 200, {"ETag": etag_for(case.version)}
+        return {"items": items}, 200, case_etag(case)
 
     @requires(Permission.CONSENT_RECORD)
     @blp.arguments(ConsentIn)
@@ -76,14 +75,9 @@ class Consents(MethodView):
         self, data: dict[str, Any], reference: str
     ) -> tuple[dict[str, Any], int, dict[str, str]]:
         """Record a consent given by a member of the case (sealed under the case key)."""
-        session = db.session()
-        principal = require_principal()
-        case = cases.load_case(
-            session, principal, reference, Permission.CONSENT_RECORD, for_update=True
-        )
-        require_if_match(case.version)
+        session, principal, case = case_for_write(reference, Permission.CONSENT_RECORD)
         row = service.record_consent(session, principal, case, data)
-        return service.consent_view(row), 201, {"ETag": etag_for(case.version)}
+        return service.consent_view(row), 201, case_etag(case)
 
 
 @blp.route(f"{CASE}/consents/<uuid:consent_id>/withdraw")
@@ -98,14 +92,9 @@ class ConsentWithdrawal(MethodView):
         self, _body: dict[str, Any], reference: str, consent_id: uuid.UUID
     ) -> tuple[dict[str, Any], int, dict[str, str]]:
         """Withdraw a consent: it stops counting at once, for every transition."""
-        session = db.session()
-        principal = require_principal()
-        case = cases.load_case(
-            session, principal, reference, Permission.CONSENT_RECORD, for_update=True
-        )
-        require_if_match(case.version)
+        session, principal, case = case_for_write(reference, Permission.CONSENT_RECORD)
         row = service.withdraw_consent(session, principal, case, consent_id)
-        return service.consent_view(row), 200, {"ETag": etag_for(case.version)}
+        return service.consent_view(row), 200, case_etag(case)
 
 
 # --- hand-offs ----------------------------------------------------------------------------
@@ -123,14 +112,9 @@ class CaseHandoffs(MethodView):
         self, data: dict[str, Any], reference: str
     ) -> tuple[dict[str, Any], int, dict[str, str]]:
         """Ask to hand the case to another office or a partner; a supervisor approves it."""
-        session = db.session()
-        principal = require_principal()
-        case = cases.load_case(
-            session, principal, reference, Permission.HANDOFF_REQUEST, for_update=True
-        )
-        require_if_match(case.version)
+        session, principal, case = case_for_write(reference, Permission.HANDOFF_REQUEST)
         row = service.request_handoff(session, principal, case, data)
-        return service.handoff_view(row), 201, {"ETag": etag_for(case.version)}
+        return service.handoff_view(row), 201, case_etag(case)
 
 
 @blp.route(f"{CASE}/handoffs/<uuid:handoff_id>/package")

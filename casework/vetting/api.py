@@ -15,19 +15,16 @@ workflow; this module imports it, and the application imports this module.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 from flask.views import MethodView
 
 from casework import db
-from casework.api import API_PREFIX, Blueprint
+from casework.api import API_PREFIX, Blueprint, problem_responses
 from casework.auth.access import require_principal, requires
 from casework.auth.permissions import Permission
 from casework.cases import service as cases
-from casework.cases.api import ETAG_HEADER, IF_MATCH
-from casework.concurrency import etag_for, require_if_match
-from casework.errors import PROBLEM_MIME
+from casework.cases.api import ETAG_HEADER, IF_MATCH, case_etag, case_for_write
 from casework.vetting import service
 from casework.vetting.schemas import (
     AlertReviewIn,
@@ -62,21 +59,8 @@ _PROBLEMS = {
 }
 
 
-def problems(*statuses: int) -> Callable[[Any], Any]:
-    """Document the problem+json answers a view can give."""
-
-    def decorate(view: Any) -> Any:
-        for status in statuses:
-            view = blp.alt_response(
-                status, schema="Problem", content_type=PROBLEM_MIME, description=_PROBLEMS[status]
-            )(view)
-        return view
-
-    return decorate
-
-
-def _etag(case: Any) -> dict[str, str]:
-    return {"ETag": etag_for(case.version)}
+problems = problem_responses(blp, _PROBLEMS)
+"""Document the problem+json answers a view can give."""
 
 
 @blp.route("/cases/<case_ref:reference>/interviews")
@@ -88,7 +72,7 @@ class Interviews(MethodView):
         """The case's vetting interviews, decrypted; recorded as case.read."""
         session = db.session()
         case = cases.load_case(session, require_principal(), reference, Permission.VETTING_CONDUCT)
-        return {"items": service.list_interviews(session, case)}, 200, _etag(case)
+        return {"items": service.list_interviews(session, case)}, 200, case_etag(case)
 
     @requires(Permission.VETTING_CONDUCT)
     @blp.arguments(InterviewIn)
@@ -104,7 +88,7 @@ class Interviews(MethodView):
             session, principal, reference, Permission.VETTING_CONDUCT, for_update=True
         )
         view = service.schedule_interview(session, principal, case, data)
-        return view, 201, _etag(case)
+        return view, 201, case_etag(case)
 
 
 @blp.route("/cases/<case_ref:reference>/interviews/<uuid:interview_id>")
@@ -118,14 +102,9 @@ class InterviewById(MethodView):
         self, changes: dict[str, Any], reference: str, interview_id: uuid.UUID
     ) -> tuple[dict[str, Any], int, dict[str, str]]:
         """Change an interview, or record a scheduled one as held (If-Match: the case's ETag)."""
-        session = db.session()
-        principal = require_principal()
-        case = cases.load_case(
-            session, principal, reference, Permission.VETTING_CONDUCT, for_update=True
-        )
-        require_if_match(case.version)
+        session, principal, case = case_for_write(reference, Permission.VETTING_CONDUCT)
         view = service.change_interview(session, principal, case, interview_id, changes)
-        return view, 200, _etag(case)
+        return view, 200, case_etag(case)
 
 
 @blp.route("/cases/<case_ref:reference>/checks")
@@ -138,7 +117,7 @@ class Checks(MethodView):
         session = db.session()
         principal = require_principal()
         case = cases.load_case(session, principal, reference, Permission.CASES_READ)
-        return {"items": service.read_checks(session, principal, case)}, 200, _etag(case)
+        return {"items": service.read_checks(session, principal, case)}, 200, case_etag(case)
 
 
 @blp.route(f"/cases/<case_ref:reference>/checks/{CHECK_PATH}")
@@ -152,14 +131,9 @@ class CheckByType(MethodView):
         self, data: dict[str, Any], reference: str, check: str
     ) -> tuple[dict[str, Any], int, dict[str, str]]:
         """Record a check's status and findings (medical: also medical:read); stage vetting."""
-        session = db.session()
-        principal = require_principal()
-        case = cases.load_case(
-            session, principal, reference, Permission.VETTING_CONDUCT, for_update=True
-        )
-        require_if_match(case.version)
+        session, principal, case = case_for_write(reference, Permission.VETTING_CONDUCT)
         view = service.record_check(session, principal, case, CheckType(check), data)
-        return view, 200, _etag(case)
+        return view, 200, case_etag(case)
 
 
 @blp.route("/alerts/<uuid:alert_id>/review")

@@ -15,8 +15,7 @@ from casework import db
 from casework.api import API_PREFIX, Blueprint
 from casework.auth.access import require_principal, requires
 from casework.auth.permissions import Permission
-from casework.cases.api import ETAG_HEADER, IF_MATCH, problems
-from casework.cases.service import load_case
+from casework.cases.api import ETAG_HEADER, IF_MATCH, case_for_write, problems
 from casework.concurrency import etag_for, require_if_match
 from casework.errors import PROBLEM_MIME
 from casework.workflow import engine, service
@@ -90,12 +89,7 @@ class ResettlementSubmission(MethodView):
     @problems(blp, 401, 403, 404, 410, 412, 422, 428)
     def put(self, data: dict[str, Any], reference: str) -> Answer:
         """Draft the submission (destination, priority, categories); you become a preparer."""
-        session = db.session()
-        principal = require_principal()
-        case = load_case(
-            session, principal, reference, Permission.RESETTLEMENT_PREPARE, for_update=True
-        )
-        require_if_match(case.version)
+        session, principal, case = case_for_write(reference, Permission.RESETTLEMENT_PREPARE)
         return _answer(service.save_submission(session, principal, case, data))
 
 
@@ -108,8 +102,5 @@ class BestInterestsAssessment(MethodView):
     @problems(blp, 401, 403, 404, 410, 412, 422, 428)
     def put(self, data: dict[str, Any], reference: str) -> Answer:
         """Record the completed best-interests assessment of a child at risk (note sealed)."""
-        session = db.session()
-        principal = require_principal()
-        case = load_case(session, principal, reference, Permission.CASES_WRITE, for_update=True)
-        require_if_match(case.version)
+        session, principal, case = case_for_write(reference, Permission.CASES_WRITE)
         return _answer(service.record_best_interests(session, principal, case, data))

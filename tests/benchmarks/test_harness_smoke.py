@@ -68,7 +68,7 @@ def test_a_run_writes_every_figure_and_reports_skipped_cases(
     assert healthz["paired_baseline"]["rps"] > 0
     scale_point = section["scenarios"]["case_search_document_1m"]
     assert scale_point["status"] == "skipped"
-    assert scale_point["reason"].startswith("seeding too slow for this run")
+    assert scale_point["reason"].startswith("scale point, run with BENCH_SCALE=1")
 
 
 def test_bad_settings_stop_the_run_before_any_server_starts(tmp_path: Path) -> None:
