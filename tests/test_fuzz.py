@@ -300,72 +300,72 @@ def mfa_needed(world: World, role: str) -> bool:
         return mfa_required(role)
 
 
-def _made(world: World, response: Any, what: str) -> str | None:
-    """The new object's id from a 201, or None (with a warning) so the id stays random."""
-    if response.status_code != 201:
-        warnings.warn(f"fuzz: could not make {what} ({response.status_code})", stacklevel=3)
+def _made_on_case(
+    world: World,
+    role: str,
+    collection: str,
+    body: Callable[[dict[str, Any]], dict[str, Any]],
+) -> str | None:
+    """POST ``body(case)`` to ``collection`` of the real case as a new ``role`` of its office,
+    with the case's ETag; the new object's id, or None (with a warning) so the id stays random.
+    """
+    reference = world.real_value("reference")
+    if reference is None:
         return None
-    made: str = response.get_json()["id"]
-    return made
+    headers = _staff(world, role)
+    case = world.client.get(f"/api/v1/cases/{reference}", headers=headers)
+    made = world.client.post(
+        f"/api/v1/cases/{reference}/{collection}",
+        json=body(case.get_json()),
+        headers={**headers, "If-Match": case.headers["ETag"]},
+    )
+    if made.status_code != 201:
+        warnings.warn(f"fuzz: could not make {collection} ({made.status_code})", stacklevel=2)
+        return None
+    made_id: str = made.get_json()["id"]
+    return made_id
 
 
-def _with_etag(world: World, reference: str, headers: dict[str, str]) -> dict[str, str]:
-    current = world.client.get(f"/api/v1/cases/{reference}", headers=headers)
-    return {**headers, "If-Match": current.headers.get("ETag", '"v0"')}
+def _first_member(case: dict[str, Any]) -> str:
+    member_id: str = case["members"][0]["id"]
+    return member_id
 
 
 def _real_interview(world: World) -> str | None:
     """An interview scheduled on the real case, moved to the vetting stage for it."""
-    reference = world.real_value("reference")
-    if reference is None:
-        return None
     world.session.execute(
-        update(Case).where(Case.reference == reference).values(stage=Stage.VETTING.value)
+        update(Case)
+        .where(Case.reference == world.real_value("reference"))
+        .values(stage=Stage.VETTING.value)
     )
-    officer = _staff(world, "vetting_officer")
-    case = world.client.get(f"/api/v1/cases/{reference}", headers=officer)
-    body = {"members": [case.get_json()["members"][0]["id"]], "scheduled_for": SOON}
-    made = world.client.post(
-        f"/api/v1/cases/{reference}/interviews",
-        json=body,
-        headers={**officer, "If-Match": case.headers["ETag"]},
+    return _made_on_case(
+        world,
+        "vetting_officer",
+        "interviews",
+        lambda case: {"members": [_first_member(case)], "scheduled_for": SOON},
     )
-    return _made(world, made, "an interview")
 
 
 def _real_consent(world: World) -> str | None:
-    reference = world.real_value("reference")
-    if reference is None:
-        return None
-    clerk = _staff(world, "caseworker")
-    case = world.client.get(f"/api/v1/cases/{reference}", headers=clerk)
-    body = {
-        "purpose": "referral",
-        "recipients": [OTHER_OFFICE],
-        "given_by": case.get_json()["members"][0]["id"],
-        "given_at": (datetime.now(UTC) - timedelta(days=1)).isoformat(),
-        "fields": ["members.relationship"],
-    }
-    made = world.client.post(
-        f"/api/v1/cases/{reference}/consents",
-        json=body,
-        headers={**clerk, "If-Match": case.headers["ETag"]},
+    return _made_on_case(
+        world,
+        "caseworker",
+        "consents",
+        lambda case: {
+            "purpose": "referral",
+            "recipients": [OTHER_OFFICE],
+            "given_by": _first_member(case),
+            "given_at": (datetime.now(UTC) - timedelta(days=1)).isoformat(),
+            "fields": ["members.relationship"],
+        },
     )
-    return _made(world, made, "a consent")
 
 
 def _real_handoff(world: World) -> str | None:
     """A requested hand-off of the real case to the other office."""
-    reference = world.real_value("reference")
-    if reference is None:
-        return None
-    clerk = _staff(world, "caseworker")
-    made = world.client.post(
-        f"/api/v1/cases/{reference}/handoffs",
-        json={"kind": "office", "office": OTHER_OFFICE},
-        headers=_with_etag(world, reference, clerk),
+    return _made_on_case(
+        world, "caseworker", "handoffs", lambda _case: {"kind": "office", "office": OTHER_OFFICE}
     )
-    return _made(world, made, "a hand-off")
 
 
 def _real_alert(world: World) -> str | None:
