@@ -111,13 +111,19 @@ def scale_office(ctx: BenchContext, total: int) -> str:
     """Grow the scale office to ``total`` cases (seed 1 first, so searches hit); log in."""
     state: dict[str, Any] = ctx.once("scale", lambda: {"count": 0, "references": []})
     have = state["count"]
+    if state.get("failed_at", total + 1) <= total:
+        raise SetupError(f"growing the scale office to {state['failed_at']:,} cases failed earlier")
     if have < total:
-        added = ctx.call_in_app(
-            "benchmarks.case_setup:seed_more",
-            count=total - have,
-            office=SCALE_OFFICE,
-            seed=1 if have == 0 else total,
-        )
+        try:
+            added = ctx.call_in_app(
+                "benchmarks.case_setup:seed_more",
+                count=total - have,
+                office=SCALE_OFFICE,
+                seed=1 if have == 0 else total,
+            )
+        except SetupError:
+            state["failed_at"] = total  # the other cases of this size fail at once
+            raise
         if have == 0:
             state["references"] = added  # the same cases are read at every point
         state["count"] = total

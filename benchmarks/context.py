@@ -18,7 +18,7 @@ from benchmarks.settings import BenchSettings
 
 T = TypeVar("T")
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit)\b.*")
-IN_APP_TIMEOUT_S = 1800  # seeding a million cases takes a while; still bounded
+IN_APP_TIMEOUT_S = 3600  # seeding a million cases on a busy machine: ~30 min; still bounded
 
 
 class SetupError(RuntimeError):
@@ -50,6 +50,7 @@ class BenchContext:
     service_env: Mapping[str, str]
     service_port: int
     host: str = "127.0.0.1"
+    in_app_timeout_s: float = IN_APP_TIMEOUT_S
     _memo: dict[str, Any] = field(default_factory=dict)
 
     def once(self, key: str, make: Callable[[], T]) -> T:
@@ -93,16 +94,21 @@ class BenchContext:
         the exit status and the last line of stderr (the exception; the data
         involved is synthetic, and casework's messages carry no secrets).
         """
-        completed = subprocess.run(
-            [sys.executable, "-m", "benchmarks.in_app", target, json.dumps(arguments)],
-            cwd=REPO_ROOT,
-            env=dict(self.service_env),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=IN_APP_TIMEOUT_S,
-            check=False,
-        )
+        try:
+            completed = subprocess.run(
+                [sys.executable, "-m", "benchmarks.in_app", target, json.dumps(arguments)],
+                cwd=REPO_ROOT,
+                env=dict(self.service_env),
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=self.in_app_timeout_s,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            # That case fails; the run goes on to the next case and backend, and the
+            # results gathered so far are still written.
+            raise SetupError(f"{target} did not finish in {self.in_app_timeout_s} s") from None
         if completed.returncode != 0:
             raise SetupError(
                 f"{target} failed with exit status {completed.returncode}: "

@@ -16,8 +16,11 @@ import pytest
 
 from benchmarks import request_file, synthetic
 from benchmarks.__main__ import main
+from benchmarks.context import BenchContext, SetupError
+from benchmarks.databases import BenchDatabase
 from benchmarks.gunicorn_server import GunicornConfig, GunicornServer
 from benchmarks.load import LoadResult, PythonLoad, WrkLoad, wrk_version
+from benchmarks.settings import from_environ
 
 LATENCY_KEYS = {"p50", "p90", "p99", "max", "mean"}
 
@@ -124,3 +127,17 @@ def test_wrk_generator_cycles_bodies(baseline_server: GunicornServer, tmp_path: 
         pytest.skip("wrk is not installed here (make bench installs it); Python fallback tested")
     generator = WrkLoad(executable, connections=4, threads=2, version=wrk_version(executable))
     _assert_clean(generator.run(baseline_server.port, _body_pool(tmp_path), 1))
+
+
+def test_setup_that_runs_out_of_time_fails_its_case_not_the_run(tmp_path: Path) -> None:
+    """A seeding step over its bound raises SetupError, which fails one case and moves on."""
+    context = BenchContext(
+        settings=from_environ({}),
+        database=BenchDatabase("sqlite"),
+        instance_path=tmp_path,
+        service_env={**os.environ, "CASEWORK_INSTANCE_PATH": str(tmp_path)},
+        service_port=1,
+        in_app_timeout_s=0.01,
+    )
+    with pytest.raises(SetupError, match=r"did not finish in 0\.01 s"):
+        context.call_in_app("benchmarks.case_setup:seed_more", count=1, office="x", seed=1)
