@@ -13,7 +13,7 @@ OFFICE_CODE = Pattern(
 COUNTRY_CODE = Pattern(r"^[A-Z]{3}$", error="An ISO 3166-1 alpha-3 code.")
 NAME = validate.And(
     validate.Length(min=1, max=200),
-    Pattern(r"^[^\x00-\x1f\x7f]*\S[^\x00-\x1f\x7f]*$", error="Not a valid name."),
+    Pattern(r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$", error="Not a valid name."),
 )
 
 

@@ -61,6 +61,11 @@ def test_create_inactive(client: FlaskClient, admin: dict[str, str]) -> None:
         {"name": ""},
         {"name": "   "},
         {"name": "a\nb"},
+        # The one required non-space character must not be a control either (the
+        # fuzzer found NUL there: PostgreSQL refuses it in text, SQLite stored it).
+        {"name": "\x00"},
+        {"name": "\x00Goma"},
+        {"name": "Goma\x7f"},
         {"name": "x" * 201},
         {"region": "east"},
     ],
