@@ -7,13 +7,18 @@ import logging
 import re
 import time
 import uuid
+from typing import Any
 
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import RequestEntityTooLarge, UnsupportedMediaType
 
+from casework.errors import CaseworkError, NotFound, ValidationFailed
+
 REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+NUL = "\x00"
+NO_NUL = "NUL characters are not accepted."
 log = logging.getLogger("casework.request")
 
 
@@ -28,6 +33,31 @@ def _is_json(mimetype: str) -> bool:
     return mimetype == "application/json" or (
         mimetype.startswith("application/") and mimetype.endswith("+json")
     )
+
+
+def _refuse_nul() -> None:
+    """Refuse NUL in a request: in a path segment (404), the query (400), a JSON body (422).
+
+    No name, code, cursor or text of casework holds one, and PostgreSQL cannot
+    store one in text: refused here, it can never reach a query as a 500.
+    """
+    if any(NUL in value for value in (request.view_args or {}).values() if isinstance(value, str)):
+        raise NotFound("No such resource.")
+    if any(NUL in key + value for key, value in request.args.items(multi=True)):
+        raise CaseworkError(NO_NUL)
+    if request.method in _WRITE_METHODS and has_nul(request.get_json(silent=True)):
+        raise ValidationFailed(NO_NUL, errors={"json": {"_schema": [NO_NUL]}})
+
+
+def has_nul(value: Any) -> bool:
+    """Whether a decoded JSON value holds NUL in any string, keys included."""
+    if isinstance(value, str):
+        return NUL in value
+    if isinstance(value, dict):
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(has_nul(item) for item in value)
+    return False
 
 
 def install(app: Flask) -> None:
@@ -51,6 +81,7 @@ def install(app: Flask) -> None:
             and not _is_json(request.mimetype)
         ):
             raise UnsupportedMediaType()
+        _refuse_nul()
 
     @app.after_request
     def _finish(response: Response) -> Response:

@@ -16,6 +16,7 @@ from flask import current_app
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from casework.errors import ValidationFailed
+from casework.http import has_nul
 
 
 def encode_cursor(position: dict[str, Any]) -> str:
@@ -30,7 +31,7 @@ def decode_cursor(cursor: str) -> dict[str, Any]:
         value = json.loads(base64.urlsafe_b64decode(padded.encode()))
     except (binascii.Error, ValueError, UnicodeDecodeError):
         value = None
-    if not isinstance(value, dict):
+    if not isinstance(value, dict) or has_nul(value):  # no cursor of ours holds NUL
         raise ValidationFailed(errors={"query": {"cursor": ["Not a valid cursor."]}})
     return value
 
