@@ -108,7 +108,11 @@ def bearer(ctx: BenchContext) -> dict[str, str]:
 
 
 def scale_office(ctx: BenchContext, total: int) -> str:
-    """Grow the scale office to ``total`` cases (seed 1 first, so searches hit); log in."""
+    """Grow the scale office to ``total`` cases (seed 1 first, so searches hit); a fresh token.
+
+    Seeding a million cases outlasts a token's idle timeout (30 minutes), so
+    the caseworker logs in again after every growth.
+    """
     state: dict[str, Any] = ctx.once("scale", lambda: {"count": 0, "references": []})
     have = state["count"]
     if state.get("failed_at", total + 1) <= total:
@@ -127,8 +131,9 @@ def scale_office(ctx: BenchContext, total: int) -> str:
         if have == 0:
             state["references"] = added  # the same cases are read at every point
         state["count"] = total
+        state.pop("token", None)
 
-    def make_token() -> str:
+    def make_user() -> str:
         password = secrets.token_urlsafe(24)
         ctx.call_in_app(
             "benchmarks.case_setup:add_user",
@@ -136,9 +141,13 @@ def scale_office(ctx: BenchContext, total: int) -> str:
             username=f"{USERNAME}-scale",
             password=password,
         )
-        return login(ctx, f"{USERNAME}-scale", password)
+        return password
 
-    return ctx.once("scale_token", make_token)
+    password = ctx.once("scale_password", make_user)
+    if "token" not in state:
+        state["token"] = login(ctx, f"{USERNAME}-scale", password)
+    token: str = state["token"]
+    return token
 
 
 def scale_references(ctx: BenchContext, total: int) -> tuple[str, list[str]]:
