@@ -35,11 +35,13 @@ def _is_json(mimetype: str) -> bool:
     )
 
 
-def _refuse_nul() -> None:
+def refuse_nul() -> None:
     """Refuse NUL in a request: in a path segment (404), the query (400), a JSON body (422).
 
     No name, code, cursor or text of casework holds one, and PostgreSQL cannot
     store one in text: refused here, it can never reach a query as a 500.
+    Called by the access decorators once the caller is authenticated, so an
+    anonymous caller still gets 401 whatever the request holds.
     """
     if any(NUL in value for value in (request.view_args or {}).values() if isinstance(value, str)):
         raise NotFound("No such resource.")
@@ -81,7 +83,6 @@ def install(app: Flask) -> None:
             and not _is_json(request.mimetype)
         ):
             raise UnsupportedMediaType()
-        _refuse_nul()
 
     @app.after_request
     def _finish(response: Response) -> Response:

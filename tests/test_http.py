@@ -134,3 +134,10 @@ def test_nul_is_refused_before_it_reaches_the_database(
     response = client.open(url, method=method, json=body, headers=admin)
     assert response.status_code == status
     assert response.mimetype == "application/problem+json"
+
+
+def test_an_anonymous_caller_gets_401_whatever_the_request_holds(client: FlaskClient) -> None:
+    """NUL is refused after authentication: the access check comes first, always."""
+    response = client.patch("/api/v1/offices/goma", json={"name": "\x00"})
+    assert response.status_code == 401
+    assert client.get("/api/v1/offices/a%00b").status_code == 401

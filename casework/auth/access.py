@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, false
 
 from casework.auth.permissions import Permission, permissions_for
 from casework.errors import Forbidden, NotFound, Unauthorized
+from casework.http import refuse_nul
 
 F = TypeVar("F", bound=Callable[..., Any])
 ACCESS_ATTR = "_casework_access"
@@ -62,9 +63,15 @@ class Access:
 
 def public(view: F) -> F:
     """Mark a view as open to anonymous callers (health, login, OpenAPI)."""
-    setattr(view, ACCESS_ATTR, Access(public=True))
-    _document(view, {"security": []})
-    return view
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        refuse_nul()
+        return view(*args, **kwargs)
+
+    setattr(wrapper, ACCESS_ATTR, Access(public=True))
+    _document(wrapper, {"security": []})
+    return wrapper  # type: ignore[return-value]
 
 
 def _problem_response(description: str) -> dict[str, Any]:
@@ -100,6 +107,7 @@ def requires(*permissions: Permission, allow_mfa_pending: bool = False) -> Calla
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             authorise(declared)
+            refuse_nul()
             return view(*args, **kwargs)
 
         setattr(wrapper, ACCESS_ATTR, declared)
