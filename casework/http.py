@@ -47,18 +47,33 @@ def refuse_nul() -> None:
         raise NotFound("No such resource.")
     if any(NUL in key + value for key, value in request.args.items(multi=True)):
         raise CaseworkError(NO_NUL)
-    if request.method in _WRITE_METHODS and has_nul(request.get_json(silent=True)):
+    if request.method not in _WRITE_METHODS:
+        return
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # the decoder's own limit; a 500 before
+        raise CaseworkError("The JSON body is nested too deeply.") from None
+    if has_nul(body):
         raise ValidationFailed(NO_NUL, errors={"json": {"_schema": [NO_NUL]}})
 
 
 def has_nul(value: Any) -> bool:
-    """Whether a decoded JSON value holds NUL in any string, keys included."""
-    if isinstance(value, str):
-        return NUL in value
-    if isinstance(value, dict):
-        return any(has_nul(k) or has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(has_nul(item) for item in value)
+    """Whether a decoded JSON value holds NUL in any string, keys included.
+
+    Walks with its own stack: a body nested as deep as the decoder allows
+    must not exhaust Python's.
+    """
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if NUL in item:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
     return False
 
 

@@ -141,3 +141,14 @@ def test_an_anonymous_caller_gets_401_whatever_the_request_holds(client: FlaskCl
     response = client.patch("/api/v1/offices/goma", json={"name": "\x00"})
     assert response.status_code == 401
     assert client.get("/api/v1/offices/a%00b").status_code == 401
+
+
+@pytest.mark.parametrize("depth", [900, 5000])
+def test_deeply_nested_json_is_refused_not_a_500(client: FlaskClient, depth: int) -> None:
+    """A body nested to the decoder's limit used to end in a RecursionError (500)."""
+    admin = principal_headers("admin", None, "adm-deep")
+    body = "[" * depth + "]" * depth
+    headers = {**admin, "Content-Type": "application/json"}
+    response = client.post("/api/v1/offices", data=body, headers=headers)
+    assert response.status_code in (400, 422)
+    assert response.mimetype == "application/problem+json"
