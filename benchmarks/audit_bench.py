@@ -25,7 +25,8 @@ Usage, from the repository root::
     python benchmarks/audit_bench.py --out audit_bench.json
     python benchmarks/audit_bench.py --postgres postgresql+psycopg://postgres@127.0.0.1:5432/postgres
 
-The PostgreSQL URL (default: ``CASEWORK_BENCH_POSTGRES`` or the local server as
+The PostgreSQL URL (default: ``BENCH_DATABASE_URL``, the server ``make bench``
+uses, else ``CASEWORK_BENCH_POSTGRES``, else the local server as
 ``postgres``) must allow CREATE DATABASE; ``--no-postgres`` skips it.
 """
 
@@ -347,7 +348,7 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     parser.add_argument("--threads", type=int, default=8)
@@ -355,10 +356,12 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=100_000, help="log size to verify")
     parser.add_argument("--repeat", type=int, default=3, help="runs per append figure")
     parser.add_argument(
-        "--postgres", default=os.environ.get("CASEWORK_BENCH_POSTGRES", DEFAULT_POSTGRES)
+        "--postgres",
+        default=os.environ.get("BENCH_DATABASE_URL")
+        or os.environ.get("CASEWORK_BENCH_POSTGRES", DEFAULT_POSTGRES),
     )
     parser.add_argument("--no-postgres", action="store_true")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     results: dict[str, Any] = {
         "machine": {

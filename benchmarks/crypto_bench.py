@@ -6,7 +6,10 @@ Measures, in one run:
   checks) against raw ``AESGCM`` encrypt + decrypt of the same payload with the
   same associated data, for 32-byte and 1 KiB payloads; the target is a ratio of
   at least 0.7;
-* blind-index computations per second (single field and compound).
+* blind-index computations per second (single field and compound);
+* argon2id password hashing and verification at the service's configured
+  default cost (``password_hash_memory_kib`` and ``password_hash_time_cost``):
+  milliseconds per operation, what a login costs before anything else.
 
 Timings are CPU time of this process, so other work on the machine does not
 count. Raw and casework loops run back to back, in alternating order, many
@@ -38,6 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import cryptography
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from casework.auth.passwords import PasswordParams, hash_password, verify_password
+from casework.config import SCHEMA
 from casework.security.blind_index import DEFAULT_BITS, BlindIndexer
 from casework.security.envelope import (
     DataKey,
@@ -141,6 +146,35 @@ def measure_blind_index(seconds: float, repeats: int) -> dict[str, Any]:
     }
 
 
+def measure_password_hash(repeats: int) -> dict[str, Any]:
+    """Return argon2id hash and verify times at the service's default cost, in ms.
+
+    One operation takes tens of milliseconds, so each timing is a single call;
+    the figure is the median of ``repeats`` timings, alternating hash and verify.
+    """
+    params = PasswordParams(
+        memory_kib=SCHEMA["password_hash_memory_kib"].default,
+        time_cost=SCHEMA["password_hash_time_cost"].default,
+    )
+    password = "correct horse battery staple"
+    stored = hash_password(password, params)
+    timings = _timings(
+        {
+            "hash": lambda: hash_password(password, params),
+            "verify": lambda: verify_password(stored, password, params),
+        },
+        0,
+        max(1, repeats // 4),
+    )
+    return {
+        "memory_kib": params.memory_kib,
+        "time_cost": params.time_cost,
+        "parallelism": params.parallelism,
+        "hash_ms": round(statistics.median(timings["hash"]) * 1000, 1),
+        "verify_ms": round(statistics.median(timings["verify"]) * 1000, 1),
+    }
+
+
 def run(seconds: float, repeats: int) -> dict[str, Any]:
     fields = [measure_fields(size, seconds, repeats) for size in PAYLOAD_SIZES]
     return {
@@ -155,6 +189,7 @@ def run(seconds: float, repeats: int) -> dict[str, Any]:
         "target_ratio": TARGET_RATIO,
         "meets_target": all(row["ratio"] >= TARGET_RATIO for row in fields),
         "blind_index": measure_blind_index(seconds, repeats),
+        "password_hash": measure_password_hash(repeats),
     }
 
 
@@ -173,6 +208,12 @@ def print_table(results: dict[str, Any]) -> None:
     print(
         f"blind index ({blind['bits']} bits): {blind['single_field_per_s']:,}/s single field, "
         f"{blind['compound_three_values_per_s']:,}/s compound of three values"
+    )
+    password = results["password_hash"]
+    print(
+        f"argon2id ({password['memory_kib'] // 1024} MiB, t={password['time_cost']}, "
+        f"p={password['parallelism']}): hash {password['hash_ms']} ms, "
+        f"verify {password['verify_ms']} ms"
     )
 
 

@@ -1,0 +1,47 @@
+"""The in-process suites ``make bench`` runs after the HTTP cases, at their smallest sizes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from benchmarks import audit_bench, crypto_bench
+from benchmarks.__main__ import SUITES
+from casework.config import SCHEMA
+from tests.conftest import POSTGRES_URL
+
+
+def test_make_bench_runs_every_in_process_suite() -> None:
+    assert set(SUITES) == {"crypto_bench", "audit_bench"}
+    for name in SUITES:
+        assert (Path(crypto_bench.__file__).parent / f"{name}.py").is_file()
+
+
+def test_crypto_suite_measures_fields_blind_indexes_and_password_hashing(tmp_path: Path) -> None:
+    out = tmp_path / "crypto.json"
+    assert crypto_bench.main(["--out", str(out), "--seconds", "0.002", "--repeats", "4"]) == 0
+    results = json.loads(out.read_text(encoding="utf-8"))
+    assert [row["payload_bytes"] for row in results["field_encryption"]] == [32, 1024]
+    assert all(row["ratio"] > 0 for row in results["field_encryption"])
+    assert results["blind_index"]["single_field_per_s"] > 0
+    password = results["password_hash"]
+    # Measured at the cost the service runs with unless configured otherwise.
+    assert password["memory_kib"] == SCHEMA["password_hash_memory_kib"].default
+    assert password["time_cost"] == SCHEMA["password_hash_time_cost"].default
+    assert password["hash_ms"] > 0
+    assert password["verify_ms"] > 0
+
+
+def test_audit_suite_measures_appends_and_verification(tmp_path: Path) -> None:
+    out = tmp_path / "audit.json"
+    database = ["--postgres", POSTGRES_URL] if POSTGRES_URL else ["--no-postgres"]
+    sizes = ["--threads", "2", "--appends", "5", "--repeat", "1", "--entries", "2000"]
+    audit_bench.main(["--out", str(out), *sizes, *database])
+    results = json.loads(out.read_text(encoding="utf-8"))
+    assert results["appends"]["sqlite"]
+    if POSTGRES_URL:
+        assert isinstance(results["appends"]["postgresql"], dict)
+    verification = results["verification"]
+    assert verification["entries"] == 2000
+    assert verification["checkpoints"] == 2
+    assert verification["verify_from_database"]["entries_per_s"] > 0
