@@ -19,6 +19,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
+from benchmarks import scale
 from benchmarks.context import BenchContext, SetupError, exception_line
 from benchmarks.databases import (
     BenchDatabase,
@@ -118,6 +119,7 @@ def _run_backend(
         "database": seen,
         BASELINE_NAME: _baseline_section(baseline_runs),
         "scenarios": outcomes,
+        "scale": scale.figures(outcomes),
     }
 
 

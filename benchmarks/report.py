@@ -10,6 +10,7 @@ from collections.abc import Iterator, Mapping
 from importlib import metadata
 from typing import Any
 
+from benchmarks import scale
 from benchmarks.gunicorn_server import REPO_ROOT
 
 
@@ -31,9 +32,16 @@ def machine(http_sections: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def render(results: Mapping[str, Any]) -> str:
-    """The human-readable summary: header lines, one row per scenario, then the suites."""
+    """The human-readable summary: header lines, one row per scenario, the scale ratios,
+    then the suites."""
     return "\n".join(
-        [*_header(results), "", *_http_rows(results.get("http", {})), *_suites(results)]
+        [
+            *_header(results),
+            "",
+            *_http_rows(results.get("http", {})),
+            *scale.render(results.get("http", {})),
+            *_suites(results),
+        ]
     )
 
 
