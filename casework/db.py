@@ -142,6 +142,13 @@ class WriterQueue:
         return QueuedConnection
 
 
+#: Execution option of a connection that only reads: on SQLite its transaction
+#: starts deferred and outside the writer queue, so it never waits for a writer.
+#: Not for writes: a deferred transaction that writes late fails when another
+#: connection committed first (the reason every other transaction is IMMEDIATE).
+READ_ONLY = "casework_read_only"
+
+
 def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
     """WAL, foreign keys, secure delete, durable commits, and an explicit BEGIN.
 
@@ -167,6 +174,9 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
+        if connection.get_execution_options().get(READ_ONLY):
+            connection.exec_driver_sql("BEGIN")  # deferred: in WAL mode it waits for no writer
+            return
         queued = connection.connection.dbapi_connection
         if not hasattr(queued, "enter_queue"):
             connection.exec_driver_sql("BEGIN IMMEDIATE")

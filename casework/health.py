@@ -40,11 +40,17 @@ class Readiness(MethodView):
         description="Database unreachable, not migrated, or keyring missing.",
     )
     def get(self) -> dict[str, str]:
-        """The database answers and its schema is at the migration head."""
+        """The database answers and its schema is at the migration head.
+
+        Reads on a connection of its own that takes no write lock, so a probe
+        never queues behind writers (a long key-rotation batch, say) and a
+        load balancer does not take a busy but healthy instance out of service.
+        """
         try:
-            connection = db.session().connection()
-            connection.execute(text("SELECT 1"))
-            at_head = migrate.is_at_head(connection)
+            engine = db.get_db().engine
+            with engine.connect().execution_options(**{db.READ_ONLY: True}) as connection:
+                connection.execute(text("SELECT 1"))
+                at_head = migrate.is_at_head(connection)
         except Exception:
             current_app.logger.warning("readiness: database unreachable")
             raise ServiceUnavailable("The database is unreachable.") from None

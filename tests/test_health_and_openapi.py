@@ -1,5 +1,12 @@
+import time
+from pathlib import Path
+
 from flask.testing import FlaskClient
 from openapi_spec_validator import validate
+from sqlalchemy import text
+
+from casework.db import get_db
+from tests.cases.scratch import scratch_service
 
 
 def test_healthz(client: FlaskClient) -> None:
@@ -12,6 +19,24 @@ def test_readyz_when_migrated(client: FlaskClient) -> None:
     response = client.get("/readyz")
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.get_json() == {"status": "ready"}
+
+
+def test_readyz_answers_while_a_writer_holds_the_database(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A probe must not queue behind writers (on SQLite every request writes)."""
+    with scratch_service(database_url, tmp_path) as scratch:
+        database = get_db(scratch.app)
+        with database.session_factory() as writer:
+            writer.execute(text("SELECT 1"))  # on SQLite: BEGIN IMMEDIATE, the write lock
+            client = scratch.app.test_client()
+            started = time.monotonic()
+            response = client.get("/readyz")
+            waited = time.monotonic() - started
+            writer.rollback()
+    assert response.status_code == 200, response.get_data(as_text=True)
+    # SQLite's busy timeout is 10 s: a probe that queued would wait it out, then answer 503.
+    assert waited < 5
 
 
 def test_openapi_document_is_valid(client: FlaskClient) -> None:
