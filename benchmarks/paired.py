@@ -84,20 +84,26 @@ class PairedRunner:
 
     def alone(self, ready: Ready) -> LoadResult:
         """The scenario alone, in the configured number of rounds."""
-        return combine([self._round(ready) for _ in range(self.settings.rounds)])
+        return combine(
+            [self._round(ready, self.settings.round_s) for _ in range(self.settings.rounds)]
+        )
 
     def pair(self, case: Ready, baseline: Ready) -> Pair:
-        """Alternate baseline and case round by round (B C, C B, B C, ...)."""
+        """Alternate baseline and case round by round (B C, C B, B C, ...); a
+        ``one_round`` case and its baseline take one round each of the whole duration."""
+        count, seconds = self.settings.rounds, self.settings.round_s
+        if case.scenario.one_round:
+            count, seconds = 1, count * seconds
         case_runs: list[LoadResult] = []
         baseline_runs: list[LoadResult] = []
         rounds = []
-        for number in range(self.settings.rounds):
+        for number in range(count):
             if number % 2 == 0:
-                baseline_runs.append(self._round(baseline))
-                case_runs.append(self._round(case))
+                baseline_runs.append(self._round(baseline, seconds))
+                case_runs.append(self._round(case, seconds))
             else:
-                case_runs.append(self._round(case))
-                baseline_runs.append(self._round(baseline))
+                case_runs.append(self._round(case, seconds))
+                baseline_runs.append(self._round(baseline, seconds))
             rounds.append(
                 {
                     "rps": round(case_runs[-1].rps, 1),
@@ -106,8 +112,8 @@ class PairedRunner:
             )
         return Pair(combine(case_runs), combine(baseline_runs), rounds)
 
-    def _round(self, ready: Ready) -> LoadResult:
-        return self.generator.run(ready.port, ready.requests, self.settings.round_s)
+    def _round(self, ready: Ready, seconds: int) -> LoadResult:
+        return self.generator.run(ready.port, ready.requests, seconds)
 
 
 def probe(port: int, pool: request_file.RequestPool, expect_status: int) -> None:
