@@ -37,6 +37,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["casework.db"] = db.Database(engine)
 
     http.install(app)
+    http.trust_proxies(app, settings["trusted_proxies"])
     db.install_request_transaction(app)
     api = create_api(app)
     _register_features(app, api)

@@ -50,6 +50,12 @@ SCHEMA: dict[str, Key] = {
     "port": Key(int, 8000, "Port `casework serve` binds to."),
     "workers": Key(int, 2, "gunicorn worker processes for `casework serve`."),
     "threads": Key(int, 8, "Threads per gunicorn worker (gthread); see docs/performance.md."),
+    "trusted_proxies": Key(
+        int,
+        0,
+        "Reverse-proxy hops in front of the app whose X-Forwarded-For, -Proto and -Host are "
+        "trusted (werkzeug ProxyFix); 0 trusts none. See docs/deployment.md.",
+    ),
     "max_body_bytes": Key(int, 1024 * 1024, "Largest request body accepted (413 above)."),
     "log_level": Key(str, "INFO", "Python logging level of the JSON logs."),
     "sqlite_busy_timeout_ms": Key(int, 10000, "How long SQLite waits for the write lock."),
@@ -59,7 +65,10 @@ SCHEMA: dict[str, Key] = {
     "token_idle_minutes": Key(int, 30, "A staff token expires after this much inactivity."),
     "token_absolute_hours": Key(int, 12, "A staff token expires this long after login."),
     "mfa_required_roles": Key(
-        list, ["admin", "supervisor", "auditor"], "Roles that must use TOTP."
+        list,
+        [],
+        "Roles that must use TOTP besides the defaults (every role that reads case data, "
+        "admin, auditor), which configuration cannot remove.",
     ),
     "login_max_failures": Key(int, 5, "Failed logins allowed before back-off starts."),
     "login_failure_window_minutes": Key(int, 15, "Window in which failed logins are counted."),
@@ -68,7 +77,6 @@ SCHEMA: dict[str, Key] = {
     "audit_origin": Key(str, "casework.local/audit", "Origin line of signed audit checkpoints."),
     "audit_checkpoint_every": Key(int, 1000, "Sign a checkpoint after this many entries."),
     "audit_checkpoint_minutes": Key(int, 60, "Sign a checkpoint at least this often (minutes)."),
-    "blind_index_bits": Key(int, 32, "Bits kept of each blind-index HMAC."),
     "cases_filter_scan_limit": Key(
         int, 2000, "Cases a list filtered on an encrypted attribute decrypts per request."
     ),

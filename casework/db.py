@@ -8,6 +8,7 @@ access-log entries that describe them, or rolls everything back.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -48,6 +49,7 @@ def make_engine(url: str, *, sqlite_busy_timeout_ms: int = 10000) -> Engine:
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
+        _private_database_file(parsed.database)
         writers = WriterQueue.for_database(parsed.database)
         factory = writers.connection_class(sqlite_busy_timeout_ms / 1000)
         engine = create_engine(
@@ -56,6 +58,30 @@ def make_engine(url: str, *, sqlite_busy_timeout_ms: int = 10000) -> Engine:
         _configure_sqlite(engine, sqlite_busy_timeout_ms)
         return engine
     return create_engine(url, hide_parameters=True, pool_pre_ping=True)
+
+
+#: The SQLite file and its -wal/-shm hold every ciphertext, blind index and the access
+#: log: readable by the service's own user only. SQLite gives the -wal and -shm it
+#: creates the mode of the database file, so creating that one 0600 suffices.
+DATABASE_FILE_MODE = 0o600
+
+
+def _private_database_file(database: str | None) -> None:
+    """Create the SQLite file mode 0600 before SQLite does (it would use 0644 under the
+    usual umask), and take group and other access away from an existing one."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if not path.parent.is_dir():
+        return  # SQLite reports the missing folder itself
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, DATABASE_FILE_MODE))
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        try:
+            if name.stat().st_mode & 0o077:
+                name.chmod(DATABASE_FILE_MODE)
+        except FileNotFoundError:
+            continue
 
 
 class WriterQueue:

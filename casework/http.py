@@ -1,5 +1,10 @@
 """HTTP hygiene applied to every request: size and media-type limits, request
-ids, security headers and the one-line request log."""
+ids, security headers and the one-line request log.
+
+The request id is always minted here: it is written into the hash-chained
+access log, which can never be erased, so nothing a client chose may become
+it. A client's own correlation id is echoed back and stored nowhere.
+"""
 
 from __future__ import annotations
 
@@ -11,22 +16,30 @@ from typing import Any
 
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import RequestEntityTooLarge, UnsupportedMediaType
+from werkzeug.middleware.proxy_fix import ProxyFix
 
+from casework.config import ConfigError
 from casework.errors import CaseworkError, NotFound, ValidationFailed
 
 REQUEST_ID_HEADER = "X-Request-ID"
-_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+CLIENT_REQUEST_ID_HEADER = "X-Client-Request-ID"
+_CLIENT_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 NUL = "\x00"
 NO_NUL = "NUL characters are not accepted."
 log = logging.getLogger("casework.request")
 
 
-def _accepted_request_id(value: str | None) -> str:
-    """Echo a caller's id when it is a plain token, otherwise mint one."""
-    if value and _REQUEST_ID_RE.match(value):
-        return value
+def new_request_id() -> str:
+    """The id of this request in the access log and the request log: always the server's."""
     return uuid.uuid4().hex
+
+
+def _echoable_client_id(value: str | None) -> str | None:
+    """A caller's own ``X-Request-ID`` to echo (never stored), when it is a plain token."""
+    if value and _CLIENT_REQUEST_ID_RE.fullmatch(value):
+        return value
+    return None
 
 
 def _is_json(mimetype: str) -> bool:
@@ -77,6 +90,23 @@ def has_nul(value: Any) -> bool:
     return False
 
 
+def trust_proxies(app: Flask, hops: int) -> None:
+    """Believe the last ``hops`` entries of ``X-Forwarded-For``, ``-Proto`` and ``-Host``.
+
+    Behind a reverse proxy every request comes from the proxy's address, so the
+    login throttle would count all users as one client; and the scheme and host
+    that signed device requests cover are the proxy's public ones. With 0 (the
+    default) the headers are ignored: a client that sends them changes nothing.
+    Raises ConfigError for a negative count.
+    """
+    if hops < 0:
+        raise ConfigError("trusted_proxies must be 0 or more")
+    if hops:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops
+        )
+
+
 def install(app: Flask) -> None:
     """Register the before/after hooks."""
     limit = app.config["MAX_CONTENT_LENGTH"]
@@ -84,7 +114,7 @@ def install(app: Flask) -> None:
     @app.before_request
     def _start() -> None:
         g.request_started = time.perf_counter()
-        g.request_id = _accepted_request_id(request.headers.get(REQUEST_ID_HEADER))
+        g.request_id = new_request_id()
         length = request.content_length
         if length is not None and length > limit:
             raise RequestEntityTooLarge()
@@ -105,11 +135,16 @@ def install(app: Flask) -> None:
         headers["X-Content-Type-Options"] = "nosniff"
         headers["Referrer-Policy"] = "no-referrer"
         headers["X-Frame-Options"] = "DENY"
+        # JSON needs no sources at all; the docs pages set their own (self only).
+        headers.setdefault("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
         if request.path.startswith("/api/") or request.path in ("/healthz", "/readyz"):
             headers["Cache-Control"] = "no-store"
         request_id = g.get("request_id")
         if request_id:
             headers[REQUEST_ID_HEADER] = request_id
+        client_id = _echoable_client_id(request.headers.get(REQUEST_ID_HEADER))
+        if client_id:
+            headers[CLIENT_REQUEST_ID_HEADER] = client_id
         started = g.get("request_started")
         log.info(
             "request",

@@ -128,8 +128,10 @@ def client(app: Flask, db_session: Session) -> FlaskClient:
 def make_office(db_session: Session) -> Any:
     """Create (and flush) an office; returns its code."""
 
-    def make(code: str = "kbl", name: str = "Test office", country: str = "AFG") -> str:
-        db_session.add(Office(code=code, name=name, country_code=country))
+    def make(
+        code: str = "kbl", name: str = "Test office", country: str = "AFG", mfa_exempt: bool = False
+    ) -> str:
+        db_session.add(Office(code=code, name=name, country_code=country, mfa_exempt=mfa_exempt))
         db_session.flush()
         return code
 

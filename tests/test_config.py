@@ -19,6 +19,14 @@ def test_environment_overrides_with_types() -> None:
     assert settings["mfa_required_roles"] == ["admin", "auditor"]
 
 
+def test_blind_index_width_is_not_a_setting() -> None:
+    """The widths are constants of casework/cases/indexes.py (docs/encryption.md says why):
+    a setting that did nothing must not let an operator believe they changed them."""
+    assert "blind_index_bits" not in config.load(environ={})
+    with pytest.raises(config.ConfigError, match="CASEWORK_BLIND_INDEX_BITS"):
+        config.load(environ={"CASEWORK_BLIND_INDEX_BITS": "16"})
+
+
 def test_unknown_environment_key_names_it() -> None:
     with pytest.raises(config.ConfigError, match="CASEWORK_FOO"):
         config.load(environ={"CASEWORK_FOO": "1"})

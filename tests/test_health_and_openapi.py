@@ -1,3 +1,4 @@
+import re
 import time
 from pathlib import Path
 
@@ -54,3 +55,34 @@ def test_interactive_docs_are_served_offline(client: FlaskClient) -> None:
     assert "/api/v1/docs/assets/swagger-ui-bundle.js" in page.get_data(as_text=True)
     asset = client.get("/api/v1/docs/assets/swagger-ui-bundle.js")
     assert asset.status_code == 200
+
+
+def _csp(header: str) -> dict[str, list[str]]:
+    directives = [d.split() for d in header.split(";") if d.strip()]
+    return {d[0]: d[1:] for d in directives}
+
+
+def test_docs_pages_talk_to_nobody_else(client: FlaskClient) -> None:
+    """A strict CSP (this origin only, no inline script) and no third-party validator."""
+    page = client.get("/api/v1/docs")
+    policy = _csp(page.headers["Content-Security-Policy"])
+    assert policy["default-src"] == ["'none'"]
+    for directive in ("script-src", "style-src", "img-src", "connect-src", "font-src"):
+        assert policy[directive] == ["'self'"], directive
+    assert policy["frame-ancestors"] == ["'none'"]
+    assert all(source in ("'self'", "'none'") for sources in policy.values() for source in sources)
+    html = page.get_data(as_text=True)
+    scripts = re.findall(r"<script([^>]*)>(.*?)</script>", html, re.S)
+    assert scripts
+    for attributes, body in scripts:  # no inline script: the policy would block it
+        assert body.strip() == ""
+        assert re.search(r'src="/api/v1/docs/assets/[\w.-]+\.js"', attributes)
+    assert "http" not in html  # nothing absolute: every URL is of this origin
+    start = client.get("/api/v1/docs/assets/casework-docs.js")
+    assert start.status_code == 200
+    script = start.get_data(as_text=True)
+    assert "validatorUrl: null" in script
+    assert "http" not in script
+    assert _csp(start.headers["Content-Security-Policy"]) == policy
+    json_answer = client.get("/healthz")
+    assert _csp(json_answer.headers["Content-Security-Policy"])["default-src"] == ["'none'"]

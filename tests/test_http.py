@@ -8,8 +8,12 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from casework import create_app
+from casework.audit.models import AuditEntry
+from casework.logs import JsonFormatter
 from tests.conftest import principal_headers
 
 PROBLEM = "application/problem+json"
@@ -70,13 +74,44 @@ def test_security_headers_and_request_id(client: FlaskClient) -> None:
     assert response.status_code == 200
     assert response.headers["Cache-Control"] == "no-store"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
-    assert response.headers["X-Request-ID"] == "abc-123"
+    assert len(response.headers["X-Request-ID"]) == 32  # the server's, never the caller's
+    assert response.headers["X-Client-Request-ID"] == "abc-123"  # echoed, stored nowhere
 
 
-def test_unsafe_request_id_is_replaced(client: FlaskClient) -> None:
+def test_unsafe_client_request_id_is_not_echoed(client: FlaskClient) -> None:
     response = client.get("/healthz", headers={"X-Request-ID": "<script>"})
     assert response.headers["X-Request-ID"] != "<script>"
     assert len(response.headers["X-Request-ID"]) == 32
+    assert "X-Client-Request-ID" not in response.headers
+
+
+def test_a_client_request_id_reaches_neither_the_access_log_nor_the_request_log(
+    client: FlaskClient, db_session: Session, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A caller could otherwise plant personal data in the hash-chained log for ever."""
+    planted = "Amina.Yusuf-1990-passport-P1234567"
+    logger = logging.getLogger("casework.request")
+    logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.INFO, logger="casework"):
+            response = client.post(
+                "/api/v1/auth/login",
+                json={"username": "nobody-here", "password": "wrong-password-1"},
+                headers={"X-Request-ID": planted},
+            )
+    finally:
+        logger.removeHandler(caplog.handler)
+    assert response.status_code == 401
+    server_id = response.headers["X-Request-ID"]
+    assert server_id != planted
+    assert response.headers["X-Client-Request-ID"] == planted
+    stored = db_session.scalars(select(AuditEntry.request_id)).all()
+    assert server_id in stored  # the refusal's entry, under the server's id
+    assert planted not in stored
+    lines = [r for r in caplog.records if r.name == "casework.request"]
+    assert lines
+    assert {r.__dict__["request_id"] for r in lines} == {server_id}
+    assert planted not in "".join(JsonFormatter().format(r) for r in caplog.records)
 
 
 def test_request_log_line_has_route_template_not_url(
@@ -92,8 +127,6 @@ def test_request_log_line_has_route_template_not_url(
     record = next(r for r in caplog.records if r.name == "casework.request")
     assert record.__dict__["route"] == "/healthz"
     assert record.__dict__["status"] == 200
-    from casework.logs import JsonFormatter
-
     line = JsonFormatter().format(record)
     assert "secret-value" not in line
     assert json.loads(line)["request_id"]

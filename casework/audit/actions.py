@@ -41,6 +41,7 @@ class AuditAction(StrEnum):
     AUTH_TOKEN_REJECTED = "auth.token_rejected"  # noqa: S105 - an action name
     AUTH_MFA_ENROL = "auth.mfa_enrol"
     AUTH_MFA_CONFIRM = "auth.mfa_confirm"
+    AUTH_MFA_REMOVE = "auth.mfa_remove"
     AUTHZ_DENIED = "authz.denied"
     USER_CREATE = "user.create"
     USER_READ = "user.read"

@@ -22,6 +22,7 @@ from casework.auth.schemas import (
     MeSchema,
     MfaConfirmSchema,
     MfaEnrolmentSchema,
+    MfaReauthSchema,
     PasswordResetSchema,
     TokenSchema,
     UserCreateSchema,
@@ -117,13 +118,42 @@ class Me(MethodView):
 @blp.route("/mfa/enrol")
 class MfaEnrol(MethodView):
     @requires(Permission.SELF, allow_mfa_pending=True)
+    @blp.arguments(MfaReauthSchema)
     @blp.response(200, MfaEnrolmentSchema)
-    @problems(blp, 401, 403, 409)
-    def post(self) -> dict[str, str]:
-        """Start TOTP enrolment: a new seed for the authenticator app (shown once)."""
+    @problems(blp, 401, 403, 422, 429)
+    def post(self, body: dict[str, Any]) -> dict[str, str]:
+        """Start TOTP enrolment or re-enrolment: a new seed for the authenticator app (shown
+        once). Needs the password, and the current code while MFA is on (403
+        `reauthentication-failed` when wrong; failures count towards the sign-in lock).
+        Re-enrolling switches MFA off until the new seed is confirmed."""
         _, user = _caller()
-        secret, uri = mfa.begin_enrolment(db.session(), current_keyring(), user)
+        secret, uri = sessions.start_mfa_enrolment(
+            db.session(),
+            current_keyring(),
+            user,
+            body["password"],
+            body.get("totp"),
+            request.remote_addr,
+        )
         return {"secret": secret, "otpauth_uri": uri}
+
+
+@blp.route("/mfa")
+class MfaOwn(MethodView):
+    @requires(Permission.SELF)
+    @blp.arguments(MfaReauthSchema)
+    @blp.response(200, MeSchema)
+    @problems(blp, 401, 403, 409, 422, 429)
+    def delete(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Remove one's own MFA; needs the password and the current code. Every other token
+        of the user is revoked; where MFA is required, this token is then good only for
+        enrolment (409 when MFA is not set up)."""
+        principal, user = _caller()
+        session = db.session()
+        sessions.remove_own_mfa(
+            session, principal, user, body["password"], body.get("totp"), request.remote_addr
+        )
+        return _me(principal, user, mfa_pending=mfa.needs_mfa(user))
 
 
 @blp.route("/mfa/confirm")
@@ -133,7 +163,8 @@ class MfaConfirm(MethodView):
     @blp.response(200, MeSchema)
     @problems(blp, 401, 403, 409, 422)
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Confirm enrolment with a code from the app; the token then has its full permissions."""
+        """Confirm enrolment with a code from the app; the token then has its full permissions
+        and every other token of the user is revoked."""
         principal, user = _caller()
         session = db.session()
         token = sessions.current_token(session, principal)
@@ -219,6 +250,7 @@ class UserMfaReset(MethodView):
     @users_blp.response(204)
     @problems(users_blp, 401, 403, 404)
     def post(self, user_id: uuid.UUID) -> None:
-        """Remove the user's TOTP seed (lost phone); their sessions end."""
+        """Remove the user's TOTP seed (lost phone); their sessions end and their next
+        sign-in must enrol again, even in an office exempt from MFA."""
         session = db.session()
         service.reset_mfa(session, service.get_user(session, user_id))

@@ -1,5 +1,11 @@
 """Second factor: TOTP seeds sealed under the keyring, enrolment, and code checks.
 
+Who must use it is decided per user (:func:`needs_mfa`): their role requires
+it unless their office is exempt, or an administrator's reset made enrolment
+due. Enrolling and removing need the password (and the current code when MFA
+is on) in the same request, checked by the caller (``sessions.reauthenticate``):
+a stolen bearer token alone cannot replace the owner's authenticator.
+
 A seed is sealed with AES-256-GCM under the keyring's active KEK; the KEK id is
 stored beside it and bound, with the user id and the purpose, as associated
 data, so a sealed seed copied to another user's row does not open. Key rotation
@@ -22,6 +28,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from casework import audit
 from casework.audit import AuditAction, Outcome
+from casework.auth import settings
 from casework.auth.models import AccessToken, User
 from casework.auth.totp import (
     TotpError,
@@ -134,16 +141,29 @@ def check_code(session: Session, keyring: Keyring, user: User, code: str, now: d
     return step
 
 
+def needs_mfa(user: User) -> bool:
+    """Whether ``user`` must hold a second factor before using a full token."""
+    exempt = user.office is not None and user.office.mfa_exempt
+    return settings.mfa_required_for(user.role, exempt, user.mfa_enrolment_due)
+
+
+def mfa_pending(user: User, token: AccessToken) -> bool:
+    """Whether ``token`` is good only for enrolment: issued so, or its user must have MFA
+    now (an exemption lifted, a role added to the configuration) and has none."""
+    return token.mfa_pending or (needs_mfa(user) and not user.is_mfa_enabled)
+
+
 def begin_enrolment(session: Session, keyring: Keyring, user: User) -> tuple[str, str]:
     """Give ``user`` a new (pending) seed; return ``(secret, otpauth_uri)``.
 
+    The caller has checked the password (and the current code when MFA is on).
     Calling it again before confirming replaces the seed (a mistyped scan).
-    Raises Conflict once MFA is enabled: only an administrator may reset it.
+    Re-enrolling while MFA is on switches it off until the new seed is
+    confirmed: meanwhile a user who needs MFA holds enrolment-only tokens.
     """
-    if user.is_mfa_enabled:
-        raise Conflict("MFA is already enabled; an administrator can reset it.")
     secret = new_totp_secret()
     user.mfa_kek_id, user.mfa_secret = seal_seed(keyring, user.id, secret)
+    user.mfa_enabled_at = None
     user.mfa_last_step = None
     audit.record(AuditAction.AUTH_MFA_ENROL, target=str(user.id), session=session)
     return secret, provisioning_uri(secret, user.username, ISSUER)
@@ -152,19 +172,46 @@ def begin_enrolment(session: Session, keyring: Keyring, user: User) -> tuple[str
 def confirm_enrolment(
     session: Session, keyring: Keyring, user: User, token: AccessToken | None, code: str
 ) -> None:
-    """Enable MFA when ``code`` matches the pending seed; lift the token's MFA restriction.
+    """Enable MFA when ``code`` matches the pending seed; end every other session of the user.
 
     Raises Conflict when there is no pending enrolment, TotpError for a refused code.
-    The token that confirmed has just proved both factors, so it becomes a full token.
+    The token that confirmed has just proved both factors, so it becomes a full
+    token; every other token of the user is revoked, because it was issued
+    without this authenticator (perhaps to whoever stole a password or token).
     """
     if user.is_mfa_enabled or user.mfa_secret is None:
         raise Conflict("There is no pending MFA enrolment; enrol first.")
     now = utcnow()
     check_code(session, keyring, user, code, now)
     user.mfa_enabled_at = now
+    user.mfa_enrolment_due = False
     if token is not None:
         token.mfa_pending = False
+    revoke_other_tokens(session, user.id, token.id if token is not None else None)
     audit.record(AuditAction.AUTH_MFA_CONFIRM, target=str(user.id), session=session)
+
+
+def remove_mfa(session: Session, user: User, token: AccessToken | None) -> None:
+    """Switch the caller's own MFA off (after the caller re-authenticated); end their other
+    sessions. Raises Conflict when they have no seed at all.
+
+    A user who needs MFA keeps only an enrolment-only session (see :func:`mfa_pending`).
+    """
+    if user.mfa_secret is None:
+        raise Conflict("MFA is not enabled.")
+    clear_mfa(user)
+    revoke_other_tokens(session, user.id, token.id if token is not None else None)
+    audit.record(AuditAction.AUTH_MFA_REMOVE, target=str(user.id), fields=["mfa"], session=session)
+
+
+def revoke_other_tokens(session: Session, user_id: uuid.UUID, keep: uuid.UUID | None) -> None:
+    """Revoke every live token of ``user_id`` but ``keep`` (the caller's own)."""
+    query = update(AccessToken).where(
+        AccessToken.user_id == user_id, AccessToken.revoked_at.is_(None)
+    )
+    if keep is not None:
+        query = query.where(AccessToken.id != keep)
+    session.execute(query.values(revoked_at=utcnow()).execution_options(synchronize_session=False))
 
 
 def record_failed_confirmation(session: Session, user: User) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Uuid,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -52,6 +53,12 @@ class User(Base):
     )
     mfa_last_step: Mapped[int | None] = mapped_column(
         BigInteger, comment="Last TOTP time step accepted; that step and earlier are refused."
+    )
+    mfa_enrolment_due: Mapped[bool] = mapped_column(
+        Boolean,
+        default=False,
+        server_default=false(),
+        comment="Set by an administrator's MFA reset: the next sign-in must enrol.",
     )
     last_login_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     version: Mapped[int] = mapped_column(

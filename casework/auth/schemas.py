@@ -57,7 +57,8 @@ class TokenSchema(Schema):
     mfa_enrolment_required = fields.Boolean(
         metadata={
             "description": "Present (true) when the token is good only for "
-            "/auth/mfa/enrol and /auth/mfa/confirm."
+            "/auth/mfa/enrol and /auth/mfa/confirm: MFA is required (the role needs it and "
+            "the office is not exempt, or an administrator reset it) and not yet enrolled."
         }
     )
 
@@ -77,6 +78,17 @@ class MeSchema(Schema):
 class MfaEnrolmentSchema(Schema):
     secret = fields.String(required=True, metadata={"description": "Base32 TOTP seed."})
     otpauth_uri = fields.String(required=True, metadata={"description": "For a QR code."})
+
+
+class MfaReauthSchema(StrictSchema):
+    """The proof a change of one's own second factor needs besides the bearer token."""
+
+    password = _password(description="The account's password.")
+    totp = fields.String(
+        validate=validate.Length(min=1, max=16),
+        load_only=True,
+        metadata={"description": "The current one-time code; required while MFA is on."},
+    )
 
 
 class MfaConfirmSchema(StrictSchema):

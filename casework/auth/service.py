@@ -197,9 +197,11 @@ def reset_password(session: Session, user: User, password: str) -> None:
 def reset_mfa(session: Session, user: User) -> None:
     """Remove the user's TOTP seed (a lost phone) and end their sessions.
 
-    Their next password login asks for enrolment again when their role requires MFA.
+    Their next password login must enrol again, even in an office exempt from MFA:
+    the reset is the moment a stranger could have taken the account over.
     """
     clear_mfa(user)
+    user.mfa_enrolment_due = True
     user.version += 1
     revoke_user_tokens(session, user.id)
     audit.record(AuditAction.USER_MFA_RESET, target=str(user.id), fields=["mfa"], session=session)

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from casework import audit, db
 from casework.audit import Actor, AuditAction, Outcome
-from casework.auth import settings
+from casework.auth import mfa, settings
 from casework.auth.mfa import check_code
 from casework.auth.models import AccessToken, LoginThrottle, User
 from casework.auth.passwords import hash_password, needs_rehash, verify_dummy, verify_password
@@ -31,17 +31,25 @@ from casework.auth.throttle import ThrottleKeys, ThrottlePolicy
 from casework.auth.tokens import hash_token, looks_like_token, new_token
 from casework.auth.totp import TotpError
 from casework.authz.access import Principal
-from casework.errors import TooManyRequests, Unauthorized
+from casework.errors import Forbidden, TooManyRequests, Unauthorized, ValidationFailed
 from casework.security.app import current_keyring, derived_secret
+from casework.security.keyring import Keyring
 from casework.timestamps import utcnow
 
 LOGIN_REFUSED = "The username, password or one-time code is not correct."
+REAUTH_REFUSED = "The password or one-time code is not correct."
 TOKEN_REFUSED = "The bearer token is not valid; sign in again."  # noqa: S105 - a message
 # last_used_at is rewritten at most this often: idle expiry needs no finer grain,
 # and most requests then read a token without writing it.
 TOUCH_INTERVAL = timedelta(minutes=1)
 _PURGE_BATCH = 100
 _UNKNOWN_ADDRESS = "0.0.0.0"  # noqa: S104 - a throttle key, not a bind address
+
+
+class ReauthenticationFailed(Forbidden):
+    """The password (or code) a sensitive change of one's own account needs was wrong."""
+
+    slug, title = "reauthentication-failed", "Re-authentication failed"
 
 
 @dataclass(frozen=True)
@@ -120,7 +128,7 @@ def _signed_in(session: Session, user: User, password: str, now: datetime) -> Is
     if needs_rehash(user.password_hash, params):
         user.password_hash = hash_password(password, params)
     user.last_login_at = now
-    pending = settings.mfa_required(user.role) and not user.is_mfa_enabled
+    pending = mfa.needs_mfa(user) and not user.is_mfa_enabled
     issued = issue_token(session, user, now, mfa_pending=pending)
     _purge_expired_tokens(session, user, now)
     audit.record(AuditAction.AUTH_LOGIN, target=str(user.id), actor=actor_of(user), session=session)
@@ -143,19 +151,113 @@ def _count_failure(
         outcome=Outcome.FAILURE,
         session=session,
     )
+    if _count(policy, counters, now):
+        audit.record(
+            AuditAction.AUTH_LOCKED, target=target, outcome=Outcome.DENIED, session=session
+        )
+
+
+# --- re-authentication for changes of one's own second factor ---------------
+
+
+def reauthenticate(
+    session: Session,
+    user: User,
+    password: str,
+    code: str | None,
+    client_address: str | None,
+    action: AuditAction,
+) -> None:
+    """Check the caller's password, and the current code when their MFA is on.
+
+    A bearer token alone must not change the second factor (a stolen token would
+    become a permanent takeover). Guesses count on the same per-account and
+    per-address counters as sign-in, so a token gives no extra password guesses.
+    Raises TooManyRequests while locked, ValidationFailed when MFA is on and no
+    code was sent, ReauthenticationFailed (403) for a wrong password or code.
+    """
+    if user.is_mfa_enabled and not code:
+        raise ValidationFailed(
+            errors={"json": {"totp": ["The current one-time code is required while MFA is on."]}}
+        )
+    now = utcnow()
+    policy = settings.throttle_policy()
+    keys = _throttle_keys().for_login(user.username, _address(client_address))
+    counters = _lock_counters(session, keys, now, policy)
+    wait = max(_retry_after(policy, counter, now) for counter in counters)
+    if wait:
+        audit.record(action, target=str(user.id), outcome=Outcome.DENIED, session=session)
+        db.persist_despite_error()
+        raise TooManyRequests(wait, "Too many failed attempts; try again later.")
+    failed_on = _check_second_proof(session, user, password, code, now)
+    if failed_on is None:
+        counters[0].failures, counters[0].last_failure_at = 0, None  # the account key
+        return
+    audit.record(
+        action, target=str(user.id), fields=[failed_on], outcome=Outcome.FAILURE, session=session
+    )
+    if _count(policy, counters, now):
+        audit.record(
+            AuditAction.AUTH_LOCKED, target=str(user.id), outcome=Outcome.DENIED, session=session
+        )
+    db.persist_despite_error()
+    raise ReauthenticationFailed(REAUTH_REFUSED)
+
+
+def _check_second_proof(
+    session: Session, user: User, password: str, code: str | None, now: datetime
+) -> str | None:
+    """None when the password (and the code, when MFA is on) are right, else what failed."""
+    if not verify_password(user.password_hash, password, settings.password_params()):
+        return "password"
+    if user.is_mfa_enabled:
+        try:
+            check_code(session, current_keyring(), user, code or "", now)
+        except TotpError:
+            return "totp"
+    return None
+
+
+def start_mfa_enrolment(
+    session: Session,
+    keyring: Keyring,
+    user: User,
+    password: str,
+    code: str | None,
+    client_address: str | None,
+) -> tuple[str, str]:
+    """Re-authenticate the caller, then give them a new pending seed (see mfa.begin_enrolment)."""
+    reauthenticate(session, user, password, code, client_address, AuditAction.AUTH_MFA_ENROL)
+    return mfa.begin_enrolment(session, keyring, user)
+
+
+def remove_own_mfa(
+    session: Session,
+    principal: Principal,
+    user: User,
+    password: str,
+    code: str | None,
+    client_address: str | None,
+) -> None:
+    """Re-authenticate the caller, then switch their MFA off (see mfa.remove_mfa)."""
+    if user.mfa_secret is None:
+        mfa.remove_mfa(session, user, None)  # raises Conflict: nothing to remove
+    reauthenticate(session, user, password, code, client_address, AuditAction.AUTH_MFA_REMOVE)
+    mfa.remove_mfa(session, user, current_token(session, principal))
+
+
+# --- throttle counters -----------------------------------------------------
+
+
+def _count(policy: ThrottlePolicy, counters: Sequence[LoginThrottle], now: datetime) -> bool:
+    """Count one failure on every counter; return whether one of them is now locked."""
     locked = False
     for counter in counters:
         counter.failures = policy.failures_after(counter.failures, counter.last_failure_at, now)
         counter.last_failure_at = now
         counter.expires_at = policy.expires_at(counter.failures, now)
         locked = locked or policy.locked_until(counter.failures, now) is not None
-    if locked:
-        audit.record(
-            AuditAction.AUTH_LOCKED, target=target, outcome=Outcome.DENIED, session=session
-        )
-
-
-# --- throttle counters -----------------------------------------------------
+    return locked
 
 
 def _throttle_keys() -> ThrottleKeys:
@@ -317,7 +419,7 @@ def bearer_principal() -> Principal | None:
         user_id=str(user.id),
         office=user.office_code,
         session_id=str(token.id),
-        mfa_pending=token.mfa_pending,
+        mfa_pending=mfa.mfa_pending(user, token),
     )
 
 

@@ -9,8 +9,18 @@ from flask import Flask, current_app
 
 from casework.auth.passwords import PasswordParams
 from casework.auth.throttle import ThrottlePolicy
-from casework.authz.permissions import ROLE_PERMISSIONS
+from casework.authz.permissions import ROLE_PERMISSIONS, STAFF_ROLES, Permission, permissions_for
 from casework.config import ConfigError
+
+#: Roles that use TOTP whatever the configuration says: every staff role that can read
+#: decrypted case data (derived from the permission table, so a new such role is
+#: covered), and the administrator and auditor who hold the keys to everyone else.
+#: ``mfa_required_roles`` may add roles to these, never take one away; only an office's
+#: audited ``mfa_exempt`` spares that office's staff.
+DEFAULT_MFA_ROLES = frozenset(
+    {role for role in STAFF_ROLES if Permission.CASES_READ in permissions_for(role)}
+    | {"admin", "auditor"}
+)
 
 
 def _settings(app: Flask | None = None) -> dict[str, Any]:
@@ -54,8 +64,22 @@ def token_lifetime(app: Flask | None = None) -> timedelta:
     return timedelta(hours=_settings(app)["token_absolute_hours"])
 
 
+def mfa_roles(app: Flask | None = None) -> frozenset[str]:
+    """The roles that must use TOTP: the defaults and whatever the configuration adds."""
+    return DEFAULT_MFA_ROLES | frozenset(_settings(app)["mfa_required_roles"])
+
+
 def mfa_required(role: str, app: Flask | None = None) -> bool:
-    return role in _settings(app)["mfa_required_roles"]
+    """Whether ``role`` must use TOTP (outside an exempt office)."""
+    return role in mfa_roles(app)
+
+
+def mfa_required_for(
+    role: str, office_exempt: bool, enrolment_due: bool = False, app: Flask | None = None
+) -> bool:
+    """Whether a user must hold a second factor: their role requires it and their office is
+    not exempt, or an administrator's MFA reset made enrolment due."""
+    return enrolment_due or (mfa_required(role, app) and not office_exempt)
 
 
 def check(app: Flask) -> None:

@@ -62,7 +62,8 @@ class OfficeByCode(MethodView):
     @blp.doc(parameters=[IF_MATCH])
     @problems(blp, 401, 403, 404, 412, 422, 428)
     def patch(self, changes: dict[str, Any], code: str) -> tuple[Office, int, dict[str, str]]:
-        """Rename, change country, activate or deactivate (its staff's sessions end)."""
+        """Rename, change country, activate or deactivate (its staff's sessions end), or
+        exempt its staff from MFA (`mfa_exempt`; audited)."""
         session = db.session()
         office = service.get_office(session, code, for_update=True)
         require_if_match(office.version)

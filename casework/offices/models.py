@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, Integer, String
+from sqlalchemy import Boolean, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from casework.db import Base
@@ -23,6 +23,12 @@ class Office(Base):
     name: Mapped[str] = mapped_column(String(200))
     country_code: Mapped[str] = mapped_column(String(3), comment="ISO 3166-1 alpha-3.")
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    mfa_exempt: Mapped[bool] = mapped_column(
+        Boolean,
+        default=False,
+        server_default=false(),
+        comment="Staff of this office may work without MFA (an audited exemption).",
+    )
     version: Mapped[int] = mapped_column(
         Integer, default=1, server_default="1", comment="Bumped by every change (the ETag)."
     )

@@ -22,6 +22,13 @@ class OfficeSchema(Schema):
     name = fields.String(required=True)
     country_code = fields.String(required=True)
     active = fields.Boolean(attribute="is_active", required=True)
+    mfa_exempt = fields.Boolean(
+        required=True,
+        metadata={
+            "description": "Staff of this office may work without MFA. Off by default; only "
+            "an administrator changes it (PATCH with If-Match), and the change is audited."
+        },
+    )
     created_at = fields.DateTime(required=True)
     updated_at = fields.DateTime(required=True)
     version = fields.Integer(required=True, metadata={"description": 'The ETag is "v<version>".'})
@@ -49,3 +56,9 @@ class OfficeUpdateSchema(Schema):
     name = fields.String(validate=NAME)
     country_code = fields.String(validate=COUNTRY_CODE)
     active = fields.Boolean()
+    mfa_exempt = fields.Boolean(
+        metadata={
+            "description": "Exempt the office's staff from MFA (true) or require it again "
+            "(false: their tokens are good only for enrolment until they enrol)."
+        }
+    )

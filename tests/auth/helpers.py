@@ -24,6 +24,7 @@ from casework.auth.mfa import seal_seed, user_seed
 from casework.auth.models import User
 from casework.auth.passwords import hash_password
 from casework.auth.totp import new_totp_secret, time_step
+from casework.offices.models import Office
 from casework.security.app import holder
 
 TEST_PASSWORD = "plum-orbit-lantern-9"
@@ -41,10 +42,14 @@ def create_user(
     mfa: bool | None = None,
     active: bool = True,
 ) -> User:
-    """Insert and flush a user. ``mfa`` None: enrolled exactly when the role requires it."""
+    """Insert and flush a user. ``mfa`` None: enrolled exactly when MFA is required of them
+    (their role requires it and their office is not exempt)."""
+    exempt = office is not None and bool(
+        session.scalar(select(Office.mfa_exempt).where(Office.code == office))
+    )
     with app.app_context():
         params = settings.password_params(app)
-        enrolled = settings.mfa_required(role, app) if mfa is None else mfa
+        enrolled = settings.mfa_required_for(role, exempt, app=app) if mfa is None else mfa
     user = User(
         id=uuid.uuid4(),
         username=username or f"{role.replace('_', '-')}-{uuid.uuid4().hex[:8]}",
@@ -115,7 +120,9 @@ def login_headers(
     answer = response.get_json()
     headers = bearer(answer["token"])
     if answer.get("mfa_enrolment_required"):
-        enrolled = client.post("/api/v1/auth/mfa/enrol", headers=headers)
+        enrolled = client.post(
+            "/api/v1/auth/mfa/enrol", json={"password": password}, headers=headers
+        )
         assert enrolled.status_code == 200, enrolled.get_json()
         code = totp_at(enrolled.get_json()["secret"], time_step(datetime.now(UTC)))
         confirmed = client.post("/api/v1/auth/mfa/confirm", json={"totp": code}, headers=headers)

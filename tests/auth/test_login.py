@@ -24,7 +24,7 @@ LOGOUT = "/api/v1/auth/logout"
 
 @pytest.fixture
 def caseworker(make_office: Any, make_user: Any) -> User:
-    make_office("kbl")
+    make_office("kbl", mfa_exempt=True)  # sign-in without MFA; tests/auth/test_mfa.py has it
     user: User = make_user("caseworker", "kbl", username="farida")
     return user
 

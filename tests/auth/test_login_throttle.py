@@ -23,7 +23,7 @@ WRONG = "wrong-" + TEST_PASSWORD
 
 @pytest.fixture
 def farida(make_office: Any, make_user: Any) -> User:
-    make_office("kbl")
+    make_office("kbl", mfa_exempt=True)  # sign-in without MFA; tests/auth/test_mfa.py has it
     user: User = make_user("caseworker", "kbl", username="farida")
     return user
 

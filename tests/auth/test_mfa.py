@@ -27,6 +27,7 @@ from tests.auth.helpers import LOGIN, TEST_PASSWORD, bearer, keyring, seed_of, t
 ENROL = "/api/v1/auth/mfa/enrol"
 CONFIRM = "/api/v1/auth/mfa/confirm"
 ME = "/api/v1/auth/me"
+PASSWORD = {"password": TEST_PASSWORD}
 
 
 def _now_step() -> int:
@@ -50,7 +51,7 @@ def _enrolled(client: FlaskClient) -> tuple[str, dict[str, str], int]:
     the step the confirmation used."""
     answer = _login(client).get_json()
     headers = bearer(answer["token"])
-    secret = client.post(ENROL, headers=headers).get_json()["secret"]
+    secret = client.post(ENROL, json=PASSWORD, headers=headers).get_json()["secret"]
     step = _now_step()
     confirmed = client.post(CONFIRM, json={"totp": totp_at(secret, step)}, headers=headers)
     assert confirmed.status_code == 200
@@ -68,7 +69,7 @@ def test_enrolment_flow(client: FlaskClient, db_session: Session, supervisor: Us
     assert body["mfa_enrolment_required"] is True
     headers = bearer(body["token"])
     assert client.get(ME, headers=headers).status_code == 403  # enrolment only
-    enrolment = client.post(ENROL, headers=headers).get_json()
+    enrolment = client.post(ENROL, json=PASSWORD, headers=headers).get_json()
     assert set(enrolment) == {"secret", "otpauth_uri"}
     assert enrolment["otpauth_uri"].startswith("otpauth://totp/casework:sahar?")
     wrong = client.post(CONFIRM, json={"totp": "000000"}, headers=headers)
@@ -78,7 +79,9 @@ def test_enrolment_flow(client: FlaskClient, db_session: Session, supervisor: Us
     assert confirmed.status_code == 200
     assert confirmed.get_json()["mfa_enabled"] is True
     assert client.get(ME, headers=headers).status_code == 200  # the same token, now full
-    assert client.post(ENROL, headers=headers).status_code == 409
+    again = client.post(ENROL, json=PASSWORD, headers=headers)
+    assert again.status_code == 422  # re-enrolling needs the current code too
+    assert set(again.get_json()["errors"]["json"]) == {"totp"}
     actions = db_session.scalars(
         select(AuditEntry.action + ":" + AuditEntry.outcome).where(
             AuditEntry.action.like("auth.mfa%")
@@ -207,4 +210,4 @@ def test_pending_token_expires_like_any_other(
     token = _login(client).get_json()["token"]
     row = db_session.scalars(select(AccessToken).where(AccessToken.user_id == supervisor.id)).one()
     assert row.mfa_pending is True
-    assert client.post(ENROL, headers=bearer(token)).status_code == 200
+    assert client.post(ENROL, json=PASSWORD, headers=bearer(token)).status_code == 200

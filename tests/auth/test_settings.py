@@ -8,6 +8,7 @@ import pytest
 
 from casework import create_app
 from casework.auth.settings import password_params
+from casework.authz.permissions import STAFF_ROLES, Permission, permissions_for
 from casework.config import ConfigError
 
 
@@ -32,10 +33,24 @@ def test_unknown_mfa_role_stops_start_up(app_config: dict[str, Any]) -> None:
         create_app({**app_config, "mfa_required_roles": ["admin", "supervsor"]})
 
 
-def test_mfa_roles_follow_configuration(app_config: dict[str, Any]) -> None:
-    from casework.auth.settings import mfa_required
+def test_every_role_that_reads_case_data_needs_mfa_by_default(app_config: dict[str, Any]) -> None:
+    from casework.auth.settings import DEFAULT_MFA_ROLES, mfa_required
 
-    application = create_app({**app_config, "mfa_required_roles": ["admin", "caseworker"]})
+    readers = {r for r in STAFF_ROLES if Permission.CASES_READ in permissions_for(r)}
+    assert {"caseworker", "vetting_officer", "supervisor"} <= readers <= DEFAULT_MFA_ROLES
+    application = create_app(app_config)
     with application.app_context():
-        assert mfa_required("caseworker")
-        assert not mfa_required("supervisor")
+        assert all(mfa_required(role) for role in STAFF_ROLES)
+
+
+def test_configuration_adds_mfa_roles_but_never_removes_the_defaults(
+    app_config: dict[str, Any],
+) -> None:
+    from casework.auth.settings import mfa_required, mfa_required_for
+
+    application = create_app({**app_config, "mfa_required_roles": ["admin"]})
+    with application.app_context():
+        for role in ("caseworker", "vetting_officer", "supervisor", "auditor"):
+            assert mfa_required(role), role
+        assert not mfa_required_for("caseworker", office_exempt=True)  # only an office exempts
+        assert mfa_required_for("caseworker", office_exempt=True, enrolment_due=True)
