@@ -117,8 +117,12 @@ ENTRIES: dict[str, Entry] = {
     # identity and access (issue 5)
     "POST /api/v1/auth/logout": Entry(204),
     "GET /api/v1/auth/me": Entry(200),
-    # 409 for callers already enrolled
-    "POST /api/v1/auth/mfa/enrol": Entry((200, 409)),
+    # every caller here is enrolled: re-enrolling and removing also need the current
+    # code, so 422 proves the caller got past access control (200 with an enrolment token)
+    "POST /api/v1/auth/mfa/enrol": Entry(
+        (200, 422), lambda w: Call(json={"password": TEST_PASSWORD})
+    ),
+    "DELETE /api/v1/auth/mfa": Entry(422, lambda w: Call(json={"password": TEST_PASSWORD})),
     # nothing pending to confirm: 409 proves the caller got past access control
     "POST /api/v1/auth/mfa/confirm": Entry(409, lambda w: Call(json={"totp": "000000"})),
     "GET /api/v1/users": Entry(200),
@@ -139,7 +143,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "GET /api/v1/offices/<code>": Entry(200, lambda w: Call({"code": w.office})),
     "PATCH /api/v1/offices/<code>": Entry(
-        200, lambda w: Call({"code": w.office}, {"name": "X"}, V1)
+        200, lambda w: Call({"code": w.office}, {"name": "X", "mfa_exempt": True}, V1)
     ),
     # access log (issue 4); the caller's login signed a checkpoint covering seq 1
     "GET /api/v1/audit/events": Entry(200),

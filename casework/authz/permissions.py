@@ -121,7 +121,7 @@ ROLE_SUMMARIES: dict[str, str] = {
 
 PERMISSION_SUMMARIES: dict[Permission, str] = {
     P.OFFICES_READ: "list and read field offices",
-    P.OFFICES_WRITE: "create offices, rename, deactivate",
+    P.OFFICES_WRITE: "create offices, rename, deactivate, exempt an office's staff from MFA",
     P.USERS_READ: "list and read staff accounts",
     P.USERS_WRITE: "create accounts; change role, office, active; reset password or MFA",
     P.DEVICES_MANAGE: "enrol and revoke field-office sync devices",
@@ -151,7 +151,10 @@ PERMISSION_SUMMARIES: dict[Permission, str] = {
     P.AUDIT_CHECKPOINT: "read, verify and export signed checkpoints",
     P.SYNC_PULL: "pull their office's change feed (devices)",
     P.SYNC_PUSH: "push mutations (devices)",
-    P.SELF: "sign in and out, read their own account, enrol in MFA",
+    P.SELF: (
+        "sign in and out, read their own account, enrol in or remove their own MFA "
+        "(with their password, and the current code while MFA is on)"
+    ),
 }
 
 
@@ -176,6 +179,13 @@ def render_markdown() -> str:
         "Officeless roles ("
         + ", ".join(f"`{r}`" for r in sorted(OFFICELESS_ROLES))
         + ") see no office's cases at all.",
+        "",
+        "**MFA.** Every staff role that can read decrypted case data, and `admin` and",
+        "`auditor`, must use TOTP; configuration (`mfa_required_roles`) may add roles,",
+        "never remove these. Only an administrator can exempt an office's staff, through",
+        "the audited office field `mfa_exempt`. Enrolling, re-enrolling or removing one's",
+        "own MFA needs the password (and the current code while MFA is on); enrolment ends",
+        "every other session of the user.",
         "",
         "## Roles",
         "",
