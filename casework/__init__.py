@@ -37,6 +37,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["casework.db"] = db.Database(engine)
 
     http.install(app)
+    if settings["trusted_proxies"] < 0:
+        raise config_module.ConfigError("trusted_proxies must be 0 or more")
     http.trust_proxies(app, settings["trusted_proxies"])
     db.install_request_transaction(app)
     api = create_api(app)

@@ -18,7 +18,6 @@ from flask import Flask, Response, g, request
 from werkzeug.exceptions import RequestEntityTooLarge, UnsupportedMediaType
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from casework.config import ConfigError
 from casework.errors import CaseworkError, NotFound, ValidationFailed
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -97,10 +96,10 @@ def trust_proxies(app: Flask, hops: int) -> None:
     login throttle would count all users as one client; and the scheme and host
     that signed device requests cover are the proxy's public ones. With 0 (the
     default) the headers are ignored: a client that sends them changes nothing.
-    Raises ConfigError for a negative count.
+    Raises ValueError for a negative count.
     """
     if hops < 0:
-        raise ConfigError("trusted_proxies must be 0 or more")
+        raise ValueError("trusted_proxies must be 0 or more")
     if hops:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops
