@@ -18,14 +18,14 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from flask import Flask, current_app
+from flask import Flask, Response, current_app
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from casework.db import database_url
-from casework.errors import ServiceUnavailable
+from casework.errors import ServiceUnavailable, problem
 from casework.security.case_keys import attach_keyring
-from casework.security.errors import KeyringError
+from casework.security.errors import KeyringError, RowIntegrityError
 from casework.security.keyring import Keyring
 from casework.security.keyring_providers import (
     EnvKeyringProvider,
@@ -113,6 +113,7 @@ def init_app(app: Flask) -> None:
         holder.get()  # raises KeyringError with a message saying how to fix it
     warn_if_beside_database(app, holder.provider)
     app.extensions["casework.keyring"] = holder
+    app.register_error_handler(RowIntegrityError, _integrity_failed)
     app.extensions.setdefault("casework.session_hooks", []).append(_attach_to_session)
     app.extensions.setdefault("casework.init_steps", []).append(lambda: ensure_keyring(app))
 
@@ -145,6 +146,29 @@ def warn_if_beside_database(app: Flask, provider: KeyringProvider) -> None:
             database.parent,
             extra={"event": "keyring_beside_database"},
         )
+
+
+INTEGRITY_HOOKS = "casework.integrity_hooks"
+"""Callables ``(RowIntegrityError) -> None`` run when a read finds a row altered outside
+casework; the access log registers one (it records the failure)."""
+
+
+def _integrity_failed(exc: RowIntegrityError) -> Response:
+    """A stored row failed its authenticator: 500 with a clear problem type, logged and
+    recorded (by the hooks) without any value or id."""
+    log.error(
+        "a row failed its integrity check",
+        extra={"event": "row_integrity_failed", "error_type": f"{exc.table}.{exc.column}"},
+    )
+    for hook in current_app.extensions.get(INTEGRITY_HOOKS, []):
+        hook(exc)
+    return problem(
+        500,
+        "integrity-failed",
+        "Stored data failed its integrity check",
+        "A record was altered outside casework and cannot be opened; an administrator must "
+        "restore it from a backup. The failure is in the access log.",
+    )
 
 
 def _attach_to_session(session: Session) -> None:

@@ -169,3 +169,38 @@ def test_start_up_warns_when_the_keyring_sits_beside_the_sqlite_file(
         logger.removeHandler(caplog.handler)
     assert keyring_beside_database(beside, beside.extensions["casework.keyring"].provider)
     assert not keyring_beside_database(elsewhere, elsewhere.extensions["casework.keyring"].provider)
+
+
+def test_seal_rows_gives_rows_from_before_the_upgrade_their_first_seal(
+    keys_app: Flask, connection: Connection
+) -> None:
+    from casework.cases.models import CaseMember
+    from casework.cases.service import bulk_register
+    from casework.offices.models import Office
+    from casework.security.case_keys import attach_keyring
+    from casework.security.errors import RowIntegrityError
+
+    keyring = keyring_of(keys_app)
+    with Session(bind=connection, join_transaction_mode="create_savepoint") as session:
+        session.add(Office(code="seal-01", name="Seal office", country_code="JOR"))
+        attach_keyring(session, keyring)
+        body = {"members": [{"relationship": "principal_applicant", "full_name": "Old Row"}]}
+        bulk_register(session, "seal-01", [body, body])
+        session.commit()
+    members = CaseMember.__table__
+    with Session(bind=connection, join_transaction_mode="create_savepoint") as session:
+        session.execute(update(members).values(row_seal=None))  # as migration 0012 leaves them
+        session.commit()
+
+    def names() -> list[str | None]:
+        with Session(bind=connection, join_transaction_mode="create_savepoint") as session:
+            attach_keyring(session, keyring)
+            return [m.full_name for m in session.scalars(select(CaseMember))]
+
+    with pytest.raises(RowIntegrityError):
+        names()
+    result = invoke(keys_app, "keys", "seal-rows", "--batch-size", "1")
+    assert result.exit_code == 0, result.output
+    assert "sealed 2 row(s)" in result.output
+    assert names() == ["Old Row", "Old Row"]
+    assert "keys.seal_rows" in [entry.action for entry in key_entries(connection)]
