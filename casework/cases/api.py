@@ -9,6 +9,7 @@ link in a URL; searches carry their keys in a POST body.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, current_app
@@ -22,7 +23,7 @@ from casework.api import API_PREFIX, ETAG_HEADER, IF_MATCH, Blueprint, NoBody, p
 from casework.authz.access import Principal, require_principal, requires, route_permission
 from casework.authz.permissions import Permission
 from casework.cases import duplicates, erasure_requests, queries, service
-from casework.cases.models import Case
+from casework.cases.models import Case, ErasureRequest
 from casework.cases.reference import URL_PATTERN
 from casework.cases.schemas import (
     AlertPageOut,
@@ -235,7 +236,9 @@ ERASURE_PROBLEMS = {
 }
 
 
-def request_for(request_id: uuid.UUID, *, for_update: bool = False) -> Any:
+def request_for(
+    request_id: uuid.UUID, *, for_update: bool = False
+) -> tuple[Session, Principal, ErasureRequest, Case]:
     """The request's session and caller, the request and its case (404 outside the office)."""
     session = db.session()
     principal = require_principal()
@@ -271,7 +274,11 @@ class ErasureRequestById(MethodView):
         return view, 200, {"ETag": etag_for(request.version)}
 
 
-def _decide(request_id: uuid.UUID, decide: Any) -> tuple[dict[str, Any], int, dict[str, str]]:
+Decision = Callable[[Session, Principal, ErasureRequest, Case], dict[str, Any]]
+
+
+def _decide(request_id: uuid.UUID, decide: Decision) -> tuple[dict[str, Any], int, dict[str, str]]:
+    """Load the request locked, 428/412 on ``If-Match``, then approve or reject it."""
     session, principal, request, case = request_for(request_id, for_update=True)
     require_if_match(request.version)
     view = decide(session, principal, request, case)
