@@ -77,6 +77,13 @@ SCHEMA: dict[str, Key] = {
     "audit_origin": Key(str, "casework.local/audit", "Origin line of signed audit checkpoints."),
     "audit_checkpoint_every": Key(int, 1000, "Sign a checkpoint after this many entries."),
     "audit_checkpoint_minutes": Key(int, 60, "Sign a checkpoint at least this often (minutes)."),
+    "shred_after_hours": Key(
+        int,
+        12,
+        "`casework keys shred --if-due` shreds once the oldest pending erasure is this old "
+        "(run it hourly: erasures become final within this plus one hour; see docs/encryption.md).",
+    ),
+    "erasure_request_days": Key(int, 14, "A pending erasure request expires after this many days."),
     "cases_filter_scan_limit": Key(
         int, 2000, "Cases a list filtered on an encrypted attribute decrypts per request."
     ),

@@ -381,6 +381,13 @@ def _real_alert(world: World) -> str | None:
     return str(items[0]["id"]) if items else None
 
 
+def _real_erasure_request(world: World) -> str | None:
+    """A pending erasure request for the real case, by another supervisor of its office."""
+    return _made_on_case(
+        world, "supervisor", "erasure-requests", lambda _case: {"reason": "Fuzz request."}
+    )
+
+
 def _real_code(world: World) -> str | None:
     """An office code, or a registered partner's code on the partner routes."""
     if not world.target.path.startswith("/api/v1/partners/"):
@@ -401,6 +408,7 @@ REAL_OBJECTS: dict[str, Callable[[World], str | None]] = {
     "consent_id": _real_consent,
     "handoff_id": _real_handoff,
     "alert_id": _real_alert,
+    "request_id": _real_erasure_request,
 }
 # Body member name -> a value the service accepts where the document cannot say
 # which (an office that exists, a password the policy accepts).
@@ -644,6 +652,7 @@ MADE = [
     (Target("POST", CASE + "/consents/{consent_id}/withdraw", "caseworker"), "consent_id"),
     (Target("GET", CASE + "/handoffs/{handoff_id}/package", "supervisor"), "handoff_id"),
     (Target("POST", "/api/v1/alerts/{alert_id}/review", "supervisor"), "alert_id"),
+    (Target("POST", "/api/v1/erasure-requests/{request_id}/approve", "supervisor"), "request_id"),
     (Target("POST", "/api/v1/partners/{code}/deactivate", "admin"), "code"),
 ]
 
