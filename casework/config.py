@@ -50,6 +50,12 @@ SCHEMA: dict[str, Key] = {
     "port": Key(int, 8000, "Port `casework serve` binds to."),
     "workers": Key(int, 2, "gunicorn worker processes for `casework serve`."),
     "threads": Key(int, 8, "Threads per gunicorn worker (gthread); see docs/performance.md."),
+    "control_socket": Key(
+        str,
+        "",
+        "gunicorn control socket: a file name in the instance folder (empty:"
+        ' gunicorn.ctl) or an absolute path; "off" disables it.',
+    ),
     "max_body_bytes": Key(int, 1024 * 1024, "Largest request body accepted (413 above)."),
     "log_level": Key(str, "INFO", "Python logging level of the JSON logs."),
     "sqlite_busy_timeout_ms": Key(int, 10000, "How long SQLite waits for the write lock."),
