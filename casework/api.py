@@ -59,7 +59,7 @@ def api_config(app: Flask) -> dict[str, Any]:
     return {
         "API_TITLE": "casework",
         "API_VERSION": "v1",
-        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_VERSION": "3.1.0",
         "OPENAPI_URL_PREFIX": API_PREFIX,
         "OPENAPI_JSON_PATH": "openapi.json",
         "OPENAPI_SWAGGER_UI_PATH": "docs",
