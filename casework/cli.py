@@ -20,6 +20,7 @@ from casework import create_app, migrate
 from casework.audit.cli import audit_group
 from casework.auth.cli import create_user_command
 from casework.cases.cli import cases_group, reindex_command
+from casework.codelists.catalog import i18n_group
 from casework.db import get_db
 from casework.handoff.cli import handoff_group
 from casework.keys.cli import keys_group
@@ -208,4 +209,5 @@ main.add_command(audit_group)
 main.add_command(keys_group)
 main.add_command(cases_group)
 main.add_command(handoff_group)
+main.add_command(i18n_group)
 keys_group.add_command(reindex_command)

@@ -134,6 +134,9 @@ ENTRIES: dict[str, Entry] = {
         204, lambda w: Call({"user_id": w.user().id})
     ),
     "GET /api/v1/offices": Entry(200),
+    # code lists (issue 23): every signed-in caller
+    "GET /api/v1/codes": Entry(200),
+    "GET /api/v1/codes/<string:name>": Entry(200, lambda w: Call({"name": "stages"})),
     "POST /api/v1/offices": Entry(
         201, lambda w: Call(json={"code": w.unique("o"), "name": "New", "country_code": "KEN"})
     ),
