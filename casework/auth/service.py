@@ -186,6 +186,7 @@ def reset_password(session: Session, user: User, password: str) -> None:
     check_password(password, user.username)
     user.password_hash = hash_password(password, settings.password_params())
     user.password_changed_at = utcnow()
+    user.version += 1
     revoke_user_tokens(session, user.id)
     account_key = ThrottleKeys(derived_secret("auth/throttle")).account(user.username)
     session.execute(delete(LoginThrottle).where(LoginThrottle.key == account_key))

@@ -635,6 +635,7 @@ class AlertOut(Schema):
         validate=validate.OneOf(["document_number", "name_birth_year"]),
         metadata={"description": "Which blind index matched (never the value)."},
     )
+    version = fields.Integer(required=True, metadata={"description": "The ETag's version."})
     created_at = fields.DateTime(required=True)
     cases = fields.List(fields.Nested(AlertCaseOut), required=True)
 
