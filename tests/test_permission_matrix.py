@@ -128,10 +128,10 @@ ENTRIES: dict[str, Entry] = {
         200, lambda w: Call({"user_id": w.user().id}, {"active": False}, V1)
     ),
     "POST /api/v1/users/<uuid:user_id>/reset-password": Entry(
-        204, lambda w: Call({"user_id": w.user().id}, {"password": "new-" + TEST_PASSWORD})
+        204, lambda w: Call({"user_id": w.user().id}, {"password": "new-" + TEST_PASSWORD}, V1)
     ),
     "POST /api/v1/users/<uuid:user_id>/reset-mfa": Entry(
-        204, lambda w: Call({"user_id": w.user().id})
+        204, lambda w: Call({"user_id": w.user().id}, None, V1)
     ),
     "GET /api/v1/offices": Entry(200),
     # code lists (issue 23): every signed-in caller
@@ -201,8 +201,11 @@ ENTRIES: dict[str, Entry] = {
     ),
     "POST /api/v1/alerts/<uuid:alert_id>/review": Entry(
         201,
-        lambda w: Call(vetting_matrix.alert_path(w), {"outcome": "distinct_persons"}),
+        lambda w: Call(vetting_matrix.alert_path(w), {"outcome": "distinct_persons"}, V1),
         scoped=True,
+    ),
+    "GET /api/v1/alerts/<uuid:alert_id>": Entry(
+        200, lambda w: Call(vetting_matrix.alert_path(w)), scoped=True
     ),
     # consent, partners and hand-off (issue 8)
     "GET /api/v1/cases/<case_ref:reference>/consents": Entry(200, _case(), scoped=True),
@@ -224,6 +227,9 @@ ENTRIES: dict[str, Entry] = {
     "GET /api/v1/cases/<case_ref:reference>/handoffs/<uuid:handoff_id>/package": Entry(
         200, lambda w: Call(handoff_matrix.package_path(w)), scoped=True
     ),
+    "POST /api/v1/cases/<case_ref:reference>/handoffs/<uuid:handoff_id>/package/acknowledge": (
+        Entry(204, lambda w: Call(handoff_matrix.package_path(w)), scoped=True)
+    ),
     "GET /api/v1/handoffs": Entry(200),
     "GET /api/v1/partners": Entry(200),
     "POST /api/v1/partners": Entry(
@@ -233,6 +239,9 @@ ENTRIES: dict[str, Entry] = {
         ),
     ),
     "POST /api/v1/partners/<code>/deactivate": Entry(
+        200, lambda w: Call({"code": handoff_matrix.partner(w).code}, None, V1)
+    ),
+    "GET /api/v1/partners/<code>": Entry(
         200, lambda w: Call({"code": handoff_matrix.partner(w).code})
     ),
 }
