@@ -51,6 +51,7 @@ def _register_features(app: Flask, api: Any) -> None:
     nothing registers itself at import, so every command and test that builds the app
     has every hook."""
     from casework import audit, auth, handoff, health, vetting, workflow
+    from casework.audit import actors as audit_actors
     from casework.audit import api as audit_api
     from casework.auth import api as auth_api
     from casework.cases import api as cases_api
@@ -75,6 +76,7 @@ def _register_features(app: Flask, api: Any) -> None:
     api.register_blueprint(cases_api.blp)
     api.register_blueprint(cases_api.alerts_blp)
     api.register_blueprint(audit_api.blp)
+    api.register_blueprint(audit_actors.blp)
     api.register_blueprint(workflow_api.blp)
     api.register_blueprint(vetting_api.blp)
     api.register_blueprint(handoff_api.blp)

@@ -146,6 +146,9 @@ ENTRIES: dict[str, Entry] = {
     ),
     # access log (issue 4); the caller's login signed a checkpoint covering seq 1
     "GET /api/v1/audit/events": Entry(200),
+    "GET /api/v1/audit/actors/<string:actor>": Entry(
+        200, lambda w: Call({"actor": str(w.user().id)})
+    ),
     "GET /api/v1/audit/events/<int:seq>/proof": Entry(200, lambda w: Call({"seq": 1})),
     "GET /api/v1/audit/export": Entry(200),
     "GET /api/v1/audit/verify": Entry(200),

@@ -221,3 +221,23 @@ def ensure_first_admin(session: Session, password: str) -> User | None:
     return create_user(
         session, username=FIRST_ADMIN, password=password, role=FIRST_ADMIN, office_code=None
     )
+
+
+def describe_actor(session: Session, key: str) -> dict[str, Any] | None:
+    """A staff account as the access log's auditors may know it, by id or username: the
+    username, role, office and whether it is active, nothing else. None when no account
+    has that id or name."""
+    try:
+        user = session.get(User, uuid.UUID(key))
+    except ValueError:
+        user = session.scalar(select(User).where(User.username == key))
+    if user is None:
+        return None
+    return {
+        "id": str(user.id),
+        "kind": "user",
+        "username": user.username,
+        "role": user.role,
+        "office": user.office_code,
+        "active": user.is_active,
+    }
