@@ -167,6 +167,7 @@ def _needs_field(**kwargs: Any) -> fields.List:
 
 NAME_LATER = "Name an unnamed child by setting full_name; unnamed is set at registration only."
 
+
 class DocumentIn(StrictSchema):
     type = _enum_in(DocumentType, "Kind of document.", required=True)
     number = Text(
