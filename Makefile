@@ -11,21 +11,29 @@ STAMP_DEV := $(VENV)/.installed-dev
 
 .PHONY: run test lint typecheck pytest bench fuzz clean
 
+# pip -qq: errors only (a build's warnings, an index it cannot read), so that the
+# first-admin message `make run` prints stays on the first screen.
+PIP := $(BIN)/pip install -qq --disable-pip-version-check
+
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+	@echo "casework: creating $(VENV) (once)"
+	@$(PYTHON) -m venv $(VENV)
+	@$(PIP) --upgrade pip
 
 $(STAMP_RUN): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
-	touch $@
+	@echo "casework: installing into $(VENV)"
+	@$(PIP) -e .
+	@touch $@
 
 $(STAMP_DEV): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $@ $(STAMP_RUN)
+	@echo "casework: installing into $(VENV) with the dev extras"
+	@$(PIP) -e '.[dev]'
+	@touch $@ $(STAMP_RUN)
 
+# serve --init: migrate and create the first admin, then serve; the first-admin
+# message comes last, once the server is ready.
 run: $(STAMP_RUN)
-	$(BIN)/casework init
-	CASEWORK_HOST=$(HOST) CASEWORK_PORT=$(PORT) $(BIN)/casework serve
+	@CASEWORK_HOST=$(HOST) CASEWORK_PORT=$(PORT) $(BIN)/casework serve --init
 
 test: $(STAMP_DEV) lint typecheck pytest
 

@@ -9,7 +9,7 @@ from typing import Any
 from flask import Flask
 
 from casework import config as config_module
-from casework import db, errors, http, logs
+from casework import db, errors, http, i18n, logs
 from casework.api import create_api
 from casework.authz.access import check_every_route_declared
 
@@ -36,6 +36,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     app.extensions["casework.db"] = db.Database(engine)
 
+    i18n.init_app(app)
     http.install(app)
     if settings["trusted_proxies"] < 0:
         raise config_module.ConfigError("trusted_proxies must be 0 or more")
@@ -53,9 +54,11 @@ def _register_features(app: Flask, api: Any) -> None:
     nothing registers itself at import, so every command and test that builds the app
     has every hook."""
     from casework import audit, auth, handoff, health, vetting, workflow
+    from casework.audit import actors as audit_actors
     from casework.audit import api as audit_api
     from casework.auth import api as auth_api
     from casework.cases import api as cases_api
+    from casework.codelists import api as codelists_api
     from casework.handoff import api as handoff_api
     from casework.offices import api as offices_api
     from casework.security import app as security_app
@@ -77,6 +80,8 @@ def _register_features(app: Flask, api: Any) -> None:
     api.register_blueprint(cases_api.alerts_blp)
     api.register_blueprint(cases_api.erasure_blp)
     api.register_blueprint(audit_api.blp)
+    api.register_blueprint(audit_actors.blp)
     api.register_blueprint(workflow_api.blp)
     api.register_blueprint(vetting_api.blp)
     api.register_blueprint(handoff_api.blp)
+    api.register_blueprint(codelists_api.blp)

@@ -22,7 +22,7 @@ from markupsafe import escape
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 from swagger_ui_bundle import swagger_ui_path
 
-from casework.errors import PROBLEM_MIME
+from casework.errors import PROBLEM_BASE, PROBLEM_MIME, TITLES
 
 API_PREFIX = "/api/v1"
 DOCS_ASSETS = f"{API_PREFIX}/docs/assets/"
@@ -65,8 +65,14 @@ _DOCS_PAGE = """<!DOCTYPE html>
 class ProblemSchema(Schema):
     """RFC 9457 problem details, as every error response carries them."""
 
-    type = fields.String(required=True, metadata={"description": "Stable problem type URI."})
-    title = fields.String(required=True)
+    type = fields.String(
+        required=True,
+        metadata={"description": "Stable problem type URI; every one is in x-problem-types."},
+    )
+    title = fields.String(
+        required=True,
+        metadata={"description": "The type's one title, in the Accept-Language language."},
+    )
     status = fields.Integer(required=True)
     detail = fields.String(required=True)
     request_id = fields.String(metadata={"description": "Quote it to an administrator."})
@@ -94,7 +100,7 @@ def api_config(app: Flask) -> dict[str, Any]:
     return {
         "API_TITLE": "casework",
         "API_VERSION": "v1",
-        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_VERSION": "3.1.0",
         "OPENAPI_URL_PREFIX": API_PREFIX,
         "OPENAPI_JSON_PATH": "openapi.json",
         "OPENAPI_SWAGGER_UI_PATH": "docs",
@@ -136,7 +142,12 @@ class CaseworkApi(Api):
     def _openapi_json(self) -> Response:
         """Serve the document, rendered once: it cannot change while the process runs."""
         if self._rendered is None:
-            self._rendered = json.dumps(self.spec.to_dict(), indent=2)
+            document = self.spec.to_dict()
+            problem = document["components"]["schemas"]["Problem"]
+            # Every problem type with its one (English) title; ``title`` in a response is
+            # this title in the request's language (Accept-Language).
+            problem["x-problem-types"] = {PROBLEM_BASE + s: t for s, t in sorted(TITLES.items())}
+            self._rendered = json.dumps(document, indent=2)
         return Response(self._rendered, mimetype="application/json")
 
     _rendered: str | None = None

@@ -8,6 +8,7 @@ command groups in :func:`_add_feature_commands`.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import click
@@ -19,6 +20,7 @@ from casework import create_app, migrate
 from casework.audit.cli import audit_group
 from casework.auth.cli import create_user_command
 from casework.cases.cli import cases_group, reindex_command
+from casework.codelists.catalog import i18n_group
 from casework.db import get_db
 from casework.handoff.cli import handoff_group
 from casework.keys.cli import keys_group
@@ -65,11 +67,29 @@ def init_command() -> None:
 
     Idempotent: running it again keeps every case and key.
     """
-    os.makedirs(current_app.instance_path, mode=0o700, exist_ok=True)
-    migrate.upgrade(get_db().engine)
-    for step in current_app.extensions.get("casework.init_steps", []):
-        step()
+    notice = _initialise(current_app)
     click.echo("casework is initialised.")
+    if notice:
+        click.echo(frame(notice))
+
+
+def _initialise(app: Flask) -> list[str]:
+    """Migrate and run every feature's init step; returns the lines the steps want shown
+    to the operator (the first admin's one-time password, once)."""
+    os.makedirs(app.instance_path, mode=0o700, exist_ok=True)
+    migrate.upgrade(get_db(app).engine)
+    notice: list[str] = []
+    for step in app.extensions.get("casework.init_steps", []):
+        shown = step()  # a step returns the lines to show, or anything else for none
+        notice.extend(shown if isinstance(shown, list) else [])
+    return notice
+
+
+def frame(lines: list[str]) -> str:
+    """``lines`` in a box, so that a one-time secret stands out at the end of the output."""
+    width = max(len(line) for line in lines)
+    rule = "+" + "-" * (width + 2) + "+"
+    return "\n".join([rule, *(f"| {line.ljust(width)} |" for line in lines), rule])
 
 
 @main.group("db")
@@ -108,23 +128,33 @@ def db_current() -> None:
 @click.option("--host", default=None, help="Address to bind (CASEWORK_HOST; 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (CASEWORK_PORT; 8000).")
 @click.option("--workers", type=int, default=None, help="Worker processes (CASEWORK_WORKERS).")
-def serve_command(host: str | None, port: int | None, workers: int | None) -> None:
-    """Serve the API with gunicorn."""
+@click.option("--threads", type=int, default=None, help="Threads per worker (CASEWORK_THREADS).")
+@click.option("--init", "run_init", is_flag=True, help="Run `casework init` first (make run).")
+def serve_command(
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    threads: int | None,
+    run_init: bool,
+) -> None:
+    """Serve the API with gunicorn: gthread workers, 2 x 8 by default (docs/performance.md)."""
     from gunicorn.app.base import BaseApplication
 
     settings = config_module.load()
-    options: dict[str, Any] = {
-        "bind": f"{host or settings['host']}:{port or settings['port']}",
-        "workers": workers or settings["workers"],
-        # Threads keep slow clients (field offices on poor links) from blocking a worker.
-        "worker_class": "gthread",
-        "threads": settings["threads"],
-        "accesslog": None,  # casework logs each request itself, without query strings
-        "errorlog": "-",
-        "timeout": 60,
-        "graceful_timeout": 20,
-        "limit_request_line": 8190,
-    }
+    app = create_app()  # fail fast, in the foreground, on a configuration error
+    notice = _initialise(app) if run_init else []
+    options = gunicorn_options(settings, host=host, port=port, workers=workers, threads=threads)
+    ready = (
+        f"casework serving on http://{options['bind']} "
+        f"({options['workers']} workers x {options['threads']} threads)"
+    )
+
+    def when_ready(_server: Any) -> None:
+        click.echo(ready)
+        if notice:
+            click.echo(frame(notice))
+
+    options["when_ready"] = when_ready
 
     class CaseworkServer(BaseApplication):
         def load_config(self) -> None:
@@ -134,9 +164,44 @@ def serve_command(host: str | None, port: int | None, workers: int | None) -> No
         def load(self) -> Flask:
             return create_app()
 
-    create_app()  # fail fast, in the foreground, on a configuration error
-    click.echo(f"casework serving on http://{options['bind']}")
     CaseworkServer().run()
+
+
+def gunicorn_options(
+    settings: dict[str, Any],
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    workers: int | None = None,
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """gunicorn's settings for ``casework serve``.
+
+    gthread, ``workers`` x ``threads`` (2 x 8 measured best on two cores): threads keep
+    slow clients (field offices on poor links) and an argon2id login from holding a whole
+    process. The control socket lives in the instance folder (mode 0600), so two
+    instances on one host never share one; ``control_socket = "off"`` disables it.
+    """
+    control = settings["control_socket"]
+    instance = Path(settings["instance_path"]).resolve()
+    options: dict[str, Any] = {
+        "bind": f"{host or settings['host']}:{port or settings['port']}",
+        "workers": workers or settings["workers"],
+        "worker_class": "gthread",
+        "threads": threads or settings["threads"],
+        "accesslog": None,  # casework logs each request itself, without query strings
+        "errorlog": "-",
+        "loglevel": "warning",  # start-up chatter off: casework says where it serves
+        "timeout": 60,
+        "graceful_timeout": 20,
+        "limit_request_line": 8190,
+    }
+    if control == "off":
+        options["control_socket_disable"] = True
+    else:
+        options["control_socket"] = str(instance / (control or "gunicorn.ctl"))
+        options["control_socket_mode"] = 0o600
+    return options
 
 
 main.add_command(create_user_command)
@@ -144,4 +209,5 @@ main.add_command(audit_group)
 main.add_command(keys_group)
 main.add_command(cases_group)
 main.add_command(handoff_group)
+main.add_command(i18n_group)
 keys_group.add_command(reindex_command)

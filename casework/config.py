@@ -56,6 +56,12 @@ SCHEMA: dict[str, Key] = {
         "Reverse-proxy hops in front of the app whose X-Forwarded-For, -Proto and -Host are "
         "trusted (werkzeug ProxyFix); 0 trusts none. See docs/deployment.md.",
     ),
+    "control_socket": Key(
+        str,
+        "",
+        "gunicorn control socket: a file name in the instance folder (empty:"
+        ' gunicorn.ctl) or an absolute path; "off" disables it.',
+    ),
     "max_body_bytes": Key(int, 1024 * 1024, "Largest request body accepted (413 above)."),
     "log_level": Key(str, "INFO", "Python logging level of the JSON logs."),
     "sqlite_busy_timeout_ms": Key(int, 10000, "How long SQLite waits for the write lock."),

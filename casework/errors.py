@@ -14,17 +14,40 @@ from typing import Any
 from flask import Flask, Response, g, json
 from werkzeug.exceptions import HTTPException
 
+from casework import i18n
+
 PROBLEM_MIME = "application/problem+json"
 PROBLEM_BASE = "urn:casework:problem:"
 log = logging.getLogger("casework.errors")
 
+TITLES: dict[str, str] = {}
+"""Every problem type (slug) -> its one English title (RFC 9457 §3.1.3: the title of a
+type does not change from occurrence to occurrence); translated per request."""
+
+
+def register_problem(slug: str, title: str) -> None:
+    """Declare a problem type; a second, different title for one slug is a programming
+    error, caught at import."""
+    if TITLES.setdefault(slug, title) != title:
+        raise ValueError(f"problem type {slug!r} has two titles: {TITLES[slug]!r}, {title!r}")
+
+
+def problem_types() -> list[str]:
+    """Every declared problem type URI, sorted (the OpenAPI document lists them)."""
+    return sorted(PROBLEM_BASE + slug for slug in TITLES)
+
 
 class CaseworkError(Exception):
-    """Base of every error a client may see; ``slug`` is the stable problem type."""
+    """Base of every error a client may see; ``slug`` is the stable problem type, and
+    ``title`` its one title (each subclass registers the pair)."""
 
     status = 400
     slug = "bad-request"
     title = "Bad request"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        register_problem(cls.slug, cls.title)
 
     def __init__(self, detail: str | None = None, **extra: Any) -> None:
         super().__init__(detail or self.title)
@@ -84,6 +107,8 @@ class ServiceUnavailable(CaseworkError):
     status, slug, title = 503, "service-unavailable", "Service unavailable"
 
 
+register_problem(CaseworkError.slug, CaseworkError.title)
+
 # Stable problem types for the HTTP errors Werkzeug raises itself.
 _HTTP_SLUGS = {
     400: "bad-request",
@@ -100,13 +125,23 @@ _HTTP_SLUGS = {
     428: "precondition-required",
     429: "too-many-requests",
 }
+for _slug, _title in {
+    "method-not-allowed": "Method not allowed",
+    "not-acceptable": "Not acceptable",
+    "payload-too-large": "Payload too large",
+    "unsupported-media-type": "Unsupported media type",
+    "http-error": "HTTP error",
+    "internal-error": "Internal server error",
+}.items():
+    register_problem(_slug, _title)
 
 
-def problem(status: int, slug: str, title: str, detail: str, **extra: Any) -> Response:
-    """Build a problem+json response; ``extra`` becomes extension members."""
+def problem(status: int, slug: str, detail: str, **extra: Any) -> Response:
+    """Build a problem+json response with the type's one title in the request's language;
+    ``extra`` becomes extension members."""
     body: dict[str, Any] = {
         "type": PROBLEM_BASE + slug,
-        "title": title,
+        "title": i18n.title(TITLES[slug]),
         "status": status,
         "detail": detail,
     }
@@ -118,7 +153,7 @@ def problem(status: int, slug: str, title: str, detail: str, **extra: Any) -> Re
 
 
 def _from_casework(exc: CaseworkError) -> Response:
-    response = problem(exc.status, exc.slug, exc.title, exc.detail, **exc.extra)
+    response = problem(exc.status, exc.slug, exc.detail, **exc.extra)
     response.headers.update(exc.headers())
     return response
 
@@ -132,7 +167,7 @@ def _from_http(exc: HTTPException) -> Response:
     if status == 422 and isinstance(data, dict) and "messages" in data:
         extra["errors"] = data["messages"]
     detail = _HTTP_DETAILS.get(status, exc.name)
-    response = problem(status, _HTTP_SLUGS.get(status, "http-error"), exc.name, detail, **extra)
+    response = problem(status, _HTTP_SLUGS.get(status, "http-error"), detail, **extra)
     if status == 405 and exc.valid_methods:  # type: ignore[attr-defined]
         response.headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]
     if isinstance(data, dict) and isinstance(data.get("headers"), dict):
@@ -163,7 +198,6 @@ def _internal_error(exc: BaseException) -> Response:
     return problem(
         500,
         "internal-error",
-        "Internal server error",
         "The service failed; quote the request id to an administrator.",
     )
 

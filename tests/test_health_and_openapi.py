@@ -3,7 +3,7 @@ import time
 from pathlib import Path
 
 from flask.testing import FlaskClient
-from openapi_spec_validator import validate
+from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 from sqlalchemy import text
 
 from casework.db import get_db
@@ -44,9 +44,17 @@ def test_openapi_document_is_valid(client: FlaskClient) -> None:
     response = client.get("/api/v1/openapi.json")
     assert response.status_code == 200
     document = response.get_json()
-    assert document["openapi"].startswith("3.")
-    validate(document)
+    assert document["openapi"] == "3.1.0"
+    validate(document, cls=OpenAPIV31SpecValidator)
     assert "/healthz" in document["paths"]
+
+
+def test_openapi_document_says_null_the_3_1_way(client: FlaskClient) -> None:
+    """3.1 is JSON Schema 2020-12: a nullable field is ``type: [..., "null"]``; the 3.0
+    keyword ``nullable`` would be ignored by every 3.1 client."""
+    text = client.get("/api/v1/openapi.json").get_data(as_text=True)
+    assert '"nullable"' not in text
+    assert '"null"' in text
 
 
 def test_interactive_docs_are_served_offline(client: FlaskClient) -> None:

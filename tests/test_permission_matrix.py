@@ -137,12 +137,15 @@ ENTRIES: dict[str, Entry] = {
         200, lambda w: Call({"user_id": w.user().id}, {"active": False}, V1)
     ),
     "POST /api/v1/users/<uuid:user_id>/reset-password": Entry(
-        204, lambda w: Call({"user_id": w.user().id}, {"password": "new-" + TEST_PASSWORD})
+        204, lambda w: Call({"user_id": w.user().id}, {"password": "new-" + TEST_PASSWORD}, V1)
     ),
     "POST /api/v1/users/<uuid:user_id>/reset-mfa": Entry(
-        204, lambda w: Call({"user_id": w.user().id})
+        204, lambda w: Call({"user_id": w.user().id}, None, V1)
     ),
     "GET /api/v1/offices": Entry(200),
+    # code lists (issue 23): every signed-in caller
+    "GET /api/v1/codes": Entry(200),
+    "GET /api/v1/codes/<string:name>": Entry(200, lambda w: Call({"name": "stages"})),
     "POST /api/v1/offices": Entry(
         201, lambda w: Call(json={"code": w.unique("o"), "name": "New", "country_code": "KEN"})
     ),
@@ -152,6 +155,9 @@ ENTRIES: dict[str, Entry] = {
     ),
     # access log (issue 4); the caller's login signed a checkpoint covering seq 1
     "GET /api/v1/audit/events": Entry(200),
+    "GET /api/v1/audit/actors/<string:actor>": Entry(
+        200, lambda w: Call({"actor": str(w.user().id)})
+    ),
     "GET /api/v1/audit/events/<int:seq>/proof": Entry(200, lambda w: Call({"seq": 1})),
     "GET /api/v1/audit/export": Entry(200),
     "GET /api/v1/audit/verify": Entry(200),
@@ -220,8 +226,11 @@ ENTRIES: dict[str, Entry] = {
     ),
     "POST /api/v1/alerts/<uuid:alert_id>/review": Entry(
         201,
-        lambda w: Call(vetting_matrix.alert_path(w), {"outcome": "distinct_persons"}),
+        lambda w: Call(vetting_matrix.alert_path(w), {"outcome": "distinct_persons"}, V1),
         scoped=True,
+    ),
+    "GET /api/v1/alerts/<uuid:alert_id>": Entry(
+        200, lambda w: Call(vetting_matrix.alert_path(w)), scoped=True
     ),
     # consent, partners and hand-off (issue 8)
     "GET /api/v1/cases/<case_ref:reference>/consents": Entry(200, _case(), scoped=True),
@@ -243,6 +252,9 @@ ENTRIES: dict[str, Entry] = {
     "GET /api/v1/cases/<case_ref:reference>/handoffs/<uuid:handoff_id>/package": Entry(
         200, lambda w: Call(handoff_matrix.package_path(w)), scoped=True
     ),
+    "POST /api/v1/cases/<case_ref:reference>/handoffs/<uuid:handoff_id>/package/acknowledge": (
+        Entry(204, lambda w: Call(handoff_matrix.package_path(w)), scoped=True)
+    ),
     "GET /api/v1/handoffs": Entry(200),
     "GET /api/v1/partners": Entry(200),
     "POST /api/v1/partners": Entry(
@@ -252,6 +264,9 @@ ENTRIES: dict[str, Entry] = {
         ),
     ),
     "POST /api/v1/partners/<code>/deactivate": Entry(
+        200, lambda w: Call({"code": handoff_matrix.partner(w).code}, None, V1)
+    ),
+    "GET /api/v1/partners/<code>": Entry(
         200, lambda w: Call({"code": handoff_matrix.partner(w).code})
     ),
 }

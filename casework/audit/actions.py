@@ -35,6 +35,7 @@ class AuditAction(StrEnum):
     HANDOFF_DECLINE = "handoff.decline"
     HANDOFF_REVOKE = "handoff.revoke"
     HANDOFF_EXPORT = "handoff.export"
+    HANDOFF_ACKNOWLEDGE = "handoff.acknowledge"
     HANDOFF_IMPORT = "handoff.import"
     PARTNER_REGISTER = "partner.register"
     PARTNER_READ = "partner.read"

@@ -21,7 +21,7 @@ from marshmallow import RAISE
 
 from casework import db
 from casework.api import Blueprint, problem_responses
-from casework.audit import service, signer, store
+from casework.audit import actors, service, signer, store
 from casework.audit.actions import AuditAction, Outcome
 from casework.audit.export import entry_document
 from casework.audit.schemas import (
@@ -114,6 +114,8 @@ class Events(MethodView):
         """
         filters = {k: v for k, v in args.items() if k not in ("limit", "cursor")}
         session = db.session()
+        if "actor" in filters:  # an id, or a username the resolvers know
+            filters["actor"] = actors.actor_id(session, filters["actor"])
         entries, next_cursor = store.list_events(session, filters, args["limit"], args["cursor"])
         service.record(AuditAction.AUDIT_READ, target=filters.get("target"), fields=list(filters))
         return {"items": [entry_document(e) for e in entries], "next_cursor": next_cursor}

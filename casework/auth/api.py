@@ -14,7 +14,7 @@ from flask.views import MethodView
 from marshmallow import RAISE
 
 from casework import db
-from casework.api import IF_MATCH, Blueprint, problems
+from casework.api import ETAG_HEADER, IF_MATCH, Blueprint, problems
 from casework.auth import mfa, service, sessions
 from casework.auth.models import User
 from casework.auth.schemas import (
@@ -236,21 +236,30 @@ class UserById(MethodView):
 class UserPasswordReset(MethodView):
     @requires(Permission.USERS_WRITE)
     @users_blp.arguments(PasswordResetSchema)
-    @users_blp.response(204)
-    @problems(users_blp, 401, 403, 404, 422)
-    def post(self, body: dict[str, Any], user_id: uuid.UUID) -> None:
-        """Set a new password; the user's sessions end and a lock-out is lifted."""
+    @users_blp.response(204, headers=ETAG_HEADER)
+    @users_blp.doc(parameters=[IF_MATCH])
+    @problems(users_blp, 401, 403, 404, 412, 422, 428)
+    def post(self, body: dict[str, Any], user_id: uuid.UUID) -> tuple[str, int, dict[str, str]]:
+        """Set a new password (If-Match: the user's ETag); the user's sessions end and a
+        lock-out is lifted."""
         session = db.session()
-        service.reset_password(session, service.get_user(session, user_id), body["password"])
+        user = service.get_user(session, user_id, for_update=True)
+        require_if_match(user.version)
+        service.reset_password(session, user, body["password"])
+        return "", 204, {"ETag": etag_for(user.version)}
 
 
 @users_blp.route("/<uuid:user_id>/reset-mfa")
 class UserMfaReset(MethodView):
     @requires(Permission.USERS_WRITE)
-    @users_blp.response(204)
-    @problems(users_blp, 401, 403, 404)
-    def post(self, user_id: uuid.UUID) -> None:
+    @users_blp.response(204, headers=ETAG_HEADER)
+    @users_blp.doc(parameters=[IF_MATCH])
+    @problems(users_blp, 401, 403, 404, 412, 428)
+    def post(self, user_id: uuid.UUID) -> tuple[str, int, dict[str, str]]:
         """Remove the user's TOTP seed (lost phone); their sessions end and their next
         sign-in must enrol again, even in an office exempt from MFA."""
         session = db.session()
-        service.reset_mfa(session, service.get_user(session, user_id))
+        user = service.get_user(session, user_id, for_update=True)
+        require_if_match(user.version)
+        service.reset_mfa(session, user)
+        return "", 204, {"ETag": etag_for(user.version)}

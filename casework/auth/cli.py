@@ -62,11 +62,12 @@ def create_user_command(username: str, role: str, office: str | None) -> None:
     click.echo(f"created user {user.username} ({user.role}) with id {user.id}")
 
 
-def first_admin_step(app: Flask | None = None) -> None:
+def first_admin_step(app: Flask | None = None) -> list[str]:
     """``casework init``: create the user ``admin`` once.
 
-    The password comes from CASEWORK_ADMIN_PASSWORD, or is generated and
-    printed once. Running init again changes nothing.
+    The password comes from CASEWORK_ADMIN_PASSWORD, or is generated. Returns the
+    lines to show the operator (the generated password among them, this once), which
+    the command prints framed, last; an empty list when the admin already exists.
     """
     application = app or current_app
     chosen = os.environ.get(ADMIN_PASSWORD_ENV) or None
@@ -82,9 +83,17 @@ def first_admin_step(app: Flask | None = None) -> None:
     finally:
         session.close()
     if created is None:
-        return
-    if chosen:
-        click.echo("created user admin with the password from CASEWORK_ADMIN_PASSWORD")
-    else:
-        click.echo(f"created user admin; its password, shown only now: {password}")
-    click.echo("admin must enrol in MFA at the first sign-in (POST /api/v1/auth/mfa/enrol).")
+        return []
+    where = (
+        f"the password is the one in {ADMIN_PASSWORD_ENV}"
+        if chosen
+        else f"its one-time password, shown only now: {password}"
+    )
+    return [
+        "First administrator created: user admin",
+        where,
+        "Sign in: POST /api/v1/auth/login, then enrol MFA first:",
+        "POST /api/v1/auth/mfa/enrol, then /auth/mfa/confirm (any TOTP app).",
+        "Every call then carries Authorization: Bearer <token>.",
+        "Walk-through: docs/quickstart.md",
+    ]

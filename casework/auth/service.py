@@ -186,6 +186,7 @@ def reset_password(session: Session, user: User, password: str) -> None:
     check_password(password, user.username)
     user.password_hash = hash_password(password, settings.password_params())
     user.password_changed_at = utcnow()
+    user.version += 1
     revoke_user_tokens(session, user.id)
     account_key = ThrottleKeys(derived_secret("auth/throttle")).account(user.username)
     session.execute(delete(LoginThrottle).where(LoginThrottle.key == account_key))
@@ -222,3 +223,23 @@ def ensure_first_admin(session: Session, password: str) -> User | None:
     return create_user(
         session, username=FIRST_ADMIN, password=password, role=FIRST_ADMIN, office_code=None
     )
+
+
+def describe_actor(session: Session, key: str) -> dict[str, Any] | None:
+    """A staff account as the access log's auditors may know it, by id or username: the
+    username, role, office and whether it is active, nothing else. None when no account
+    has that id or name."""
+    try:
+        user = session.get(User, uuid.UUID(key))
+    except ValueError:
+        user = session.scalar(select(User).where(User.username == key))
+    if user is None:
+        return None
+    return {
+        "id": str(user.id),
+        "kind": "user",
+        "username": user.username,
+        "role": user.role,
+        "office": user.office_code,
+        "active": user.is_active,
+    }

@@ -44,6 +44,7 @@ class Permission(StrEnum):
     SYNC_PULL = "sync:pull"
     SYNC_PUSH = "sync:push"
     SELF = "self"
+    CODES_READ = "codes:read"
 
 
 P = Permission
@@ -51,6 +52,7 @@ P = Permission
 _CASEWORKER = frozenset(
     {
         P.SELF,
+        P.CODES_READ,
         P.WORKFLOW_READ,
         P.CASES_CREATE,
         P.CASES_READ,
@@ -79,6 +81,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
     "admin": frozenset(
         {
             P.SELF,
+            P.CODES_READ,
             P.OFFICES_READ,
             P.OFFICES_WRITE,
             P.USERS_READ,
@@ -96,9 +99,9 @@ ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
     "vetting_officer": _VETTING_OFFICER,
     "supervisor": _SUPERVISOR,
     # Reads and verifies the access log; sees no case.
-    "auditor": frozenset({P.SELF, P.AUDIT_READ, P.AUDIT_CHECKPOINT}),
+    "auditor": frozenset({P.SELF, P.CODES_READ, P.AUDIT_READ, P.AUDIT_CHECKPOINT}),
     # An enrolled field-office sync client (signed requests, no password).
-    "device": frozenset({P.SYNC_PULL, P.SYNC_PUSH}),
+    "device": frozenset({P.SYNC_PULL, P.SYNC_PUSH, P.CODES_READ}),
 }
 
 ROLES = tuple(ROLE_PERMISSIONS)
@@ -155,6 +158,7 @@ PERMISSION_SUMMARIES: dict[Permission, str] = {
         "sign in and out, read their own account, enrol in or remove their own MFA "
         "(with their password, and the current code while MFA is on)"
     ),
+    P.CODES_READ: "read the code lists and their labels (no case data)",
 }
 
 

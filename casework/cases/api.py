@@ -26,6 +26,7 @@ from casework.cases import duplicates, erasure_requests, queries, service
 from casework.cases.models import Case, ErasureRequest
 from casework.cases.reference import URL_PATTERN
 from casework.cases.schemas import (
+    AlertOut,
     AlertPageOut,
     CaseListArgs,
     CaseOut,
@@ -326,3 +327,14 @@ class Alerts(MethodView):
             db.session(), require_principal(), limit=page_size(page["limit"]), cursor=page["cursor"]
         )
         return {"items": items, "next_cursor": next_cursor}
+
+
+@alerts_blp.route("/<uuid:alert_id>")
+class AlertById(MethodView):
+    @requires(Permission.ALERTS_READ)
+    @alerts_blp.response(200, AlertOut, headers=ETAG_HEADER)
+    @problems(alerts_blp, 401, 403, 404)
+    def get(self, alert_id: uuid.UUID) -> tuple[dict[str, Any], int, dict[str, str]]:
+        """One duplicate alert, with the ETag a review sends as If-Match."""
+        alert = duplicates.read_alert(db.session(), require_principal(), alert_id)
+        return alert, 200, {"ETag": etag_for(alert["version"])}

@@ -25,7 +25,7 @@ from casework.authz.access import Principal, in_scope
 from casework.cases import indexes
 from casework.cases.indexes import keyring_of
 from casework.cases.models import Case, DuplicateAlert
-from casework.errors import ValidationFailed
+from casework.errors import NotFound, ValidationFailed
 from casework.pagination import decode_cursor, encode_cursor
 from casework.timestamps import utcnow
 
@@ -181,6 +181,21 @@ def _alert_view(
     return {
         "id": alert.id,
         "matched_on": alert.matched_on,
+        "version": alert.version,
         "created_at": alert.created_at,
         "cases": shown,
     }
+
+
+def read_alert(session: Session, principal: Principal, alert_id: uuid.UUID) -> dict[str, Any]:
+    """One alert as :func:`list_alerts` shows it (audited the same way); NotFound when
+    neither of its cases is in the caller's office."""
+    alert = session.get(DuplicateAlert, alert_id)
+    if alert is None:
+        raise NotFound("No such resource.")
+    cases = [session.get(Case, alert.case_id), session.get(Case, alert.other_case_id)]
+    if principal.office is None or not any(
+        c is not None and c.office_code == principal.office for c in cases
+    ):
+        raise NotFound("No such resource.")
+    return _alert_view(session, principal, alert, *[c for c in cases if c is not None])

@@ -162,6 +162,9 @@ class DuplicateAlert(Base):
     matched_on: Mapped[str] = mapped_column(
         String(32), comment="Name of the blind index that matched (never a value)."
     )
+    version: Mapped[int] = mapped_column(
+        Integer, default=1, server_default="1", comment="ETag; bumped by every review."
+    )
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
     def __init__(self, **kwargs: Any) -> None:

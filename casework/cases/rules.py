@@ -90,14 +90,41 @@ def birth_year_of(member: Mapping[str, Any]) -> int | None:
 
 def is_child(member: Mapping[str, Any], today: datetime.date) -> bool | None:
     """Whether the member is under 18 (see the module doc), ``None`` if unknown."""
+    return is_under(member, ADULT_AGE, today)
+
+
+def is_under(member: Mapping[str, Any], age: int, today: datetime.date) -> bool | None:
+    """Whether the member is younger than ``age`` years, ``None`` if unknown. With only a
+    birth year, a member counts as younger until the end of the year they reach ``age``."""
     born = member.get("date_of_birth")
     if isinstance(born, datetime.date):
         before_birthday = (today.month, today.day) < (born.month, born.day)
-        return today.year - born.year - before_birthday < ADULT_AGE
+        return today.year - born.year - before_birthday < age
     year = birth_year_of(member)
     if year is None:
         return None
-    return today.year - year <= ADULT_AGE
+    return today.year - year <= age
+
+
+UNNAMED_MAX_AGE = 2
+"""A child younger than this may be registered before it has a name (``unnamed``)."""
+NAME_REQUIRED = "Give full_name, or unnamed: true for a child under 2 who has no name yet."
+UNNAMED_TOO_OLD = (
+    "Only a child under 2 (by date_of_birth or birth_year) may be registered without a name."
+)
+UNNAMED_WITH_NAME = "An unnamed child has no full_name: send one or the other."
+
+
+def unnamed_errors(member: Mapping[str, Any], today: datetime.date) -> FieldErrors:
+    """A new member's name: ``full_name``, or ``unnamed: true`` for a child under 2
+    (a newborn often has no name when the household registers)."""
+    if member.get("unnamed") is not True:
+        return {} if member.get("full_name") is not None else {"full_name": [NAME_REQUIRED]}
+    if member.get("full_name") is not None:
+        return {"unnamed": [UNNAMED_WITH_NAME]}
+    if is_under(member, UNNAMED_MAX_AGE, today) is not True:
+        return {"unnamed": [UNNAMED_TOO_OLD]}
+    return {}
 
 
 def _present_child_fields(member: Mapping[str, Any]) -> list[str]:

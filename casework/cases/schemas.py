@@ -165,6 +165,9 @@ def _needs_field(**kwargs: Any) -> fields.List:
 # --- input schemas ------------------------------------------------------------------------
 
 
+NAME_LATER = "Name an unnamed child by setting full_name; unnamed is set at registration only."
+
+
 class DocumentIn(StrictSchema):
     type = _enum_in(DocumentType, "Kind of document.", required=True)
     number = Text(
@@ -215,8 +218,18 @@ class MemberFields(StrictSchema):
     )
     full_name = Text(
         max_length=NAME_MAX,
-        required=True,
-        metadata={"description": "Full name as the person gives it.", "example": "Amina Example"},
+        metadata={
+            "description": "Full name as the person gives it; required unless unnamed.",
+            "example": "Amina Example",
+        },
+    )
+    unnamed = StrictBoolean(
+        metadata={
+            "description": (
+                "true for a child under 2 who has no name yet (leave out full_name); "
+                "name the child later with a change that sets full_name."
+            )
+        }
     )
     other_names = fields.List(
         Text(max_length=NAME_MAX),
@@ -290,12 +303,15 @@ _CHILD_RULE = (
 class _NewMember(MemberFields):
     @validates_schema
     def _member_rules(self, data: dict[str, Any], **_: Any) -> None:
-        errors = rules.validate_member(data, today=rules.utc_today())
+        today = rules.utc_today()
+        errors = {**rules.validate_member(data, today=today), **rules.unnamed_errors(data, today)}
         if errors:
             raise ValidationError(errors)
 
     @post_load
     def _fill_defaults(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        data.pop("unnamed", None)  # an unnamed member is stored with no full_name
+        data.setdefault("full_name", None)
         for name, default in _MEMBER_DEFAULTS.items():
             data.setdefault(name, list(default) if isinstance(default, list) else default)
         return data
@@ -343,6 +359,8 @@ class MemberChangeIn(MemberFields):
     def _member_rules(self, data: dict[str, Any], **_: Any) -> None:
         if set(data) == {"id"}:
             raise ValidationError(NOTHING_TO_CHANGE)
+        if "unnamed" in data:
+            raise ValidationError({"unnamed": [NAME_LATER]})
         errors = rules.validate_member(data, today=rules.utc_today(), partial=True)
         if errors:
             raise ValidationError(errors)
@@ -489,7 +507,8 @@ class MemberOut(Schema):
     sex = _enum_out(Sex, "Sex as recorded.")
     birth_year = fields.Integer(allow_none=True)
     country_of_origin = fields.String(allow_none=True)
-    full_name = fields.String()
+    full_name = fields.String(allow_none=True, metadata={"description": "null when unnamed."})
+    unnamed = fields.Boolean(metadata={"description": "A child registered before it had a name."})
     other_names = fields.List(fields.String())
     date_of_birth = fields.Date(allow_none=True)
     place_of_birth = fields.String(allow_none=True)
@@ -635,6 +654,7 @@ class AlertOut(Schema):
         validate=validate.OneOf(["document_number", "name_birth_year"]),
         metadata={"description": "Which blind index matched (never the value)."},
     )
+    version = fields.Integer(required=True, metadata={"description": "The ETag's version."})
     created_at = fields.DateTime(required=True)
     cases = fields.List(fields.Nested(AlertCaseOut), required=True)
 

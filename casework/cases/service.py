@@ -154,6 +154,7 @@ def member_view(member: CaseMember) -> dict[str, Any]:
     view: dict[str, Any] = {"id": member.id}
     for name in MEMBER_FIELDS:
         view[name] = getattr(member, name)
+    view["unnamed"] = view["full_name"] is None
     view["other_names"] = view["other_names"] or []
     view["documents"] = view["documents"] or []
     return view

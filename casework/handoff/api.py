@@ -19,8 +19,10 @@ from casework.api import API_PREFIX, ETAG_HEADER, IF_MATCH, Blueprint, NoBody, p
 from casework.authz.access import require_principal, requires
 from casework.authz.permissions import Permission
 from casework.cases.api import case_etag, case_for, case_for_write
+from casework.concurrency import etag_for, require_if_match
 from casework.errors import PROBLEM_MIME
 from casework.handoff import service
+from casework.handoff.models import Partner
 from casework.handoff.schemas import (
     ConsentIn,
     ConsentListOut,
@@ -127,9 +129,10 @@ class HandoffPackage(MethodView):
     )
     @problems(blp, 401, 403, 404, 410)
     def get(self, reference: str, handoff_id: uuid.UUID) -> Response:
-        """Download the package of a hand-off sent to a partner, once; then it is deleted."""
-        session, principal, case = case_for(reference)
-        blob = service.take_package(session, principal, case, handoff_id)
+        """Download the package of a hand-off sent to a partner; repeatable until
+        acknowledged (POST .../package/acknowledge), which deletes it."""
+        session, _, case = case_for(reference)
+        blob = service.read_package(session, case, handoff_id)
         return Response(
             blob,
             200,
@@ -153,6 +156,18 @@ class Handoffs(MethodView):
             db.session(), require_principal(), limit=page_size(args["limit"]), cursor=args["cursor"]
         )
         return {"items": [service.handoff_view(r) for r in rows], "next_cursor": next_cursor}
+
+
+@blp.route(f"{CASE}/handoffs/<uuid:handoff_id>/package/acknowledge")
+class HandoffPackageAcknowledgement(MethodView):
+    @requires(Permission.HANDOFF_APPROVE)
+    @blp.arguments(NoBody, required=False)
+    @blp.response(204)
+    @problems(blp, 401, 403, 404, 410, 422)
+    def post(self, _body: dict[str, Any], reference: str, handoff_id: uuid.UUID) -> None:
+        """The package reached the partner: delete this deployment's copy; 410 on a repeat."""
+        session, principal, case = case_for(reference)
+        service.acknowledge_package(session, principal, case, handoff_id)
 
 
 # --- partners -----------------------------------------------------------------------------
@@ -182,12 +197,30 @@ class Partners(MethodView):
         return service.partner_view(partner), 201
 
 
+def _partner_answer(partner: Partner) -> tuple[dict[str, Any], int, dict[str, str]]:
+    return service.partner_view(partner), 200, {"ETag": etag_for(partner.version)}
+
+
+@blp.route("/partners/<code>")
+class PartnerByCode(MethodView):
+    @requires(Permission.PARTNERS_MANAGE)
+    @blp.response(200, PartnerOut, headers=ETAG_HEADER)
+    @problems(blp, 401, 403, 404)
+    def get(self, code: str) -> tuple[dict[str, Any], int, dict[str, str]]:
+        """One partner, with the ETag a deactivation sends as If-Match."""
+        return _partner_answer(service.read_partner(db.session(), code))
+
+
 @blp.route("/partners/<code>/deactivate")
 class PartnerDeactivation(MethodView):
     @requires(Permission.PARTNERS_MANAGE)
     @blp.arguments(NoBody, required=False)
-    @blp.response(200, PartnerOut)
-    @problems(blp, 401, 403, 404, 422)
-    def post(self, _body: dict[str, Any], code: str) -> dict[str, Any]:
-        """Stop sending to a partner; nothing new can be sent to it."""
-        return service.partner_view(service.deactivate_partner(db.session(), code))
+    @blp.response(200, PartnerOut, headers=ETAG_HEADER)
+    @blp.doc(parameters=[IF_MATCH])
+    @problems(blp, 401, 403, 404, 412, 422, 428)
+    def post(self, _body: dict[str, Any], code: str) -> tuple[dict[str, Any], int, dict[str, str]]:
+        """Stop sending to a partner; nothing new can be sent to it (If-Match)."""
+        session = db.session()
+        partner = service.get_partner(session, code, for_update=True)
+        require_if_match(partner.version)
+        return _partner_answer(service.deactivate_partner(session, partner))

@@ -15,7 +15,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, LargeBinary, String
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.orm import relationship as orm_relationship
 
@@ -79,6 +79,9 @@ class Partner(Base):
         LargeBinary, comment="Ed25519 key (32 raw bytes) that signs packages from the partner."
     )
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    version: Mapped[int] = mapped_column(
+        Integer, default=1, server_default="1", comment="ETag; bumped by every change."
+    )
     created_by: Mapped[str | None] = mapped_column(String(64), comment="User id.")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

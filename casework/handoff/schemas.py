@@ -201,6 +201,7 @@ class PartnerOut(Schema):
     )
     verify_key = fields.String(allow_none=True, required=True)
     active = fields.Boolean(required=True)
+    version = fields.Integer(required=True, metadata={"description": "The ETag's version."})
     created_at = fields.DateTime(required=True)
 
 

@@ -92,9 +92,9 @@ CONSENT_READ_FIELDS = (
 
 
 class PackageGone(CaseworkError):
-    """410: the package was downloaded once already, and is no longer kept."""
+    """410: the recipient acknowledged the package, and it is no longer kept."""
 
-    status, slug, title = 410, "package-downloaded", "The package was already downloaded"
+    status, slug, title = 410, "package-acknowledged", "The package was already acknowledged"
 
 
 def _bump(case: Case) -> None:
@@ -250,6 +250,7 @@ def partner_view(partner: Partner) -> dict[str, Any]:
         "public_key_fingerprint": key_fingerprint(public),
         "verify_key": None if partner.verify_key is None else keys.b64(partner.verify_key),
         "active": partner.is_active,
+        "version": partner.version,
         "created_at": partner.created_at,
     }
 
@@ -297,12 +298,27 @@ def list_partners(
     return page, encode_cursor({"code": page[-1].code}) if len(found) > limit else None
 
 
-def deactivate_partner(session: Session, code: str) -> Partner:
-    """Stop sending to a partner; open hand-offs to it can no longer be sent."""
-    partner = session.scalar(select(Partner).where(Partner.code == code))
+def get_partner(session: Session, code: str, *, for_update: bool = False) -> Partner:
+    """The partner with ``code``; NotFound otherwise."""
+    query = select(Partner).where(Partner.code == code)
+    partner = session.scalar(query.with_for_update() if for_update else query)
     if partner is None:
         raise NotFound("No such partner.")
+    return partner
+
+
+def read_partner(session: Session, code: str) -> Partner:
+    """One partner, recorded as ``partner.read``."""
+    partner = get_partner(session, code)
+    audit.record(AuditAction.PARTNER_READ, target=f"partner:{partner.code}", session=session)
+    return partner
+
+
+def deactivate_partner(session: Session, partner: Partner) -> Partner:
+    """Stop sending to a partner (the caller checked If-Match on ``partner.version``);
+    open hand-offs to it can no longer be sent."""
     partner.is_active = False
+    partner.version += 1
     partner.updated_at = utcnow()
     session.flush()
     audit.record(
@@ -430,34 +446,47 @@ def list_handoffs(
     return page, next_cursor
 
 
-def take_package(
-    session: Session, principal: Principal, case: Case, handoff_id: uuid.UUID
-) -> bytes:
-    """The partner package of a sent hand-off, handed out once and then dropped.
-
-    Raises NotFound (no such hand-off of this case, or no package) and
-    :class:`PackageGone` once downloaded. Recorded as ``handoff.export`` with
-    the names of the fields the package carries.
-    """
+def _kept_package(session: Session, case: Case, handoff_id: uuid.UUID) -> Handoff:
     row = session.get(Handoff, handoff_id)
     if row is None or row.case_id != case.id or row.kind != HandoffKind.PARTNER:
         raise NotFound("No such hand-off package for this case.")
     if row.package is None:
         if row.package_downloaded_at is not None:
-            raise PackageGone("The package was downloaded already; send the case again.")
+            raise PackageGone("The package was acknowledged and deleted; send the case again.")
         raise NotFound("No such hand-off package for this case.")
-    blob = row.package
-    row.package = None
-    row.package_downloaded_at = utcnow()
-    row.package_downloaded_by = principal.user_id
+    return row
+
+
+def read_package(session: Session, case: Case, handoff_id: uuid.UUID) -> bytes:
+    """The partner package of a sent hand-off. Safe and repeatable (a download that broke
+    off can be retried) until the recipient acknowledges it. Raises NotFound (no such
+    hand-off of this case, or no package) and :class:`PackageGone` once acknowledged.
+    Recorded as ``handoff.export`` with the names of the fields the package carries."""
+    row = _kept_package(session, case, handoff_id)
     audit.record(
         AuditAction.HANDOFF_EXPORT,
         target=case.reference,
         fields=row.package_fields or [],
         session=session,
     )
+    assert row.package is not None  # _kept_package refused the others
+    return row.package
+
+
+def acknowledge_package(
+    session: Session, principal: Principal, case: Case, handoff_id: uuid.UUID
+) -> None:
+    """The recipient holds the package: drop the server's copy (the ciphertext, sealed to
+    the partner) and record who confirmed it when (``package_downloaded_*``).
+    :class:`PackageGone` on a repeat."""
+    row = _kept_package(session, case, handoff_id)
+    row.package = None
+    row.package_downloaded_at = utcnow()
+    row.package_downloaded_by = principal.user_id
+    audit.record(
+        AuditAction.HANDOFF_ACKNOWLEDGE, target=case.reference, fields=["package"], session=session
+    )
     session.flush()
-    return blob
 
 
 # --- joining the workflow -----------------------------------------------------------------

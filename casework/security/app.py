@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from casework.db import database_url
-from casework.errors import ServiceUnavailable, problem
+from casework.errors import ServiceUnavailable, problem, register_problem
 from casework.security.case_keys import attach_keyring
 from casework.security.errors import KeyringError, RowIntegrityError
 from casework.security.keyring import Keyring
@@ -148,6 +148,9 @@ def warn_if_beside_database(app: Flask, provider: KeyringProvider) -> None:
         )
 
 
+INTEGRITY_FAILED = "integrity-failed"
+register_problem(INTEGRITY_FAILED, "Stored data failed its integrity check")
+
 INTEGRITY_HOOKS = "casework.integrity_hooks"
 """Callables ``(RowIntegrityError) -> None`` run when a read finds a row altered outside
 casework; the access log registers one (it records the failure)."""
@@ -164,8 +167,7 @@ def _integrity_failed(exc: RowIntegrityError) -> Response:
         hook(exc)
     return problem(
         500,
-        "integrity-failed",
-        "Stored data failed its integrity check",
+        INTEGRITY_FAILED,
         "A record was altered outside casework and cannot be opened; an administrator must "
         "restore it from a backup. The failure is in the access log.",
     )

@@ -24,6 +24,7 @@ from casework.api import API_PREFIX, ETAG_HEADER, IF_MATCH, Blueprint, problem_r
 from casework.authz.access import require_principal, requires
 from casework.authz.permissions import Permission
 from casework.cases.api import case_etag, case_for, case_for_write
+from casework.concurrency import etag_for, require_if_match
 from casework.vetting import service
 from casework.vetting.schemas import (
     AlertReviewIn,
@@ -132,9 +133,15 @@ class CheckByType(MethodView):
 class AlertReview(MethodView):
     @requires(Permission.ALERTS_READ, Permission.VETTING_CONDUCT)
     @blp.arguments(AlertReviewIn)
-    @blp.response(201, AlertReviewOut)
-    @problems(401, 403, 404, 409, 422)
-    def post(self, data: dict[str, Any], alert_id: uuid.UUID) -> tuple[dict[str, Any], int]:
-        """Review a duplicate alert from your office's case; the outcome is stored encrypted."""
-        review = service.review_alert(db.session(), require_principal(), alert_id, data)
-        return review, 201
+    @blp.response(201, AlertReviewOut, headers=ETAG_HEADER)
+    @blp.doc(parameters=[IF_MATCH])
+    @problems(401, 403, 404, 409, 412, 422, 428)
+    def post(
+        self, data: dict[str, Any], alert_id: uuid.UUID
+    ) -> tuple[dict[str, Any], int, dict[str, str]]:
+        """Review a duplicate alert from your office's case (If-Match: the alert's ETag);
+        the outcome is stored encrypted."""
+        session, principal = db.session(), require_principal()
+        require_if_match(service.alert_version(session, principal, alert_id))
+        review = service.review_alert(session, principal, alert_id, data)
+        return review, 201, {"ETag": etag_for(review["version"])}

@@ -250,6 +250,7 @@ class AlertReviewIn(StrictSchema):
 
 class AlertReviewOut(Schema):
     alert_id = fields.UUID(required=True)
+    version = fields.Integer(required=True, metadata={"description": "The alert's new version."})
     references = fields.List(
         fields.String(),
         required=True,

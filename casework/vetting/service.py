@@ -459,6 +459,28 @@ def open_duplicate_alerts(session: Session, case: Case) -> int:
     return int(session.scalar(query) or 0)
 
 
+def _alert_in_scope(
+    session: Session, principal: Principal, alert_id: uuid.UUID
+) -> tuple[DuplicateAlert, list[Case]]:
+    """The alert and its cases in the caller's scope; 404 when it has none there."""
+    alert = session.get(DuplicateAlert, alert_id)
+    if alert is None:
+        raise NotFound("No such resource.")
+    cases = session.scalars(select(Case).where(Case.id.in_([alert.case_id, alert.other_case_id])))
+    sides = sorted(
+        (c for c in cases if in_scope(principal, c.office_code) and not c.is_erased),
+        key=lambda c: c.reference,
+    )
+    if not sides:
+        deny_as_missing(principal)
+    return alert, sides
+
+
+def alert_version(session: Session, principal: Principal, alert_id: uuid.UUID) -> int:
+    """The alert's version (its ETag), for If-Match; 404 outside the caller's scope."""
+    return _alert_in_scope(session, principal, alert_id)[0].version
+
+
 def review_alert(
     session: Session, principal: Principal, alert_id: uuid.UUID, data: Mapping[str, Any]
 ) -> dict[str, Any]:
@@ -470,16 +492,7 @@ def review_alert(
     when that side has reviewed it already. Each reviewed case's version is
     bumped: its ``open_duplicate_alerts`` fact changed.
     """
-    alert = session.get(DuplicateAlert, alert_id)
-    if alert is None:
-        raise NotFound("No such resource.")
-    cases = session.scalars(select(Case).where(Case.id.in_([alert.case_id, alert.other_case_id])))
-    sides = sorted(
-        (c for c in cases if in_scope(principal, c.office_code) and not c.is_erased),
-        key=lambda c: c.reference,
-    )
-    if not sides:
-        deny_as_missing(principal)
+    alert, sides = _alert_in_scope(session, principal, alert_id)
     pending = [c for c in sides if not session.scalar(select(_review_exists(alert.id, c.id)))]
     if not pending:
         raise AlertAlreadyReviewed("Your office has reviewed this alert already.")
@@ -500,9 +513,11 @@ def review_alert(
             fields=["review.outcome", *(["review.notes"] if notes is not None else [])],
             session=session,
         )
+    alert.version += 1
     session.flush()
     return {
         "alert_id": alert.id,
+        "version": alert.version,
         "references": [c.reference for c in pending],
         "outcome": data["outcome"],
         "notes": notes,

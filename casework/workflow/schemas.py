@@ -234,16 +234,35 @@ class CaseWorkflowResultOut(Schema):
 # --- transitions --------------------------------------------------------------------------
 
 
+class ChoiceIn(StrictSchema):
+    """The ``choice`` of an ``allowed_transitions`` entry, sent back as it was offered."""
+
+    field = fields.String(required=True)
+    values = fields.List(fields.String(), required=True)
+
+
 class TransitionIn(StrictSchema):
     """A transition request; send ``If-Match``. The source state is the case's current one.
 
-    ``reason`` (closing, reopening), ``outcome`` (status decisions) and
-    ``decision`` (a resettlement state's decision) go with the transitions that
-    need them; ``GET /api/v1/workflow`` says which.
+    An entry of a case's ``allowed_transitions`` is accepted as it is given (``name``,
+    ``from`` and ``choice`` included); an entry that offers a ``choice`` is sent with
+    the chosen value added under the choice's ``field``. ``reason`` (closing,
+    reopening), ``outcome`` (status decisions) and ``decision`` (a resettlement
+    state's decision) go with the transitions that need them; ``GET /api/v1/workflow``
+    says which. A ``from`` that is no longer the case's state answers 409.
     """
 
     process = _enum_in(Process, "The process to move.", required=True)
     to = fields.String(required=True, metadata={"example": "vetting"})
+    name = fields.String(metadata={"description": "The transition's name, as offered."})
+    from_ = fields.String(
+        data_key="from",
+        attribute="from",
+        metadata={"description": "The state it was offered from; 409 when no longer current."},
+    )
+    choice = fields.Nested(
+        ChoiceIn, allow_none=True, metadata={"description": "As offered (or null); not a value."}
+    )
     reason = fields.String(metadata={"description": "Why a case is closed or reopened."})
     outcome = fields.String(metadata={"description": "A status determination outcome."})
     decision = fields.String(metadata={"description": "A resettlement state's decision."})
@@ -257,6 +276,15 @@ class TransitionIn(StrictSchema):
         if not rows:
             raise ValidationError({"to": [NO_WAY_IN]})
         errors: dict[str, list[str]] = {}
+        if "from" in data and data["from"] not in {member.value for member in STATES[process]}:
+            errors["from"] = [NOT_A_STATE]
+        if "name" in data and data["name"] not in {t.name for t in rows}:
+            errors["name"] = ["Not the name of a transition to this state."]
+        offered = data.get("choice")
+        if offered is not None and offered["field"] not in {
+            t.choice.field for t in rows if t.choice
+        }:
+            errors["choice"] = ["Not the choice of a transition to this state."]
         for name in _CHOICE_FIELDS:
             if name not in data:
                 continue
@@ -272,6 +300,7 @@ class TransitionIn(StrictSchema):
 
     @post_load
     def _gather_choices(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        data.pop("choice", None)  # the offer itself; the chosen value is under its field
         data["choices"] = {name: data.pop(name) for name in _CHOICE_FIELDS if name in data}
         return data
 

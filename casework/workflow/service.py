@@ -355,6 +355,37 @@ def _result(
 # --- transitions ---------------------------------------------------------------------------
 
 
+STALE_OFFER = (
+    "The {process} process is in {state}, not in {offered}: read the case again for its "
+    "allowed transitions."
+)
+OTHER_NAME = "From {state}, the transition of {process} to {target} has another name."
+
+
+def _check_offer(
+    process: Process, current: CaseFacts, actor: Actor, request: Mapping[str, Any]
+) -> None:
+    """An ``allowed_transitions`` entry sent back names the state it was offered from:
+    when the case has moved on since, the offer is stale (409, with today's offers)."""
+    state = current.state_of(process)
+    offered = request.get("from")
+    if offered is not None and offered != state:
+        detail = STALE_OFFER.format(process=process.value, state=state, offered=offered)
+        raise engine.InvalidTransition(
+            detail, (), engine.allowed_transitions(process, state, current, actor)
+        )
+
+
+def _refuse_offer(
+    process: Process, current: CaseFacts, actor: Actor, request: Mapping[str, Any]
+) -> None:
+    state = current.state_of(process)
+    detail = OTHER_NAME.format(process=process.value, state=state, target=request["to"])
+    raise engine.InvalidTransition(
+        detail, (), engine.allowed_transitions(process, state, current, actor)
+    )
+
+
 def _choices(request: Mapping[str, Any]) -> dict[str, str]:
     chosen = request.get("choices")
     if chosen is None:
@@ -481,9 +512,12 @@ def transition(
     current = _facts(session, case, row, now)
     process = Process(request["process"])
     choices = _choices(request)
+    _check_offer(process, current, actor, request)
     taken = engine.check_transition(
         process, current.state_of(process), str(request["to"]), current, actor, choices
     )
+    if request.get("name", taken.name) != taken.name:
+        _refuse_offer(process, current, actor, request)
     companion = engine.companion_of(taken, current)
     steps = [taken] if companion is None else [taken, companion]
     changed: list[str] = []

@@ -338,6 +338,7 @@ def test_every_route_is_documented(client: FlaskClient) -> None:
         f"{BASE}/verify",
         f"{BASE}/checkpoints",
         f"{BASE}/checkpoints/latest",
+        f"{BASE}/actors/{{actor}}",
     }
     assert "application/jsonl" in paths[f"{BASE}/export"]["get"]["responses"]["200"]["content"]
     assert paths[f"{BASE}/events"]["get"]["x-permissions"] == ["audit:read"]

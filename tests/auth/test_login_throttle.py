@@ -125,7 +125,9 @@ def test_reset_password_lifts_the_lock(
     admin = login_headers(make_user("admin"))
     new = "fresh-" + TEST_PASSWORD
     reset = client.post(
-        f"/api/v1/users/{farida.id}/reset-password", json={"password": new}, headers=admin
+        f"/api/v1/users/{farida.id}/reset-password",
+        json={"password": new},
+        headers={**admin, "If-Match": f'"v{farida.version}"'},
     )
     assert reset.status_code == 204
     assert _login(client, "farida", new, address="192.0.2.200").status_code == 200

@@ -191,7 +191,11 @@ def test_admin_can_reset_mfa(
 ) -> None:
     _, headers, _ = _enrolled(client)
     admin = login_headers(make_user("admin"))
-    assert client.post(f"/api/v1/users/{supervisor.id}/reset-mfa", headers=admin).status_code == 204
+    url = f"/api/v1/users/{supervisor.id}/reset-mfa"
+    assert client.post(url, headers=admin).status_code == 428
+    etag = client.get(f"/api/v1/users/{supervisor.id}", headers=admin).headers["ETag"]
+    assert client.post(url, headers={**admin, "If-Match": '"v999"'}).status_code == 412
+    assert client.post(url, headers={**admin, "If-Match": etag}).status_code == 204
     assert client.get(ME, headers=headers).status_code == 401  # sessions ended
     assert _login(client).get_json()["mfa_enrolment_required"] is True
     assert (

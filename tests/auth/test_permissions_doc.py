@@ -35,9 +35,11 @@ def test_role_shapes() -> None:
     assert cw < vo < sup
     assert ROLE_PERMISSIONS["auditor"] == {
         Permission.SELF,
+        Permission.CODES_READ,
         Permission.AUDIT_READ,
         Permission.AUDIT_CHECKPOINT,
     }
+    assert all(Permission.CODES_READ in granted for granted in ROLE_PERMISSIONS.values())
     assert "device" not in STAFF_ROLES
     assert Permission.SELF not in ROLE_PERMISSIONS["device"]
     assert {"admin", "auditor"} == OFFICELESS_ROLES

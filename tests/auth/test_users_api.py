@@ -197,11 +197,16 @@ def test_reactivation_is_recorded(
 def test_reset_password(client: FlaskClient, admin: dict[str, str]) -> None:
     user_id = _create(client, admin).get_json()["id"]
     url = f"{USERS}/{user_id}/reset-password"
-    assert client.post(url, json={"password": "short"}, headers=admin).status_code == 422
-    assert (
-        client.post(url, json={"password": "new-" + TEST_PASSWORD}, headers=admin).status_code
-        == 204
-    )
+    body = {"password": "new-" + TEST_PASSWORD}
+    assert client.post(url, json=body, headers=admin).status_code == 428
+    stale = {**admin, "If-Match": '"v0"'}
+    assert client.post(url, json=body, headers=stale).status_code == 412
+    etag = client.get(f"{USERS}/{user_id}", headers=admin).headers["ETag"]
+    short = client.post(url, json={"password": "short"}, headers={**admin, "If-Match": etag})
+    assert short.status_code == 422
+    reset = client.post(url, json=body, headers={**admin, "If-Match": etag})
+    assert reset.status_code == 204
+    assert reset.headers["ETag"] != etag
     old = client.post("/api/v1/auth/login", json={"username": "nadia", "password": TEST_PASSWORD})
     assert old.status_code == 401
     new = client.post(

@@ -292,15 +292,19 @@ def test_bad_intake_is_refused_at_its_field(
     assert found
 
 
-@pytest.mark.parametrize(
-    "field", ["relationship", "sex", "full_name"], ids=["relationship", "sex", "full_name"]
-)
+@pytest.mark.parametrize("field", ["relationship", "sex"], ids=["relationship", "sex"])
 def test_required_member_fields(field: str) -> None:
     body = household()
     del body["members"][2][field]
     assert errors_of(IntakeIn(), body) == {
         "members": {2: {field: ["Missing data for required field."]}}
     }
+
+
+def test_full_name_is_required_unless_unnamed() -> None:
+    body = household()
+    del body["members"][2]["full_name"]
+    assert errors_of(IntakeIn(), body) == {"members": {2: {"full_name": [rules.NAME_REQUIRED]}}}
 
 
 def test_members_are_required() -> None:

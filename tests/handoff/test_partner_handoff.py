@@ -41,10 +41,20 @@ def test_register_list_and_deactivate(client: FlaskClient, admin: Caller) -> Non
     assert client.post(PARTNERS, json=body, headers=admin.headers).status_code == 409
     listed = client.get(PARTNERS, headers=admin.headers).get_json()["items"]
     assert [p["code"] for p in listed] == ["ngo-two"]
-    off = client.post(f"{PARTNERS}/ngo-two/deactivate", headers=admin.headers)
+    deactivate = f"{PARTNERS}/ngo-two/deactivate"
+    assert client.post(deactivate, headers=admin.headers).status_code == 428
+    read = client.get(f"{PARTNERS}/ngo-two", headers=admin.headers)
+    assert read.status_code == 200
+    assert read.headers["ETag"] == '"v1"' == f'"v{read.get_json()["version"]}"'
+    off = client.post(deactivate, headers={**admin.headers, "If-Match": read.headers["ETag"]})
     assert off.status_code == 200
     assert off.get_json()["active"] is False
-    assert client.post(f"{PARTNERS}/nobody/deactivate", headers=admin.headers).status_code == 404
+    assert off.headers["ETag"] == '"v2"'
+    stale = {**admin.headers, "If-Match": read.headers["ETag"]}
+    assert client.post(deactivate, headers=stale).status_code == 412
+    missing = client.post(f"{PARTNERS}/nobody/deactivate", headers=stale)
+    assert missing.status_code == 404
+    assert client.get(f"{PARTNERS}/nobody", headers=admin.headers).status_code == 404
 
 
 @pytest.mark.parametrize(
@@ -83,7 +93,7 @@ def _sent(
     return reference, handoff.get_json()["id"]
 
 
-def test_package_holds_only_consented_fields_and_downloads_once(
+def test_package_holds_only_consented_fields_and_is_kept_until_acknowledged(
     app: Flask,
     api: Api,
     client: FlaskClient,
@@ -107,10 +117,22 @@ def test_package_holds_only_consented_fields_and_downloads_once(
     assert metadata["reference"] == reference
     assert metadata["fields"] == sorted(fields)
 
-    assert client.get(url, headers=supervisor_a2.headers).status_code == 410
-    (entry,) = audit_entries(keyed_session, reference, "handoff.export")
-    assert json.loads(entry.fields) == sorted(fields)
-    assert opened["members"][0]["full_name"] not in entry.fields
+    again = client.get(url, headers=supervisor_a2.headers)  # a GET is safe and repeatable
+    assert again.status_code == 200
+    assert again.data == response.data
+    acknowledge = f"{url}/acknowledge"
+    assert client.post(acknowledge, headers=worker_a).status_code == 403
+    assert client.post(acknowledge, headers=supervisor_a2.headers).status_code == 204
+    gone = client.get(url, headers=supervisor_a2.headers)
+    assert gone.status_code == 410
+    assert gone.get_json()["type"] == "urn:casework:problem:package-acknowledged"
+    assert client.post(acknowledge, headers=supervisor_a2.headers).status_code == 410
+    entries = audit_entries(keyed_session, reference, "handoff.export")
+    assert len(entries) == 2
+    assert all(json.loads(entry.fields) == sorted(fields) for entry in entries)
+    assert all(opened["members"][0]["full_name"] not in entry.fields for entry in entries)
+    (acknowledged,) = audit_entries(keyed_session, reference, "handoff.acknowledge")
+    assert json.loads(acknowledged.fields) == ["package"]
 
 
 def test_partner_hand_off_needs_consent(api: Api, worker_a: dict[str, str], partner: str) -> None:
@@ -197,7 +219,7 @@ def test_no_send_to_a_deactivated_partner(
     api.consent(reference, worker_a, **consent_body(case["members"][0]["id"], [partner]))
     assert api.handoff(reference, worker_a, kind="partner", partner=partner).status_code == 201
     assert api.transition(reference, supervisor_a2.headers, "approved").status_code == 200
-    client.post(f"{PARTNERS}/{partner}/deactivate", headers=admin.headers)
+    client.post(f"{PARTNERS}/{partner}/deactivate", headers={**admin.headers, "If-Match": '"v1"'})
     refused = api.transition(reference, supervisor_a2.headers, "sent")
     assert refused.status_code == 409
     assert refused.get_json()["detail"] == "The partner is deactivated."
@@ -222,7 +244,8 @@ def test_partner_management_is_audited_by_code_without_keys(
     body = {"code": "ngo-audit", "name": "NGO Audit", "public_key": key}
     assert client.post(PARTNERS, json=body, headers=admin.headers).status_code == 201
     assert client.get(PARTNERS, headers=admin.headers).status_code == 200
-    assert client.post(f"{PARTNERS}/ngo-audit/deactivate", headers=admin.headers).status_code == 200
+    guarded = {**admin.headers, "If-Match": '"v1"'}
+    assert client.post(f"{PARTNERS}/ngo-audit/deactivate", headers=guarded).status_code == 200
     rows = audit_entries(db_session, target="partner:ngo-audit")
     assert [(row.action, json.loads(row.fields)) for row in rows] == [
         ("partner.register", ["code", "name", "public_key"]),

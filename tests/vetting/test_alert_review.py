@@ -23,6 +23,13 @@ def review_url(alert_id: Any) -> str:
     return f"{ALERTS}/{alert_id}/review"
 
 
+def post_review(client: FlaskClient, url: str, *, json: Any, headers: dict[str, str]) -> Any:
+    """Review with the alert's current ETag as If-Match, as a client reads it."""
+    seen = client.get(url.removesuffix("/review"), headers=headers)
+    etag = seen.headers.get("ETag", '"v1"')
+    return client.post(url, json=json, headers={**headers, "If-Match": etag})
+
+
 def with_document(number: str, **fields: Any) -> dict[str, Any]:
     return household(member(documents=[{"type": "passport", "number": number}], **fields))
 
@@ -60,7 +67,7 @@ def test_each_office_reviews_from_its_own_side(
     assert open_alerts(db_session, in_b["reference"]) == 1
 
     body = {"outcome": "distinct_persons", "notes": "Different fathers' names."}
-    response = client.post(review_url(alert_id), json=body, headers=officer_a)
+    response = post_review(client, review_url(alert_id), json=body, headers=officer_a)
     assert response.status_code == 201, response.get_json()
     answer = response.get_json()
     assert answer["references"] == [in_a["reference"]]  # never the other office's
@@ -71,12 +78,12 @@ def test_each_office_reviews_from_its_own_side(
     # The reviewed case changed (its open alerts did): its version moved.
     assert client.get(checks_url(in_a["reference"]), headers=officer_a).headers["ETag"] == '"v2"'
 
-    again = client.post(review_url(alert_id), json=body, headers=officer_a)
+    again = post_review(client, review_url(alert_id), json=body, headers=officer_a)
     assert again.status_code == 409
     assert again.get_json()["type"] == "urn:casework:problem:alert-already-reviewed"
 
-    other = client.post(
-        review_url(alert_id), json={"outcome": "suspected_impostor"}, headers=officer_b
+    other = post_review(
+        client, review_url(alert_id), json={"outcome": "suspected_impostor"}, headers=officer_b
     )
     assert other.status_code == 201
     assert other.get_json()["references"] == [in_b["reference"]]
@@ -96,7 +103,7 @@ def test_identity_is_verified_only_once_alerts_are_reviewed(
     # Recording that verification failed or is pending stays possible.
     assert client.put(url, json={"status": "not_verified"},
                       headers={**officer_a, "If-Match": '"v1"'}).status_code == 200  # fmt: skip
-    client.post(review_url(alert_id), json={"outcome": "family_split"}, headers=officer_a)
+    post_review(client, review_url(alert_id), json={"outcome": "family_split"}, headers=officer_a)
     allowed = client.put(
         url, json={"status": "verified"}, headers={**officer_a, "If-Match": '"v3"'}
     )
@@ -112,9 +119,14 @@ def test_out_of_scope_and_missing_alerts_are_not_found(
     _in_a, _in_b, alert_id = alerted
     body = {"outcome": "distinct_persons"}
     elsewhere = principal_headers("vetting_officer", office_c, "officer-c")
-    assert client.post(review_url(alert_id), json=body, headers=elsewhere).status_code == 404
+    assert (
+        post_review(client, review_url(alert_id), json=body, headers=elsewhere).status_code == 404
+    )
     assert audit_entries(db_session, action="authz.denied")
-    assert client.post(review_url(uuid.uuid4()), json=body, headers=elsewhere).status_code == 404
+    assert (
+        post_review(client, review_url(uuid.uuid4()), json=body, headers=elsewhere).status_code
+        == 404
+    )
 
 
 @pytest.mark.parametrize("role", ["caseworker", "auditor", "admin"])
@@ -123,7 +135,8 @@ def test_roles_without_alerts_and_vetting_are_refused(
 ) -> None:
     _in_a, _in_b, alert_id = alerted
     office = office_a if role == "caseworker" else None
-    response = client.post(
+    response = post_review(
+        client,
         review_url(alert_id),
         json={"outcome": "distinct_persons"},
         headers=principal_headers(role, office),
@@ -140,7 +153,9 @@ def test_invalid_reviews_are_refused(
     client: FlaskClient, alerted: Any, officer_a: dict[str, str], body: dict[str, Any]
 ) -> None:
     _in_a, _in_b, alert_id = alerted
-    assert client.post(review_url(alert_id), json=body, headers=officer_a).status_code == 422
+    assert (
+        post_review(client, review_url(alert_id), json=body, headers=officer_a).status_code == 422
+    )
 
 
 def test_reviews_are_sealed_and_audited_by_field_name(
@@ -151,7 +166,9 @@ def test_reviews_are_sealed_and_audited_by_field_name(
 ) -> None:
     in_a, _in_b, alert_id = alerted
     body = {"outcome": "suspected_impostor", "notes": CANARY}
-    assert client.post(review_url(alert_id), json=body, headers=officer_a).status_code == 201
+    assert (
+        post_review(client, review_url(alert_id), json=body, headers=officer_a).status_code == 201
+    )
     rows = db_session.execute(text("SELECT * FROM duplicate_alert_reviews")).all()
     raw = b"".join(
         value if isinstance(value, bytes) else str(value).encode() for row in rows for value in row
@@ -171,7 +188,9 @@ def test_erasing_a_case_takes_its_alerts_reviews_with_them(
     office_a: str,
 ) -> None:
     in_a, in_b, alert_id = alerted
-    client.post(review_url(alert_id), json={"outcome": "distinct_persons"}, headers=officer_a)
+    post_review(
+        client, review_url(alert_id), json={"outcome": "distinct_persons"}, headers=officer_a
+    )
     supervisor_a = principal_headers("supervisor", office_a, "supervisor-a")
     second = principal_headers("supervisor", office_a, "supervisor-a2")
     erased = erase_by_two_people(client, in_a["reference"], supervisor_a, second)

@@ -194,7 +194,7 @@ def test_no_decision_while_a_duplicate_alert_is_open(
     review = client.post(
         f"/api/v1/alerts/{alert['id']}/review",
         json={"outcome": "suspected_impostor"},
-        headers=officer_a,
+        headers={**officer_a, "If-Match": f'"v{alert["version"]}"'},
     )
     assert review.status_code == 201
     case.etag = client.get(checks_url(case.reference), headers=officer_a).headers["ETag"]

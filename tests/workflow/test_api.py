@@ -545,3 +545,44 @@ def test_a_scope_extension_lets_another_office_reach_the_engine(
     assert refused.status_code == 409
     assert refused.get_json()["unmet_guards"] == ["actor_in_owning_office"]
     assert wf.move("cw", ref, "case_stage", "vetting").status_code == 200
+
+
+# --- what the API offers can be posted back as given --------------------------------------
+
+
+def _post_offer(wf: Workflow, by: str, reference: str, body: dict[str, Any]) -> Any:
+    headers = {**who(by), "If-Match": wf.etag(reference)}
+    return wf.client.post(f"{CASES}/{reference}/transitions", json=body, headers=headers)
+
+
+def test_an_allowed_transition_is_accepted_as_given(wf: Workflow) -> None:
+    ref = wf.register()
+    offered = wf.read("cw", ref)["allowed_transitions"]
+    entry = next(t for t in offered if (t["process"], t["to"]) == ("case_stage", "vetting"))
+    assert {"name", "from", "to", "process"} <= set(entry)
+    answer = _post_offer(wf, "cw", ref, entry)
+    assert answer.status_code == 200, answer.get_json().get("errors")
+    assert answer.get_json()["workflow"]["states"]["case_stage"] == "vetting"
+
+
+def test_an_offered_choice_is_posted_with_the_chosen_value_added(wf: Workflow) -> None:
+    ref = wf.register()
+    offered = wf.read("sup", ref)["allowed_transitions"]
+    entry = next(t for t in offered if (t["process"], t["to"]) == ("case_stage", "closed"))
+    assert entry["choice"]["field"] == "reason"
+    body = {**entry, entry["choice"]["field"]: "lost_contact"}
+    answer = _post_offer(wf, "sup", ref, body)
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["workflow"]["closure_reason"] == "lost_contact"
+
+
+def test_a_stale_offer_is_409_and_a_wrong_name_or_choice_is_refused(wf: Workflow) -> None:
+    ref = wf.register()
+    entry = next(t for t in wf.read("cw", ref)["allowed_transitions"] if t["to"] == "vetting")
+    assert _post_offer(wf, "cw", ref, {**entry, "name": "nonsense"}).status_code == 422
+    bad_choice = {**entry, "choice": {"field": "outcome", "values": []}}
+    assert _post_offer(wf, "cw", ref, bad_choice).status_code == 422
+    wf.ok("cw", ref, "case_stage", "vetting")
+    stale = _post_offer(wf, "cw", ref, entry)  # offered from intake; the case is in vetting
+    assert stale.status_code == 409
+    assert stale.get_json()["type"] == INVALID
