@@ -59,7 +59,7 @@ SCHEMA: dict[str, Key] = {
     "token_idle_minutes": Key(int, 30, "A staff token expires after this much inactivity."),
     "token_absolute_hours": Key(int, 12, "A staff token expires this long after login."),
     "mfa_required_roles": Key(
-        list, ["admin", "supervisor", "auditor"], "Roles that must use TOTP."
+        list, ["admin", "supervisor", "auditor", "integrity_officer"], "Roles that must use TOTP."
     ),
     "login_max_failures": Key(int, 5, "Failed logins allowed before back-off starts."),
     "login_failure_window_minutes": Key(int, 15, "Window in which failed logins are counted."),

@@ -138,11 +138,16 @@ class CheckByType(MethodView):
 
 @blp.route("/alerts/<uuid:alert_id>/review")
 class AlertReview(MethodView):
-    @requires(Permission.ALERTS_READ, Permission.VETTING_CONDUCT)
+    @requires(Permission.ALERTS_READ)
     @blp.arguments(AlertReviewIn)
     @blp.response(201, AlertReviewOut)
     @problems(401, 403, 404, 409, 422)
     def post(self, data: dict[str, Any], alert_id: uuid.UUID) -> tuple[dict[str, Any], int]:
-        """Review a duplicate alert from your office's case; the outcome is stored encrypted."""
+        """Review a duplicate alert; the outcome is stored encrypted.
+
+        Office staff also need vetting:conduct and review alerts whose two cases
+        are in their office (403 without it); holders of alerts:cross-office review
+        alerts between offices, for both cases. Any other alert answers 404.
+        """
         review = service.review_alert(db.session(), require_principal(), alert_id, data)
         return review, 201
