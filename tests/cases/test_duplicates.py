@@ -163,7 +163,8 @@ def test_a_cross_office_match_reaches_the_integrity_officer_only(
 
     page = client.get(ALERTS, headers=INTEGRITY).get_json()
     (alert,) = page["items"]
-    assert alert["matched_on"] == "document_number" and alert["score"] == 1.0
+    assert alert["matched_on"] == "document_number"
+    assert alert["score"] == 1.0
     shown = {c["office"]: c["reference"] for c in alert["cases"]}
     assert shown == {office_a: in_a["reference"], office_b: in_b["reference"]}
     assert db_session.scalar(select(func.count()).select_from(DuplicateCheck)) == 0
