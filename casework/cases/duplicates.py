@@ -65,6 +65,9 @@ DOCUMENT_DIFFERS = 0.9
 HOUSEHOLD_WEIGHT = 0.5
 #: How many queued cases a listing of cross-office alerts compares first.
 SCAN_ON_READ = 200
+#: ``session.info`` key: candidate members decrypted by the last in-office check
+#: (read by the evaluation; never leaves the server).
+DECRYPTED_KEY = "casework.duplicates.decrypted"
 
 MATCHED_ON = (indexes.DOCUMENT_NUMBER, indexes.NAME_BIRTH_YEAR, indexes.NAME_VARIANT)
 
@@ -284,7 +287,8 @@ def find_duplicates(session: Session, principal: Principal, case: Case) -> list[
     """
     found: list[dict[str, Any]] = []
     if in_scope(principal, case.office_code):
-        kept, _decrypted = matches(session, case, office=case.office_code)
+        kept, decrypted = matches(session, case, office=case.office_code)
+        session.info[DECRYPTED_KEY] = decrypted
         found = [_view(m) for m in kept]
     queue_check(session, case)
     return found

@@ -396,26 +396,20 @@ _ARTICLE_PREFIXES = ("al", "el")
 
 
 def _without_articles(tokens: list[str], table: RomanisationTable) -> list[str]:
-    """``tokens`` without the article, also where it is glued on ("Alhassan" -> "hasan")."""
+    """``tokens`` without the article, also where it is glued on ("Alhassan" -> "hasan").
+
+    A word of six letters or more starting with al/el loses them, whatever
+    follows: applied alike to both names compared, it can only add candidates.
+    """
     result: list[str] = []
     for token in tokens:
         if token in _ARTICLES:
             continue
-        rest = token[2:] if token.startswith(_ARTICLE_PREFIXES) and len(token) > 5 else ""
-        if rest and (rest in table.canonical or _is_canonical(rest, table)):
-            result.extend(t for t in table.apply([rest]) if t not in _ARTICLES)
+        if token.startswith(_ARTICLE_PREFIXES) and len(token) >= 6:
+            result.extend(t for t in table.apply([token[2:]]) if t not in _ARTICLES)
         else:
             result.append(token)
     return result
-
-
-@functools.lru_cache(maxsize=8)
-def _canonical_tokens(table: RomanisationTable) -> frozenset[str]:
-    return frozenset(t for tokens in table.canonical.values() for t in tokens)
-
-
-def _is_canonical(token: str, table: RomanisationTable) -> bool:
-    return token in _canonical_tokens(table)
 
 
 @dataclass(frozen=True, slots=True)
