@@ -21,7 +21,7 @@ GIVEN_SYLLABLES: dict[str, tuple[str, ...]] = {
     "민": ("min",),
     "준": ("jun", "chun", "joon"),
     "서": ("seo", "so"),
-    "연": ("yeon", "yon", "youn"),
+    "연": ("yeon", "yon"),  # "Youn" is read as 윤 (see casework.cases.names)
     "지": ("ji", "chi", "jee"),
     "훈": ("hun", "hoon"),
     "우": ("u", "woo", "wu"),

@@ -53,10 +53,16 @@ class Outcome:
 
 
 def register_pairs(
-    session: Session, principal: Any, labelled: Iterable[Pair], *, detect: bool = True
+    session: Session,
+    principal: Any,
+    labelled: Iterable[Pair],
+    *,
+    detect: bool = True,
+    commit: bool = True,
 ) -> Outcome:
     """Register each pair's two people through intake; record whether the second
-    registration reported the first, the intake time and the candidates decrypted."""
+    registration reported the first, the intake time and the candidates decrypted.
+    ``commit`` after each pair (a test passes False and flushes instead)."""
     from casework.cases import duplicates, service
 
     outcome = Outcome()
@@ -77,7 +83,10 @@ def register_pairs(
             outcome.decrypted.append(int(session.info.get(duplicates.DECRYPTED_KEY, 0)))
             found = [d["reference"] for d in second.possible_duplicates]
             outcome.found[pair.kind].append(first.case.reference in found)
-            session.commit()
+            if commit:
+                session.commit()
+            else:
+                session.flush()
     finally:
         duplicates.find_duplicates = original  # type: ignore[assignment]
     return outcome

@@ -256,6 +256,11 @@ def name_key(full_name: str, table: RomanisationTable | None = None) -> str:
 # such pairs become candidates, and the score decides on the other evidence (sex,
 # birth year, documents, household). The evaluation (``make eval-duplicates``)
 # measures what that costs in false alerts.
+#
+# Known limits: written joined, a closing k/l/m/p followed by a syllable that opens
+# with a vowel cannot be told from the next syllable's first letter, so "Hyeoka"
+# and "Hyuka" (혁아) differ (hyphenated or spaced they match); "Youn" is read as
+# 윤, never as 연; names in Hangul or Arabic script are not transliterated.
 
 # Longest spelling first; each maps to its class's representative.
 _UNITS: dict[str, str] = {
@@ -357,8 +362,8 @@ def _is_coda(units: list[str], index: int) -> bool:
     """Whether the consonant at ``index`` closes a syllable: n/ng always, others when
     the name ends there or another consonant follows."""
     unit = units[index]
-    if unit in _VOWELS or not unit.isascii() or not unit.isalpha():
-        return False
+    if unit in _VOWELS or unit == "h" or not unit.isascii() or not unit.isalpha():
+        return False  # an h that closes nothing is dropped below
     if unit in ("n", "ng"):
         return True
     after = units[index + 1] if index + 1 < len(units) else None
@@ -371,8 +376,19 @@ def skeleton(text: str) -> str:
     Spellings of one Korean syllable in RR, MR or passport style give one
     skeleton ("Jeong", "Chung", "Jung" -> ``jung``; "Hyun-woo" joined, "Hyeonu"
     -> ``hyunu``); the same rules fold common spellings of other romanised
-    names (``kh`` = ``k``, doubled letters). Idempotent.
+    names (``kh`` = ``k``, doubled letters). Idempotent: reduced again until
+    nothing changes (a reduction can bring two units together, "ayi" -> "ai").
     """
+    for _ in range(8):
+        reduced = _reduce(text)
+        if reduced == text:
+            break
+        text = reduced
+    return text
+
+
+def _reduce(text: str) -> str:
+    """One pass of :func:`skeleton`'s rules."""
     units = _units(text)
     for index, unit in enumerate(units):
         if unit in _BEFORE_CODA and index + 1 < len(units) and _is_coda(units, index + 1):
