@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -259,7 +260,9 @@ def name_key(full_name: str, table: RomanisationTable | None = None) -> str:
 #
 # Known limits: written joined, a closing k/l/m/p followed by a syllable that opens
 # with a vowel cannot be told from the next syllable's first letter, so "Hyeoka"
-# and "Hyuka" (혁아) differ (hyphenated or spaced they match); "Youn" is read as
+# and "Hyuka" (혁아) differ (hyphenated or spaced they match); a syllable spelled
+# with a silent h ("Doh", "Ah") joined before y or a vowel reads the h as the next
+# syllable's ("Dohyoung" is taken for 도형, not 도영); "Youn" is read as
 # 윤, never as 연; names in Hangul or Arabic script are not transliterated.
 
 # Longest spelling first; each maps to its class's representative.
@@ -299,21 +302,8 @@ _UNITS: dict[str, str] = {
     "u": "u",
     # consonants: plain, tense and aspirated written alike
     "tch": "j",
-    "kk": "k",
-    "gg": "k",
-    "kh": "k",
-    "gh": "k",
-    "tt": "t",
-    "dd": "t",
-    "th": "t",
-    "dh": "t",
-    "pp": "p",
-    "bb": "p",
-    "ph": "p",
     "ch": "j",
-    "jj": "j",
     "sh": "s",
-    "ss": "s",
     "rh": "l",
     "ng": "ng",
     "ck": "k",
@@ -335,27 +325,21 @@ _UNITS: dict[str, str] = {
     "w": "w",
     "y": "i",
 }
-_LONGEST_UNIT = max(len(u) for u in _UNITS)
 _VOWELS = frozenset({"a", "e", "i", "o", "u", "yo", "yu", "ya", "ye", "wa", "wo", "we", "wi"})
 # Before a final consonant, these vowel classes merge further (see above).
 _BEFORE_CODA = {"o": "u", "yo": "yu"}
 
 
+# Alternatives longest first: at each position the regex takes the longest unit.
+_UNIT_PATTERN = re.compile(
+    "|".join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=True)) + "|.", re.DOTALL
+)
+
+
 def _units(text: str) -> list[str]:
-    """``text`` cut into spelling units, each replaced by its class (greedy, longest first)."""
-    units: list[str] = []
-    position = 0
-    while position < len(text):
-        for length in range(min(_LONGEST_UNIT, len(text) - position), 0, -1):
-            piece = text[position : position + length]
-            if piece in _UNITS:
-                units.append(_UNITS[piece])
-                position += length
-                break
-        else:
-            units.append(text[position])  # outside the table (digits, other scripts): kept
-            position += 1
-    return units
+    """``text`` cut into spelling units, each replaced by its class (greedy, longest first);
+    characters outside the table (digits, other scripts) are kept as they are."""
+    return [_UNITS.get(piece, piece) for piece in _UNIT_PATTERN.findall(text)]
 
 
 def _is_coda(units: list[str], index: int) -> bool:
@@ -367,16 +351,18 @@ def _is_coda(units: list[str], index: int) -> bool:
     if unit in ("n", "ng"):
         return True
     after = units[index + 1] if index + 1 < len(units) else None
-    return after is None or (after not in _VOWELS and after != "h" and after.isalpha())
+    # before h too: "Seokho" is seok + ho (an h opens a syllable)
+    return after is None or (after not in _VOWELS and after.isalpha())
 
 
+@functools.lru_cache(maxsize=65536)
 def skeleton(text: str) -> str:
     """The romanisation-blind form of one name part (a string of letters, no spaces).
 
     Spellings of one Korean syllable in RR, MR or passport style give one
     skeleton ("Jeong", "Chung", "Jung" -> ``jung``; "Hyun-woo" joined, "Hyeonu"
     -> ``hyunu``); the same rules fold common spellings of other romanised
-    names (``kh`` = ``k``, doubled letters). Idempotent: reduced again until
+    names (doubled letters, c/k/q, silent h). Idempotent: reduced again until
     nothing changes (a reduction can bring two units together, "ayi" -> "ai").
     """
     for _ in range(8):
@@ -395,6 +381,8 @@ def _reduce(text: str) -> str:
             if unit == "yo" and units[index + 1] == "n" and (index == 0 or units[index - 1] != "h"):
                 continue  # 연 yeon/yon stays apart from 윤 yun; 현 hyeon = hyun stays merged
             units[index] = _BEFORE_CODA[unit]
+    # ng is n + g: "Mingyu" (민규) = "Min-kyu", "Eungyeong" (은경) = "Eun-kyung"
+    units = [part for unit in units for part in (("n", "k") if unit == "ng" else (unit,))]
     kept: list[str] = []
     for index, unit in enumerate(units):
         after = units[index + 1] if index + 1 < len(units) else None
