@@ -47,7 +47,7 @@ fuzz: $(STAMP_DEV)
 
 # Duplicate detection: recall per class, false alerts, intake cost at 10k and 100k cases.
 eval-duplicates: $(STAMP_DEV)
-	$(BIN)/python -m benchmarks.eval_duplicates $(EVAL_ARGS)
+	$(BIN)/python -m benchmarks.eval_duplicates $(or $(EVAL_ARGS),--later-per-class 100)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache

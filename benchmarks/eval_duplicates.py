@@ -9,7 +9,7 @@ same intakes without it, and candidate members decrypted per intake. Runs on
 a throw-away SQLite database (or ``--database-url``), with synthetic data only.
 
     python -m benchmarks.eval_duplicates --true-per-class 300 --false-per-class 500 \\
-        --background 10000 --background 100000
+        --background 10000 --background 100000 --later-per-class 100
 """
 
 from __future__ import annotations
@@ -136,10 +136,12 @@ def report(label: str, outcome: Outcome, bare: Outcome | None) -> list[str]:
     return lines
 
 
-def _pairs(args: argparse.Namespace, seed: int) -> list[Pair]:
+def _pairs(args: argparse.Namespace, seed: int, first: bool) -> list[Pair]:
     from benchmarks.duplicate_pairs import pairs
 
-    return list(pairs(args.true_per_class, args.false_per_class, seed=seed))
+    if first or args.later_per_class is None:
+        return list(pairs(args.true_per_class, args.false_per_class, seed=seed))
+    return list(pairs(args.later_per_class, args.later_per_class, seed=seed))
 
 
 def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> None:
@@ -172,7 +174,7 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> None:
             seed_background(session, target - seeded, seed=100 + step)
             seeded = target
             out(f"(seeded {target} background cases in {time.perf_counter() - started:.0f} s)")
-            labelled = _pairs(args, seed=21 + step)
+            labelled = _pairs(args, seed=21 + step, first=step == 0)
             outcome = register_pairs(session, principal, labelled)
             bare = register_pairs(session, principal, labelled[: args.cost_sample], detect=False)
             total_true = sum(len(outcome.found[k]) for k in MUST_MATCH)
@@ -191,6 +193,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--false-per-class", type=int, default=500)
     parser.add_argument("--background", type=int, action="append", default=None)
     parser.add_argument("--cost-sample", type=int, default=600)
+    parser.add_argument(
+        "--later-per-class",
+        type=int,
+        default=None,
+        help="pairs per class at the larger office sizes (default: the same as the first)",
+    )
     parser.add_argument("--database-url", default="")
     args = parser.parse_args(argv)
     args.background = args.background or [10_000, 100_000]

@@ -18,7 +18,7 @@ Who learns of a match (docs/permissions.md):
   whatever exists elsewhere); :func:`scan_pending` compares queued cases with
   the other offices and raises :class:`DuplicateAlert` rows that only holders
   of ``alerts:cross-office`` (``integrity_officer``) list and review. It runs
-  when they list alerts and from ``casework duplicates scan`` (a schedule).
+  when they list alerts and from ``casework cases scan-duplicates`` (a schedule).
 """
 
 from __future__ import annotations
