@@ -237,15 +237,21 @@ def lookup(
     ``exclude_office`` keeps every office but that one (the cross-office scan).
     Erased cases have no entries and are never returned.
     """
+    # One IN list per (index, root): the statement's shape stays the same from one
+    # intake to the next, so SQLAlchemy compiles it once, not per set of probes.
+    wanted: dict[tuple[str, int], set[int]] = {}
+    for probe in set(probes):
+        for root in keyring.blind_index_roots:
+            value = value_of(keyring, probe, root.version)
+            if value is not None:
+                wanted.setdefault((probe.index, root.version), set()).add(value)
     conditions = [
         and_(
-            BlindIndexEntry.name == probe.index,
-            BlindIndexEntry.root_version == root.version,
-            BlindIndexEntry.value == value,
+            BlindIndexEntry.name == name,
+            BlindIndexEntry.root_version == version,
+            BlindIndexEntry.value.in_(sorted(values)),
         )
-        for probe in set(probes)
-        for root in keyring.blind_index_roots
-        if (value := value_of(keyring, probe, root.version)) is not None
+        for (name, version), values in sorted(wanted.items())
     ]
     if not conditions:
         return []
