@@ -77,8 +77,10 @@ def register_pairs(
     try:
         for pair in labelled:
             first = service.intake(session, principal, household_of(pair.first))
+            session.flush()
             started = time.perf_counter()
             second = service.intake(session, principal, household_of(pair.second))
+            session.flush()  # the writes a request commits; detection flushes them early
             outcome.seconds.append(time.perf_counter() - started)
             outcome.decrypted.append(int(session.info.get(duplicates.DECRYPTED_KEY, 0)))
             found = [d["reference"] for d in second.possible_duplicates]
