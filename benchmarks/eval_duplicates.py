@@ -162,7 +162,7 @@ def _pairs(args: argparse.Namespace, seed: int, first: bool) -> list[Pair]:
 
 def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> None:
     from casework import create_app, db, migrate
-    from casework.auth.access import Principal
+    from casework.authz.access import Principal
     from casework.db import make_engine
     from casework.offices.models import Office
     from casework.security.app import ensure_keyring, holder

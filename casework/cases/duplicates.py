@@ -38,9 +38,8 @@ from sqlalchemy.orm import Session, aliased
 from casework import audit
 from casework.audit import AuditAction
 from casework.audit.service import record_many
-from casework.auth.access import Principal, in_scope
-from casework.auth.permissions import Permission
-from casework.auth.timestamps import utcnow
+from casework.authz.access import Principal, in_scope
+from casework.authz.permissions import Permission
 from casework.cases import indexes
 from casework.cases.indexes import keyring_of
 from casework.cases.models import Case, CaseMember, DuplicateAlert, DuplicateCheck
@@ -48,6 +47,7 @@ from casework.cases.names import EmptyName, NameForms, name_forms
 from casework.cases.rules import birth_year_of
 from casework.errors import ValidationFailed
 from casework.pagination import decode_cursor, encode_cursor
+from casework.timestamps import utcnow
 
 #: A pair scoring at least this is reported (``possible_duplicates``) or alerted.
 #: Every spelling variant reaches a name similarity of 1.0; with a birth year off

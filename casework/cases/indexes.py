@@ -39,7 +39,7 @@ members share a name skeleton and birth year (see docs/encryption.md).
 
 Lookups compute the value under every blind-index root in the keyring, so
 entries written before a root rotation keep matching until
-:func:`reindex_all` has recomputed them under the new root.
+:func:`recompute_all` has recomputed them under the new root.
 """
 
 from __future__ import annotations
@@ -276,7 +276,7 @@ def lookup(
     return list(session.scalars(query).unique())
 
 
-def reindex_all(
+def recompute_all(
     session: Session,
     keyring: Keyring,
     *,

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from benchmarks.duplicate_pairs import MUST_MATCH, MUST_NOT_MATCH, pairs
 from benchmarks.eval_duplicates import OFFICE, register_pairs
-from casework.auth.access import Principal
+from casework.authz.access import Principal
 from casework.offices.models import Office
 
 TRUE_PER_CLASS = 25
