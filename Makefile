@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
 
-.PHONY: run test lint typecheck pytest bench fuzz clean
+.PHONY: run test lint typecheck pytest bench fuzz eval-duplicates clean
 
 # pip -qq: errors only (a build's warnings, an index it cannot read), so that the
 # first-admin message `make run` prints stays on the first screen.
@@ -52,6 +52,10 @@ bench: $(STAMP_DEV)
 
 fuzz: $(STAMP_DEV)
 	CASEWORK_FUZZ_EXAMPLES=1000 $(BIN)/python -m pytest tests/test_fuzz.py $(PYTEST_ARGS)
+
+# Duplicate detection: recall per class, false alerts, intake cost at 10k and 100k cases.
+eval-duplicates: $(STAMP_DEV)
+	$(BIN)/python -m benchmarks.eval_duplicates $(or $(EVAL_ARGS),--later-per-class 100)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache

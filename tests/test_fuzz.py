@@ -369,14 +369,16 @@ def _real_handoff(world: World) -> str | None:
 
 
 def _real_alert(world: World) -> str | None:
-    """A duplicate alert: the real case's household registered again in the other office."""
+    """A duplicate alert between offices: the real case's household registered again in the
+    other office, found by an integrity officer's listing (which runs the cross-office scan)."""
     if world.real_value("reference") is None:
         return None
     stranger = _staff(world, "caseworker", OTHER_OFFICE)
     again = world.client.post("/api/v1/cases", json=_household(seed=7), headers=stranger)
     if again.status_code != 201:
         return None
-    alerts = world.client.get("/api/v1/alerts", headers=_staff(world, "supervisor")).get_json()
+    integrity = _staff(world, "integrity_officer", None)
+    alerts = world.client.get("/api/v1/alerts", headers=integrity).get_json()
     items = alerts.get("items") or []
     return str(items[0]["id"]) if items else None
 
@@ -651,7 +653,7 @@ MADE = [
     (Target("PATCH", CASE + "/interviews/{interview_id}", "vetting_officer"), "interview_id"),
     (Target("POST", CASE + "/consents/{consent_id}/withdraw", "caseworker"), "consent_id"),
     (Target("GET", CASE + "/handoffs/{handoff_id}/package", "supervisor"), "handoff_id"),
-    (Target("POST", "/api/v1/alerts/{alert_id}/review", "supervisor"), "alert_id"),
+    (Target("POST", "/api/v1/alerts/{alert_id}/review", "integrity_officer"), "alert_id"),
     (Target("POST", "/api/v1/erasure-requests/{request_id}/approve", "supervisor"), "request_id"),
     (Target("POST", "/api/v1/partners/{code}/deactivate", "admin"), "code"),
 ]

@@ -9,17 +9,24 @@ from flask import Flask, current_app
 
 from casework.auth.passwords import PasswordParams
 from casework.auth.throttle import ThrottlePolicy
-from casework.authz.permissions import ROLE_PERMISSIONS, STAFF_ROLES, Permission, permissions_for
+from casework.authz.permissions import (
+    OFFICELESS_ROLES,
+    ROLE_PERMISSIONS,
+    STAFF_ROLES,
+    Permission,
+    permissions_for,
+)
 from casework.config import ConfigError
 
 #: Roles that use TOTP whatever the configuration says: every staff role that can read
 #: decrypted case data (derived from the permission table, so a new such role is
-#: covered), and the administrator and auditor who hold the keys to everyone else.
+#: covered), and every role bound to no office (administrator, auditor, integrity
+#: officer ...), which reach across all offices.
 #: ``mfa_required_roles`` may add roles to these, never take one away; only an office's
 #: audited ``mfa_exempt`` spares that office's staff.
 DEFAULT_MFA_ROLES = frozenset(
     {role for role in STAFF_ROLES if Permission.CASES_READ in permissions_for(role)}
-    | {"admin", "auditor"}
+    | OFFICELESS_ROLES
 )
 
 

@@ -26,6 +26,7 @@ class Permission(StrEnum):
     CASES_CLOSE = "cases:close"
     CASES_ERASE = "cases:erase"
     ALERTS_READ = "alerts:read"
+    ALERTS_CROSS_OFFICE = "alerts:cross-office"
     VETTING_CONDUCT = "vetting:conduct"
     VETTING_DECIDE = "vetting:decide"
     MEDICAL_READ = "medical:read"
@@ -100,13 +101,16 @@ ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
     "supervisor": _SUPERVISOR,
     # Reads and verifies the access log; sees no case.
     "auditor": frozenset({P.SELF, P.CODES_READ, P.AUDIT_READ, P.AUDIT_CHECKPOINT}),
+    # Reviews possible duplicates across offices (impostor detection): sees each alert's
+    # two references and offices, never a case's contents; belongs to no office.
+    "integrity_officer": frozenset({P.SELF, P.CODES_READ, P.ALERTS_READ, P.ALERTS_CROSS_OFFICE}),
     # An enrolled field-office sync client (signed requests, no password).
     "device": frozenset({P.SYNC_PULL, P.SYNC_PUSH, P.CODES_READ}),
 }
 
 ROLES = tuple(ROLE_PERMISSIONS)
 # Roles whose users belong to no office (they see no case, so need no scope).
-OFFICELESS_ROLES = frozenset({"admin", "auditor"})
+OFFICELESS_ROLES = frozenset({"admin", "auditor", "integrity_officer"})
 # Roles a staff account (username and password) may hold; devices enrol instead.
 STAFF_ROLES = tuple(role for role in ROLES if role != "device")
 
@@ -119,6 +123,10 @@ ROLE_SUMMARIES: dict[str, str] = {
     "vetting_officer": "A caseworker who also conducts interviews and screening.",
     "supervisor": "Everything in their office, plus the second-person (four-eyes) decisions.",
     "auditor": "Reads and verifies the access log; sees no case.",
+    "integrity_officer": (
+        "Reviews possible duplicates that span offices (impostor detection): sees both "
+        "cases' reference and office in the alert, never a case's contents."
+    ),
     "device": "An enrolled field-office sync client (signed requests, no password).",
 }
 
@@ -136,7 +144,8 @@ PERMISSION_SUMMARIES: dict[Permission, str] = {
     P.CASES_HISTORY: "read a case's change history",
     P.CASES_CLOSE: "close and reopen a case",
     P.CASES_ERASE: "erase a case (crypto-shredding, with a second person)",
-    P.ALERTS_READ: "read screening alerts",
+    P.ALERTS_READ: "read duplicate alerts within their scope",
+    P.ALERTS_CROSS_OFFICE: "read and review duplicate alerts between offices (no case contents)",
     P.VETTING_CONDUCT: "record interviews and screening",
     P.VETTING_DECIDE: "decide vetting (four-eyes)",
     P.MEDICAL_READ: "read medical and screening notes",
@@ -190,6 +199,17 @@ def render_markdown() -> str:
         "the audited office field `mfa_exempt`. Enrolling, re-enrolling or removing one's",
         "own MFA needs the password (and the current code while MFA is on); enrolment ends",
         "every other session of the user.",
+        "",
+        "Duplicate detection compares a new registration with every office, because an",
+        "impostor registers where they are not known. What office staff see never depends",
+        "on another office: intake and `POST /cases/{reference}/duplicates` list possible",
+        "duplicates of their own office only, and `GET /alerts` shows them only alerts",
+        "whose two cases are both in their office. Matches between offices are scored",
+        "outside office staff's requests (each intake queues the same small job, match or",
+        "not) and become alerts that only holders of `alerts:cross-office`",
+        "(`integrity_officer`) list and review, with both cases' reference and office.",
+        "Their reviews change no case's version or history, so nothing in an office's",
+        "answers, content or timing, tells a match in another office from its absence.",
         "",
         "## Roles",
         "",

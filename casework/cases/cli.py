@@ -1,4 +1,5 @@
-"""Commands: ``casework cases seed`` and ``casework keys reindex``.
+"""Commands: ``casework cases seed``, ``casework cases scan-duplicates`` and
+``casework keys reindex``.
 
 Both are transaction boundaries of their own and commit in batches, so a run
 over a million cases holds no long transaction and can be repeated after an
@@ -14,7 +15,7 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 from sqlalchemy import func, select
 
-from casework.cases import service
+from casework.cases import duplicates, service
 from casework.cases.models import BlindIndexEntry
 from casework.cases.seeding import seed_cases
 from casework.db import get_db
@@ -49,6 +50,25 @@ def seed_command(count: int, office: str, seed_value: int, batch_size: int) -> N
             raise click.ClickException(exc.detail) from None
     elapsed = time.perf_counter() - started
     click.echo(f"seeded {len(references)} cases for {office} in {elapsed:.1f} s")
+
+
+@cases_group.command("scan-duplicates")
+@click.option("--batch-size", type=click.IntRange(1, 10_000), default=200, show_default=True)
+@with_appcontext
+def scan_duplicates_command(batch_size: int) -> None:
+    """Compare every queued case with the other offices' cases; raise alerts.
+
+    Listing alerts as an integrity officer scans part of the queue too; run this
+    on a schedule (e.g. every few minutes) so alerts wait for nobody.
+    """
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    raised = 0
+    with get_db(app).session_factory() as session:
+        attach_keyring(session, holder(app).get())
+        while duplicates.pending_checks(session):
+            raised += duplicates.scan_pending(session, limit=batch_size)
+            session.commit()
+    click.echo(f"raised {raised} cross-office duplicate alerts")
 
 
 @click.command("reindex")

@@ -1,35 +1,77 @@
-"""Duplicate registrations and possible impostors, looked up across every office.
+"""Duplicate registrations and possible impostors: candidates by blind index, then a score.
 
-A person registered twice (or an impostor using someone's document) may sit
-in another office. The blind indexes of *all* offices are searched and each
-candidate is decrypted to confirm, server-side. The caller learns only about
-cases in their own scope; a confirmed match in another office becomes a
-:class:`~casework.cases.models.DuplicateAlert` that supervisors and vetting
-officers of both offices see, each with their own case's reference only, so
-the caseworker cannot use intake to probe another office's records.
+A person registered twice (or an impostor using someone's identity) is found
+in two steps. Blind indexes propose candidates: each member is indexed under
+several spelling-tolerant keys (:mod:`casework.cases.indexes`), looked up with
+the birth year and its neighbours. The server then decrypts the few
+candidates and scores each pair (:func:`score_people`): name similarity of
+the romanisation-blind skeletons (``rapidfuzz``), agreement on birth year,
+sex and documents, and other household members found in both cases. Only a
+pair scoring at least :data:`THRESHOLD` is reported.
+
+Who learns of a match (docs/permissions.md):
+
+* the registering office, at intake and through ``POST /cases/{ref}/duplicates``:
+  candidates of its own office only, looked up with the office in SQL;
+* matches in other offices never touch an office's request. Each intake and
+  each on-demand check queues the case (:class:`DuplicateCheck`, one row
+  whatever exists elsewhere); :func:`scan_pending` compares queued cases with
+  the other offices and raises :class:`DuplicateAlert` rows that only holders
+  of ``alerts:cross-office`` (``integrity_officer``) list and review. It runs
+  when they list alerts and from ``casework cases scan-duplicates`` (a schedule).
 """
 
 from __future__ import annotations
 
 import datetime
 import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from rapidfuzz import fuzz
+from rapidfuzz.distance import Levenshtein
+from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
 from casework import audit
 from casework.audit import AuditAction
+from casework.audit.service import record_many
 from casework.authz.access import Principal, in_scope
+from casework.authz.permissions import Permission
 from casework.cases import indexes
 from casework.cases.indexes import keyring_of
-from casework.cases.models import Case, DuplicateAlert
+from casework.cases.models import Case, CaseMember, DuplicateAlert, DuplicateCheck
+from casework.cases.names import EmptyName, NameForms, name_forms
+from casework.cases.rules import birth_year_of
 from casework.errors import NotFound, ValidationFailed
 from casework.pagination import decode_cursor, encode_cursor
 from casework.timestamps import utcnow
 
-#: The member fields each index reads, as the access log names them.
+#: A pair scoring at least this is reported (``possible_duplicates``) or alerted.
+#: Every spelling variant reaches a name similarity of 1.0; with a birth year off
+#: by one (x0.92) and a document of the same kind that differs (x0.9) it still
+#: scores 0.83. Different sexes (x0.4) or a name that only a truncated hash
+#: shared (similarity well under 0.8) fall below. ``make eval-duplicates``
+#: measures recall and false alerts at this value.
+THRESHOLD = 0.8
+YEAR_OFF_BY_ONE = 0.92
+YEAR_UNKNOWN = 0.85
+YEAR_FAR = 0.3
+SEX_DIFFERS = 0.4
+DOCUMENT_DIFFERS = 0.9
+#: Share of the way to 1.0 that other household members found in both cases add.
+HOUSEHOLD_WEIGHT = 0.5
+#: How many queued cases a listing of cross-office alerts compares first.
+SCAN_ON_READ = 200
+#: ``session.info`` key: candidate members decrypted by the last in-office check
+#: (read by the evaluation; never leaves the server).
+DECRYPTED_KEY = "casework.duplicates.decrypted"
+
+MATCHED_ON = (indexes.DOCUMENT_NUMBER, indexes.NAME_BIRTH_YEAR, indexes.NAME_VARIANT)
+
+#: The member fields the comparison reads, as the access log names them.
 INDEX_FIELDS: dict[str, list[str]] = {
     indexes.DOCUMENT_NUMBER: ["members.documents"],
     indexes.NAME_BIRTH_YEAR: [
@@ -39,41 +81,220 @@ INDEX_FIELDS: dict[str, list[str]] = {
         "members.other_names",
     ],
 }
-CHECKED_FIELDS = sorted({name for names in INDEX_FIELDS.values() for name in names})
+INDEX_FIELDS[indexes.NAME_VARIANT] = INDEX_FIELDS[indexes.NAME_BIRTH_YEAR]
+CHECKED_FIELDS = sorted(
+    {name for names in INDEX_FIELDS.values() for name in names} | {"members.sex"}
+)
 
 
-def _matches(session: Session, case: Case) -> dict[uuid.UUID, tuple[Case, set[str]]]:
-    """Other cases sharing a document or a name and birth year with ``case``, any office,
-    with the names of the indexes that matched (confirmed by decrypting)."""
-    probes = set().union(*(indexes.stored_probes(m) for m in case.members))
-    matched: dict[uuid.UUID, tuple[Case, set[str]]] = {}
-    candidates = indexes.lookup(session, keyring_of(session), probes, exclude_case=case.id)
-    _held = indexes.prefetch_keys(session, (c.case_id for c in candidates))
-    for candidate in candidates:
-        shared = indexes.stored_probes(candidate) & probes
-        if shared:
-            _case, names = matched.setdefault(candidate.case_id, (candidate.case, set()))
-            names.update(probe.index for probe in shared)
-    return matched
+# --- scoring ---------------------------------------------------------------------------------
 
 
-def find_duplicates(session: Session, principal: Principal, case: Case) -> list[str]:
-    """References of the caller's cases that may be the same people as ``case``.
+@dataclass(frozen=True, slots=True)
+class Person:
+    """What the score reads of one member, decrypted."""
 
-    Matches in offices outside the caller's scope are not returned: they
-    raise alerts instead (:func:`raise_alert`).
+    names: tuple[NameForms, ...]
+    year: int | None
+    sex: str | None
+    documents: frozenset[tuple[str | None, str]]
+
+    @classmethod
+    def of(cls, plain: Mapping[str, Any]) -> Person:
+        """From plain member values (API field names)."""
+        names = []
+        for text in [plain.get("full_name"), *(plain.get("other_names") or ())]:
+            if not text:
+                continue
+            try:
+                names.append(name_forms(text))
+            except EmptyName:
+                continue
+        documents = set()
+        for document in plain.get("documents") or ():
+            key = indexes.document_key(document["number"])
+            if key:
+                documents.add((document.get("type"), key))
+        sex = plain.get("sex")
+        return cls(
+            tuple(names), birth_year_of(plain), str(sex) if sex else None, frozenset(documents)
+        )
+
+
+def name_similarity(a: NameForms, b: NameForms) -> float:
+    """0-1: how alike two names are once romanisation is set aside.
+
+    Equal word skeletons in any order give 1.0; otherwise the best of the
+    word-sorted similarity and, for each family-name position, a weighted
+    similarity of family name (0.35) and joined given name (0.65).
     """
-    in_reach: list[str] = []
-    for other, names in _matches(session, case).values():
-        if in_scope(principal, other.office_code):
-            in_reach.append(other.reference)
-            continue
-        for name in sorted(names):
-            raise_alert(session, case, other, name)
-    return sorted(in_reach)
+    if a.tokens == b.tokens:
+        return 1.0
+    best = fuzz.token_sort_ratio(" ".join(a.tokens), " ".join(b.tokens)) / 100
+    for family_a, given_a in a.splits:
+        for family_b, given_b in b.splits:
+            family = Levenshtein.normalized_similarity(family_a, family_b)
+            given = Levenshtein.normalized_similarity(given_a, given_b)
+            best = max(best, 0.35 * family + 0.65 * given)
+    return best
 
 
-def check_duplicates(session: Session, principal: Principal, case: Case) -> list[str]:
+def _year_factor(a: int | None, b: int | None) -> float:
+    if a is None or b is None:
+        return YEAR_UNKNOWN
+    if a == b:
+        return 1.0
+    return YEAR_OFF_BY_ONE if abs(a - b) == 1 else YEAR_FAR
+
+
+def _documents_differ(a: Person, b: Person) -> bool:
+    """Both hold a document of one kind, and no number is shared."""
+    kinds_a = {kind for kind, _ in a.documents if kind}
+    kinds_b = {kind for kind, _ in b.documents if kind}
+    return bool(kinds_a & kinds_b)
+
+
+def score_people(a: Person, b: Person) -> tuple[float, str]:
+    """The score (0-1) of two members being one person, and what matched.
+
+    A shared document number scores 1.0 (``document_number``). Otherwise the
+    best name similarity is weighted by birth year, sex and documents
+    (factors above); ``name_birth_year`` when the word skeletons and the year
+    are equal, else ``name_variant``.
+    """
+    if {key for _, key in a.documents} & {key for _, key in b.documents}:
+        return 1.0, indexes.DOCUMENT_NUMBER
+    if not a.names or not b.names:
+        return 0.0, indexes.NAME_VARIANT
+    name = max(name_similarity(x, y) for x in a.names for y in b.names)
+    score = name * _year_factor(a.year, b.year)
+    if a.sex and b.sex and a.sex != b.sex:
+        score *= SEX_DIFFERS
+    if _documents_differ(a, b):
+        score *= DOCUMENT_DIFFERS
+    exact = a.year == b.year and {x.tokens for x in a.names} & {y.tokens for y in b.names}
+    return score, indexes.NAME_BIRTH_YEAR if exact else indexes.NAME_VARIANT
+
+
+def _household_share(ours: Sequence[Person], theirs: Sequence[Person], skip: int) -> float:
+    """Share of our other members with a name-and-year match among theirs."""
+    others = [p for index, p in enumerate(ours) if index != skip and p.names]
+    if not others:
+        return 0.0
+    found = sum(1 for p in others if any(score_people(p, q)[0] >= THRESHOLD for q in theirs))
+    return found / len(others)
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A case that may hold one of our people, with its best score."""
+
+    case: Case
+    score: float
+    matched_on: tuple[str, ...]
+
+
+def score_case(ours: Sequence[Person], other: Case, candidates: Iterable[CaseMember]) -> Match:
+    """The best member pair between our people and ``candidates`` (members of ``other``).
+
+    When the best pair falls short of :data:`THRESHOLD` but is close (>= 0.6),
+    the rest of ``other``'s household is decrypted: members found in both cases
+    add :data:`HOUSEHOLD_WEIGHT` of the way to 1.0.
+    """
+    best, best_index, matched = 0.0, 0, set()
+    for member in candidates:
+        theirs = Person.of(indexes.plain_member(member))
+        for index, person in enumerate(ours):
+            score, on = score_people(person, theirs)
+            if score >= THRESHOLD:
+                matched.add(on)
+            if score > best:
+                best, best_index = score, index
+    if 0.6 <= best < THRESHOLD and len(ours) > 1:
+        household = [Person.of(indexes.plain_member(m)) for m in other.members]
+        best += (1 - best) * HOUSEHOLD_WEIGHT * _household_share(ours, household, best_index)
+        if best >= THRESHOLD:
+            matched.add(indexes.NAME_VARIANT)
+    return Match(other, round(min(best, 1.0), 4), tuple(sorted(matched)))
+
+
+# --- finding candidates ----------------------------------------------------------------------
+
+
+def people_of(case: Case) -> tuple[list[Person], set[indexes.Probe]]:
+    """Our members as :class:`Person` and the probes that look them up (years +-1)."""
+    plains = [indexes.plain_member(m) for m in case.members]
+    probes: set[indexes.Probe] = set()
+    for plain in plains:
+        probes |= indexes.member_probes(plain, year_slack=indexes.YEAR_SLACK)
+    return [Person.of(p) for p in plains], probes
+
+
+def matches(
+    session: Session,
+    case: Case,
+    *,
+    office: str | None = None,
+    exclude_office: str | None = None,
+) -> tuple[list[Match], int]:
+    """Cases scoring at least :data:`THRESHOLD` against ``case`` (best first), and how
+    many candidate members were decrypted to find them. ``office``/``exclude_office``
+    as in :func:`casework.cases.indexes.lookup`."""
+    people, probes = people_of(case)
+    candidates = indexes.lookup(
+        session,
+        keyring_of(session),
+        probes,
+        office=office,
+        exclude_office=exclude_office,
+        exclude_case=case.id,
+    )
+    indexes.prefetch_keys(session, (c.case_id for c in candidates))
+    by_case: dict[uuid.UUID, list[CaseMember]] = {}
+    for candidate in candidates:
+        by_case.setdefault(candidate.case_id, []).append(candidate)
+    found = [score_case(people, members[0].case, members) for members in by_case.values()]
+    kept = [m for m in found if m.score >= THRESHOLD]
+    kept.sort(key=lambda m: (-m.score, m.case.reference))
+    return kept, len(candidates)
+
+
+def _view(match: Match) -> dict[str, Any]:
+    return {
+        "reference": match.case.reference,
+        "score": match.score,
+        "matched_on": list(match.matched_on),
+    }
+
+
+def queue_check(session: Session, case: Case) -> None:
+    """Queue ``case`` for the cross-office comparison (idempotent; one row per case)."""
+    session.flush()  # the case must exist before the queue names it
+    session.execute(
+        _dialect(session)
+        .insert(DuplicateCheck)
+        .values(case_id=case.id, queued_at=utcnow())
+        .on_conflict_do_nothing()
+    )
+
+
+def find_duplicates(session: Session, principal: Principal, case: Case) -> list[dict[str, Any]]:
+    """Cases of ``case``'s office (the caller's) that may hold the same people, best first.
+
+    Each item: ``reference``, ``score`` (0-1), ``matched_on``. Other offices are
+    not looked at here: the case is queued for :func:`scan_pending` instead, so
+    neither the answer nor its time depends on what other offices hold.
+    """
+    found: list[dict[str, Any]] = []
+    if in_scope(principal, case.office_code):
+        kept, decrypted = matches(session, case, office=case.office_code)
+        session.info[DECRYPTED_KEY] = decrypted
+        found = [_view(m) for m in kept]
+    queue_check(session, case)
+    return found
+
+
+def check_duplicates(session: Session, principal: Principal, case: Case) -> list[dict[str, Any]]:
     """:func:`find_duplicates` on demand, recorded as ``case.duplicates``."""
     found = find_duplicates(session, principal, case)
     audit.record(
@@ -82,24 +303,60 @@ def check_duplicates(session: Session, principal: Principal, case: Case) -> list
     return found
 
 
-def raise_alert(session: Session, case: Case, other: Case, matched_on: str) -> bool:
+def scan_pending(session: Session, *, limit: int | None = None) -> int:
+    """Compare queued cases with every other office's cases; return the alerts raised.
+
+    Oldest first, at most ``limit`` cases; each compared case leaves the queue.
+    Never commits (a command commits after each call).
+    """
+    query = select(DuplicateCheck.case_id).order_by(
+        DuplicateCheck.queued_at, DuplicateCheck.case_id
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    raised = 0
+    for case_id in list(session.scalars(query)):
+        case = session.get(Case, case_id)
+        if case is not None and not case.is_erased:
+            indexes.prefetch_keys(session, [case.id])
+            kept, _decrypted = matches(session, case, exclude_office=case.office_code)
+            for match in kept:
+                on = match.matched_on[0] if match.matched_on else indexes.NAME_VARIANT
+                raised += raise_alert(session, case, match.case, on, match.score)
+        session.execute(delete(DuplicateCheck).where(DuplicateCheck.case_id == case_id))
+    return raised
+
+
+def pending_checks(session: Session) -> int:
+    """How many cases wait for the cross-office comparison."""
+    return int(session.scalar(select(func.count()).select_from(DuplicateCheck)) or 0)
+
+
+def _dialect(session: Session) -> Any:
+    return postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+
+
+def raise_alert(
+    session: Session, case: Case, other: Case, matched_on: str, score: float | None = None
+) -> bool:
     """Record that ``case`` and ``other`` may be one person; False if already recorded.
 
-    Both cases' references get an ``alert.raise`` entry, so each office's
-    auditors find it under their own case.
+    Both cases' references get an ``alert.raise`` entry (an action no case
+    history shows), so auditors find it under either case.
     """
     first, second = sorted((case, other), key=lambda c: c.id)
     session.flush()  # a case just registered must exist before an alert names it
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    # Two offices may detect the same pair at once: the later insert waits for the
+    # Two scans may detect the same pair at once: the later insert waits for the
     # earlier one and then does nothing, instead of failing on the unique key.
     inserted = session.scalar(
-        dialect.insert(DuplicateAlert)
+        _dialect(session)
+        .insert(DuplicateAlert)
         .values(
             id=uuid.uuid4(),
             case_id=first.id,
             other_case_id=second.id,
             matched_on=matched_on,
+            score=score,
             created_at=utcnow(),
         )
         .on_conflict_do_nothing()
@@ -117,6 +374,9 @@ def raise_alert(session: Session, case: Case, other: Case, matched_on: str) -> b
     return True
 
 
+# --- listing ---------------------------------------------------------------------------------
+
+
 def _after(cursor: str) -> tuple[datetime.datetime, uuid.UUID]:
     position = decode_cursor(cursor)
     try:
@@ -132,20 +392,28 @@ def _after(cursor: str) -> tuple[datetime.datetime, uuid.UUID]:
 def list_alerts(
     session: Session, principal: Principal, *, limit: int, cursor: str | None
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """Alerts that involve a case of the caller's office, newest first.
+    """Alerts the caller may see, newest first, each recorded as ``alert.read``.
 
-    Each alert shows both offices but only the references the caller may
-    see; each listed alert is recorded as ``alert.read`` under those.
+    Holders of ``alerts:cross-office`` see alerts between offices (after the
+    queue has been scanned, up to :data:`SCAN_ON_READ` cases); office staff see
+    alerts whose two cases are both in their office.
     """
-    if principal.office is None:
-        return [], None
     first, second = aliased(Case), aliased(Case)
     query = (
         select(DuplicateAlert, first, second)
         .join(first, first.id == DuplicateAlert.case_id)
         .join(second, second.id == DuplicateAlert.other_case_id)
-        .where(or_(first.office_code == principal.office, second.office_code == principal.office))
     )
+    if principal.has(Permission.ALERTS_CROSS_OFFICE):
+        if not cursor:
+            scan_pending(session, limit=SCAN_ON_READ)
+        query = query.where(first.office_code != second.office_code)
+    elif principal.office is not None:
+        query = query.where(
+            first.office_code == principal.office, second.office_code == principal.office
+        )
+    else:
+        return [], None
     if cursor:
         at, alert_id = _after(cursor)
         query = query.where(
@@ -156,7 +424,7 @@ def list_alerts(
         )
     query = query.order_by(DuplicateAlert.created_at.desc(), DuplicateAlert.id.desc())
     rows = session.execute(query.limit(limit + 1)).all()
-    items = [_alert_view(session, principal, alert, a, b) for alert, a, b in rows[:limit]]
+    items = [_alert_view(session, alert, a, b) for alert, a, b in rows[:limit]]
     next_cursor = None
     if len(rows) > limit:
         last: DuplicateAlert = rows[limit - 1][0]
@@ -164,38 +432,37 @@ def list_alerts(
     return items, next_cursor
 
 
-def _alert_view(
-    session: Session, principal: Principal, alert: DuplicateAlert, *cases: Case
-) -> dict[str, Any]:
-    shown = []
-    for case in cases:
-        visible = in_scope(principal, case.office_code)
-        shown.append({"office": case.office_code, "reference": case.reference if visible else None})
-        if visible:
-            audit.record(
-                AuditAction.ALERT_READ,
-                target=case.reference,
-                fields=["matched_on"],
-                session=session,
-            )
+def _alert_view(session: Session, alert: DuplicateAlert, *cases: Case) -> dict[str, Any]:
+    record_many(
+        AuditAction.ALERT_READ,
+        [case.reference for case in cases],
+        fields=["matched_on", "score"],
+        session=session,
+    )
     return {
         "id": alert.id,
         "matched_on": alert.matched_on,
         "version": alert.version,
+        "score": alert.score,
         "created_at": alert.created_at,
-        "cases": shown,
+        "cases": [{"office": c.office_code, "reference": c.reference} for c in cases],
     }
 
 
 def read_alert(session: Session, principal: Principal, alert_id: uuid.UUID) -> dict[str, Any]:
-    """One alert as :func:`list_alerts` shows it (audited the same way); NotFound when
-    neither of its cases is in the caller's office."""
+    """One alert as :func:`list_alerts` shows it (audited the same way): to holders of
+    ``alerts:cross-office`` an alert between offices, to office staff one whose two cases
+    are both in their office; NotFound otherwise, like a missing one."""
     alert = session.get(DuplicateAlert, alert_id)
     if alert is None:
         raise NotFound("No such resource.")
     cases = [session.get(Case, alert.case_id), session.get(Case, alert.other_case_id)]
-    if principal.office is None or not any(
-        c is not None and c.office_code == principal.office for c in cases
-    ):
+    found = [c for c in cases if c is not None]
+    offices = {c.office_code for c in found}
+    if principal.has(Permission.ALERTS_CROSS_OFFICE):
+        visible = len(offices) > 1
+    else:
+        visible = principal.office is not None and offices == {principal.office}
+    if not visible:
         raise NotFound("No such resource.")
-    return _alert_view(session, principal, alert, *[c for c in cases if c is not None])
+    return _alert_view(session, alert, *found)

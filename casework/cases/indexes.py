@@ -16,14 +16,26 @@ such as sex, country or needs codes are never indexed):
     shared enough for deniability: at 1.5 x 10^6 rows about 67,000 pairs of
     *different* numbers collide, far more than real duplicates.
 
-``name_birth_year`` (20 bits)
-    ``names.name_key`` of the full name and of each other name, compounded
-    with the birth year (from ``birth_year`` or ``date_of_birth``); members
-    without a year are not indexed by name. Common names with a common year
-    are shared by different people anyway, so equality leaks less than for
-    documents and the index can stay coarser: ~3 false candidates at 3 x 10^6
-    name rows, ~0.03 at 10^4 cases. Name search is the rarer path (duplicate checks
-    and searches by name), and those candidates are a few decryptions.
+``name_birth_year`` (24 bits)
+    The order-free skeleton of each name (full name and each other name:
+    :func:`casework.cases.names.name_forms`, its sorted word skeletons)
+    compounded with the birth year (from ``birth_year`` or ``date_of_birth``);
+    members without a year are not indexed by name.
+
+``name_variant`` (24 bits)
+    The (family name, given name joined) skeleton pairs of each name, for the
+    family name written first and written last, with the birth year. This is
+    the key that finds "Minjun KIM" from "Kim Min-jun": separators inside the
+    given name and the order of the two parts no longer matter.
+
+Stored entries carry the member's own year; a duplicate lookup probes the
+year and its two neighbours (ages of refugees are often estimated), so a
+person is found with a year off by one without storing three entries. A name
+lookup at 10^5 cases (~3 x 10^5 members, ~10^6 name entries) probes about
+nine values per name; at 24 bits that returns ~0.5 false candidates per
+intake, against ~9 at 20 bits, and every false candidate costs an unwrap and
+a decryption. What 24 bits reveals to a thief of the database is which
+members share a name skeleton and birth year (see docs/encryption.md).
 
 Lookups compute the value under every blind-index root in the keyring, so
 entries written before a root rotation keep matching until
@@ -42,7 +54,7 @@ from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.orm import Session, contains_eager
 
 from casework.cases.models import BlindIndexEntry, Case, CaseMember
-from casework.cases.names import EmptyName, name_key
+from casework.cases.names import EmptyName, name_forms
 from casework.cases.rules import birth_year_of
 from casework.security.blind_index import BlindIndexer, normalise
 from casework.security.case_keys import data_key_cache
@@ -53,7 +65,10 @@ from casework.security.models import CaseKey
 
 DOCUMENT_NUMBER = "document_number"
 NAME_BIRTH_YEAR = "name_birth_year"
-BITS: dict[str, int] = {DOCUMENT_NUMBER: 24, NAME_BIRTH_YEAR: 20}
+NAME_VARIANT = "name_variant"
+BITS: dict[str, int] = {DOCUMENT_NUMBER: 24, NAME_BIRTH_YEAR: 24, NAME_VARIANT: 24}
+#: Birth years a duplicate lookup tries around the stored one.
+YEAR_SLACK = 1
 
 # Indexers cache their per-field keys; keep one per keyring, root version and index.
 _indexers: weakref.WeakKeyDictionary[Keyring, dict[tuple[int, str], BlindIndexer]] = (
@@ -105,13 +120,32 @@ def document_key(number: str) -> str | None:
 def name_year_key(full_name: str, year: int) -> tuple[str, str] | None:
     """The order-free name key with the birth year; None for a name without letters."""
     try:
-        return (name_key(full_name), str(year))
+        return (" ".join(name_forms(full_name).tokens), str(year))
     except EmptyName:
         return None
 
 
-def member_probes(member: dict[str, Any]) -> set[Probe]:
-    """The index keys of one member, given as plain values (API field names)."""
+def name_probes(full_name: str, years: Iterable[int]) -> set[Probe]:
+    """The name keys of ``full_name`` (both indexes) for each year in ``years``."""
+    try:
+        forms = name_forms(full_name)
+    except EmptyName:
+        return set()
+    probes: set[Probe] = set()
+    for year in years:
+        probes.add(Probe(NAME_BIRTH_YEAR, (" ".join(forms.tokens), str(year))))
+        for family, given in forms.splits:
+            if given:
+                probes.add(Probe(NAME_VARIANT, (family, given, str(year))))
+    return probes
+
+
+def member_probes(member: dict[str, Any], *, year_slack: int = 0) -> set[Probe]:
+    """The index keys of one member, given as plain values (API field names).
+
+    ``year_slack`` adds the name keys of the neighbouring birth years (for lookups;
+    entries are stored with slack 0).
+    """
     probes: set[Probe] = set()
     for document in member.get("documents") or ():
         key = document_key(document["number"])
@@ -119,24 +153,28 @@ def member_probes(member: dict[str, Any]) -> set[Probe]:
             probes.add(Probe(DOCUMENT_NUMBER, (key,)))
     year = birth_year_of(member)
     if year is not None:
+        years = range(year - year_slack, year + year_slack + 1)
         for name in [member.get("full_name"), *(member.get("other_names") or ())]:
-            parts = name_year_key(name, year) if name else None
-            if parts:
-                probes.add(Probe(NAME_BIRTH_YEAR, parts))
+            if name:
+                probes |= name_probes(name, years)
     return probes
 
 
-def stored_probes(member: CaseMember) -> set[Probe]:
+def plain_member(member: CaseMember) -> dict[str, Any]:
+    """The attributes of a stored member that duplicate detection reads (decrypts them)."""
+    return {
+        "documents": member.documents,
+        "full_name": member.full_name,
+        "other_names": member.other_names,
+        "birth_year": member.birth_year,
+        "date_of_birth": member.date_of_birth,
+        "sex": member.sex,
+    }
+
+
+def stored_probes(member: CaseMember, *, year_slack: int = 0) -> set[Probe]:
     """The index keys of a stored member (decrypts documents, names and years)."""
-    return member_probes(
-        {
-            "documents": member.documents,
-            "full_name": member.full_name,
-            "other_names": member.other_names,
-            "birth_year": member.birth_year,
-            "date_of_birth": member.date_of_birth,
-        }
-    )
+    return member_probes(plain_member(member), year_slack=year_slack)
 
 
 def indexer(keyring: Keyring, index: str, version: int | None = None) -> BlindIndexer:
@@ -189,23 +227,31 @@ def lookup(
     probes: Iterable[Probe],
     *,
     office: str | None = None,
+    exclude_office: str | None = None,
     exclude_case: uuid.UUID | None = None,
 ) -> list[CaseMember]:
     """Members whose entries match any probe: candidates, to be confirmed by decrypting.
 
     ``office`` restricts the lookup to one office's cases in SQL, before any
-    row is loaded, so a scoped search never touches another office's data.
+    row is loaded, so a scoped search never touches another office's data;
+    ``exclude_office`` keeps every office but that one (the cross-office scan).
     Erased cases have no entries and are never returned.
     """
+    # One IN list per (index, root): the statement's shape stays the same from one
+    # intake to the next, so SQLAlchemy compiles it once, not per set of probes.
+    wanted: dict[tuple[str, int], set[int]] = {}
+    for probe in set(probes):
+        for root in keyring.blind_index_roots:
+            value = value_of(keyring, probe, root.version)
+            if value is not None:
+                wanted.setdefault((probe.index, root.version), set()).add(value)
     conditions = [
         and_(
-            BlindIndexEntry.name == probe.index,
-            BlindIndexEntry.root_version == root.version,
-            BlindIndexEntry.value == value,
+            BlindIndexEntry.name == name,
+            BlindIndexEntry.root_version == version,
+            BlindIndexEntry.value.in_(sorted(values)),
         )
-        for probe in set(probes)
-        for root in keyring.blind_index_roots
-        if (value := value_of(keyring, probe, root.version)) is not None
+        for (name, version), values in sorted(wanted.items())
     ]
     if not conditions:
         return []
@@ -223,6 +269,8 @@ def lookup(
     )
     if office is not None:
         query = query.where(Case.office_code == office)
+    if exclude_office is not None:
+        query = query.where(Case.office_code != exclude_office)
     if exclude_case is not None:
         query = query.where(Case.id != exclude_case)
     return list(session.scalars(query).unique())

@@ -15,7 +15,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.orm import relationship as orm_relationship
 
@@ -149,8 +149,10 @@ class BlindIndexEntry(Base):
 class DuplicateAlert(Base):
     """Two cases of different offices that may register the same person.
 
-    The pair is stored in id order so it is recorded once; each office sees
-    the alert with its own case's reference only.
+    The pair is stored in id order so it is recorded once. Holders of
+    ``alerts:cross-office`` see alerts whose cases sit in different offices;
+    office staff see only alerts whose two cases are both in their office
+    (after a hand-off brought them together).
     """
 
     __tablename__ = "duplicate_alerts"
@@ -160,7 +162,11 @@ class DuplicateAlert(Base):
     case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id"))
     other_case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id"), index=True)
     matched_on: Mapped[str] = mapped_column(
-        String(32), comment="Name of the blind index that matched (never a value)."
+        String(32),
+        comment="What matched: document_number, name_birth_year or name_variant (never a value).",
+    )
+    score: Mapped[float | None] = mapped_column(
+        Float, comment="Match score 0-1 when raised (casework.cases.duplicates.THRESHOLD)."
     )
     version: Mapped[int] = mapped_column(
         Integer, default=1, server_default="1", comment="ETag; bumped by every review."
@@ -202,3 +208,17 @@ class ErasureRequest(ClientIdMixin, Base):
 
     def __repr__(self) -> str:
         return f"ErasureRequest(id={self.id!s}, status={self.status!r})"
+
+
+class DuplicateCheck(Base):
+    """A case waiting to be compared with the other offices' cases.
+
+    Every intake and every on-demand check queues one row, match or not, so an
+    office's request costs the same whatever another office holds; the
+    comparison runs outside it (:func:`casework.cases.duplicates.scan_pending`).
+    """
+
+    __tablename__ = "duplicate_checks"
+
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id"), primary_key=True)
+    queued_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)

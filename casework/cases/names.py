@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -233,3 +234,223 @@ def name_key(full_name: str, table: RomanisationTable | None = None) -> str:
     never store it. Raises :class:`EmptyName`.
     """
     return " ".join(sorted(name_tokens(full_name, table)))
+
+
+# --- spelling-tolerant forms: skeletons, splits and the variant keys -------------------------
+#
+# A blind index matches exactly, so spellings of one Korean syllable in Revised
+# Romanization (RR), McCune-Reischauer without its marks (MR) and passport habits
+# must reduce to one string before hashing. Rules are applied to the whole given
+# name with its separators removed, so "Min-jun", "Min Jun" and "Minjun" reduce
+# alike, and each rule maps a class of spellings to one member of that class, so
+# the result is a fixed point (reducing it again changes nothing).
+#
+# Spellings that several syllables share: MR writes both 어 (RR eo) and 오 (o) as
+# "o", and 으 (eu) and 우 (u) as "u"; passports write 어 as "u" in "Jung", "Sung",
+# "Hyun", "Chul". A key must put every spelling of a syllable in one class, so the
+# classes are unions: eo = o; eu = u = oo; and before a final consonant (n, ng,
+# or a consonant that ends the name or precedes another consonant) eo = o = u = eu,
+# and yeo = yo = yu (before n only after h: "Hyun" for 현 is common, "Yun" for 연 is
+# not, and 서연 Seo-yeon / 서윤 Seo-yun are both frequent names). The price is that
+# different syllables sharing a spelling also share a key (정 jeong / 중 jung /
+# 종 jong; 성 seong / 승 seung; 철 cheol / 출 chul):
+# such pairs become candidates, and the score decides on the other evidence (sex,
+# birth year, documents, household). The evaluation (``make eval-duplicates``)
+# measures what that costs in false alerts.
+#
+# Known limits: written joined, a closing k/l/m/p followed by a syllable that opens
+# with a vowel cannot be told from the next syllable's first letter, so "Hyeoka"
+# and "Hyuka" (혁아) differ (hyphenated or spaced they match); a syllable spelled
+# with a silent h ("Doh", "Ah") joined before y or a vowel reads the h as the next
+# syllable's ("Dohyoung" is taken for 도형, not 도영); "Youn" is read as
+# 윤, never as 연; names in Hangul or Arabic script are not transliterated.
+
+# Longest spelling first; each maps to its class's representative.
+_UNITS: dict[str, str] = {
+    # vowels and glides
+    "yeo": "yo",
+    "you": "yu",
+    "yoo": "yu",
+    "yae": "ye",
+    "weo": "wo",
+    "woo": "u",
+    "wae": "we",
+    "eui": "i",
+    "yo": "yo",
+    "yu": "yu",
+    "ya": "ya",
+    "ye": "ye",
+    "yi": "i",
+    "wa": "wa",
+    "wo": "wo",
+    "we": "we",
+    "wi": "wi",
+    "wu": "u",
+    "oe": "we",
+    "eo": "o",
+    "eu": "u",
+    "oo": "u",
+    "ou": "u",
+    "ee": "i",
+    "ui": "i",
+    "ae": "e",
+    "ai": "e",
+    "a": "a",
+    "e": "e",
+    "i": "i",
+    "o": "o",
+    "u": "u",
+    # consonants: plain, tense and aspirated written alike
+    "tch": "j",
+    "ch": "j",
+    "sh": "s",
+    "rh": "l",
+    "ng": "ng",
+    "ck": "k",
+    "k": "k",
+    "g": "k",
+    "c": "k",
+    "q": "k",
+    "t": "t",
+    "d": "t",
+    "p": "p",
+    "b": "p",
+    "j": "j",
+    "s": "s",
+    "r": "l",
+    "l": "l",
+    "n": "n",
+    "m": "m",
+    "h": "h",
+    "w": "w",
+    "y": "i",
+}
+_VOWELS = frozenset({"a", "e", "i", "o", "u", "yo", "yu", "ya", "ye", "wa", "wo", "we", "wi"})
+# Before a final consonant, these vowel classes merge further (see above).
+_BEFORE_CODA = {"o": "u", "yo": "yu"}
+
+
+# Alternatives longest first: at each position the regex takes the longest unit.
+_UNIT_PATTERN = re.compile(
+    "|".join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=True)) + "|.", re.DOTALL
+)
+
+
+def _units(text: str) -> list[str]:
+    """``text`` cut into spelling units, each replaced by its class (greedy, longest first);
+    characters outside the table (digits, other scripts) are kept as they are."""
+    return [_UNITS.get(piece, piece) for piece in _UNIT_PATTERN.findall(text)]
+
+
+def _is_coda(units: list[str], index: int) -> bool:
+    """Whether the consonant at ``index`` closes a syllable: n/ng always, others when
+    the name ends there or another consonant follows."""
+    unit = units[index]
+    if unit in _VOWELS or unit == "h" or not unit.isascii() or not unit.isalpha():
+        return False  # an h that closes nothing is dropped below
+    if unit in ("n", "ng"):
+        return True
+    after = units[index + 1] if index + 1 < len(units) else None
+    # before h too: "Seokho" is seok + ho (an h opens a syllable)
+    return after is None or (after not in _VOWELS and after.isalpha())
+
+
+@functools.lru_cache(maxsize=65536)
+def skeleton(text: str) -> str:
+    """The romanisation-blind form of one name part (a string of letters, no spaces).
+
+    Spellings of one Korean syllable in RR, MR or passport style give one
+    skeleton ("Jeong", "Chung", "Jung" -> ``jung``; "Hyun-woo" joined, "Hyeonu"
+    -> ``hyunu``); the same rules fold common spellings of other romanised
+    names (doubled letters, c/k/q, silent h). Idempotent: reduced again until
+    nothing changes (a reduction can bring two units together, "ayi" -> "ai").
+    """
+    for _ in range(8):
+        reduced = _reduce(text)
+        if reduced == text:
+            break
+        text = reduced
+    return text
+
+
+def _reduce(text: str) -> str:
+    """One pass of :func:`skeleton`'s rules."""
+    units = _units(text)
+    for index, unit in enumerate(units):
+        if unit in _BEFORE_CODA and index + 1 < len(units) and _is_coda(units, index + 1):
+            if unit == "yo" and units[index + 1] == "n" and (index == 0 or units[index - 1] != "h"):
+                continue  # 연 yeon/yon stays apart from 윤 yun; 현 hyeon = hyun stays merged
+            units[index] = _BEFORE_CODA[unit]
+    # ng is n + g: "Mingyu" (민규) = "Min-kyu", "Eungyeong" (은경) = "Eun-kyung"
+    units = [part for unit in units for part in (("n", "k") if unit == "ng" else (unit,))]
+    kept: list[str] = []
+    for index, unit in enumerate(units):
+        after = units[index + 1] if index + 1 < len(units) else None
+        if unit == "h" and (after is None or after not in _VOWELS):
+            continue  # "Oh", "Ahn", "Suh": an h that opens no syllable is not heard
+        if kept and kept[-1] == unit:
+            continue  # doubled letters: "Minna" = "Mina"
+        kept.append(unit)
+    return "".join(kept)
+
+
+# The Arabic article is written joined, hyphenated, assimilated or not at all.
+_ARTICLES = frozenset({"al"})
+_ARTICLE_PREFIXES = ("al", "el")
+
+
+def _without_articles(tokens: list[str], table: RomanisationTable) -> list[str]:
+    """``tokens`` without the article, also where it is glued on ("Alhassan" -> "hasan").
+
+    A word of six letters or more starting with al/el loses them, whatever
+    follows: applied alike to both names compared, it can only add candidates.
+    """
+    result: list[str] = []
+    for token in tokens:
+        if token in _ARTICLES:
+            continue
+        if token.startswith(_ARTICLE_PREFIXES) and len(token) >= 6:
+            result.extend(t for t in table.apply([token[2:]]) if t not in _ARTICLES)
+        else:
+            result.append(token)
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class NameForms:
+    """The spelling-tolerant forms of one name, the inputs of its variant keys.
+
+    ``tokens``: skeletons of its words, sorted (order-free);
+    ``splits``: (family name, given name joined) skeleton pairs for the family
+    name written first and written last (one pair for a one-word name).
+    """
+
+    tokens: tuple[str, ...]
+    splits: tuple[tuple[str, str], ...]
+
+    @property
+    def joined(self) -> str:
+        """All words' skeletons in the first split's order (for similarity scores)."""
+        family, given = self.splits[0]
+        return family + given
+
+
+def name_forms(full_name: str, table: RomanisationTable | None = None) -> NameForms:
+    """The :class:`NameForms` of ``full_name``; raises :class:`EmptyName`.
+
+    Words go through the romanisation table first (family names such as
+    Rhee/Yi -> lee, Arabic names such as Abdulrahman -> abd al rahman), the
+    article is dropped, then each part is reduced by :func:`skeleton`.
+    """
+    active = table or romanisation()
+    words = _without_articles(name_tokens(full_name, active), active)
+    words = [w for w in words if skeleton(w)]
+    if not words:
+        raise EmptyName
+    tokens = tuple(sorted(skeleton(w) for w in words))
+    if len(words) == 1:
+        return NameForms(tokens, ((skeleton(words[0]), ""),))
+    first = (skeleton(words[0]), skeleton("".join(words[1:])))
+    last = (skeleton(words[-1]), skeleton("".join(words[:-1])))
+    splits = (first,) if first == last else (first, last)
+    return NameForms(tokens, splits)

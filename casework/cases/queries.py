@@ -235,16 +235,18 @@ def summaries(
 # --- search --------------------------------------------------------------------------------
 
 
-def _search_probe(query: Mapping[str, Any]) -> tuple[Probe, list[str]]:
+def _search_probes(query: Mapping[str, Any]) -> tuple[set[Probe], list[str]]:
+    """The probes of a search: one document key, or the name keys duplicate detection
+    uses (order, separators and romanisation set aside) at the given year."""
     if "document_number" in query:
         key = indexes.document_key(query["document_number"])
         if key is None:
             raise ValidationFailed(errors={"json": {"document_number": [UNINDEXABLE]}})
-        return Probe(indexes.DOCUMENT_NUMBER, (key,)), ["members.documents"]
-    parts = indexes.name_year_key(query["full_name"], query["birth_year"])
-    if parts is None:
+        return {Probe(indexes.DOCUMENT_NUMBER, (key,))}, ["members.documents"]
+    probes = indexes.name_probes(query["full_name"], [query["birth_year"]])
+    if not probes:
         raise ValidationFailed(errors={"json": {"full_name": [UNINDEXABLE]}})
-    return Probe(indexes.NAME_BIRTH_YEAR, parts), ["members.birth_year", "members.full_name"]
+    return probes, ["members.birth_year", "members.full_name"]
 
 
 def _has_document(member: CaseMember, key: str, kind: str | None) -> bool:
@@ -263,16 +265,17 @@ def search(
     The blind index proposes candidates of the caller's office only; each is
     decrypted to confirm, so truncation collisions never reach the caller.
     """
-    probe, read = _search_probe(query)
+    probes, read = _search_probes(query)
     keyring = keyring_of(session)
     found: dict[uuid.UUID, Case] = {}
     if principal.office is not None:
         kind = plain(query.get("document_type"))
-        for member in indexes.lookup(session, keyring, [probe], office=principal.office):
-            if probe.index == indexes.DOCUMENT_NUMBER:
+        for member in indexes.lookup(session, keyring, probes, office=principal.office):
+            if "document_number" in query:
+                (probe,) = probes
                 confirmed = _has_document(member, probe.parts[0], kind)
             else:
-                confirmed = probe in indexes.stored_probes(member)
+                confirmed = bool(probes & indexes.stored_probes(member))
             if confirmed:
                 found.setdefault(member.case_id, member.case)
     if not found:

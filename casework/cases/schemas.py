@@ -459,8 +459,10 @@ class SearchIn(StrictSchema):
     """``POST /api/v1/cases/search``: by a document, or by name and birth year.
 
     Send exactly one of ``{"document_number", "document_type"?}`` or
-    ``{"full_name", "birth_year"}``. Matching is exact on normalised values
-    (case, accents, punctuation, name order and common romanisations ignored).
+    ``{"full_name", "birth_year"}``. Matching is exact on normalised values, the
+    same keys duplicate detection uses: case, accents, punctuation, name order,
+    given names joined, hyphenated or spaced, and romanisation (RR, McCune-Reischauer,
+    passport spellings; common Arabic transliterations) are ignored.
     """
 
     document_number = Text(max_length=DOCUMENT_NUMBER_MAX)
@@ -528,6 +530,32 @@ _REFERENCE_DESCRIPTION = (
 )
 
 
+_MATCHED_ON = ["document_number", "name_birth_year", "name_variant"]
+_MATCHED_ON_DESCRIPTION = (
+    "What matched, never the value: document_number (a shared document number), "
+    "name_birth_year (the same name, words in any order and romanisation set aside, "
+    "and the same birth year), name_variant (a spelling variant: given name joined, "
+    "hyphenated or spaced, family name first or last, another romanisation, or a "
+    "birth year off by one)."
+)
+_SCORE_DESCRIPTION = (
+    "How likely the same person, 0-1, from name similarity and agreement on birth "
+    "year, sex, documents and household; only scores of at least 0.8 are reported."
+)
+
+
+class DuplicateOut(Schema):
+    """A case of your office that may register one of the same people."""
+
+    reference = fields.String(required=True, metadata={"description": _REFERENCE_DESCRIPTION})
+    score = fields.Float(required=True, metadata={"description": _SCORE_DESCRIPTION})
+    matched_on = fields.List(
+        fields.String(validate=validate.OneOf(_MATCHED_ON)),
+        required=True,
+        metadata={"description": _MATCHED_ON_DESCRIPTION},
+    )
+
+
 class CaseOut(Schema):
     """A whole case, as its readers with access to the office see it."""
 
@@ -543,8 +571,11 @@ class CaseOut(Schema):
     updated_at = fields.DateTime()
     members = fields.List(fields.Nested(MemberOut))
     possible_duplicates = fields.List(
-        fields.String(),
-        metadata={"description": "References of cases that may be the same people."},
+        fields.Nested(DuplicateOut),
+        metadata={
+            "description": "Only after intake: cases of your office that may register "
+            "the same people, best first (other offices are never shown)."
+        },
     )
     # Only in a case read: the workflow states and what the caller may do next.
     workflow = fields.Nested("CaseWorkflowOut")
@@ -625,9 +656,9 @@ class SearchOut(Schema):
 
 class DuplicatesOut(Schema):
     possible_duplicates = fields.List(
-        fields.String(),
+        fields.Nested(DuplicateOut),
         required=True,
-        metadata={"description": "References in your scope that may be the same people."},
+        metadata={"description": "Cases of your office that may register the same people."},
     )
 
 
@@ -638,21 +669,26 @@ class HistoryPageOut(Schema):
 
 class AlertCaseOut(Schema):
     office = fields.String(required=True)
-    reference = fields.String(
-        allow_none=True,
-        required=True,
-        metadata={"description": "Shown only for cases in your scope."},
-    )
+    reference = fields.String(required=True, metadata={"description": _REFERENCE_DESCRIPTION})
 
 
 class AlertOut(Schema):
-    """Two cases of different offices that may register the same person."""
+    """Two cases that may register the same person.
 
-    id = fields.UUID(required=True, metadata={"description": "Shared by both offices."})
+    Holders of alerts:cross-office see the pairs that span two offices; office
+    staff see only pairs whose two cases are both in their office.
+    """
+
+    id = fields.UUID(required=True)
     matched_on = fields.String(
         required=True,
-        validate=validate.OneOf(["document_number", "name_birth_year"]),
-        metadata={"description": "Which blind index matched (never the value)."},
+        validate=validate.OneOf(_MATCHED_ON),
+        metadata={"description": _MATCHED_ON_DESCRIPTION},
+    )
+    score = fields.Float(
+        required=True,
+        allow_none=True,
+        metadata={"description": _SCORE_DESCRIPTION + " Null for alerts raised before scores."},
     )
     version = fields.Integer(required=True, metadata={"description": "The ETag's version."})
     created_at = fields.DateTime(required=True)

@@ -37,6 +37,7 @@ from casework.cases.models import (
     Case,
     CaseMember,
     DuplicateAlert,
+    DuplicateCheck,
     ErasureRequest,
 )
 from casework.cases.reference import InvalidReference, new_reference, normalise_reference
@@ -291,14 +292,15 @@ def written_fields(household: Mapping[str, Any]) -> list[str]:
 @dataclass
 class IntakeResult:
     case: Case
-    possible_duplicates: list[str] = field(default_factory=list)
+    possible_duplicates: list[dict[str, Any]] = field(default_factory=list)
 
 
 def intake(session: Session, principal: Principal, household: Mapping[str, Any]) -> IntakeResult:
     """Register a household (``IntakeIn`` data) and look for duplicates across offices.
 
-    Duplicates in the caller's scope are returned by reference; those in other
-    offices raise alerts that the caller is not told about.
+    Duplicates in the caller's office are returned with their score; the case
+    is queued for the comparison with other offices, whose alerts the caller
+    is not told about (:mod:`casework.cases.duplicates`).
     """
     office = _intake_office(session, principal, household.get("office"))
     (case,) = _add_cases(session, office, [household])
@@ -673,6 +675,7 @@ def erase_case(session: Session, case: Case) -> None:
     shred(session, case.id)
     erasure.run_hooks(session, case)
     session.execute(delete(BlindIndexEntry).where(BlindIndexEntry.case_id == case.id))
+    session.execute(delete(DuplicateCheck).where(DuplicateCheck.case_id == case.id))
     session.execute(
         delete(DuplicateAlert).where(
             or_(DuplicateAlert.case_id == case.id, DuplicateAlert.other_case_id == case.id)

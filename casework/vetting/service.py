@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import exists, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from casework import audit
 from casework.audit import AuditAction
@@ -451,29 +451,53 @@ def _review_exists(alert_id: Any, case_id: Any) -> Any:
 
 
 def open_duplicate_alerts(session: Session, case: Case) -> int:
-    """How many duplicate alerts of ``case`` have no review from its side."""
-    query = select(func.count()).where(
-        or_(DuplicateAlert.case_id == case.id, DuplicateAlert.other_case_id == case.id),
-        ~_review_exists(DuplicateAlert.id, case.id),
+    """How many duplicate alerts of ``case`` within its own office have no review from its side.
+
+    Alerts between offices are not counted: they belong to the integrity
+    officers, and the office must not learn of them through a refused transition.
+    """
+    first, second = aliased(Case), aliased(Case)
+    query = (
+        select(func.count())
+        .select_from(DuplicateAlert)
+        .join(first, first.id == DuplicateAlert.case_id)
+        .join(second, second.id == DuplicateAlert.other_case_id)
+        .where(
+            or_(DuplicateAlert.case_id == case.id, DuplicateAlert.other_case_id == case.id),
+            first.office_code == second.office_code,
+            ~_review_exists(DuplicateAlert.id, case.id),
+        )
     )
     return int(session.scalar(query) or 0)
 
 
 def _alert_in_scope(
     session: Session, principal: Principal, alert_id: uuid.UUID
-) -> tuple[DuplicateAlert, list[Case]]:
-    """The alert and its cases in the caller's scope; 404 when it has none there."""
+) -> tuple[DuplicateAlert, list[Case], bool]:
+    """The alert, its cases that are not erased, and whether it is between offices.
+
+    Holders of ``alerts:cross-office`` reach alerts between offices; office staff
+    (``vetting:conduct``) alerts whose two cases are both in their office; any
+    other alert answers 404, like a missing one (403 without either permission).
+    """
     alert = session.get(DuplicateAlert, alert_id)
     if alert is None:
         raise NotFound("No such resource.")
-    cases = session.scalars(select(Case).where(Case.id.in_([alert.case_id, alert.other_case_id])))
-    sides = sorted(
-        (c for c in cases if in_scope(principal, c.office_code) and not c.is_erased),
-        key=lambda c: c.reference,
+    cases = list(
+        session.scalars(select(Case).where(Case.id.in_([alert.case_id, alert.other_case_id])))
     )
-    if not sides:
+    cross_office = len({c.office_code for c in cases}) > 1
+    visible = False
+    if principal.has(Permission.ALERTS_CROSS_OFFICE):
+        visible = cross_office
+    elif principal.has(Permission.VETTING_CONDUCT):
+        visible = all(in_scope(principal, c.office_code) for c in cases)
+    else:
+        deny(principal, "Your role does not permit this action.")
+    sides = sorted((c for c in cases if not c.is_erased), key=lambda c: c.reference)
+    if not visible or not sides:
         deny_as_missing(principal)
-    return alert, sides
+    return alert, sides, cross_office
 
 
 def alert_version(session: Session, principal: Principal, alert_id: uuid.UUID) -> int:
@@ -484,19 +508,20 @@ def alert_version(session: Session, principal: Principal, alert_id: uuid.UUID) -
 def review_alert(
     session: Session, principal: Principal, alert_id: uuid.UUID, data: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """Record the caller's office's review (``AlertReviewIn`` data) of a duplicate alert.
+    """Record a review (``AlertReviewIn`` data) of a duplicate alert.
 
-    The review belongs to the alert's case in the caller's office (both, in
-    the rare event that both are). An alert without a case in the caller's
-    scope answers 404, like a missing one. Raises AlertAlreadyReviewed (409)
-    when that side has reviewed it already. Each reviewed case's version is
-    bumped: its ``open_duplicate_alerts`` fact changed.
+    Holders of ``alerts:cross-office`` review alerts between offices, for both
+    cases at once; no case's version changes, so the offices cannot tell. Office
+    staff (``vetting:conduct``) review alerts whose two cases are both in their
+    office, from each case's side, and bump each case's version (its
+    ``open_duplicate_alerts`` fact changed). Any other alert answers 404, like a
+    missing one. Raises AlertAlreadyReviewed (409) when every side is reviewed.
     """
-    alert, sides = _alert_in_scope(session, principal, alert_id)
+    alert, sides, cross_office = _alert_in_scope(session, principal, alert_id)
     pending = [c for c in sides if not session.scalar(select(_review_exists(alert.id, c.id)))]
     if not pending:
-        raise AlertAlreadyReviewed("Your office has reviewed this alert already.")
-    assert principal.user_id is not None  # staff only: the route needs vetting:conduct
+        raise AlertAlreadyReviewed("This alert has been reviewed already.")
+    assert principal.user_id is not None  # staff only
     now = utcnow()
     notes = data.get("notes")
     for case in pending:
@@ -506,7 +531,8 @@ def review_alert(
         review.outcome = str(data["outcome"].value)
         review.notes = notes
         session.add(review)
-        _touch(case)
+        if not cross_office:
+            _touch(case)
         audit.record(
             AuditAction.ALERT_REVIEW,
             target=case.reference,

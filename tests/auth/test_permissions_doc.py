@@ -42,7 +42,12 @@ def test_role_shapes() -> None:
     assert all(Permission.CODES_READ in granted for granted in ROLE_PERMISSIONS.values())
     assert "device" not in STAFF_ROLES
     assert Permission.SELF not in ROLE_PERMISSIONS["device"]
-    assert {"admin", "auditor"} == OFFICELESS_ROLES
+    assert {"admin", "auditor", "integrity_officer"} == OFFICELESS_ROLES
+    assert ROLE_PERMISSIONS["integrity_officer"] == {
+        Permission.SELF,
+        Permission.ALERTS_READ,
+        Permission.ALERTS_CROSS_OFFICE,
+    }
     admin = ROLE_PERMISSIONS["admin"]
     for needed in (
         Permission.OFFICES_WRITE,

@@ -107,3 +107,20 @@ def test_keys_reindex_moves_the_indexes_to_a_new_root(scratch: Scratch) -> None:
         SEARCH, json={"document_number": number}, headers=headers
     )
     assert len(found.get_json()["items"]) == 1
+
+
+def test_scan_duplicates_raises_the_queued_cross_office_alerts(scratch: Scratch) -> None:
+    from casework.cases.models import DuplicateAlert, DuplicateCheck
+
+    client = scratch.app.test_client()
+    member = {"relationship": "principal_applicant", "sex": "male", "full_name": "Scan Person"}
+    body = {"members": [{**member, "documents": [{"type": "passport", "number": "SCAN01"}]}]}
+    for office in ("scan-a", "scan-b"):
+        run(scratch, "cases", "seed", "--count", "1", "--office", office)
+        headers = {"X-Test-Principal": f"caseworker;{office};scan-worker"}
+        assert client.post("/api/v1/cases", json=body, headers=headers).status_code == 201
+    result = run(scratch, "cases", "scan-duplicates")
+    assert "raised 1 cross-office duplicate alerts" in result.output
+    with get_db(scratch.app).session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(DuplicateAlert)) == 1
+        assert session.scalar(select(func.count()).select_from(DuplicateCheck)) == 0

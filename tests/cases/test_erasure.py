@@ -29,7 +29,9 @@ def supervisor_a(as_role: Any, office_a: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def doomed(worker_a: dict[str, str], worker_b: dict[str, str], register: Any) -> dict[str, Any]:
+def doomed(
+    client: FlaskClient, worker_a: dict[str, str], worker_b: dict[str, str], register: Any
+) -> dict[str, Any]:
     number = unique("ERASE")
     doc = [{"type": "passport", "number": number}]
     register(worker_b, household(member(documents=doc)))  # so an alert links the two
@@ -42,6 +44,8 @@ def doomed(worker_a: dict[str, str], worker_b: dict[str, str], register: Any) ->
         ),
     )
     created["number"] = number
+    integrity = {"X-Test-Principal": "integrity_officer;;integrity-1"}
+    assert client.get("/api/v1/alerts", headers=integrity).status_code == 200  # raises the alert
     return created
 
 

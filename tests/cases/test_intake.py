@@ -79,7 +79,7 @@ def test_intake_stores_a_key_blind_indexes_and_one_audit_entry(
     names = db_session.scalars(
         select(BlindIndexEntry.name).where(BlindIndexEntry.case_id == stored.id)
     ).all()
-    assert sorted(names) == ["document_number", "name_birth_year"]
+    assert sorted(names) == ["document_number", "name_birth_year", "name_variant", "name_variant"]
     (entry,) = audit_entries(db_session, case["reference"])
     assert entry.action == "case.create"
     assert "members.documents" in entry.fields

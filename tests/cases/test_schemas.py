@@ -562,7 +562,9 @@ def test_case_out_dumps_a_full_case() -> None:
         "created_at": now,
         "updated_at": now,
         "members": [{**loaded, "id": member_id, "mother": mother_id}],
-        "possible_duplicates": ["ABCDEFGHJKQ"],
+        "possible_duplicates": [
+            {"reference": "ABCDEFGHJKQ", "score": 0.93, "matched_on": ["name_variant"]}
+        ],
         "internal_secret": "never dumped",
     }
     dumped = CaseOut().dump(case)
@@ -573,7 +575,9 @@ def test_case_out_dumps_a_full_case() -> None:
     assert dumped["members"][0]["birth_registration"] == "not_registered"
     assert dumped["members"][0]["registration_risk"]["decision"] == "defer"
     assert dumped["created_at"].startswith("2025-06-01T12:00:00")
-    assert dumped["possible_duplicates"] == ["ABCDEFGHJKQ"]
+    assert dumped["possible_duplicates"] == [
+        {"reference": "ABCDEFGHJKQ", "score": 0.93, "matched_on": ["name_variant"]}
+    ]
     json.dumps(dumped)
 
 

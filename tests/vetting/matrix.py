@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from casework.authz.permissions import Permission, permissions_for
 from casework.cases.codes import Stage
 from casework.cases.models import Case, DuplicateAlert
 from casework.cases.service import bulk_intake
@@ -57,12 +58,16 @@ def interview_path(world: Any) -> dict[str, Any]:
 
 
 def alert_path(world: Any) -> dict[str, Any]:
-    """An alert between a case of the world's office and one of a third office."""
+    """An alert the caller's kind of role reviews: for holders of alerts:cross-office,
+    between a case of the world's office and one of a third office; for office staff,
+    between two cases of the world's office."""
     session: Session = world.session
     if session.get(Office, THIRD_OFFICE) is None:
         session.add(Office(code=THIRD_OFFICE, name="Matrix third", country_code="UGA"))
         session.flush()
-    ours, theirs = _case(world), _case(world, THIRD_OFFICE, Stage.INTAKE)
+    cross = Permission.ALERTS_CROSS_OFFICE in permissions_for(world.role)
+    ours = _case(world)
+    theirs = _case(world, THIRD_OFFICE if cross else world.office, Stage.INTAKE)
     first, second = sorted((ours, theirs), key=lambda c: c.id)
     alert = DuplicateAlert(
         id=uuid.uuid4(),

@@ -1,4 +1,8 @@
-"""Reviewing duplicate alerts: from the side of the office's own case, sealed, once."""
+"""Reviewing duplicate alerts inside an office: from each case's side, sealed, once.
+
+Alerts are raised between offices (for integrity officers); an office reviews
+one once both cases are its own, here after the other case was handed over.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from casework.cases.models import Case, DuplicateAlert
@@ -17,6 +21,7 @@ from tests.conftest import erase_by_two_people, principal_headers
 from tests.vetting.conftest import CANARY, audit_entries, audit_fields, checks_url
 
 ALERTS = "/api/v1/alerts"
+INTEGRITY = principal_headers("integrity_officer", None, "integrity-1")
 
 
 def review_url(alert_id: Any) -> str:
@@ -36,17 +41,25 @@ def with_document(number: str, **fields: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def alerted(
+    client: FlaskClient,
     db_session: Session,
     register: Any,
     vetting_case: Any,
     worker_a: dict[str, str],
     worker_b: dict[str, str],
 ) -> tuple[dict[str, Any], dict[str, Any], uuid.UUID]:
-    """A case of office A at stage vetting, one of office B, and the alert linking them."""
+    """A case of office A at stage vetting, one registered in office B and since handed to
+    office A, and the alert linking them."""
     number = unique("DUPV")
     in_b = register(worker_b, with_document(number))
     in_a = vetting_case(worker_a, with_document(number, full_name="Other Name Entirely"))
+    assert client.get(ALERTS, headers=INTEGRITY).status_code == 200  # scans the queue
     alert_id = db_session.scalars(select(DuplicateAlert.id)).one()
+    own = select(Case.office_code).where(Case.reference == in_a["reference"])
+    office_a = db_session.scalars(own).one()
+    db_session.execute(
+        update(Case).where(Case.reference == in_b["reference"]).values(office_code=office_a)
+    )
     return in_a, in_b, alert_id
 
 
@@ -55,7 +68,7 @@ def open_alerts(db_session: Session, reference: str) -> int:
     return service.open_duplicate_alerts(db_session, case)
 
 
-def test_each_office_reviews_from_its_own_side(
+def test_the_office_reviews_from_each_of_its_cases_side(
     client: FlaskClient,
     db_session: Session,
     alerted: Any,
@@ -70,24 +83,45 @@ def test_each_office_reviews_from_its_own_side(
     response = post_review(client, review_url(alert_id), json=body, headers=officer_a)
     assert response.status_code == 201, response.get_json()
     answer = response.get_json()
-    assert answer["references"] == [in_a["reference"]]  # never the other office's
+    assert answer["references"] == sorted([in_a["reference"], in_b["reference"]])
     assert answer["outcome"] == "distinct_persons"
     assert answer["reviewed_by"] == "officer-a"
     assert open_alerts(db_session, in_a["reference"]) == 0
-    assert open_alerts(db_session, in_b["reference"]) == 1
+    assert open_alerts(db_session, in_b["reference"]) == 0
     # The reviewed case changed (its open alerts did): its version moved.
     assert client.get(checks_url(in_a["reference"]), headers=officer_a).headers["ETag"] == '"v2"'
 
     again = post_review(client, review_url(alert_id), json=body, headers=officer_a)
     assert again.status_code == 409
     assert again.get_json()["type"] == "urn:casework:problem:alert-already-reviewed"
-
+    # Office B handed its case over: the alert is no longer its business.
     other = post_review(
         client, review_url(alert_id), json={"outcome": "suspected_impostor"}, headers=officer_b
     )
-    assert other.status_code == 201
-    assert other.get_json()["references"] == [in_b["reference"]]
-    assert open_alerts(db_session, in_b["reference"]) == 0
+    assert other.status_code == 404
+
+
+def test_alerts_between_offices_hold_up_no_office(
+    client: FlaskClient,
+    db_session: Session,
+    register: Any,
+    vetting_case: Any,
+    worker_a: dict[str, str],
+    worker_b: dict[str, str],
+    officer_a: dict[str, str],
+) -> None:
+    number = unique("XOFF")
+    register(worker_b, with_document(number))
+    in_a = vetting_case(worker_a, with_document(number, full_name="Other Name Entirely"))
+    client.get(ALERTS, headers=INTEGRITY)
+    alert_id = db_session.scalars(select(DuplicateAlert.id)).one()
+    assert open_alerts(db_session, in_a["reference"]) == 0
+    body = {"outcome": "distinct_persons"}
+    assert client.post(review_url(alert_id), json=body, headers=officer_a).status_code == 404
+    url = checks_url(in_a["reference"], "identity_verification")
+    headers = {**officer_a, "If-Match": '"v1"'}
+    verified = client.put(url, json={"status": "verified"}, headers=headers)
+    assert verified.status_code == 200, verified.get_json()
 
 
 def test_identity_is_verified_only_once_alerts_are_reviewed(
@@ -175,7 +209,7 @@ def test_reviews_are_sealed_and_audited_by_field_name(
     )
     assert CANARY.encode() not in raw
     assert b"impostor" not in raw
-    (entry,) = audit_entries(db_session, in_a["reference"], "alert.review")
+    (entry,) = audit_entries(db_session, in_a["reference"], "alert.review")  # and one for in_b
     assert audit_fields(entry) == ["review.notes", "review.outcome"]
     assert "impostor" not in entry.fields
 

@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from casework.cases.codes import Stage
+from casework.cases.models import Case
 from tests.cases.conftest import CASES, household, member, unique
 from tests.conftest import principal_headers
 from tests.vetting.conftest import checks_url, interviews_url, to_stage
@@ -178,6 +180,8 @@ def test_no_decision_without_a_recorded_interview(
 
 def test_no_decision_while_a_duplicate_alert_is_open(
     client: FlaskClient,
+    db_session: Session,
+    office_a: str,
     register: Any,
     flow: Any,
     worker_b: dict[str, str],
@@ -186,8 +190,14 @@ def test_no_decision_while_a_duplicate_alert_is_open(
 ) -> None:
     number = unique("DEC")
     documents = [{"type": "passport", "number": number}]
-    register(worker_b, household(member(documents=documents)))
+    other = register(worker_b, household(member(documents=documents)))
     case = flow(household(member(documents=documents, full_name="Not The Same Name")))
+    integrity = {"X-Test-Principal": "integrity_officer;;integrity-1"}
+    client.get("/api/v1/alerts", headers=integrity)  # the cross-office scan raises the alert
+    # Office B hands its case to office A: the alert is now office A's to review.
+    db_session.execute(
+        update(Case).where(Case.reference == other["reference"]).values(office_code=office_a)
+    )
     complete(case, officer_a, identity_verification={"status": "not_verified"})
     assert "duplicate_alerts_reviewed" in unmet(case.move(supervisor_a, "vetting", "rejected"))
     (alert,) = client.get("/api/v1/alerts", headers=officer_a).get_json()["items"]
