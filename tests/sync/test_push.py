@@ -228,4 +228,5 @@ def test_results_are_sealed(device: Device, db_session: Session) -> None:
     blobs = stored_ciphertexts(db_session, Mutation)
     assert all(b"Canary" not in (blob or b"") for blob in blobs)
     row = db_session.scalars(select(Mutation)).one()
-    assert row.status == "applied" and row.case_version == 1
+    assert row.status == "applied"
+    assert row.case_version == 1
