@@ -36,7 +36,7 @@ def server_pairs(scratch: Scratch, office: str) -> dict[str, int]:
                 Case.office_code == office, Case.erased_at.is_(None)
             )
         )
-        return {reference: version for reference, version in rows}
+        return {str(reference): int(version) for reference, version in rows}
 
 
 def apply(replica: dict[str, int], changes: list[dict[str, Any]]) -> None:
