@@ -303,7 +303,6 @@ def _create(
             ClientRef(client_ref=ref, device_id=device.id, case_id=case.id, member_id=member.id)
         )
         mapping[str(ref)] = str(member.id)
-    feed.capture_version(session, case)
     return Applied(MutationStatus.APPLIED, case=case, refs=mapping, touched=["case"])
 
 
@@ -312,7 +311,13 @@ def _find_case(session: Session, device: Device, reference: str) -> Case:
     case_id: uuid.UUID | None = None
     try:
         canonical = normalise_reference(reference)
-        case_id = session.scalar(select(Case.id).where(Case.reference == canonical))
+        case = session.scalar(
+            select(Case)
+            .where(Case.reference == canonical)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return _in_scope(session, device, case)
     except InvalidReference:
         try:
             ref = session.get(ClientRef, uuid.UUID(reference))
@@ -328,7 +333,13 @@ def _find_case(session: Session, device: Device, reference: str) -> Case:
         .with_for_update()
         .execution_options(populate_existing=True)
     )
-    assert case is not None
+    return _in_scope(session, device, case)
+
+
+def _in_scope(session: Session, device: Device, case: Case | None) -> Case:
+    """``case`` if the device's office holds it and it is not erased; Rejected otherwise."""
+    if case is None:
+        raise Rejected(RejectionType.NOT_FOUND)
     if case.office_code != device.office_code:
         was_here = session.scalar(
             select(FeedEntry.id).where(
@@ -388,7 +399,9 @@ def _update(
     changes = _load(
         CaseUpdateIn(), _translate(mutation["changes"], _member_ids(session, device, case))
     )
-    base_version = _effective_base(session, device, case, mutation["base_version"])
+    base_version = mutation["base_version"]
+    if base_version != case.version:
+        base_version = _effective_base(session, device, case, base_version)
     current = feed.jsonable(cases.case_view(case))
     base = current if base_version == case.version else None
     if base is None:
@@ -412,8 +425,6 @@ def _update(
         conflict.fields = {"items": merge.conflicts}
         session.add(conflict)
         session.flush()
-    if touched:
-        feed.capture_version(session, case)
     status = MutationStatus.CONFLICT if conflict is not None else MutationStatus.APPLIED
     return Applied(status, case=case, conflict=conflict, touched=touched)
 
