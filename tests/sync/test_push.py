@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -230,3 +231,21 @@ def test_results_are_sealed(device: Device, db_session: Session) -> None:
     row = db_session.scalars(select(Mutation)).one()
     assert row.status == "applied"
     assert row.case_version == 1
+
+
+def test_every_push_result_is_in_the_access_log(device: Device, db_session: Session) -> None:
+    from casework.audit.models import AuditEntry
+
+    mutation = new_mutation(1, "create", intake())
+    (first,) = results(device.push([mutation]))
+    results(device.push([mutation]))
+    entries = db_session.scalars(
+        select(AuditEntry).where(AuditEntry.action == "sync.push").order_by(AuditEntry.seq)
+    ).all()
+    assert [json.loads(e.fields) for e in entries] == [
+        ["case", "create.applied"],
+        ["create.duplicate"],
+    ]
+    assert {e.target for e in entries} == {first["reference"]}
+    assert {e.device for e in entries} == {device.device_id}
+    assert {e.actor for e in entries} == {str(device.user.id)}  # type: ignore[attr-defined]
