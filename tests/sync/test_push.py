@@ -249,3 +249,34 @@ def test_every_push_result_is_in_the_access_log(device: Device, db_session: Sess
     assert {e.target for e in entries} == {first["reference"]}
     assert {e.device for e in entries} == {device.device_id}
     assert {e.actor for e in entries} == {str(device.user.id)}  # type: ignore[attr-defined]
+
+
+def test_erasure_destroys_conflicts_and_results_but_keeps_exactly_once(
+    client: FlaskClient, device: Device, db_session: Session
+) -> None:
+    body = intake()
+    create_mutation = new_mutation(1, "create", body)
+    (created,) = results(device.push([create_mutation]))
+    reference, member_id = created["reference"], created["refs"][body["members"][0]["client_ref"]]
+    patch(client, reference, 1, {"members": {"change": [{"id": member_id, "phone": "+111"}]}})
+    update = new_mutation(
+        2,
+        "update",
+        {"members": {"change": [{"id": member_id, "phone": "+222"}]}},
+        reference=reference,
+        base_version=1,
+    )
+    (conflicted,) = results(device.push([update]))
+    assert conflicted["status"] == "conflict"
+    version = conflicted["version"]
+    erased = client.delete(
+        f"/api/v1/cases/{reference}", headers={**STAFF, "If-Match": f'"v{version}"'}
+    )
+    assert erased.status_code == 204, erased.get_json()
+    assert db_session.scalars(select(SyncConflict)).all() == []
+    assert all(blob is None for blob in stored_ciphertexts(db_session, Mutation))
+    (again,) = results(device.push([create_mutation]))
+    assert again["status"] == "duplicate"
+    assert again["reference"] == reference
+    assert again["errors"]["type"] == "gone"
+    assert cases_count(db_session) == 1
