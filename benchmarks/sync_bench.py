@@ -31,7 +31,7 @@ from sqlalchemy import select
 
 from benchmarks.audit_bench import sqlite_app
 from benchmarks.baseline_app import app as baseline_app
-from casework.auth.access import register_authenticator
+from casework.authz.access import register_authenticator
 from casework.cases.models import Case, CaseMember
 from casework.cases.service import bulk_register
 from casework.db import get_db

@@ -34,8 +34,8 @@ from casework.audit.schemas import (
     VerifyResultSchema,
 )
 from casework.audit.verify import VerifyResult
-from casework.auth.access import public, requires
-from casework.auth.permissions import Permission
+from casework.authz.access import public, requires
+from casework.authz.permissions import Permission
 from casework.errors import Conflict
 
 EXPORT_MIME = "application/jsonl"

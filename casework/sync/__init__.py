@@ -15,4 +15,4 @@ def init_app(app: Flask) -> None:
     app.extensions.setdefault("casework.authenticators", []).insert(0, auth.device_principal)
     app.extensions["casework.request_device"] = auth.request_device
     app.extensions.setdefault("casework.session_hooks", []).append(feed.install)
-    on_erase(erasure.erase_sync_data)
+    on_erase(app, erasure.erase_sync_data)

@@ -14,8 +14,8 @@ from flask.views import MethodView
 
 from casework import db
 from casework.api import API_PREFIX, Blueprint, problem_responses
-from casework.auth.access import public, require_principal, requires
-from casework.auth.permissions import Permission
+from casework.authz.access import public, require_principal, requires
+from casework.authz.permissions import Permission
 from casework.concurrency import etag_for, require_if_match
 from casework.errors import Unauthorized
 from casework.sync import auth, conflicts, pull, push, service

@@ -12,7 +12,7 @@ from flask import request
 
 from casework import db
 from casework.auth import sessions
-from casework.auth.access import Principal
+from casework.authz.access import Principal
 from casework.errors import Unauthorized
 from casework.sync.models import Device
 from casework.sync.service import is_signed_request, verified_device

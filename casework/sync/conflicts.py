@@ -19,14 +19,14 @@ from sqlalchemy.orm import Session
 from casework import audit
 from casework.audit import AuditAction
 from casework.audit.service import record_many
-from casework.auth.access import Principal, deny_as_missing
-from casework.auth.timestamps import utcnow
+from casework.authz.access import Principal, deny_as_missing
 from casework.cases import service as cases
 from casework.cases.models import Case
 from casework.cases.schemas import CaseUpdateIn
 from casework.errors import Conflict, NotFound, ValidationFailed
 from casework.sync.codes import ConflictStatus, Keep
 from casework.sync.models import SyncConflict
+from casework.timestamps import utcnow
 
 LIST_LIMIT = 200
 

@@ -29,8 +29,7 @@ from flask import current_app, has_app_context
 from sqlalchemy import delete, event, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from casework.auth.access import Principal
-from casework.auth.timestamps import utcnow
+from casework.authz.access import Principal
 from casework.cases.models import Case
 from casework.cases.service import case_view
 from casework.security.case_keys import SESSION_INFO_KEY
@@ -39,6 +38,7 @@ from casework.security.envelope import WrappedKey
 from casework.security.models import CaseKey
 from casework.sync.codes import ChangeOp
 from casework.sync.models import CaseVersion, FeedClock, FeedEntry, OfficeFeed
+from casework.timestamps import utcnow
 from casework.workflow.models import CaseWorkflow
 from casework.workflow.service import workflow_view
 

@@ -4,7 +4,7 @@ per-version case snapshots, pushed mutations, client references and conflicts.
 Plaintext holds ids, offices, sequence numbers, versions, statuses and times:
 what ordering, scope and exactly-once need. Everything about a person (the
 case snapshots a device pulls, the stored result of a mutation, both sides of
-a conflict) is a :class:`~casework.cases.sealing.Sealed` attribute under the
+a conflict) is a :class:`~casework.security.columns.Sealed` attribute under the
 case's data key, so erasing the case (crypto-shredding) destroys it too.
 """
 
@@ -25,10 +25,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from casework.auth.timestamps import UtcDateTime, utcnow
-from casework.cases.sealing import sealed_dict
 from casework.db import Base
-from casework.security.columns import ClientIdMixin
+from casework.security.columns import ClientIdMixin, sealed_dict
+from casework.timestamps import UtcDateTime, utcnow
 
 #: The pseudo-case whose data key seals results that belong to no case (a rejected
 #: create): they hold field errors, never personal data, and are sealed all the same

@@ -22,7 +22,6 @@ from sqlalchemy.orm import Session
 
 from casework.audit import AuditAction
 from casework.audit.service import record_many
-from casework.auth.timestamps import utcnow
 from casework.errors import CaseworkError
 from casework.security.app import derived_secret
 from casework.security.case_keys import SESSION_INFO_KEY
@@ -34,6 +33,7 @@ from casework.sync import signatures as sig
 from casework.sync.codes import ChangeOp
 from casework.sync.feed import ZERO, retention
 from casework.sync.models import CaseVersion, Device, FeedEntry, OfficeFeed
+from casework.timestamps import utcnow
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500

@@ -32,9 +32,8 @@ from sqlalchemy.orm import Session
 
 from casework.audit import AuditAction, Outcome
 from casework.audit.service import record_many
-from casework.auth.access import Principal
-from casework.auth.permissions import Permission
-from casework.auth.timestamps import utcnow
+from casework.authz.access import Principal
+from casework.authz.permissions import Permission
 from casework.cases import service as cases
 from casework.cases.models import Case
 from casework.cases.reference import InvalidReference, normalise_reference
@@ -54,6 +53,7 @@ from casework.sync.models import (
     SyncConflict,
 )
 from casework.sync.schemas import SyncIntakeIn
+from casework.timestamps import utcnow
 
 _MISSING = object()
 

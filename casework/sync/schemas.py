@@ -12,8 +12,9 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from casework.api import StrictSchema, Text
 from casework.cases import rules
-from casework.cases.schemas import CaseUpdateIn, IntakeIn, MemberIn, StrictSchema, Text
+from casework.cases.schemas import CaseUpdateIn, IntakeIn, MemberIn
 from casework.sync.codes import Keep, MutationOp, MutationStatus
 from casework.sync.pull import DEFAULT_LIMIT, MAX_LIMIT
 

@@ -21,13 +21,13 @@ from sqlalchemy.orm import Session
 
 from casework import audit, db
 from casework.audit import AuditAction, Outcome
-from casework.auth.access import Principal
-from casework.auth.timestamps import utcnow
 from casework.auth.tokens import TokenFormatError, hash_enrolment_code, new_enrolment_code
+from casework.authz.access import Principal
 from casework.errors import CaseworkError, NotFound, ValidationFailed
 from casework.offices.models import Office
 from casework.sync import signatures as sig
 from casework.sync.models import Device, EnrolmentCode, SeenNonce
+from casework.timestamps import utcnow
 
 ENROLMENT_LIFETIME = timedelta(minutes=15)
 #: A signature's ``created`` may differ from the server's clock by at most this much.

@@ -15,7 +15,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from casework.auth.timestamps import UtcDateTime
 
 revision = "0011_sync"
 down_revision = ("0010_handoff", "0004_identity")  # auth_tokens gains device_id
@@ -28,7 +27,7 @@ def upgrade() -> None:
         "sync_case_versions",
         sa.Column("case_id", sa.Uuid(), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
-        sa.Column("created_at", UtcDateTime(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column(
             "snapshot",
             sa.LargeBinary(),
@@ -63,8 +62,8 @@ def upgrade() -> None:
         sa.Column("server_version", sa.Integer(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False, comment="The ETag."),
-        sa.Column("created_at", UtcDateTime(), nullable=False),
-        sa.Column("resolved_at", UtcDateTime(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("resolved_by", sa.Uuid(), nullable=True),
         sa.Column(
             "fields",
@@ -91,7 +90,7 @@ def upgrade() -> None:
         sa.Column("op", sa.String(length=8), nullable=False, comment="upsert, delete or evict."),
         sa.Column("reference", sa.String(length=11), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
-        sa.Column("changed_at", UtcDateTime(), nullable=False),
+        sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sync_feed")),
         sa.UniqueConstraint(
             "office_code", "case_id", name=op.f("uq_sync_feed_office_code_case_id")
@@ -132,7 +131,7 @@ def upgrade() -> None:
             nullable=False,
             comment="The case whose key seals the result (or the results pseudo-case).",
         ),
-        sa.Column("created_at", UtcDateTime(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column(
             "result",
             sa.LargeBinary(),
@@ -152,7 +151,7 @@ def upgrade() -> None:
         "sync_nonces",
         sa.Column("device_id", sa.Uuid(), nullable=False),
         sa.Column("nonce", sa.String(length=128), nullable=False),
-        sa.Column("expires_at", UtcDateTime(), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("device_id", "nonce", name=op.f("pk_sync_nonces")),
     )
     op.create_index(op.f("ix_sync_nonces_expires_at"), "sync_nonces", ["expires_at"], unique=False)
@@ -179,14 +178,14 @@ def upgrade() -> None:
         sa.Column(
             "public_key", sa.LargeBinary(length=32), nullable=False, comment="Raw Ed25519 key."
         ),
-        sa.Column("enrolled_at", UtcDateTime(), nullable=False),
+        sa.Column("enrolled_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column(
             "enrolled_by",
             sa.Uuid(),
             nullable=True,
             comment="The administrator who issued the enrolment code.",
         ),
-        sa.Column("revoked_at", UtcDateTime(), nullable=True),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column(
             "next_seq",
             sa.BigInteger(),
@@ -207,9 +206,9 @@ def upgrade() -> None:
         sa.Column("office_code", sa.String(length=32), nullable=False),
         sa.Column("label", sa.String(length=64), nullable=False),
         sa.Column("created_by", sa.Uuid(), nullable=True),
-        sa.Column("created_at", UtcDateTime(), nullable=False),
-        sa.Column("expires_at", UtcDateTime(), nullable=False),
-        sa.Column("used_at", UtcDateTime(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("used_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["office_code"],
             ["offices.code"],
