@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
 
-.PHONY: run test lint typecheck pytest bench fuzz eval-duplicates clean
+.PHONY: run test lint typecheck pytest bench fuzz eval-duplicates sync-faults clean
 
 # pip -qq: errors only (a build's warnings, an index it cannot read), so that the
 # first-admin message `make run` prints stays on the first screen.
@@ -56,6 +56,16 @@ fuzz: $(STAMP_DEV)
 # Duplicate detection: recall per class, false alerts, intake cost at 10k and 100k cases.
 eval-duplicates: $(STAMP_DEV)
 	$(BIN)/python -m benchmarks.eval_duplicates $(or $(EVAL_ARGS),--later-per-class 100)
+
+# Exactly-once under kill -9: 1,000 offline mutations pushed to a real gunicorn that is
+# killed before and after commits at random, over several seeds (SQLite unless
+# CASEWORK_TEST_DATABASE_URL names PostgreSQL).
+SYNC_FAULT_SEEDS ?= 1 2 3
+sync-faults: $(STAMP_DEV)
+	for seed in $(SYNC_FAULT_SEEDS); do \
+		$(BIN)/python -m tests.sync.faults --mutations 1000 --batch 100 --rate 0.2 --seed $$seed || exit 1; \
+	done
+	SYNC_STATEFUL_EXAMPLES=200 $(BIN)/python -m pytest tests/sync/test_stateful.py $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache

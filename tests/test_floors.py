@@ -17,6 +17,7 @@ from casework.cases import erasure
 from casework.cases import service as cases_service
 from casework.handoff import service as handoff_service
 from casework.offices import service as offices_service
+from casework.sync import erasure as sync_erasure
 from casework.vetting import service as vetting_service
 from casework.workflow import facts
 from casework.workflow import service as workflow_service
@@ -44,6 +45,7 @@ def test_create_app_registers_every_hook(app: Flask) -> None:
         workflow_service.erase_workflow,
         vetting_service.erase_vetting,
         handoff_service.erase_handoff_data,
+        sync_erasure.erase_sync_data,
     ]
     hooks = facts.hooks(app)
     assert set(hooks.sources) == {vetting_service.vetting_facts, handoff_service.handoff_facts}
@@ -89,7 +91,7 @@ def test_a_fresh_process_gets_every_hook_without_importing_the_features(
     )
     found = json.loads(result.stdout.strip().splitlines()[-1])
     assert found == {
-        "erasure": ["erase_workflow", "erase_vetting", "erase_handoff_data"],
+        "erasure": ["erase_workflow", "erase_vetting", "erase_handoff_data", "erase_sync_data"],
         "sources": ["handoff_facts", "vetting_facts"],
         "scope": ["receiving_office_scope"],
         "effects": len(handoff_service.TRANSITION_EFFECTS),

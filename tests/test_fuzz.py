@@ -617,8 +617,14 @@ def test_callers_follow_the_permission_table() -> None:
         ("supervisor", True)
     ]
     assert callers(Access(public=True), needs_mfa) == [(None, False)]
-    device_only = Access(public=False, permissions=(Permission.SYNC_PUSH,))
-    assert callers(device_only, needs_mfa) == [(None, False)]
+    sync_push = Access(public=False, permissions=(Permission.SYNC_PUSH,))
+    assert callers(sync_push, needs_mfa) == [
+        ("caseworker", False),
+        ("vetting_officer", False),
+        ("supervisor", False),
+    ]
+    nobody = Access(public=False, permissions=(Permission.USERS_WRITE, Permission.CASES_READ))
+    assert callers(nobody, needs_mfa) == [(None, False)]
 
 
 @pytest.mark.parametrize(

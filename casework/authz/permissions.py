@@ -64,6 +64,8 @@ _CASEWORKER = frozenset(
         P.RESETTLEMENT_PREPARE,
         P.HANDOFF_REQUEST,
         P.DETERMINATION_ASSESS,
+        P.SYNC_PULL,
+        P.SYNC_PUSH,
     }
 )
 _VETTING_OFFICER = _CASEWORKER | {P.VETTING_CONDUCT, P.ALERTS_READ, P.MEDICAL_READ}
@@ -104,8 +106,9 @@ ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
     # Reviews possible duplicates across offices (impostor detection): sees each alert's
     # two references and offices, never a case's contents; belongs to no office.
     "integrity_officer": frozenset({P.SELF, P.CODES_READ, P.ALERTS_READ, P.ALERTS_CROSS_OFFICE}),
-    # An enrolled field-office sync client (signed requests, no password).
-    "device": frozenset({P.SYNC_PULL, P.SYNC_PUSH, P.CODES_READ}),
+    # An enrolled field-office sync client on its own: a signed request without a
+    # caseworker's device-bound token may do nothing (it acts only for a person).
+    "device": frozenset(),
 }
 
 ROLES = tuple(ROLE_PERMISSIONS)
@@ -127,7 +130,10 @@ ROLE_SUMMARIES: dict[str, str] = {
         "Reviews possible duplicates that span offices (impostor detection): sees both "
         "cases' reference and office in the alert, never a case's contents."
     ),
-    "device": "An enrolled field-office sync client (signed requests, no password).",
+    "device": (
+        "An enrolled field-office sync client; on its own it may do nothing, it acts for "
+        "a signed-in caseworker of its office."
+    ),
 }
 
 PERMISSION_SUMMARIES: dict[Permission, str] = {
@@ -161,8 +167,8 @@ PERMISSION_SUMMARIES: dict[Permission, str] = {
     P.WORKFLOW_READ: "read the workflow definitions (no case data)",
     P.AUDIT_READ: "query the access log",
     P.AUDIT_CHECKPOINT: "read, verify and export signed checkpoints",
-    P.SYNC_PULL: "pull their office's change feed (devices)",
-    P.SYNC_PUSH: "push mutations (devices)",
+    P.SYNC_PULL: "pull their office's change feed (from an enrolled device of the office)",
+    P.SYNC_PUSH: "push offline changes (from an enrolled device of the office)",
     P.SELF: (
         "sign in and out, read their own account, enrol in or remove their own MFA "
         "(with their password, and the current code while MFA is on)"
