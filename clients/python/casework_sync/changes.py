@@ -108,3 +108,66 @@ def update_body(assignments: list[tuple[list[str], Any]]) -> Changes:
     if not body:
         raise ValueError("nothing to change")
     return body
+
+
+def _merge_members(into: dict[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """Fold member operations ``new`` into ``into`` (both ``{"add", "change", "remove"}``)."""
+    merged = {name: copy.deepcopy(list(into.get(name, []))) for name in ("add", "change", "remove")}
+    for added in new.get("add", []):
+        merged["add"].append(copy.deepcopy(dict(added)))
+    for change in new.get("change", []):
+        target = str(change["id"])
+        fields = {k: copy.deepcopy(v) for k, v in change.items() if k != "id"}
+        pending_add = next((m for m in merged["add"] if str(m.get("client_ref")) == target), None)
+        pending_change = next((c for c in merged["change"] if str(c["id"]) == target), None)
+        if pending_add is not None:
+            pending_add.update(fields)
+        elif pending_change is not None:
+            pending_change.update(fields)
+        else:
+            merged["change"].append(copy.deepcopy(dict(change)))
+    for removed in new.get("remove", []):
+        target = str(removed)
+        before = len(merged["add"])
+        merged["add"] = [m for m in merged["add"] if str(m.get("client_ref")) != target]
+        if len(merged["add"]) == before:
+            merged["change"] = [c for c in merged["change"] if str(c["id"]) != target]
+            merged["remove"].append(removed)
+    return {name: value for name, value in merged.items() if value}
+
+
+def fold_update(pending: Mapping[str, Any], new: Mapping[str, Any]) -> Changes:
+    """One update body with the effect of ``pending`` then ``new`` (for an unsent mutation).
+
+    Two offline edits of one field must not reach the server as two mutations
+    on the same base version: the second would be a conflict with the first.
+    """
+    result: Changes = copy.deepcopy(dict(pending))
+    for name, value in new.items():
+        if name != "members":
+            result[name] = copy.deepcopy(value)
+    if new.get("members"):
+        members = _merge_members(result.get("members") or {}, new["members"])
+        if members:
+            result["members"] = members
+        else:
+            result.pop("members", None)
+    return result
+
+
+def fold_into_intake(intake: Mapping[str, Any], new: Mapping[str, Any]) -> Changes:
+    """An unsent intake body with an update applied (members named by ``client_ref``)."""
+    result: Changes = copy.deepcopy(dict(intake))
+    for name, value in new.items():
+        if name != "members":
+            result[name] = copy.deepcopy(value)
+    operations = new.get("members") or {}
+    members = result.setdefault("members", [])
+    members.extend(copy.deepcopy(list(operations.get("add", []))))
+    for change in operations.get("change", []):
+        for member in members:
+            if str(member.get("client_ref")) == str(change["id"]):
+                member.update({k: copy.deepcopy(v) for k, v in change.items() if k != "id"})
+    removed = {str(member_id) for member_id in operations.get("remove", [])}
+    result["members"] = [m for m in members if str(m.get("client_ref")) not in removed]
+    return result

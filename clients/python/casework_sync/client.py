@@ -278,6 +278,7 @@ class Client:
             batch = self.replica.pending(PUSH_BATCH)
             if not batch:
                 break
+            self.replica.mark_sent(batch)
             answer = self._call(
                 "POST", "/api/v1/sync/push", body={"mutations": [m.body for m in batch]}
             ).json()

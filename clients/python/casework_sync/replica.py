@@ -23,7 +23,13 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 
-from casework_sync.changes import Case, apply_update, case_from_intake
+from casework_sync.changes import (
+    Case,
+    apply_update,
+    case_from_intake,
+    fold_into_intake,
+    fold_update,
+)
 from casework_sync.vault import open_sealed, seal, shred
 
 REPLICA_FILE = "replica.db"
@@ -43,6 +49,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     device_seq INTEGER PRIMARY KEY,
     mutation_id TEXT NOT NULL UNIQUE,
     case_row TEXT NOT NULL,
+    is_sent INTEGER NOT NULL DEFAULT 0,
     blob BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS results (
@@ -258,18 +265,52 @@ class Replica:
                     ],
                 )
             current = record["local"] if record.get("local") is not None else record["base"]
-            base_version = record["base"]["version"] if record.get("base") else 1
-            mutation = {
-                "mutation_id": str(uuid.uuid4()),
-                "op": "update",
-                "reference": record.get("reference") or record["client_ref"],
-                "base_version": base_version,
-                "changes": changes,
-            }
             record["local"] = apply_update(current, changes, record.get("refs", {}))
             self._store(row_id, record)
-            self._enqueue(row_id, mutation)
+            if not self._fold_into_unsent(row_id, changes):
+                base_version = record["base"]["version"] if record.get("base") else 1
+                mutation = {
+                    "mutation_id": str(uuid.uuid4()),
+                    "op": "update",
+                    "reference": record.get("reference") or record["client_ref"],
+                    "base_version": base_version,
+                    "changes": changes,
+                }
+                self._enqueue(row_id, mutation)
         return record["local"]
+
+    def _fold_into_unsent(self, row_id: str, changes: dict[str, Any]) -> bool:
+        """Fold an edit into the case's last mutation if it was never sent (same transaction).
+
+        Once a mutation may have reached the server its body never changes:
+        a resend must be byte-for-byte the same mutation.
+        """
+        row = self.db.execute(
+            "SELECT device_seq, is_sent, blob FROM outbox WHERE case_row = ? "
+            "ORDER BY device_seq DESC LIMIT 1",
+            (row_id,),
+        ).fetchone()
+        if row is None or row[1]:
+            return False
+        seq, _, blob = row
+        mutation = self._open("outbox", str(seq), blob)
+        if mutation["op"] == "create":
+            mutation["changes"] = fold_into_intake(mutation["changes"], changes)
+        else:
+            mutation["changes"] = fold_update(mutation["changes"], changes)
+        self.db.execute(
+            "UPDATE outbox SET blob = ? WHERE device_seq = ?",
+            (self._seal("outbox", str(seq), mutation), seq),
+        )
+        return True
+
+    def mark_sent(self, mutations: list[PendingMutation]) -> None:
+        """Record, before sending, that these may reach the server: they are frozen from now."""
+        with self.transaction():
+            self.db.executemany(
+                "UPDATE outbox SET is_sent = 1 WHERE device_seq = ?",
+                [(m.device_seq,) for m in mutations],
+            )
 
     def pending(self, limit: int | None = None) -> list[PendingMutation]:
         query = "SELECT device_seq, mutation_id, blob FROM outbox ORDER BY device_seq"
@@ -350,9 +391,45 @@ class Replica:
             # The intake body and its errors stay in the result store (needs attention).
             self.db.execute("DELETE FROM cases WHERE row_id = ?", (row_id,))
             return
+        if result["status"] == "applied":
+            self._advance_base(record, mutation, result)
         if record.get("base") is not None:
             self._overlay(row_id, record)
         self._store(row_id, record)
+
+    @staticmethod
+    def _advance_base(
+        record: dict[str, Any], mutation: dict[str, Any], result: dict[str, Any]
+    ) -> None:
+        """Know the server's copy right after our own write, when nothing else came between.
+
+        An applied create is version 1 of what we sent; an applied update one
+        version above our base is our base with our changes. The next offline
+        edit then builds on that version instead of conflicting with our own
+        previous edit. The feed brings the server's exact view later.
+        """
+        version = result.get("version")
+        if not isinstance(version, int):
+            return
+        refs = record.get("refs", {})
+        if mutation["op"] == "create" and record.get("base") is None:
+            office = (record.get("local") or {}).get("office")
+            base = case_from_intake(mutation["changes"], office)
+            base["reference"] = record["reference"]
+            for member in base.get("members", []):
+                member["id"] = refs.get(str(member.get("id")), member.get("id"))
+            base["version"] = version
+            record["base"] = base
+        elif (
+            mutation["op"] == "update"
+            and record.get("base") is not None
+            and record["base"].get("version") == version - 1
+        ):
+            base = apply_update(record["base"], mutation["changes"], refs)
+            for member in base.get("members", []):
+                member["id"] = refs.get(str(member.get("id")), member.get("id"))
+            base["version"] = version
+            record["base"] = base
 
     def results(self, attention_only: bool = False) -> list[dict[str, Any]]:
         query = "SELECT mutation_id, blob FROM results"

@@ -87,7 +87,7 @@ def test_offline_new_edit_list_show(
     capsys.readouterr()
     assert _run(home, "status", "--json") == 0
     status = json.loads(capsys.readouterr().out)
-    assert status["pending"] == 2
+    assert status["pending"] == 1  # the edit folded into the unsent create
     assert status["cases"] == 1
     assert _run(home, "cases", "show", "NOSUCHREF") == 1
     assert _run(home, "cases", "edit", f"local:{local}", "--set", "nonsense") == 2

@@ -74,8 +74,67 @@ def test_device_sequence_numbers_increase_by_one(replica: Replica) -> None:
         replica.apply_change(_upsert("REF1", 3), 0)
     for needs in (["a"], ["b"], ["c"]):
         replica.update_case("REF1", {"specific_needs": needs})
+        replica.mark_sent(replica.pending())  # sent: the next edit is a new mutation
     assert [m.device_seq for m in replica.pending()] == [1, 2, 3]
     assert {m.body["base_version"] for m in replica.pending()} == {3}
+
+
+def test_edits_fold_into_a_mutation_never_sent_and_never_into_a_sent_one(
+    replica: Replica,
+) -> None:
+    with replica.transaction():
+        replica.apply_change(_upsert("REF1", 3), 0)
+    replica.update_case("REF1", {"specific_needs": ["a"]})
+    replica.update_case("REF1", {"members": {"change": [{"id": "m-1", "phone": "1"}]}})
+    replica.update_case("REF1", {"members": {"change": [{"id": "m-1", "phone": "2"}]}})
+    [only] = replica.pending()
+    assert only.body["changes"] == {
+        "specific_needs": ["a"],
+        "members": {"change": [{"id": "m-1", "phone": "2"}]},
+    }
+    replica.mark_sent([only])
+    replica.update_case("REF1", {"specific_needs": ["b"]})
+    first, second = replica.pending()
+    assert first.body == only.body  # frozen once it may have reached the server
+    assert second.body["changes"] == {"specific_needs": ["b"]}
+
+
+def test_an_edit_of_an_unsent_new_case_changes_its_intake(replica: Replica) -> None:
+    client_ref, _ = replica.create_case(INTAKE, "amm-01")
+    member = replica.pending()[0].body["changes"]["members"][0]["client_ref"]
+    replica.update_case(
+        client_ref,
+        {
+            "specific_needs": ["ER"],
+            "members": {
+                "change": [{"id": member, "phone": "+1"}],
+                "add": [{"relationship": "child", "sex": "male", "full_name": "K"}],
+            },
+        },
+    )
+    [create] = replica.pending()
+    body = create.body["changes"]
+    assert body["specific_needs"] == ["ER"]
+    assert body["members"][0]["phone"] == "+1"
+    assert body["members"][1]["client_ref"]
+    assert "id" not in body["members"][1]
+    assert len(replica.case(client_ref)["members"]) == 2
+
+
+def test_an_applied_update_advances_the_base_when_nothing_came_between(
+    replica: Replica,
+) -> None:
+    with replica.transaction():
+        replica.apply_change(_upsert("REF1", 3), 0)
+    replica.update_case("REF1", {"specific_needs": ["a"]})
+    [sent] = replica.pending()
+    replica.mark_sent([sent])
+    with replica.transaction():
+        replica.settle(sent, {"mutation_id": sent.mutation_id, "status": "applied", "version": 4})
+    assert replica.record("REF1")["base"]["version"] == 4
+    assert replica.record("REF1")["base"]["specific_needs"] == ["a"]
+    replica.update_case("REF1", {"specific_needs": ["b"]})
+    assert replica.pending()[0].body["base_version"] == 4
 
 
 def test_a_pull_never_overwrites_unacknowledged_edits(replica: Replica) -> None:
@@ -111,6 +170,7 @@ def test_member_edits_merge_with_a_pulled_member_change(replica: Replica) -> Non
 def test_a_create_result_rekeys_the_case_to_the_server_reference(replica: Replica) -> None:
     client_ref, _ = replica.create_case(INTAKE, "amm-01")
     member_ref = replica.pending()[0].body["changes"]["members"][0]["client_ref"]
+    replica.mark_sent(replica.pending())
     replica.update_case(client_ref, {"members": {"change": [{"id": member_ref, "phone": "1"}]}})
     create, update = replica.pending()
     assert update.body["reference"] == client_ref
