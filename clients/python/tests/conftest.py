@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sync_harness import SyncServer, running_server, server_has_sync
 
 from casework_sync.replica import REPLICA_FILE, Replica
 
@@ -16,3 +17,20 @@ def replica(tmp_path: Path) -> Iterator[Replica]:
     store = Replica(tmp_path / REPLICA_FILE, secrets.token_bytes(32))
     yield store
     store.close()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SyncServer]:
+    """One casework server for the session, with caseworkers and a supervisor."""
+    if not server_has_sync():
+        pytest.skip("this server has no sync API")
+    with running_server(tmp_path_factory.mktemp("server")) as running:
+        running.add_staff(
+            cw1="caseworker",
+            cw2="caseworker",
+            cw3="caseworker",
+            sup="supervisor",
+            fx1="caseworker",
+            kx1="caseworker",
+        )
+        yield running

@@ -53,6 +53,7 @@ class FaultProxy:
     prefix: bytes = b"/api/v1/sync/"
     max_delay_s: float = 1.5
     enabled: bool = True
+    faults: tuple[str, ...] = FAULTS
     stats: Counter[str] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
@@ -65,6 +66,13 @@ class FaultProxy:
         self.port = self._listener.getsockname()[1]
         self._closed = False
         threading.Thread(target=self._accept, daemon=True).start()
+
+    def reseed(self, seed: int, *, rate: float = 0.3, faults: tuple[str, ...] = FAULTS) -> None:
+        """Start a new reproducible run of faults."""
+        with self._lock:
+            self._rng = random.Random(seed)
+            self.rate = rate
+            self.faults = faults
 
     @property
     def url(self) -> str:
@@ -89,7 +97,7 @@ class FaultProxy:
                 return None, 0.0
             if self._rng.random() >= self.rate:
                 return None, 0.0
-            return self._rng.choice(FAULTS), self._rng.uniform(0.1, self.max_delay_s)
+            return self._rng.choice(self.faults), self._rng.uniform(0.1, self.max_delay_s)
 
     def _forward(self, request: bytes) -> bytes:
         with socket.create_connection(("127.0.0.1", self.upstream_port), timeout=120) as up:

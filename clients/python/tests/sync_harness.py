@@ -22,6 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from client_helpers import FAST_KDF
+
+from casework_sync import Client, RetryPolicy
 
 TESTS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = TESTS_DIR.parents[2]
@@ -178,3 +181,40 @@ def running_server(root: Path, *, workers: int = 2) -> Iterator[SyncServer]:
             sync_server = SyncServer(server.url, f"fld-{uuid.uuid4().hex[:6]}", env)
             sync_server.add_staff(admin="admin")
             yield sync_server
+
+
+PASSPHRASE = "a long field passphrase"
+QUICK_RETRY = RetryPolicy(attempts=3, first_delay_s=0.05, max_delay_s=0.2)
+
+
+def intake(name: str, **member: Any) -> dict[str, Any]:
+    return {
+        "specific_needs": [],
+        "members": [
+            {
+                "relationship": "principal_applicant",
+                "sex": "female",
+                "full_name": name,
+                "birth_year": 1985,
+                **member,
+            }
+        ],
+    }
+
+
+def new_device(
+    server: SyncServer, home: Path, username: str, url: str | None = None, **options: Any
+) -> Client:
+    """Enrol a device with a fresh code and sign ``username`` in on it."""
+    client = Client.enrol(
+        home,
+        url or server.url,
+        server.enrolment_code(),
+        PASSPHRASE,
+        kdf_cost=FAST_KDF,
+        retry=options.pop("retry", QUICK_RETRY),
+        **options,
+    )
+    staff = server.staff[username]
+    client.login(username, staff.password, server.totp(username))
+    return client

@@ -7,16 +7,13 @@ from __future__ import annotations
 
 import base64
 import copy
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from client_helpers import FAST_KDF
-from sync_harness import SyncServer, running_server, server_has_sync
+from sync_harness import SyncServer, intake, new_device, server_has_sync
 
-from casework_sync import Client, DeviceRevoked, RetryPolicy
+from casework_sync import DeviceRevoked
 from casework_sync.replica import REPLICA_FILE
 from casework_sync.vault import KEY_FILE
 
@@ -24,48 +21,6 @@ pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(not server_has_sync(), reason="this server has no sync API"),
 ]
-
-PASSPHRASE = "a long field passphrase"
-QUICK_RETRY = RetryPolicy(attempts=3, first_delay_s=0.05, max_delay_s=0.2)
-
-
-def intake(name: str, **member: Any) -> dict[str, Any]:
-    return {
-        "specific_needs": [],
-        "members": [
-            {
-                "relationship": "principal_applicant",
-                "sex": "female",
-                "full_name": name,
-                "birth_year": 1985,
-                **member,
-            }
-        ],
-    }
-
-
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SyncServer]:
-    with running_server(tmp_path_factory.mktemp("server")) as running:
-        running.add_staff(cw1="caseworker", cw2="caseworker", cw3="caseworker", sup="supervisor")
-        yield running
-
-
-def new_device(
-    server: SyncServer, home: Path, username: str, url: str | None = None, **options: Any
-) -> Client:
-    client = Client.enrol(
-        home,
-        url or server.url,
-        server.enrolment_code(),
-        PASSPHRASE,
-        kdf_cost=FAST_KDF,
-        retry=options.pop("retry", QUICK_RETRY),
-        **options,
-    )
-    staff = server.staff[username]
-    client.login(username, staff.password, server.totp(username))
-    return client
 
 
 def test_a_case_recorded_offline_reaches_the_server_once(
