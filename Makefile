@@ -52,7 +52,7 @@ pytest: $(STAMP_DEV) $(STAMP_CLIENT)
 client-faults: $(STAMP_DEV) $(STAMP_CLIENT)
 	CASEWORK_SYNC_FAULT_SEEDS=$${CASEWORK_SYNC_FAULT_SEEDS:-40} $(BIN)/python -m pytest $(CLIENT)/tests -m faults $(PYTEST_ARGS)
 
-bench: $(STAMP_DEV)
+bench: $(STAMP_DEV) $(STAMP_CLIENT)
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 fuzz: $(STAMP_DEV)
