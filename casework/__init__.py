@@ -47,19 +47,21 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 def _register_features(app: Flask, api: Any) -> None:
     """Each feature package contributes its blueprint and start-up hooks."""
-    from casework import audit, auth, health
+    from casework import audit, auth, health, sync
     from casework.audit import api as audit_api
     from casework.auth import api as auth_api
     from casework.cases import api as cases_api
     from casework.handoff import api as handoff_api
     from casework.offices import api as offices_api
     from casework.security import app as security_app
+    from casework.sync import api as sync_api
     from casework.vetting import api as vetting_api
     from casework.workflow import api as workflow_api
 
     security_app.init_app(app)
     audit.init_app(app)
     auth.init_app(app)  # after the keyring: its init step creates the first admin
+    sync.init_app(app)  # after auth: signed device requests authenticate first
     cases_api.register_converter(app, api)
     api.register_blueprint(health.blp)
     api.register_blueprint(auth_api.blp)
@@ -71,3 +73,5 @@ def _register_features(app: Flask, api: Any) -> None:
     api.register_blueprint(workflow_api.blp)
     api.register_blueprint(vetting_api.blp)
     api.register_blueprint(handoff_api.blp)
+    api.register_blueprint(sync_api.devices_blp)
+    api.register_blueprint(sync_api.sync_blp)

@@ -58,6 +58,9 @@ SCHEMA: dict[str, Key] = {
     "keyring_path": Key(str, "", "Keyring file; empty means keyring.json in the instance folder."),
     "token_idle_minutes": Key(int, 30, "A staff token expires after this much inactivity."),
     "token_absolute_hours": Key(int, 12, "A staff token expires this long after login."),
+    "sync_tombstone_retention_days": Key(
+        int, 180, "Sync: erased/evicted feed entries kept this long; older cursors resync."
+    ),
     "mfa_required_roles": Key(
         list, ["admin", "supervisor", "auditor"], "Roles that must use TOTP."
     ),

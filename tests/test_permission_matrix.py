@@ -39,6 +39,7 @@ from casework.offices.models import Office
 from tests.auth.helpers import TEST_PASSWORD, create_user, login_headers
 from tests.cases import matrix as cases_matrix
 from tests.handoff import matrix as handoff_matrix
+from tests.sync import matrix as sync_matrix
 from tests.vetting import matrix as vetting_matrix
 from tests.workflow import matrix as workflow_matrix
 
@@ -52,6 +53,7 @@ PUBLIC = frozenset(
         "GET /healthz",
         "GET /readyz",
         "POST /api/v1/auth/login",
+        "POST /api/v1/devices",
         "GET /api/v1/docs/assets/<path:filename>",
         "GET /api/v1/openapi.json",
         "GET /api/v1/audit/public-key",
@@ -222,6 +224,40 @@ ENTRIES: dict[str, Entry] = {
         200, lambda w: Call(handoff_matrix.package_path(w)), scoped=True
     ),
     "GET /api/v1/handoffs": Entry(200),
+    # field-office sync (issue 19): pull and push also need a device signature, so a
+    # staff token alone is refused (401) even where the role holds the permission
+    "GET /api/v1/devices": Entry(200),
+    "POST /api/v1/devices/enrolment-codes": Entry(
+        201, lambda w: Call(json={"office": w.office, "label": "Laptop"})
+    ),
+    "POST /api/v1/devices/<uuid:device_id>/revoke": Entry(
+        200, lambda w: Call({"device_id": sync_matrix.device(w)})
+    ),
+    "GET /api/v1/sync/changes": Entry(401),
+    "POST /api/v1/sync/push": Entry(
+        401,
+        lambda w: Call(
+            json={
+                "mutations": [
+                    {
+                        "mutation_id": str(uuid.uuid4()),
+                        "device_seq": 1,
+                        "op": "create",
+                        "changes": {},
+                    }
+                ]
+            }
+        ),
+    ),
+    "GET /api/v1/sync/conflicts": Entry(200),
+    "GET /api/v1/sync/conflicts/<uuid:conflict_id>": Entry(
+        200, lambda w: Call({"conflict_id": sync_matrix.conflict(w)}), scoped=True
+    ),
+    "POST /api/v1/sync/conflicts/<uuid:conflict_id>/resolve": Entry(
+        200,
+        lambda w: Call({"conflict_id": sync_matrix.conflict(w)}, {"keep": "server"}, V1),
+        scoped=True,
+    ),
     "GET /api/v1/partners": Entry(200),
     "POST /api/v1/partners": Entry(
         201,

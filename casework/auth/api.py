@@ -112,9 +112,18 @@ class Login(MethodView):
         description="Wrong credentials (one answer).",
     )
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Sign in with username, password and (once MFA is enabled) a one-time code."""
+        """Sign in with username, password and (once MFA is enabled) a one-time code.
+
+        Sent as a signed field-device request (RFC 9421, see docs/sync.md), the token
+        is bound to that device: it is then accepted only on requests the device
+        signs, and the user must belong to the device's office."""
         issued = sessions.login(
-            db.session(), body["username"], body["password"], body.get("totp"), request.remote_addr
+            db.session(),
+            body["username"],
+            body["password"],
+            body.get("totp"),
+            request.remote_addr,
+            device=sessions.request_device(),
         )
         answer: dict[str, Any] = {"token": issued.token, "expires_at": issued.expires_at}
         if issued.mfa_enrolment_required:

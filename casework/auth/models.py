@@ -99,6 +99,10 @@ class AccessToken(Base):
         UtcDateTime, index=True, comment="Absolute expiry."
     )
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    device_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid,
+        comment="A field device the token is bound to: good only on requests it signed.",
+    )
 
     user: Mapped[User] = relationship(back_populates="tokens", lazy="joined")
 

@@ -61,6 +61,8 @@ _CASEWORKER = frozenset(
         P.RESETTLEMENT_PREPARE,
         P.HANDOFF_REQUEST,
         P.DETERMINATION_ASSESS,
+        P.SYNC_PULL,
+        P.SYNC_PUSH,
     }
 )
 _VETTING_OFFICER = _CASEWORKER | {P.VETTING_CONDUCT, P.ALERTS_READ, P.MEDICAL_READ}
@@ -97,8 +99,9 @@ ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
     "supervisor": _SUPERVISOR,
     # Reads and verifies the access log; sees no case.
     "auditor": frozenset({P.SELF, P.AUDIT_READ, P.AUDIT_CHECKPOINT}),
-    # An enrolled field-office sync client (signed requests, no password).
-    "device": frozenset({P.SYNC_PULL, P.SYNC_PUSH}),
+    # An enrolled field-office sync client on its own: a signed request without a
+    # caseworker's device-bound token may do nothing (it acts only for a person).
+    "device": frozenset(),
 }
 
 ROLES = tuple(ROLE_PERMISSIONS)
@@ -116,7 +119,10 @@ ROLE_SUMMARIES: dict[str, str] = {
     "vetting_officer": "A caseworker who also conducts interviews and screening.",
     "supervisor": "Everything in their office, plus the second-person (four-eyes) decisions.",
     "auditor": "Reads and verifies the access log; sees no case.",
-    "device": "An enrolled field-office sync client (signed requests, no password).",
+    "device": (
+        "An enrolled field-office sync client; on its own it may do nothing, it acts for "
+        "a signed-in caseworker of its office."
+    ),
 }
 
 PERMISSION_SUMMARIES: dict[Permission, str] = {
@@ -149,8 +155,8 @@ PERMISSION_SUMMARIES: dict[Permission, str] = {
     P.WORKFLOW_READ: "read the workflow definitions (no case data)",
     P.AUDIT_READ: "query the access log",
     P.AUDIT_CHECKPOINT: "read, verify and export signed checkpoints",
-    P.SYNC_PULL: "pull their office's change feed (devices)",
-    P.SYNC_PUSH: "push mutations (devices)",
+    P.SYNC_PULL: "pull their office's change feed (from an enrolled device of the office)",
+    P.SYNC_PUSH: "push offline changes (from an enrolled device of the office)",
     P.SELF: "sign in and out, read their own account, enrol in MFA",
 }
 

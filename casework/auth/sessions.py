@@ -13,10 +13,10 @@ from __future__ import annotations
 import unicodedata
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from flask import request
+from flask import current_app, request
 from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -45,6 +45,21 @@ _UNKNOWN_ADDRESS = "0.0.0.0"  # noqa: S104 - a throttle key, not a bind address
 
 
 @dataclass(frozen=True)
+class DeviceBinding:
+    """The enrolled field device that signed a sign-in: the token is bound to it."""
+
+    device_id: uuid.UUID
+    office: str
+
+
+def request_device() -> DeviceBinding | None:
+    """The device that signed this request, when the sync feature is installed and the
+    request is signed (a bad signature raises there); None for an unsigned request."""
+    hook = current_app.extensions.get("casework.request_device")
+    return None if hook is None else hook()
+
+
+@dataclass(frozen=True)
 class IssuedToken:
     """A new bearer token, shown once; only its digest is stored."""
 
@@ -66,12 +81,18 @@ def actor_of(user: User) -> Actor:
 
 
 def login(
-    session: Session, username: str, password: str, code: str | None, client_address: str | None
+    session: Session,
+    username: str,
+    password: str,
+    code: str | None,
+    client_address: str | None,
+    device: DeviceBinding | None = None,
 ) -> IssuedToken:
-    """Check the credentials and return a new token.
+    """Check the credentials and return a new token (bound to ``device`` when given).
 
     Raises TooManyRequests while the account or the address is locked, and
-    Unauthorized (always the same) for any wrong credential.
+    Unauthorized (always the same) for any wrong credential, and for a user
+    who does not belong to the signing device's office.
     """
     now = utcnow()
     policy = settings.throttle_policy()
@@ -84,13 +105,15 @@ def login(
         raise TooManyRequests(wait, "Too many failed sign-ins; try again later.")
     user = session.scalar(select(User).where(User.username == normalise_username(username)))
     failed_on = _check_credentials(session, user, password, code, now)
+    if failed_on is None and device is not None and user is not None:
+        failed_on = None if user.office_code == device.office else "office"
     if failed_on is not None:
         _count_failure(session, policy, counters, now, user, failed_on)
         db.persist_despite_error()
         raise Unauthorized(LOGIN_REFUSED)
     assert user is not None
     counters[0].failures, counters[0].last_failure_at = 0, None  # the account key
-    return _signed_in(session, user, password, now)
+    return _signed_in(session, user, password, now, device)
 
 
 def _check_credentials(
@@ -115,15 +138,19 @@ def _check_credentials(
     return None
 
 
-def _signed_in(session: Session, user: User, password: str, now: datetime) -> IssuedToken:
+def _signed_in(
+    session: Session, user: User, password: str, now: datetime, device: DeviceBinding | None
+) -> IssuedToken:
     params = settings.password_params()
     if needs_rehash(user.password_hash, params):
         user.password_hash = hash_password(password, params)
     user.last_login_at = now
     pending = settings.mfa_required(user.role) and not user.is_mfa_enabled
-    issued = issue_token(session, user, now, mfa_pending=pending)
+    device_id = device.device_id if device is not None else None
+    issued = issue_token(session, user, now, mfa_pending=pending, device_id=device_id)
     _purge_expired_tokens(session, user, now)
-    audit.record(AuditAction.AUTH_LOGIN, target=str(user.id), actor=actor_of(user), session=session)
+    actor = replace(actor_of(user), device=None if device_id is None else str(device_id))
+    audit.record(AuditAction.AUTH_LOGIN, target=str(user.id), actor=actor, session=session)
     return issued
 
 
@@ -217,7 +244,14 @@ def _purge_expired_counters(session: Session, now: datetime) -> None:
 # --- tokens ----------------------------------------------------------------
 
 
-def issue_token(session: Session, user: User, now: datetime, *, mfa_pending: bool) -> IssuedToken:
+def issue_token(
+    session: Session,
+    user: User,
+    now: datetime,
+    *,
+    mfa_pending: bool,
+    device_id: uuid.UUID | None = None,
+) -> IssuedToken:
     """Store the digest of a new token for ``user`` and return the token itself."""
     raw = new_token()
     expires_at = now + settings.token_lifetime()
@@ -229,6 +263,7 @@ def issue_token(session: Session, user: User, now: datetime, *, mfa_pending: boo
             created_at=now,
             last_used_at=now,
             expires_at=expires_at,
+            device_id=device_id,
         )
     )
     return IssuedToken(raw, expires_at, mfa_pending)
@@ -299,6 +334,15 @@ def bearer_principal() -> Principal | None:
     header = request.headers.get("Authorization")
     if header is None:
         return None
+    return token_principal(header, None)
+
+
+def token_principal(header: str, device_id: uuid.UUID | None) -> Principal:
+    """The principal of an ``Authorization`` header on a request signed by ``device_id``
+    (None: unsigned). A token bound to a device is good only on requests that device
+    signed, and a signed request needs a token bound to its device: a token stolen
+    from a laptop is not a bearer token. Raises Unauthorized as bearer_principal does.
+    """
     scheme, _, value = header.strip().partition(" ")
     value = value.strip()
     if scheme.lower() != "bearer" or not looks_like_token(value):
@@ -306,7 +350,7 @@ def bearer_principal() -> Principal | None:
     session = db.session()
     token = session.scalar(select(AccessToken).where(AccessToken.token_hash == hash_token(value)))
     now = utcnow()
-    if token is None or not is_live(token, now):
+    if token is None or not is_live(token, now) or token.device_id != device_id:
         _reject(token)
     assert token is not None
     if now - token.last_used_at >= TOUCH_INTERVAL:
@@ -318,6 +362,7 @@ def bearer_principal() -> Principal | None:
         office=user.office_code,
         session_id=str(token.id),
         mfa_pending=token.mfa_pending,
+        device_id=None if device_id is None else str(device_id),
     )
 
 

@@ -1,0 +1,18 @@
+"""Field-office sync: enrolled devices, signed requests, the change feed, exactly-once
+push with conflicts kept for people. See docs/sync.md for the contract."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    """Authenticate signed device requests (before bearer tokens), bind sign-ins to the
+    signing device, publish written cases to the feed, and erase sync data with a case."""
+    from casework.cases.erasure import on_erase
+    from casework.sync import auth, erasure, feed
+
+    app.extensions.setdefault("casework.authenticators", []).insert(0, auth.device_principal)
+    app.extensions["casework.request_device"] = auth.request_device
+    app.extensions.setdefault("casework.session_hooks", []).append(feed.install)
+    on_erase(erasure.erase_sync_data)

@@ -1,0 +1,281 @@
+"""The change feed: one entry per (office, case), sequence numbers in commit order.
+
+A writing transaction that touched cases publishes them just before it commits
+(:func:`install` hooks the request session): under the row lock of the feed clock
+(held until the commit) it allocates the next sequence numbers, moves each case's
+entry of its office to the new number (``upsert``, or ``delete`` once erased),
+turns the entry of an office the case left into ``evict``, seals the case view at
+its version (:class:`~casework.sync.models.CaseVersion`), and updates the office's
+checkpoint. Because the lock is held to the commit, a transaction that commits
+later always gets a larger number: a reader never sees seq n+1 without seq n, so
+no cursor it was given can skip a change. (SQLite serialises every writer anyway.)
+
+Checkpoint: ``count`` is the number of ``upsert`` entries of the office (cases in
+scope); ``checksum`` is the XOR, over those cases, of SHA-256 of the ASCII text
+``"<reference>:<version>"``, as 64 hex digits (all zeros for no case).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from enum import Enum
+from typing import Any
+
+from flask import current_app, has_app_context
+from sqlalchemy import delete, event, insert, select, update
+from sqlalchemy.orm import Session
+
+from casework.auth.access import Principal
+from casework.auth.timestamps import utcnow
+from casework.cases.models import Case
+from casework.cases.service import case_view
+from casework.sync.codes import ChangeOp
+from casework.sync.models import CaseVersion, FeedClock, FeedEntry, OfficeFeed
+from casework.workflow.models import CaseWorkflow
+from casework.workflow.service import workflow_view
+
+TOUCHED = "casework.sync.touched"
+_PUBLISHING = "casework.sync.publishing"
+ZERO = bytes(32)
+CLOCK_ID = 1
+_PURGE_BATCH = 200
+#: Nobody's permissions: the workflow view it gets holds only what every reader sees.
+_NOBODY = Principal(user_id=None, role="sync-feed", office=None)
+
+
+def pair_digest(reference: str, version: int) -> bytes:
+    """SHA-256 of ``"<reference>:<version>"``: one case's share of the checksum."""
+    return hashlib.sha256(f"{reference}:{version}".encode("ascii")).digest()
+
+
+def xor(left: bytes, right: bytes) -> bytes:
+    return (int.from_bytes(left, "big") ^ int.from_bytes(right, "big")).to_bytes(32, "big")
+
+
+def checksum_of(pairs: Iterable[tuple[str, int]]) -> str:
+    """The checkpoint checksum of (reference, version) pairs, as a client computes it."""
+    total = ZERO
+    for reference, version in pairs:
+        total = xor(total, pair_digest(reference, version))
+    return total.hex()
+
+
+# --- the case view a device receives ------------------------------------------------------
+
+
+def jsonable(value: Any) -> Any:
+    """Dates, times, ids and enum members as JSON text, recursively."""
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(item) for item in value]
+    return value
+
+
+def device_view(session: Session, case: Case) -> dict[str, Any]:
+    """``GET /cases/{reference}`` less what depends on the caller or the moment: the case,
+    its members and the workflow states (no ``allowed_transitions``, no duplicates, no
+    sealed workflow outcomes, whose visibility depends on the reader's permissions)."""
+    view = case_view(case)
+    row = session.get(CaseWorkflow, case.id)
+    view["workflow"] = workflow_view(_NOBODY, case, row)
+    result: dict[str, Any] = jsonable(view)
+    return result
+
+
+def capture_version(session: Session, case: Case) -> None:
+    """Seal the case view at its current version (once per version)."""
+    found = session.scalar(
+        select(CaseVersion).where(
+            CaseVersion.case_id == case.id, CaseVersion.version == case.version
+        )
+    )
+    if found is None:
+        found = CaseVersion(case_id=case.id, version=case.version, created_at=utcnow())
+        session.add(found)
+    found.snapshot = device_view(session, case)
+
+
+def version_snapshot(session: Session, case_id: uuid.UUID, version: int) -> dict[str, Any] | None:
+    """The sealed view of a case at ``version``, or None when it was never recorded."""
+    row = session.scalar(
+        select(CaseVersion).where(CaseVersion.case_id == case_id, CaseVersion.version == version)
+    )
+    return None if row is None else row.snapshot
+
+
+# --- publishing ----------------------------------------------------------------------------
+
+
+def install(session: Session) -> None:
+    """Hook a request session: collect the cases it writes, publish them at commit."""
+    event.listen(session, "before_flush", _collect)
+    event.listen(session, "before_commit", _publish_before_commit)
+
+
+def _collect(session: Session, _context: Any, _instances: Any) -> None:
+    touched: dict[uuid.UUID, Case] = session.info.setdefault(TOUCHED, {})
+    for obj in (*session.new, *session.dirty):
+        if isinstance(obj, Case):
+            touched[obj.id] = obj
+
+
+def _publish_before_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint: the outer commit publishes
+    publish(session)
+
+
+def publish(session: Session) -> int | None:
+    """Publish the cases this transaction wrote; return the feed's last seq (None if none).
+
+    Takes the feed clock's lock until the commit: call it as late as possible.
+    """
+    if session.info.get(_PUBLISHING):
+        return None
+    session.info[_PUBLISHING] = True
+    try:
+        session.flush()
+        touched: dict[uuid.UUID, Case] = session.info.pop(TOUCHED, {})
+        if not touched:
+            return None
+        return _publish(session, [touched[key] for key in sorted(touched)])
+    finally:
+        session.info[_PUBLISHING] = False
+
+
+@dataclass
+class _Target:
+    office: str
+    case: Case
+    op: ChangeOp
+
+
+def _publish(session: Session, cases: list[Case]) -> int:
+    clock = session.scalar(select(FeedClock).where(FeedClock.id == CLOCK_ID).with_for_update())
+    if clock is None:  # pragma: no cover - the migration creates the row
+        clock = FeedClock(id=CLOCK_ID, last_seq=0)
+        session.add(clock)
+        session.flush()
+    ids = [case.id for case in cases]
+    columns = (FeedEntry.id, FeedEntry.office_code, FeedEntry.case_id, FeedEntry.op)
+    existing = {
+        (row.office_code, row.case_id): row
+        for row in session.execute(
+            select(*columns, FeedEntry.reference, FeedEntry.version).where(
+                FeedEntry.case_id.in_(ids)
+            )
+        )
+    }
+    targets: list[_Target] = []
+    for case in cases:
+        if case.erased_at is not None:
+            targets.append(_Target(case.office_code, case, ChangeOp.DELETE))
+            continue
+        capture_version(session, case)
+        targets.append(_Target(case.office_code, case, ChangeOp.UPSERT))
+        for (office, case_id), row in existing.items():
+            if case_id == case.id and office != case.office_code and row.op == ChangeOp.UPSERT:
+                targets.append(_Target(office, case, ChangeOp.EVICT))
+    seq = clock.last_seq
+    clock.last_seq = seq + len(targets)
+    offices = _office_states(session, {t.office for t in targets})
+    now = utcnow()
+    for target in targets:
+        seq += 1
+        _move(session, existing.get((target.office, target.case.id)), target, seq, now)
+        _account(offices[target.office], existing.get((target.office, target.case.id)), target)
+        offices[target.office].last_seq = seq
+    session.flush()
+    _purge_tombstones(session, now)
+    return clock.last_seq
+
+
+def _office_states(session: Session, codes: set[str]) -> dict[str, OfficeFeed]:
+    states = {
+        row.office_code: row
+        for row in session.scalars(select(OfficeFeed).where(OfficeFeed.office_code.in_(codes)))
+    }
+    for code in codes - set(states):
+        states[code] = OfficeFeed(office_code=code, last_seq=0, count=0, checksum=ZERO)
+        session.add(states[code])
+    return states
+
+
+def _move(session: Session, old: Any, target: _Target, seq: int, now: datetime) -> None:
+    values = {
+        "seq": seq,
+        "op": target.op.value,
+        "reference": target.case.reference,
+        "version": target.case.version,
+        "changed_at": now,
+    }
+    if old is None:
+        session.execute(
+            insert(FeedEntry).values(
+                id=uuid.uuid4(), office_code=target.office, case_id=target.case.id, **values
+            )
+        )
+    else:
+        session.execute(update(FeedEntry).where(FeedEntry.id == old.id).values(**values))
+
+
+def _account(state: OfficeFeed, old: Any, target: _Target) -> None:
+    """Keep the office's count and checksum equal to its upsert entries."""
+    checksum = bytes(state.checksum)
+    if old is not None and old.op == ChangeOp.UPSERT:
+        state.count -= 1
+        checksum = xor(checksum, pair_digest(old.reference, old.version))
+    if target.op == ChangeOp.UPSERT:
+        state.count += 1
+        checksum = xor(checksum, pair_digest(target.case.reference, target.case.version))
+    state.checksum = checksum
+
+
+def retention() -> timedelta:
+    days = 180
+    if has_app_context():
+        days = current_app.config["CASEWORK"]["sync_tombstone_retention_days"]
+    return timedelta(days=days)
+
+
+def _purge_tombstones(session: Session, now: datetime) -> None:
+    """Forget a few tombstones older than the retention (cursors that old must resync)."""
+    stale = (
+        select(FeedEntry.id)
+        .where(FeedEntry.op != ChangeOp.UPSERT.value, FeedEntry.changed_at < now - retention())
+        .limit(_PURGE_BATCH)
+        .scalar_subquery()
+    )
+    session.execute(
+        delete(FeedEntry)
+        .where(FeedEntry.id.in_(stale))
+        .execution_options(synchronize_session=False)
+    )
+
+
+def last_seq(session: Session) -> int:
+    clock = session.get(FeedClock, CLOCK_ID)
+    return 0 if clock is None else clock.last_seq
+
+
+def backfill(session: Session) -> int:
+    """Publish every live case that has no feed entry yet (cases written in bulk, or
+    before sync was installed); returns how many were published."""
+    published = select(FeedEntry.case_id)
+    cases = list(
+        session.scalars(select(Case).where(Case.erased_at.is_(None), Case.id.not_in(published)))
+    )
+    if cases:
+        _publish(session, sorted(cases, key=lambda c: c.id))
+    return len(cases)
