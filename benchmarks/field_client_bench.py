@@ -150,7 +150,8 @@ def _client_run(home: str, edits: int) -> None:
             for number, reference in enumerate(references):
                 member = client.case(reference)["members"][0]["id"]
                 client.edit_case(
-                    reference, {"members": {"change": [{"id": member, "phone": f"+1 {number}"}]}}
+                    reference,
+                    {"members": {"change": [{"id": member, "phone": f"+1 555 {number:05d}"}]}},
                 )
             figures["offline_edits_s"] = time.perf_counter() - started
             started = time.perf_counter()

@@ -111,8 +111,9 @@ class Transport:
             kind = problem.get("type", "")
             if kind == BAD_SIGNATURE and attempt == 0 and self.signer is not None:
                 server_time = _server_time(problem, response.headers)
-                if server_time is not None and abs(server_time - time.time()) > 60:
-                    self.signer.clock_offset = server_time - time.time()
+                offset = None if server_time is None else server_time - time.time()
+                if offset is not None and abs(offset - self.signer.clock_offset) > 30:
+                    self.signer.clock_offset = offset  # this laptop's clock drifted
                     continue
             self._raise_for(response.status_code, problem)
         raise AssertionError("unreachable")

@@ -108,7 +108,7 @@ class SyncServer:
 
     def admin(self) -> dict[str, str]:
         if self._admin_token is None:
-            self._admin_token = self.bearer("admin")["Authorization"]
+            self._admin_token = self.bearer("syncadmin")["Authorization"]
         return {"Authorization": self._admin_token}
 
     def enrolment_code(self) -> str:
@@ -179,7 +179,7 @@ def running_server(root: Path, *, workers: int = 2) -> Iterator[SyncServer]:
             "wsgi:app", config, env=env, workdir=root / "gunicorn", ready_path="/readyz"
         ) as server:
             sync_server = SyncServer(server.url, f"fld-{uuid.uuid4().hex[:6]}", env)
-            sync_server.add_staff(admin="admin")
+            sync_server.add_staff(syncadmin="admin")
             yield sync_server
 
 

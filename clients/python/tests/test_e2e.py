@@ -39,14 +39,18 @@ def test_a_case_recorded_offline_reaches_the_server_once(
         assert case["specific_needs"] == ["SM-MI"]
         member = case["members"][0]["id"]
         # Two offline edits of one field after a sync: one mutation, no conflict with itself.
-        device.edit_case(reference, {"members": {"change": [{"id": member, "phone": "+1 1"}]}})
-        device.edit_case(reference, {"members": {"change": [{"id": member, "phone": "+1 2"}]}})
+        device.edit_case(
+            reference, {"members": {"change": [{"id": member, "phone": "+1 555 0001"}]}}
+        )
+        device.edit_case(
+            reference, {"members": {"change": [{"id": member, "phone": "+1 555 0002"}]}}
+        )
         assert device.sync().pushed == {"applied": 1}
         status = device.status()
         assert status.pending == 0
         assert status.needs_attention == []
         case = device.case(reference)
-        assert case["members"][0]["phone"] == "+1 2"
+        assert case["members"][0]["phone"] == "+1 555 0002"
         assert case["version"] == 2
         versions = server.in_app("case_versions", office=server.office)
         assert versions[reference] == 2
@@ -60,9 +64,7 @@ def test_a_rejected_mutation_needs_attention_and_blocks_nothing(
     server: SyncServer, tmp_path: Path
 ) -> None:
     with new_device(server, tmp_path, "cw1") as device:
-        bad = intake("Bad Sex")
-        bad["members"][0]["sex"] = "not-a-sex"
-        device.new_case(bad)
+        device.new_case({"specific_needs": [], "members": []})  # no household: rejected
         good = device.new_case(intake("Good Person"))
         report = device.sync()
         assert report.pushed == {"rejected": 1, "applied": 1}
@@ -92,7 +94,7 @@ def test_a_mismatched_checkpoint_starts_a_clean_pull_and_keeps_the_outbox(
         second = device.new_case(intake("Second Person"))
         device.sync()
         reference = device.case(first)["reference"]
-        device.edit_case(second, {"specific_needs": ["ER"]})
+        device.edit_case(second, {"specific_needs": ["ER-NF"]})
         # Lose a case from the replica behind the client's back.
         replica = device.replica
         with replica.transaction():
@@ -102,7 +104,7 @@ def test_a_mismatched_checkpoint_starts_a_clean_pull_and_keeps_the_outbox(
         assert device.case(reference)["reference"] == reference
         assert device.status().checkpoint_ok is True
         assert device.status().pending == 1  # the edit is still waiting
-        assert device.case(second)["specific_needs"] == ["ER"]
+        assert device.case(second)["specific_needs"] == ["ER-NF"]
         assert device.sync().pushed == {"applied": 1}
 
 

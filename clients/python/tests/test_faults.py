@@ -37,7 +37,7 @@ MANY_SEEDS = [
     for seed in range(100, 100 + int(os.environ.get("CASEWORK_SYNC_FAULT_SEEDS", "40")))
 ]
 FAULTY_RETRY = RetryPolicy(attempts=2, first_delay_s=0.02, max_delay_s=0.05)
-NEEDS = ["SM-MI", "ER", "DS-BD", "LP-ND", "SP-PT"]
+NEEDS = ["SM-MI", "ER-NF", "DS-BD", "LP-ND", "SP-PT"]
 
 
 @pytest.fixture(scope="module")
