@@ -51,7 +51,7 @@ class FaultProxy:
     seed: int
     rate: float = 0.3
     prefix: bytes = b"/api/v1/sync/"
-    max_delay_s: float = 1.5
+    max_delay_s: float = 4.0
     enabled: bool = True
     faults: tuple[str, ...] = FAULTS
     stats: Counter[str] = field(default_factory=Counter)

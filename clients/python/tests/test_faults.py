@@ -58,7 +58,7 @@ def faulty_device(
         tmp_path_factory.mktemp("faulty"),
         "fx1",
         url=proxy.url,
-        timeout=1.0,
+        timeout=3.0,
         retry=FAULTY_RETRY,
     )
     yield device
