@@ -26,11 +26,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SyncServer]:
         pytest.skip("this server has no sync API")
     with running_server(tmp_path_factory.mktemp("server")) as running:
         running.add_staff(
-            cw1="caseworker",
-            cw2="caseworker",
-            cw3="caseworker",
-            sup="supervisor",
-            fx1="caseworker",
-            kx1="caseworker",
+            **{f"cw{n}": "caseworker" for n in range(1, 13)},
+            **{f"sup{n}": "supervisor" for n in range(1, 3)},
         )
         yield running

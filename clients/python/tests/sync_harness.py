@@ -55,6 +55,7 @@ class SyncServer:
     env: dict[str, str]
     staff: dict[str, Staff] = field(default_factory=dict)
     _admin_token: str | None = None
+    _taken: set[str] = field(default_factory=set)
 
     def in_app(self, function: str, **arguments: Any) -> Any:
         completed = subprocess.run(
@@ -76,6 +77,17 @@ class SyncServer:
         seeds = self.in_app("setup_office", office=self.office, users=roles, passwords=passwords)
         for name, role in roles.items():
             self.staff[name] = Staff(name, passwords[name], seeds[name], role)
+
+    def take(self, role: str = "caseworker") -> str:
+        """A member of staff with this role who has not signed in yet (no TOTP wait)."""
+        for name, staff in self.staff.items():
+            if staff.role == role and staff.last_step < 0 and name not in self._taken:
+                self._taken.add(name)
+                return name
+        name = f"{role[:3]}{len(self.staff)}"
+        self.add_staff(**{name: role})
+        self._taken.add(name)
+        return name
 
     def totp(self, username: str) -> str:
         """A code for a time step this user has not used yet (waits when none is left)."""

@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import base64
 import copy
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
 import pytest
-from sync_harness import SyncServer, intake, new_device, server_has_sync
+from sync_harness import PASSPHRASE, SyncServer, intake, new_device, server_has_sync
 
 from casework_sync import DeviceRevoked
 from casework_sync.replica import REPLICA_FILE
@@ -26,7 +30,7 @@ pytestmark = [
 def test_a_case_recorded_offline_reaches_the_server_once(
     server: SyncServer, tmp_path: Path
 ) -> None:
-    with new_device(server, tmp_path, "cw1") as device:
+    with new_device(server, tmp_path, server.take()) as device:
         client_ref = device.new_case(intake("Offline Person"))
         device.edit_case(client_ref, {"specific_needs": ["SM-MI"]})  # folds into the intake
         assert device.status().pending == 1
@@ -63,7 +67,7 @@ def test_a_case_recorded_offline_reaches_the_server_once(
 def test_a_rejected_mutation_needs_attention_and_blocks_nothing(
     server: SyncServer, tmp_path: Path
 ) -> None:
-    with new_device(server, tmp_path, "cw1") as device:
+    with new_device(server, tmp_path, server.take()) as device:
         device.new_case({"specific_needs": [], "members": []})  # no household: rejected
         good = device.new_case(intake("Good Person"))
         report = device.sync()
@@ -80,7 +84,7 @@ def test_a_rejected_mutation_needs_attention_and_blocks_nothing(
 def test_a_clock_that_drifted_is_corrected_from_the_server_time(
     server: SyncServer, tmp_path: Path
 ) -> None:
-    with new_device(server, tmp_path, "cw2") as device:
+    with new_device(server, tmp_path, server.take()) as device:
         device.signer.clock_offset = -3600
         assert device.sync().checkpoint_ok
         assert abs(device.signer.clock_offset) < 60
@@ -89,7 +93,7 @@ def test_a_clock_that_drifted_is_corrected_from_the_server_time(
 def test_a_mismatched_checkpoint_starts_a_clean_pull_and_keeps_the_outbox(
     server: SyncServer, tmp_path: Path
 ) -> None:
-    with new_device(server, tmp_path, "cw2") as device:
+    with new_device(server, tmp_path, server.take()) as device:
         first = device.new_case(intake("First Person"))
         second = device.new_case(intake("Second Person"))
         device.sync()
@@ -111,8 +115,8 @@ def test_a_mismatched_checkpoint_starts_a_clean_pull_and_keeps_the_outbox(
 def test_two_devices_merge_then_conflict_and_a_supervisor_resolves(
     server: SyncServer, tmp_path: Path
 ) -> None:
-    a = new_device(server, tmp_path / "a", "cw1")
-    b = new_device(server, tmp_path / "b", "cw3")
+    a = new_device(server, tmp_path / "a", server.take())
+    b = new_device(server, tmp_path / "b", server.take())
     with a, b:
         client_ref = a.new_case(intake("Shared Person", phone="+962 1111"))
         a.sync()
@@ -145,7 +149,7 @@ def test_two_devices_merge_then_conflict_and_a_supervisor_resolves(
         conflict_id = conflicts[0]["id"]
         assert b.case(reference)["members"][0]["phone"] == "+962 3333"  # server's value kept
 
-        supervisor = server.bearer("sup")
+        supervisor = server.bearer(server.take("supervisor"))
         current = httpx.get(
             f"{server.url}/api/v1/sync/conflicts/{conflict_id}", headers=supervisor, timeout=30
         )
@@ -166,7 +170,7 @@ def test_two_devices_merge_then_conflict_and_a_supervisor_resolves(
 def test_a_revoked_device_wipes_its_replica_outbox_and_keys(
     server: SyncServer, tmp_path: Path
 ) -> None:
-    device = new_device(server, tmp_path, "cw2")
+    device = new_device(server, tmp_path, server.take())
     device.new_case(intake("Pending Person"))
     server.revoke(device.device_id)
     with pytest.raises(DeviceRevoked):
@@ -206,7 +210,8 @@ def _scan(home: Path, secrets: list[str]) -> list[str]:
 
 def test_a_stolen_laptop_gives_away_no_canary(server: SyncServer, tmp_path: Path) -> None:
     home = tmp_path / "laptop"
-    device = new_device(server, home, "cw1")
+    username = server.take()
+    device = new_device(server, home, username)
     name, phone, address, narrative = CANARIES
     client_ref = device.new_case(intake(name, phone=phone, address=address, narrative=narrative))
     device.sync()
@@ -214,7 +219,7 @@ def test_a_stolen_laptop_gives_away_no_canary(server: SyncServer, tmp_path: Path
     member = device.case(reference)["members"][0]["id"]
     device.edit_case(reference, {"members": {"change": [{"id": member, "place_of_birth": name}]}})
     device.new_case(intake(copy.copy(name) + " Junior", phone=phone))  # pending, unsent
-    secrets = [*CANARIES, server.staff["cw1"].password, str(device.vault.data["token"])]
+    secrets = [*CANARIES, server.staff[username].password, str(device.vault.data["token"])]
     # While the client is open (the WAL holds the latest pages) and after it closed.
     assert (home / (REPLICA_FILE + "-wal")).exists()
     assert _scan(home, secrets) == []
@@ -223,3 +228,112 @@ def test_a_stolen_laptop_gives_away_no_canary(server: SyncServer, tmp_path: Path
     # The scan itself finds a canary when there is one.
     (home / "control.txt").write_bytes(name.casefold().encode("utf-16-le"))
     assert _scan(home, secrets) == [f"{name!r} in control.txt"]
+
+
+def _cli(home: Path, *argv: str, secrets: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    """Run the command as a caseworker would, secrets on descriptors 3, 4... (never argv)."""
+    fds: list[int] = []
+    for secret in secrets:
+        read, write = os.pipe()
+        os.write(write, secret.encode() + b"\n")
+        os.close(write)
+        fds.append(read)
+    arguments = [str(a).format(*fds) for a in argv]
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "casework_sync.cli", "--home", str(home), *arguments],
+            pass_fds=fds,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def test_the_command_from_enrolment_to_status(server: SyncServer, tmp_path: Path) -> None:
+    home = tmp_path / "cli"
+    username = server.take()
+    staff = server.staff[username]
+    enrolled = _cli(
+        home,
+        "--passphrase-fd",
+        "{0}",
+        "enrol",
+        "--server",
+        server.url,
+        "--code",
+        server.enrolment_code(),
+        "--kdf-log2-n",
+        "12",
+        secrets=(PASSPHRASE,),
+    )
+    assert enrolled.returncode == 0, enrolled.stdout + enrolled.stderr
+    login = _cli(
+        home,
+        "--passphrase-fd",
+        "{0}",
+        "login",
+        "--username",
+        username,
+        "--password-fd",
+        "{1}",
+        "--totp",
+        server.totp(username),
+        secrets=(PASSPHRASE, staff.password),
+    )
+    assert login.returncode == 0, login.stdout + login.stderr
+    household = tmp_path / "household.json"
+    household.write_text(json.dumps(intake("Command Line Person")))
+    created = _cli(home, "--passphrase-fd", "{0}", "cases", "new", household, secrets=(PASSPHRASE,))
+    assert created.returncode == 0, created.stderr
+    local = created.stdout.split("local:")[1].split(";")[0]
+    edited = _cli(
+        home,
+        "--passphrase-fd",
+        "{0}",
+        "cases",
+        "edit",
+        f"local:{local}",
+        "--set",
+        "specific_needs=SM-MI,LP-ND",
+        secrets=(PASSPHRASE,),
+    )
+    assert edited.returncode == 0, edited.stderr
+    synced = _cli(home, "--passphrase-fd", "{0}", "sync", secrets=(PASSPHRASE,))
+    assert synced.returncode == 0, synced.stdout + synced.stderr
+    assert "Pushed: 1 applied" in synced.stdout
+    shown = _cli(
+        home, "--passphrase-fd", "{0}", "cases", "show", f"local:{local}", secrets=(PASSPHRASE,)
+    )
+    case = json.loads(shown.stdout)
+    assert case["specific_needs"] == ["SM-MI", "LP-ND"]
+    assert case["reference"]
+    status = _cli(home, "--passphrase-fd", "{0}", "status", "--json", secrets=(PASSPHRASE,))
+    assert json.loads(status.stdout)["pending"] == 0
+    wrong = _cli(home, "--passphrase-fd", "{0}", "status", secrets=("not the passphrase",))
+    assert wrong.returncode == 1
+    assert "Wrong passphrase" in wrong.stdout
+
+
+def test_a_cursor_the_server_refuses_starts_a_clean_pull(
+    server: SyncServer, tmp_path: Path
+) -> None:
+    a = new_device(server, tmp_path / "a", server.take())
+    b = new_device(server, tmp_path / "b", server.take())
+    with a, b:
+        a.new_case(intake("Resync Person"))
+        a.sync()
+        b.sync()
+        pending = b.new_case(intake("Waiting Person"))
+        # A cursor from another device: the server answers resync-required.
+        with b.replica.transaction():
+            b.replica.put_meta("cursor", a.replica.get_meta("cursor"))
+        report = b.sync()
+        assert report.resyncs == 1
+        assert report.checkpoint_ok
+        assert b.case(pending)["reference"]  # the outbox went out first, nothing lost
+        server_pairs = server.in_app("case_versions", office=server.office)
+        assert dict(b.replica.server_pairs()) == server_pairs

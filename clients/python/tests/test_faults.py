@@ -56,7 +56,7 @@ def faulty_device(
     device = new_device(
         server,
         tmp_path_factory.mktemp("faulty"),
-        "fx1",
+        server.take(),
         url=proxy.url,
         timeout=3.0,
         retry=FAULTY_RETRY,
@@ -207,7 +207,7 @@ def kill_home(
 ) -> Path:
     home = tmp_path_factory.mktemp("killed")
     proxy.enabled = False
-    new_device(server, home, "kx1", url=proxy.url).close()
+    new_device(server, home, server.take(), url=proxy.url).close()
     return home
 
 
