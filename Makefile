@@ -11,7 +11,7 @@ STAMP_DEV := $(VENV)/.installed-dev
 CLIENT := clients/python
 STAMP_CLIENT := $(VENV)/.installed-client
 
-.PHONY: run test lint typecheck pytest bench fuzz clean client-faults
+.PHONY: run test lint typecheck pytest bench fuzz sync-faults clean client-faults
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,16 @@ bench: $(STAMP_DEV) $(STAMP_CLIENT)
 
 fuzz: $(STAMP_DEV)
 	CASEWORK_FUZZ_EXAMPLES=1000 $(BIN)/python -m pytest tests/test_fuzz.py $(PYTEST_ARGS)
+
+# Exactly-once under kill -9: 1,000 offline mutations pushed to a real gunicorn that is
+# killed before and after commits at random, over several seeds (SQLite unless
+# CASEWORK_TEST_DATABASE_URL names PostgreSQL).
+SYNC_FAULT_SEEDS ?= 1 2 3
+sync-faults: $(STAMP_DEV)
+	for seed in $(SYNC_FAULT_SEEDS); do \
+		$(BIN)/python -m tests.sync.faults --mutations 1000 --batch 100 --rate 0.2 --seed $$seed || exit 1; \
+	done
+	SYNC_STATEFUL_EXAMPLES=200 $(BIN)/python -m pytest tests/sync/test_stateful.py $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache

@@ -27,22 +27,29 @@ from typing import Any
 
 from flask import current_app, has_app_context
 from sqlalchemy import delete, event, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from casework.auth.access import Principal
 from casework.auth.timestamps import utcnow
 from casework.cases.models import Case
 from casework.cases.service import case_view
+from casework.security.case_keys import SESSION_INFO_KEY
+from casework.security.data_key_cache import DataKeyCache
+from casework.security.envelope import WrappedKey
+from casework.security.models import CaseKey
 from casework.sync.codes import ChangeOp
 from casework.sync.models import CaseVersion, FeedClock, FeedEntry, OfficeFeed
 from casework.workflow.models import CaseWorkflow
 from casework.workflow.service import workflow_view
 
 TOUCHED = "casework.sync.touched"
+CAPTURED = "casework.sync.captured"
+_UNKNOWN = object()
 _PUBLISHING = "casework.sync.publishing"
 ZERO = bytes(32)
 CLOCK_ID = 1
 _PURGE_BATCH = 200
+_BACKFILL_BATCH = 500
 #: Nobody's permissions: the workflow view it gets holds only what every reader sees.
 _NOBODY = Principal(user_id=None, role="sync-feed", office=None)
 
@@ -76,34 +83,54 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, dict):
-        return {key: jsonable(item) for key, item in value.items()}
+        return {str(key): jsonable(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return [jsonable(item) for item in value]
     return value
 
 
-def device_view(session: Session, case: Case) -> dict[str, Any]:
+def device_view(
+    session: Session, case: Case, workflow: CaseWorkflow | object | None = _UNKNOWN
+) -> dict[str, Any]:
     """``GET /cases/{reference}`` less what depends on the caller or the moment: the case,
     its members and the workflow states (no ``allowed_transitions``, no duplicates, no
-    sealed workflow outcomes, whose visibility depends on the reader's permissions)."""
+    sealed workflow outcomes, whose visibility depends on the reader's permissions).
+    ``workflow``: the case's workflow row when the caller loaded it already (or None)."""
     view = case_view(case)
-    row = session.get(CaseWorkflow, case.id)
-    view["workflow"] = workflow_view(_NOBODY, case, row)
+    row = session.get(CaseWorkflow, case.id) if workflow is _UNKNOWN else workflow
+    view["workflow"] = workflow_view(_NOBODY, case, row)  # type: ignore[arg-type]
     result: dict[str, Any] = jsonable(view)
     return result
 
 
-def capture_version(session: Session, case: Case) -> None:
-    """Seal the case view at its current version (once per version)."""
-    found = session.scalar(
-        select(CaseVersion).where(
-            CaseVersion.case_id == case.id, CaseVersion.version == case.version
-        )
-    )
-    if found is None:
-        found = CaseVersion(case_id=case.id, version=case.version, created_at=utcnow())
-        session.add(found)
-    found.snapshot = device_view(session, case)
+def capture_version(
+    session: Session,
+    case: Case,
+    *,
+    stored: bool | None = None,
+    workflow: CaseWorkflow | object | None = _UNKNOWN,
+) -> None:
+    """Seal the case view at its current version, once per version and transaction.
+
+    ``stored`` (when the caller knows whether a row exists already) saves a query.
+    """
+    captured: dict[tuple[uuid.UUID, int], CaseVersion] = session.info.setdefault(CAPTURED, {})
+    known = captured.get((case.id, case.version))
+    if known is not None and known in session:  # not undone by a rolled-back savepoint
+        return
+    with session.no_autoflush:
+        found = None
+        if stored is not False:
+            found = session.scalar(
+                select(CaseVersion).where(
+                    CaseVersion.case_id == case.id, CaseVersion.version == case.version
+                )
+            )
+        if found is None:
+            found = CaseVersion(case_id=case.id, version=case.version, created_at=utcnow())
+            session.add(found)
+        found.snapshot = device_view(session, case, workflow)
+    captured[(case.id, case.version)] = found
 
 
 def version_snapshot(session: Session, case_id: uuid.UUID, version: int) -> dict[str, Any] | None:
@@ -177,16 +204,35 @@ def _publish(session: Session, cases: list[Case]) -> int:
             )
         )
     }
+    by_case: dict[uuid.UUID, list[Any]] = {}
+    for row in existing.values():
+        by_case.setdefault(row.case_id, []).append(row)
+    stored = {
+        (row.case_id, row.version)
+        for row in session.execute(
+            select(CaseVersion.case_id, CaseVersion.version).where(CaseVersion.case_id.in_(ids))
+        )
+    }
+    workflows = {
+        row.case_id: row
+        for row in session.scalars(select(CaseWorkflow).where(CaseWorkflow.case_id.in_(ids)))
+    }
+    _prime_keys(session, ids)
     targets: list[_Target] = []
     for case in cases:
         if case.erased_at is not None:
             targets.append(_Target(case.office_code, case, ChangeOp.DELETE))
             continue
-        capture_version(session, case)
+        capture_version(
+            session,
+            case,
+            stored=(case.id, case.version) in stored,
+            workflow=workflows.get(case.id),
+        )
         targets.append(_Target(case.office_code, case, ChangeOp.UPSERT))
-        for (office, case_id), row in existing.items():
-            if case_id == case.id and office != case.office_code and row.op == ChangeOp.UPSERT:
-                targets.append(_Target(office, case, ChangeOp.EVICT))
+        for row in by_case.get(case.id, ()):
+            if row.office_code != case.office_code and row.op == ChangeOp.UPSERT:
+                targets.append(_Target(row.office_code, case, ChangeOp.EVICT))
     seq = clock.last_seq
     clock.last_seq = seq + len(targets)
     offices = _office_states(session, {t.office for t in targets})
@@ -199,6 +245,18 @@ def _publish(session: Session, cases: list[Case]) -> int:
     session.flush()
     _purge_tombstones(session, now)
     return clock.last_seq
+
+
+def _prime_keys(session: Session, ids: list[uuid.UUID]) -> None:
+    """Read the wrapped keys of ``ids`` in one query (unwrapped on first use)."""
+    keys = session.info.get(SESSION_INFO_KEY)
+    if isinstance(keys, DataKeyCache):
+        rows = session.execute(
+            select(CaseKey.case_id, CaseKey.kek_id, CaseKey.wrapped_key).where(
+                CaseKey.case_id.in_(ids)
+            )
+        )
+        keys.prime({row.case_id: WrappedKey(row.kek_id, bytes(row.wrapped_key)) for row in rows})
 
 
 def _office_states(session: Session, codes: set[str]) -> dict[str, OfficeFeed]:
@@ -273,9 +331,13 @@ def backfill(session: Session) -> int:
     """Publish every live case that has no feed entry yet (cases written in bulk, or
     before sync was installed); returns how many were published."""
     published = select(FeedEntry.case_id)
-    cases = list(
-        session.scalars(select(Case).where(Case.erased_at.is_(None), Case.id.not_in(published)))
+    ids = list(
+        session.scalars(select(Case.id).where(Case.erased_at.is_(None), Case.id.not_in(published)))
     )
-    if cases:
+    for start in range(0, len(ids), _BACKFILL_BATCH):
+        chunk = sorted(ids[start : start + _BACKFILL_BATCH])
+        cases = session.scalars(
+            select(Case).where(Case.id.in_(chunk)).options(selectinload(Case.members))
+        ).all()
         _publish(session, sorted(cases, key=lambda c: c.id))
-    return len(cases)
+    return len(ids)

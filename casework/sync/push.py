@@ -146,7 +146,7 @@ def _one(
 
 
 def _errors(kind: RejectionType, fields: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    return {"type": kind.value, "fields": dict(fields or {})}
+    return {"type": kind.value, "fields": feed.jsonable(dict(fields or {}))}
 
 
 def _field_errors(failed: ValidationFailed) -> dict[str, Any]:

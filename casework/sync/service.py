@@ -288,12 +288,13 @@ def _first_use(session: Session, device: Device, nonce: str, created: datetime) 
     )
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    result: Any = session.execute(
+    inserted = session.execute(
         insert(SeenNonce)
         .values(device_id=device.id, nonce=nonce, expires_at=created + 2 * SIGNATURE_WINDOW)
         .on_conflict_do_nothing()
-    )
-    return bool(result.rowcount)
+        .returning(SeenNonce.nonce)
+    ).first()
+    return inserted is not None
 
 
 def _record(session: Session, device: Device | None, field: str) -> None:

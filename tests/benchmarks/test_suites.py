@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from benchmarks import audit_bench, crypto_bench
+from benchmarks import audit_bench, crypto_bench, sync_bench
 from benchmarks.__main__ import SUITES
 from casework.config import SCHEMA
 from tests.conftest import POSTGRES_URL
 
 
 def test_make_bench_runs_every_in_process_suite() -> None:
-    assert set(SUITES) == {"crypto_bench", "audit_bench"}
+    assert set(SUITES) == {"crypto_bench", "audit_bench", "sync_bench", "field_client_bench"}
     for name in SUITES:
         assert (Path(crypto_bench.__file__).parent / f"{name}.py").is_file()
 
@@ -45,3 +45,13 @@ def test_audit_suite_measures_appends_and_verification(tmp_path: Path) -> None:
     assert verification["entries"] == 2000
     assert verification["checkpoints"] == 2
     assert verification["verify_from_database"]["entries_per_s"] > 0
+
+
+def test_sync_suite_measures_pull_and_push(tmp_path: Path) -> None:
+    out = tmp_path / "sync.json"
+    assert sync_bench.main(["--out", str(out), "--cases", "30", "--pushes", "10"]) == 0
+    results = json.loads(out.read_text(encoding="utf-8"))
+    assert results["pull"]["cases"] == 30
+    assert results["push_updates"]["mutations"] == results["push_creates"]["mutations"] == 10
+    for name in ("pull", "push_updates", "push_creates"):
+        assert results[name]["ratio_to_baseline"] > 0

@@ -1,0 +1,219 @@
+"""Field-office sync: pull (cases/s, pages of 500) and push (mutations/s, requests of 100).
+
+In-process, one thread, through the Flask test client with real RFC 9421 signatures
+and a device-bound token, on a SQLite file with the production pragmas. The paired
+baseline is the bare Flask app (``benchmarks/baseline_app.py``) driven the same way in
+the same run, so each figure also comes as a ratio that the machine's drift cancels
+out of (requests/s of the sync route over requests/s of the bare route).
+
+Usage, from the repository root::
+
+    python benchmarks/sync_bench.py --out sync_bench.json [--cases 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# The test configuration: its fast password hashing only shortens the one sign-in.
+os.environ.setdefault("CASEWORK_ENV", "test")
+
+from sqlalchemy import select
+
+from benchmarks.audit_bench import sqlite_app
+from benchmarks.baseline_app import app as baseline_app
+from casework.auth.access import register_authenticator
+from casework.cases.models import Case, CaseMember
+from casework.cases.service import bulk_register
+from casework.db import get_db
+from casework.offices.models import Office
+from casework.security.app import current_keyring
+from casework.security.case_keys import attach_keyring
+from casework.sync import feed
+from tests.auth.helpers import TEST_PASSWORD, create_user
+from tests.conftest import _test_principal_from_header
+from tests.sync.signing import Device, enrol
+
+OFFICE = "bench-01"
+ADMIN = {"X-Test-Principal": "admin;;admin"}
+PAGE = 500
+BATCH = 100
+
+
+def household(n: int) -> dict[str, Any]:
+    return {
+        "specific_needs": ["SC-UC"] if n % 3 == 0 else [],
+        "members": [
+            {"relationship": "principal_applicant", "sex": "female", "birth_year": 1980 + n % 30,
+             "full_name": f"Bench Person {n}", "phone": "+962790000000", "address": "Block 1"},
+            {"relationship": "child", "sex": "male", "birth_year": 2015, "full_name": f"Child {n}"},
+        ],
+    }  # fmt: skip
+
+
+def _device(app: Any) -> Device:
+    client = app.test_client()
+    code = client.post(
+        "/api/v1/devices/enrolment-codes", json={"office": OFFICE, "label": "bench"}, headers=ADMIN
+    ).get_json()["code"]
+    device = enrol(client, code)
+    with get_db(app).session_factory() as session:
+        user = create_user(app, session, "caseworker", OFFICE, mfa=False)
+        username = user.username
+        session.commit()
+    assert device.login(username, TEST_PASSWORD).status_code == 200
+    return device
+
+
+def _seed(app: Any, count: int) -> float:
+    """Register ``count`` cases in bulk, then publish them to the feed; returns the
+    seconds the feed backfill took (sealing one snapshot per case)."""
+    with app.app_context(), get_db(app).session_factory() as session:
+        session.add(Office(code=OFFICE, name="Bench", country_code="JOR"))
+        session.commit()
+        attach_keyring(session, current_keyring())
+        for start in range(0, count, 1000):
+            households = [household(n) for n in range(start, min(count, start + 1000))]
+            bulk_register(session, OFFICE, households, audit_each=False)
+            session.commit()
+        began = time.perf_counter()
+        attach_keyring(session, current_keyring())
+        feed.backfill(session)
+        session.commit()
+        return time.perf_counter() - began
+
+
+def _baseline(app: Any, method: str, requests: int) -> float:
+    client = baseline_app.test_client()
+    began = time.perf_counter()
+    for _ in range(requests):
+        if method == "GET":
+            client.get("/bare")
+        else:
+            client.post("/bare", json={"a": 1, "b": 2})
+    return requests / (time.perf_counter() - began)
+
+
+def pull(device: Device) -> dict[str, Any]:
+    cursor, cases, requests = None, 0, 0
+    began = time.perf_counter()
+    while True:
+        response = device.pull(cursor, PAGE)
+        assert response.status_code == 200, response.get_json()
+        page = response.get_json()
+        cases += len(page["changes"])
+        requests += 1
+        cursor = page["cursor"]
+        if not page["more"]:
+            break
+    seconds = time.perf_counter() - began
+    return {
+        "cases": cases,
+        "requests": requests,
+        "seconds": round(seconds, 3),
+        "cases_per_s": round(cases / seconds),
+        "requests_per_s": requests / seconds,
+    }
+
+
+def push(device: Device, mutations: list[dict[str, Any]]) -> dict[str, Any]:
+    began = time.perf_counter()
+    for start in range(0, len(mutations), BATCH):
+        response = device.push(mutations[start : start + BATCH])
+        assert response.status_code == 200, response.get_json()
+        statuses = {r["status"] for r in response.get_json()["results"]}
+        assert statuses == {"applied"}, statuses
+    seconds = time.perf_counter() - began
+    requests = -(-len(mutations) // BATCH)
+    return {"mutations": len(mutations), "requests": requests, "seconds": round(seconds, 3),
+            "mutations_per_s": round(len(mutations) / seconds),
+            "requests_per_s": requests / seconds}  # fmt: skip
+
+
+def updates(app: Any, first_seq: int, count: int) -> list[dict[str, Any]]:
+    with app.app_context(), get_db(app).session_factory() as session:
+        attach_keyring(session, current_keyring())
+        rows = session.execute(
+            select(Case.reference, Case.version, CaseMember.id)
+            .join(CaseMember, CaseMember.case_id == Case.id)
+            .where(CaseMember.position == 0)
+            .limit(count)
+        ).all()
+    return [
+        {"mutation_id": str(uuid.uuid4()), "device_seq": first_seq + n, "op": "update",
+         "reference": ref, "base_version": version,
+         "changes": {"members": {"change": [{"id": str(member), "phone": f"+9627{n:08d}"}]}}}
+        for n, (ref, version, member) in enumerate(rows)
+    ]  # fmt: skip
+
+
+def creates(first_seq: int, count: int) -> list[dict[str, Any]]:
+    mutations = []
+    for n in range(count):
+        body = household(n)
+        body["client_ref"] = str(uuid.uuid4())
+        for member in body["members"]:
+            member["client_ref"] = str(uuid.uuid4())
+        mutations.append({"mutation_id": str(uuid.uuid4()), "device_seq": first_seq + n,
+                          "op": "create", "changes": body})  # fmt: skip
+    return mutations
+
+
+def run(cases: int, pushes: int) -> dict[str, Any]:
+    with (
+        tempfile.TemporaryDirectory(prefix="casework-sync-bench-") as folder,
+        sqlite_app(Path(folder)) as app,
+    ):
+        app.config["TESTING"] = True  # the test-principal header and fast password hashes
+        register_authenticator(app, _test_principal_from_header)
+        backfill_s = _seed(app, cases)
+        device = _device(app)
+        bare_get = _baseline(app, "GET", 2000)
+        pulled = pull(device)
+        bare_post = _baseline(app, "POST", 2000)
+        updated = push(device, updates(app, 1, pushes))
+        created = push(device, creates(1 + pushes, pushes))
+    pulled["ratio_to_baseline"] = round(pulled.pop("requests_per_s") / bare_get, 4)
+    for figures in (updated, created):
+        figures["ratio_to_baseline"] = round(figures.pop("requests_per_s") / bare_post, 4)
+    return {
+        "backend": "sqlite",
+        "baseline_get_per_s": round(bare_get),
+        "baseline_post_per_s": round(bare_post),
+        "feed_backfill_cases_per_s": round(cases / backfill_s),
+        "pull": pulled,
+        "push_updates": updated,
+        "push_creates": created,
+        "targets": {
+            "pull_cases_per_s": 3000,
+            "push_updates_per_s": 1000,
+            "push_creates_per_s": 300,
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--cases", type=int, default=10_000)
+    parser.add_argument("--pushes", type=int, default=1000)
+    args = parser.parse_args(argv)
+    figures = run(args.cases, args.pushes)
+    text = json.dumps(figures, indent=2)
+    if args.out:
+        args.out.write_text(text + "\n", encoding="utf-8")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

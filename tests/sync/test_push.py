@@ -1,0 +1,232 @@
+"""Push: exactly once, device order, rejections that block nothing, three-way merge."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from casework.cases.models import Case
+from casework.sync.models import Mutation, SyncConflict
+from tests.conftest import stored_ciphertexts
+from tests.sync.conftest import household
+from tests.sync.signing import Device, new_mutation
+from tests.sync.test_pull import STAFF, create, patch, pull_all
+
+
+def intake(name: str = "Amina Test") -> dict[str, Any]:
+    body = household(full_name=name)
+    body["client_ref"] = str(uuid.uuid4())
+    body["members"][0]["client_ref"] = str(uuid.uuid4())
+    return body
+
+
+def results(response: Any) -> list[dict[str, Any]]:
+    assert response.status_code == 200, response.get_json()
+    return list(response.get_json()["results"])
+
+
+def cases_count(session: Session) -> int:
+    return int(session.scalar(select(func.count()).select_from(Case)) or 0)
+
+
+def test_create_maps_client_refs_and_is_exactly_once(device: Device, db_session: Session) -> None:
+    body = intake()
+    mutation = new_mutation(1, "create", body)
+    (result,) = results(device.push([mutation]))
+    assert result["status"] == "applied"
+    assert result["version"] == 1
+    assert result["refs"][body["client_ref"]] == result["reference"]
+    member_ref = body["members"][0]["client_ref"]
+    assert uuid.UUID(result["refs"][member_ref])
+    count = cases_count(db_session)
+    (again,) = results(device.push([mutation]))
+    assert again["status"] == "duplicate"
+    assert again["reference"] == result["reference"]
+    assert again["refs"] == result["refs"]
+    assert cases_count(db_session) == count
+    # The same id with another body is rejected, and nothing is applied.
+    changed = {**mutation, "changes": intake("Other Person")}
+    (reused,) = results(device.push([changed]))
+    assert reused["status"] == "rejected"
+    assert reused["errors"]["type"] == "reused-id"
+    assert cases_count(db_session) == count
+
+
+def test_write_checkpoint_is_reached_by_the_feed(device: Device) -> None:
+    response = device.push([new_mutation(1, "create", intake())])
+    checkpoint = response.get_json()["write_checkpoint"]
+    _, page = pull_all(device)
+    assert page["checkpoint"]["seq"] >= checkpoint > 0
+
+
+def test_a_gap_answers_out_of_order_and_blocks_what_follows(device: Device) -> None:
+    first = new_mutation(1, "create", intake())
+    third = new_mutation(3, "create", intake())
+    gap = results(device.push([third, first]))
+    assert gap[0]["status"] == "out_of_order"
+    assert gap[0]["expected_seq"] == 1
+    assert gap[1]["status"] == "out_of_order"  # nothing after the gap is applied
+    done = results(device.push([first, new_mutation(2, "create", intake()), third]))
+    assert [r["status"] for r in done] == ["applied", "applied", "applied"]
+
+
+def test_a_rejected_mutation_blocks_nothing(device: Device) -> None:
+    bad = intake()
+    bad["members"][0]["sex"] = "unknown-value"
+    answer = results(
+        device.push([new_mutation(1, "create", bad), new_mutation(2, "create", intake())])
+    )
+    assert answer[0]["status"] == "rejected"
+    assert answer[0]["errors"]["type"] == "invalid"
+    assert "members" in answer[0]["errors"]["fields"]
+    assert answer[1]["status"] == "applied"
+    # The rejected one used up its number: seq 3 is next.
+    (nxt,) = results(device.push([new_mutation(3, "create", intake())]))
+    assert nxt["status"] == "applied"
+
+
+def test_update_by_client_ref_and_merge_of_disjoint_fields(
+    client: FlaskClient, device: Device
+) -> None:
+    body = intake()
+    (created,) = results(device.push([new_mutation(1, "create", body)]))
+    reference = created["reference"]
+    member_ref = body["members"][0]["client_ref"]
+    # The server changes the phone; the device, offline since version 1, the address.
+    member_id = created["refs"][member_ref]
+    changed = patch(
+        client, reference, 1, {"members": {"change": [{"id": member_id, "phone": "+962790000000"}]}}
+    )
+    assert changed.status_code == 200, changed.get_json()
+    update = new_mutation(
+        2,
+        "update",
+        {"members": {"change": [{"id": member_ref, "address": "Block 7"}]}},
+        reference=body["client_ref"],
+        base_version=1,
+    )
+    (merged,) = results(device.push([update]))
+    assert merged["status"] == "applied", merged
+    case = client.get(f"/api/v1/cases/{reference}", headers=STAFF).get_json()
+    assert case["members"][0]["phone"] == "+962790000000"
+    assert case["members"][0]["address"] == "Block 7"
+
+
+def test_same_field_becomes_a_conflict_kept_for_people(
+    client: FlaskClient, device: Device, db_session: Session
+) -> None:
+    case = create(client)
+    reference, member_id = case["reference"], case["members"][0]["id"]
+    patch(client, reference, 1, {"members": {"change": [{"id": member_id, "phone": "+111"}]}})
+    update = new_mutation(
+        1,
+        "update",
+        {
+            "members": {"change": [{"id": member_id, "phone": "+222", "address": "Tent 4"}]},
+            "specific_needs": ["SC-UC"],
+        },
+        reference=reference,
+        base_version=1,
+    )
+    (result,) = results(device.push([update]))
+    assert result["status"] == "conflict"
+    assert result["conflict_id"]
+    now = client.get(f"/api/v1/cases/{reference}", headers=STAFF).get_json()
+    assert now["members"][0]["phone"] == "+111"  # never silently overwritten
+    assert now["members"][0]["address"] == "Tent 4"  # the rest merged
+    assert now["specific_needs"] == ["SC-UC"]
+    conflict = client.get(f"/api/v1/sync/conflicts/{result['conflict_id']}", headers=STAFF)
+    assert conflict.status_code == 200
+    assert conflict.get_json()["fields"] == [
+        {"field": f"members.{member_id}.phone", "server": "+111", "device": "+222"}
+    ]
+    listed = client.get("/api/v1/sync/conflicts", headers=STAFF).get_json()["items"]
+    assert [c["id"] for c in listed] == [result["conflict_id"]]
+    # The device lists it too.
+    assert device.request("GET", "/api/v1/sync/conflicts").get_json()["items"]
+    blobs = stored_ciphertexts(db_session, SyncConflict)
+    assert all(b"+222" not in (blob or b"") for blob in blobs)
+
+
+def test_resolve_with_if_match(client: FlaskClient, device: Device) -> None:
+    case = create(client)
+    reference, member_id = case["reference"], case["members"][0]["id"]
+    patch(client, reference, 1, {"members": {"change": [{"id": member_id, "phone": "+111"}]}})
+    update = new_mutation(
+        1,
+        "update",
+        {"members": {"change": [{"id": member_id, "phone": "+222"}]}},
+        reference=reference,
+        base_version=1,
+    )
+    (result,) = results(device.push([update]))
+    path = f"/api/v1/sync/conflicts/{result['conflict_id']}/resolve"
+    assert client.post(path, json={"keep": "device"}, headers=STAFF).status_code == 428
+    stale = client.post(path, json={"keep": "device"}, headers={**STAFF, "If-Match": '"v9"'})
+    assert stale.status_code == 412
+    done = client.post(path, json={"keep": "device"}, headers={**STAFF, "If-Match": '"v1"'})
+    assert done.status_code == 200, done.get_json()
+    assert done.get_json()["status"] == "resolved"
+    now = client.get(f"/api/v1/cases/{reference}", headers=STAFF).get_json()
+    assert now["members"][0]["phone"] == "+222"
+    # The resolution reaches the devices through the feed.
+    changes, _ = pull_all(device)
+    assert changes[-1]["case"]["members"][0]["phone"] == "+222"
+    assert client.get("/api/v1/sync/conflicts", headers=STAFF).get_json()["items"] == []
+
+
+def test_needs_merge_as_a_set(client: FlaskClient, device: Device) -> None:
+    case = create(client)
+    reference = case["reference"]
+    patch(client, reference, 1, {"specific_needs": ["SC-UC"]})
+    update = new_mutation(
+        1, "update", {"specific_needs": ["LP-RR"]}, reference=reference, base_version=1
+    )
+    (result,) = results(device.push([update]))
+    assert result["status"] == "applied"
+    now = client.get(f"/api/v1/cases/{reference}", headers=STAFF).get_json()
+    assert sorted(now["specific_needs"]) == ["LP-RR", "SC-UC"]
+
+
+def test_two_offline_edits_of_one_field_do_not_conflict_with_themselves(
+    client: FlaskClient, device: Device
+) -> None:
+    case = create(client)
+    reference, member_id = case["reference"], case["members"][0]["id"]
+    edits = [
+        new_mutation(
+            seq,
+            "update",
+            {"members": {"change": [{"id": member_id, "phone": phone}]}},
+            reference=reference,
+            base_version=1,
+        )
+        for seq, phone in ((1, "+333"), (2, "+444"))
+    ]
+    assert [r["status"] for r in results(device.push(edits))] == ["applied", "applied"]
+
+
+def test_update_of_an_erased_case_is_rejected_as_gone(
+    client: FlaskClient, device: Device, db_session: Session
+) -> None:
+    case = create(client)
+    client.delete(f"/api/v1/cases/{case['reference']}", headers={**STAFF, "If-Match": '"v1"'})
+    update = new_mutation(
+        1, "update", {"specific_needs": ["SC-UC"]}, reference=case["reference"], base_version=1
+    )
+    (result,) = results(device.push([update]))
+    assert result["status"] == "rejected"
+    assert result["errors"]["type"] == "gone"
+
+
+def test_results_are_sealed(device: Device, db_session: Session) -> None:
+    results(device.push([new_mutation(1, "create", intake("Zeynep Canary"))]))
+    blobs = stored_ciphertexts(db_session, Mutation)
+    assert all(b"Canary" not in (blob or b"") for blob in blobs)
+    row = db_session.scalars(select(Mutation)).one()
+    assert row.status == "applied"
+    assert row.case_version == 1
