@@ -349,8 +349,7 @@ class Client:
             ).json()
             with self.replica.transaction():
                 gen = int(self.replica.get_meta("gen", 0))
-                for change in page["changes"]:
-                    self.replica.apply_change(change, gen)
+                self.replica.apply_page(page["changes"], gen)
                 self.replica.put_meta("cursor", page["cursor"])
                 self.replica.put_meta("checkpoint", page.get("checkpoint"))
                 resync_gen = self.replica.get_meta("resync_gen")

@@ -451,17 +451,34 @@ class Replica:
 
     # -- pulled changes ------------------------------------------------------
 
-    def apply_change(self, change: dict[str, Any], gen: int) -> None:
-        """Merge one feed entry (call in the page's transaction); pending edits stay on top."""
+    def apply_page(self, changes: list[dict[str, Any]], gen: int) -> None:
+        """Merge one page of the feed (call in the page's transaction)."""
+        has_pending = self.pending_count() > 0
+        for change in changes:
+            self.apply_change(change, gen, has_pending=has_pending)
+
+    def apply_change(self, change: dict[str, Any], gen: int, *, has_pending: bool = True) -> None:
+        """Merge one feed entry (call in a transaction); pending edits stay on top."""
         reference = change["reference"]
-        row_id = self._resolve(reference) or self.row_id(reference)
-        record = self._load(row_id)
+        row_id = self.row_id(reference)
+        row = self.db.execute("SELECT blob FROM cases WHERE row_id = ?", (row_id,)).fetchone()
+        if row is None:
+            alias = self.db.execute(
+                "SELECT row_id FROM aliases WHERE alias = ?", (row_id,)
+            ).fetchone()
+            row_id = alias[0] if alias else row_id
+            record = self._load(row_id) if alias else None
+        else:
+            record = self._open("cases", row_id, row[0])
         if change["op"] == "upsert":
             if record is None:
                 record = {"reference": reference, "client_ref": None, "refs": {}, "local": None}
             record["reference"] = reference
             record["base"] = change["case"]
-            self._overlay(row_id, record)
+            if has_pending:
+                self._overlay(row_id, record)
+            else:
+                record["local"] = None
             self._store(row_id, record, gen)
         elif record is not None:
             # delete or evict: the case is gone from this office. Pending edits stay
