@@ -145,6 +145,19 @@ class EncryptedField(Generic[T]):
             self._aad_prefix = field_aad_prefix(self._table(), self.name_in_table)
         return seal_with_aad(key, encoded, self._aad_prefix + row_ids.aad)
 
+    def plaintext(self, session: Session, row_ids: RowIds, blob: bytes | None) -> T | None:
+        """The value of a stored column read without the ORM: the twin of :meth:`ciphertext`.
+
+        For bulk reads (a sync pull of hundreds of rows): the same key lookup,
+        associated data and decoding as reading the attribute of a loaded row.
+        """
+        if blob is None:
+            return None
+        if not self._aad_prefix:
+            self._aad_prefix = field_aad_prefix(self._table(), self.name_in_table)
+        key = data_key_cache(session).get(row_ids.case_id)
+        return self.codec.decode(open_with_aad(key, blob, self._aad_prefix + row_ids.aad))
+
     def _decode(self, encoded: bytes | None) -> T | None:
         return None if encoded is None else self.codec.decode(encoded)
 

@@ -26,6 +26,7 @@ from casework.auth.timestamps import utcnow
 from casework.errors import CaseworkError
 from casework.security.app import derived_secret
 from casework.security.case_keys import SESSION_INFO_KEY
+from casework.security.columns import RowIds
 from casework.security.data_key_cache import DataKeyCache
 from casework.security.envelope import WrappedKey
 from casework.security.models import CaseKey
@@ -113,7 +114,7 @@ def pull(session: Session, device: Device, cursor_text: str | None, limit: int) 
     more = len(rows) > limit
     rows = rows[:limit]
     changes = _changes(session, rows)
-    next_seq = rows[-1][0].seq if more else high
+    next_seq = rows[-1].seq if more else high
     record_many(
         AuditAction.SYNC_PULL,
         [change["reference"] for change in changes],
@@ -139,8 +140,19 @@ def _page(
 ) -> list[Any]:
     """Entries after ``after`` up to ``high`` (committed when the checkpoint was read),
     each upsert with its sealed snapshot and the case's wrapped key, in one statement."""
+    snapshot = CaseVersion.__table__.c[CaseVersion.snapshot.name_in_table]
     query = (
-        select(FeedEntry, CaseVersion, CaseKey.kek_id, CaseKey.wrapped_key)
+        select(
+            FeedEntry.seq,
+            FeedEntry.op,
+            FeedEntry.reference,
+            FeedEntry.version,
+            FeedEntry.case_id,
+            CaseVersion.id.label("version_id"),
+            snapshot.label("snapshot"),
+            CaseKey.kek_id,
+            CaseKey.wrapped_key,
+        )
         .outerjoin(
             CaseVersion,
             and_(
@@ -159,26 +171,26 @@ def _page(
 
 
 def _changes(session: Session, rows: list[Any]) -> list[dict[str, Any]]:
+    """The page's changes; snapshots decrypted in one pass (keys read with the page)."""
     keys = session.info.get(SESSION_INFO_KEY)
     if isinstance(keys, DataKeyCache):
         keys.prime(
             {
-                row[0].case_id: WrappedKey(row.kek_id, bytes(row.wrapped_key))
+                row.case_id: WrappedKey(row.kek_id, bytes(row.wrapped_key))
                 for row in rows
                 if row.wrapped_key is not None
             }
         )
     changes = []
     for row in rows:
-        entry: FeedEntry = row[0]
         change: dict[str, Any] = {
-            "seq": entry.seq,
-            "op": entry.op,
-            "reference": entry.reference,
-            "version": entry.version,
+            "seq": row.seq,
+            "op": row.op,
+            "reference": row.reference,
+            "version": row.version,
         }
-        version: CaseVersion | None = row[1]
-        if entry.op == ChangeOp.UPSERT and version is not None:
-            change["case"] = version.snapshot
+        if row.op == ChangeOp.UPSERT and row.snapshot is not None:
+            ids = RowIds(row.case_id, row.version_id)
+            change["case"] = CaseVersion.snapshot.plaintext(session, ids, bytes(row.snapshot))
         changes.append(change)
     return changes

@@ -30,8 +30,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from casework import audit
 from casework.audit import AuditAction, Outcome
+from casework.audit.service import record_many
 from casework.auth.access import Principal
 from casework.auth.permissions import Permission
 from casework.auth.timestamps import utcnow
@@ -89,17 +89,40 @@ def push(
         .execution_options(populate_existing=True)
     )
     assert device is not None  # the request was signed by it
+    ids = [mutation["mutation_id"] for mutation in mutations]
+    list(session.scalars(select(Mutation).where(Mutation.mutation_id.in_(ids))))  # one read
+    log: list[_LogLine] = []
     results = []
     blocked = False
     for mutation in mutations:
-        result = _one(session, principal, device, mutation, blocked)
+        result = _one(session, principal, device, mutation, blocked, log)
         blocked = blocked or result["status"] == MutationStatus.OUT_OF_ORDER
         results.append(result)
+    _record(session, log)
     published = feed.publish(session)
     return {
         "results": results,
         "write_checkpoint": published if published is not None else feed.last_seq(session),
     }
+
+
+@dataclass(frozen=True)
+class _LogLine:
+    reference: str | None
+    fields: tuple[str, ...]
+    outcome: Outcome
+
+
+def _record(session: Session, log: list[_LogLine]) -> None:
+    """One ``sync.push`` entry per stored result, appended together (same transaction as
+    the results, so they commit or vanish with them), grouped by fields and outcome."""
+    groups: dict[tuple[tuple[str, ...], Outcome], list[str | None]] = {}
+    for line in log:
+        groups.setdefault((line.fields, line.outcome), []).append(line.reference)
+    for (fields, outcome), references in groups.items():
+        record_many(
+            AuditAction.SYNC_PUSH, references, fields=fields, outcome=outcome, session=session
+        )
 
 
 def body_mac(mutation: Mapping[str, Any]) -> bytes:
@@ -113,18 +136,24 @@ def _one(
     device: Device,
     mutation: dict[str, Any],
     blocked: bool,
+    log: list[_LogLine],
 ) -> dict[str, Any]:
     mutation_id: uuid.UUID = mutation["mutation_id"]
     mac = body_mac(mutation)
     stored = session.get(Mutation, mutation_id)
+    op = mutation["op"]
     if stored is not None:
         if stored.device_id != device.id or bytes(stored.body_mac) != mac:
+            log.append(_LogLine(None, (f"{op}.rejected", "reused-id"), Outcome.FAILURE))
             return _answer(
                 mutation_id, MutationStatus.REJECTED, errors=_errors(RejectionType.REUSED_ID)
             )
-        return _duplicate(session, stored)
+        answer = _duplicate(session, stored)
+        log.append(_LogLine(answer["reference"], (f"{op}.duplicate",), Outcome.SUCCESS))
+        return answer
     seq = mutation["device_seq"]
     if blocked or seq > device.next_seq:
+        log.append(_LogLine(None, (f"{op}.out_of_order",), Outcome.FAILURE))
         return {
             "mutation_id": mutation_id,
             "status": MutationStatus.OUT_OF_ORDER,
@@ -132,7 +161,7 @@ def _one(
         }
     if seq < device.next_seq:
         outcome = Applied(MutationStatus.REJECTED, errors=_errors(RejectionType.REUSED_SEQ))
-        return _store(session, device, mutation, mac, outcome, consumes_seq=False)
+        return _store(session, device, mutation, mac, outcome, log, consumes_seq=False)
     try:
         with session.begin_nested():
             outcome = _apply(session, principal, device, mutation)
@@ -142,7 +171,7 @@ def _one(
         outcome = Applied(
             MutationStatus.REJECTED, errors=_errors(RejectionType.INVALID, _field_errors(failed))
         )
-    return _store(session, device, mutation, mac, outcome, consumes_seq=True)
+    return _store(session, device, mutation, mac, outcome, log, consumes_seq=True)
 
 
 def _errors(kind: RejectionType, fields: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -174,6 +203,7 @@ def _store(
     mutation: dict[str, Any],
     mac: bytes,
     outcome: Applied,
+    log: list[_LogLine],
     *,
     consumes_seq: bool,
 ) -> dict[str, Any]:
@@ -205,12 +235,12 @@ def _store(
     if consumes_seq:
         device.next_seq += 1
     session.flush()
-    audit.record(
-        AuditAction.SYNC_PUSH,
-        target=reference,
-        fields=[f"{mutation['op']}.{outcome.status.value}", *outcome.touched],
-        outcome=Outcome.SUCCESS if outcome.status != MutationStatus.REJECTED else Outcome.FAILURE,
-        session=session,
+    log.append(
+        _LogLine(
+            reference,
+            (f"{mutation['op']}.{outcome.status.value}", *outcome.touched),
+            Outcome.FAILURE if outcome.status == MutationStatus.REJECTED else Outcome.SUCCESS,
+        )
     )
     return _answer(
         mutation["mutation_id"],
@@ -303,7 +333,6 @@ def _create(
             ClientRef(client_ref=ref, device_id=device.id, case_id=case.id, member_id=member.id)
         )
         mapping[str(ref)] = str(member.id)
-    feed.capture_version(session, case)
     return Applied(MutationStatus.APPLIED, case=case, refs=mapping, touched=["case"])
 
 
@@ -312,7 +341,13 @@ def _find_case(session: Session, device: Device, reference: str) -> Case:
     case_id: uuid.UUID | None = None
     try:
         canonical = normalise_reference(reference)
-        case_id = session.scalar(select(Case.id).where(Case.reference == canonical))
+        case = session.scalar(
+            select(Case)
+            .where(Case.reference == canonical)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return _in_scope(session, device, case)
     except InvalidReference:
         try:
             ref = session.get(ClientRef, uuid.UUID(reference))
@@ -328,7 +363,13 @@ def _find_case(session: Session, device: Device, reference: str) -> Case:
         .with_for_update()
         .execution_options(populate_existing=True)
     )
-    assert case is not None
+    return _in_scope(session, device, case)
+
+
+def _in_scope(session: Session, device: Device, case: Case | None) -> Case:
+    """``case`` if the device's office holds it and it is not erased; Rejected otherwise."""
+    if case is None:
+        raise Rejected(RejectionType.NOT_FOUND)
     if case.office_code != device.office_code:
         was_here = session.scalar(
             select(FeedEntry.id).where(
@@ -388,7 +429,9 @@ def _update(
     changes = _load(
         CaseUpdateIn(), _translate(mutation["changes"], _member_ids(session, device, case))
     )
-    base_version = _effective_base(session, device, case, mutation["base_version"])
+    base_version = mutation["base_version"]
+    if base_version != case.version:
+        base_version = _effective_base(session, device, case, base_version)
     current = feed.jsonable(cases.case_view(case))
     base = current if base_version == case.version else None
     if base is None:
@@ -412,8 +455,6 @@ def _update(
         conflict.fields = {"items": merge.conflicts}
         session.add(conflict)
         session.flush()
-    if touched:
-        feed.capture_version(session, case)
     status = MutationStatus.CONFLICT if conflict is not None else MutationStatus.APPLIED
     return Applied(status, case=case, conflict=conflict, touched=touched)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -230,3 +231,52 @@ def test_results_are_sealed(device: Device, db_session: Session) -> None:
     row = db_session.scalars(select(Mutation)).one()
     assert row.status == "applied"
     assert row.case_version == 1
+
+
+def test_every_push_result_is_in_the_access_log(device: Device, db_session: Session) -> None:
+    from casework.audit.models import AuditEntry
+
+    mutation = new_mutation(1, "create", intake())
+    (first,) = results(device.push([mutation]))
+    results(device.push([mutation]))
+    entries = db_session.scalars(
+        select(AuditEntry).where(AuditEntry.action == "sync.push").order_by(AuditEntry.seq)
+    ).all()
+    assert [json.loads(e.fields) for e in entries] == [
+        ["case", "create.applied"],
+        ["create.duplicate"],
+    ]
+    assert {e.target for e in entries} == {first["reference"]}
+    assert {e.device for e in entries} == {device.device_id}
+    assert {e.actor for e in entries} == {str(device.user.id)}  # type: ignore[attr-defined]
+
+
+def test_erasure_destroys_conflicts_and_results_but_keeps_exactly_once(
+    client: FlaskClient, device: Device, db_session: Session
+) -> None:
+    body = intake()
+    create_mutation = new_mutation(1, "create", body)
+    (created,) = results(device.push([create_mutation]))
+    reference, member_id = created["reference"], created["refs"][body["members"][0]["client_ref"]]
+    patch(client, reference, 1, {"members": {"change": [{"id": member_id, "phone": "+111"}]}})
+    update = new_mutation(
+        2,
+        "update",
+        {"members": {"change": [{"id": member_id, "phone": "+222"}]}},
+        reference=reference,
+        base_version=1,
+    )
+    (conflicted,) = results(device.push([update]))
+    assert conflicted["status"] == "conflict"
+    version = conflicted["version"]
+    erased = client.delete(
+        f"/api/v1/cases/{reference}", headers={**STAFF, "If-Match": f'"v{version}"'}
+    )
+    assert erased.status_code == 204, erased.get_json()
+    assert db_session.scalars(select(SyncConflict)).all() == []
+    assert all(blob is None for blob in stored_ciphertexts(db_session, Mutation))
+    (again,) = results(device.push([create_mutation]))
+    assert again["status"] == "duplicate"
+    assert again["reference"] == reference
+    assert again["errors"]["type"] == "gone"
+    assert cases_count(db_session) == 1
