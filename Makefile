@@ -8,8 +8,10 @@ HOST ?= 127.0.0.1
 BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
+CLIENT := clients/python
+STAMP_CLIENT := $(VENV)/.installed-client
 
-.PHONY: run test lint typecheck pytest bench fuzz eval-duplicates sync-faults clean
+.PHONY: run test lint typecheck pytest bench fuzz eval-duplicates sync-faults client-faults durability clean
 
 # pip -qq: errors only (a build's warnings, an index it cannot read), so that the
 # first-admin message `make run` prints stays on the first screen.
@@ -30,6 +32,11 @@ $(STAMP_DEV): pyproject.toml | $(BIN)/python
 	@$(PIP) -e '.[dev]'
 	@touch $@ $(STAMP_RUN)
 
+# The field client (casework-sync) is its own package, installed beside the server for its tests.
+$(STAMP_CLIENT): $(CLIENT)/pyproject.toml | $(STAMP_DEV)
+	$(PIP) -e $(CLIENT)
+	touch $@
+
 # serve --init: migrate and create the first admin, then serve; the first-admin
 # message comes last, once the server is ready.
 run: $(STAMP_RUN)
@@ -38,16 +45,22 @@ run: $(STAMP_RUN)
 test: $(STAMP_DEV) lint typecheck pytest
 
 lint: $(STAMP_DEV)
-	$(BIN)/ruff check casework tests benchmarks migrations wsgi.py
-	$(BIN)/ruff format --check casework tests benchmarks migrations wsgi.py
+	$(BIN)/ruff check casework tests benchmarks migrations wsgi.py $(CLIENT)
+	$(BIN)/ruff format --check casework tests benchmarks migrations wsgi.py $(CLIENT)
 
-typecheck: $(STAMP_DEV)
+typecheck: $(STAMP_DEV) $(STAMP_CLIENT)
 	$(BIN)/mypy casework
+	$(BIN)/mypy $(CLIENT)/casework_sync
 
-pytest: $(STAMP_DEV)
+pytest: $(STAMP_DEV) $(STAMP_CLIENT)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(CLIENT)/tests $(PYTEST_ARGS)
 
-bench: $(STAMP_DEV)
+# The field client's many-seed fault runs (proxy faults and kill -9 of the client).
+client-faults: $(STAMP_DEV) $(STAMP_CLIENT)
+	CASEWORK_SYNC_FAULT_SEEDS=$${CASEWORK_SYNC_FAULT_SEEDS:-40} $(BIN)/python -m pytest $(CLIENT)/tests -m faults $(PYTEST_ARGS)
+
+bench: $(STAMP_DEV) $(STAMP_CLIENT)
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 fuzz: $(STAMP_DEV)

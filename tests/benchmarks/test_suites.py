@@ -12,7 +12,7 @@ from tests.conftest import POSTGRES_URL
 
 
 def test_make_bench_runs_every_in_process_suite() -> None:
-    assert set(SUITES) == {"crypto_bench", "audit_bench", "sync_bench"}
+    assert set(SUITES) == {"crypto_bench", "audit_bench", "sync_bench", "field_client_bench"}
     for name in SUITES:
         assert (Path(crypto_bench.__file__).parent / f"{name}.py").is_file()
 
