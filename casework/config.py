@@ -68,6 +68,13 @@ SCHEMA: dict[str, Key] = {
     "audit_origin": Key(str, "casework.local/audit", "Origin line of signed audit checkpoints."),
     "audit_checkpoint_every": Key(int, 1000, "Sign a checkpoint after this many entries."),
     "audit_checkpoint_minutes": Key(int, 60, "Sign a checkpoint at least this often (minutes)."),
+    "audit_checkpoint_seconds": Key(
+        int, 10, "While entries arrive, sign a checkpoint at least this often (seconds)."
+    ),
+    "audit_batch_size": Key(int, 512, "Most access-log entries written by one group commit."),
+    "audit_batch_max_wait_ms": Key(
+        int, 0, "How long a group commit waits for its batch to fill (ms); 0: never."
+    ),
     "blind_index_bits": Key(int, 32, "Bits kept of each blind-index HMAC."),
     "cases_filter_scan_limit": Key(
         int, 2000, "Cases a list filtered on an encrypted attribute decrypts per request."

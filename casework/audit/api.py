@@ -153,9 +153,10 @@ class Export(MethodView):
         The export's own ``audit.export`` entry is its last entry. Rows are
         streamed from the database a page at a time after the request commits.
         """
-        session = db.session()
         service.record(AuditAction.AUDIT_EXPORT)
-        state = store.log_state(session)
+        service.flush_pending()  # durable now, so that the export ends with it
+        with db.get_db().session_factory() as fresh:  # a snapshot that holds it
+            state = store.log_state(fresh)
         read = store.in_short_sessions(db.get_db().session_factory)
         return Response(
             store.export_lines(read, state.size, state.notes),

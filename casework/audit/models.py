@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import BigInteger, LargeBinary, String, Text
+from sqlalchemy import BigInteger, LargeBinary, SmallInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from casework.audit.encoding import HASH_SIZE, AuditRecord, ChainedRecord
@@ -196,3 +196,36 @@ class AuditCheckpoint(Base):
     signed_at_us: Mapped[int] = mapped_column(
         BigInteger, comment="UTC signing time in microseconds since the Unix epoch."
     )
+
+
+class AuditTile(Base):
+    """A hash tile (C2SP ``tlog-tiles``): up to 256 hashes of tree level ``8 * level``.
+
+    Derived from the entries (see :mod:`casework.audit.tiles`), so it may be
+    rewritten as it grows; a verifier rebuilds it and trusts only the signed
+    roots. ``hashes`` is the concatenation, in order; its first W hashes
+    never change once written.
+    """
+
+    __tablename__ = "audit_tiles"
+
+    level: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hashes: Mapped[bytes] = mapped_column(LargeBinary, comment="Concatenated 32-byte hashes.")
+
+
+class AuditTree(Base):
+    """How far the tiles are integrated: one row (id 1).
+
+    ``size`` entries are in the tiles; ``root`` is the tree's root and
+    ``frontier`` its peaks at that size, ``last_hash`` the hash of entry
+    ``size`` (the next entry must link to it).
+    """
+
+    __tablename__ = "audit_tree"
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    size: Mapped[int] = mapped_column(BigInteger)
+    root: Mapped[bytes] = mapped_column(LargeBinary(32))
+    frontier: Mapped[bytes] = mapped_column(LargeBinary)
+    last_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
