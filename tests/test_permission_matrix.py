@@ -55,6 +55,8 @@ PUBLIC = frozenset(
         "GET /api/v1/docs/assets/<path:filename>",
         "GET /api/v1/openapi.json",
         "GET /api/v1/audit/public-key",
+        "GET /api/v1/audit/proofs/consistency",
+        "GET /api/v1/audit/tiles/tile/<int:level>/<path:index>",
         "GET /api/v1/docs",
         "GET /static/<path:filename>",
     }

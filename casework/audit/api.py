@@ -21,12 +21,14 @@ from marshmallow import RAISE
 
 from casework import db
 from casework.api import Blueprint, problem_responses
-from casework.audit import service, signer, store
+from casework.audit import service, signer, store, tiles
 from casework.audit.actions import AuditAction, Outcome
 from casework.audit.export import entry_document
 from casework.audit.schemas import (
     CheckpointRequestSchema,
     CheckpointSchema,
+    ConsistencyArgs,
+    ConsistencySchema,
     EventFilterArgs,
     EventPageSchema,
     ProofSchema,
@@ -36,9 +38,10 @@ from casework.audit.schemas import (
 from casework.audit.verify import VerifyResult
 from casework.auth.access import public, requires
 from casework.auth.permissions import Permission
-from casework.errors import Conflict
+from casework.errors import Conflict, NotFound
 
 EXPORT_MIME = "application/jsonl"
+TILE_MIME = "application/octet-stream"
 
 blp = Blueprint(
     "audit",
@@ -140,6 +143,52 @@ class EventProof(MethodView):
             "audit_path": [node.hex() for node in proof.path],
             "checkpoint": proof.note,
         }
+
+
+@blp.route("/proofs/consistency")
+class ConsistencyProof(MethodView):
+    @public
+    @blp.arguments(ConsistencyArgs, location="query", unknown=RAISE)
+    @blp.response(200, ConsistencySchema)
+    @problems(404, 422)
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The proof that the tree of size ``from`` is a prefix of the tree of size ``to``.
+
+        Public, like a transparency log's: it holds hashes only. Read from the
+        hash tiles (O(log n) rows). ``to`` must not exceed the latest signed
+        checkpoint's size.
+        """
+        old, new = args["from_"], args["to"]
+        proof = store.consistency_proof(db.session(), old, new)
+        return {"from": old, "to": new, "proof": [node.hex() for node in proof]}
+
+
+_TILE_DOC = {
+    "description": "The tile's hashes, 32 raw bytes each, concatenated (C2SP tlog-tiles).",
+    "content": {TILE_MIME: {"schema": {"type": "string", "format": "binary"}}},
+}
+
+
+@blp.route("/tiles/tile/<int:level>/<path:index>")
+class HashTile(MethodView):
+    @public
+    @blp.response(200, content_type=TILE_MIME, description=_TILE_DOC["description"])
+    @blp.doc(responses={"200": _TILE_DOC})
+    @problems(404)
+    def get(self, level: int, index: str) -> Response:
+        """A hash tile in the C2SP ``tlog-tiles`` layout: ``tile/<L>/<N>[.p/<W>]``.
+
+        ``N`` is written in groups of three digits, all but the last prefixed
+        with ``x`` (``x001/x234/067``); ``.p/<W>`` names a partial tile of
+        ``W`` hashes. Entry bundles are not served: entries name staff and
+        case references. A full tile never changes.
+        """
+        try:
+            number, width = tiles.parse_index(index)
+        except ValueError:
+            raise NotFound("No such tile.") from None
+        data = store.tile_hashes(db.session(), level, number, width)
+        return Response(data, mimetype=TILE_MIME)
 
 
 @blp.route("/export")

@@ -140,3 +140,37 @@ class ProofSchema(Schema):
     checkpoint = fields.String(
         required=True, metadata={"description": "The signed checkpoint note of size tree_size."}
     )
+
+
+class ConsistencyArgs(Schema):
+    """Two tree sizes: a verifier holding a checkpoint of ``from`` asks for ``to``."""
+
+    class Meta:
+        unknown = RAISE
+
+    from_ = fields.Integer(
+        required=True,
+        data_key="from",
+        validate=validate.Range(min=0, max=2**63 - 1),
+        metadata={"description": "The older tree size."},
+    )
+    to = fields.Integer(
+        required=True,
+        validate=validate.Range(min=0, max=2**63 - 1),
+        metadata={"description": "The newer tree size, at most the latest checkpoint's."},
+    )
+
+    @validates_schema
+    def _ordered(self, data: dict[str, Any], **_: Any) -> None:
+        if "from_" in data and "to" in data and data["from_"] > data["to"]:
+            raise ValidationError("Must not be smaller than from.", field_name="to")
+
+
+class ConsistencySchema(Schema):
+    from_ = fields.Integer(required=True, data_key="from", attribute="from")
+    to = fields.Integer(required=True)
+    proof = fields.List(
+        fields.String(metadata=HEX_HASH),
+        required=True,
+        metadata={"description": "RFC 6962 / RFC 9162 consistency proof, as hex hashes."},
+    )

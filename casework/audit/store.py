@@ -24,7 +24,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, Row, Select, func, select
 from sqlalchemy.orm import Session
 
-from casework.audit.encoding import ChainedRecord
+from casework.audit import tiles, tree
+from casework.audit.encoding import HASH_SIZE, ChainedRecord
 from casework.audit.export import checkpoint_line, entry_line, format_time
 from casework.audit.models import (
     ENTRY_COLUMNS,
@@ -34,7 +35,6 @@ from casework.audit.models import (
     stored_entry,
     to_micros,
 )
-from casework.audit.proofs import inclusion_path
 from casework.audit.signer import LogIdentity, latest_checkpoint
 from casework.audit.verify import VerifyResult, verify_log
 from casework.errors import NotFound, ValidationFailed
@@ -237,11 +237,12 @@ class InclusionProof:
 
 
 def inclusion_proof(session: Session, seq: int) -> InclusionProof:
-    """The audit path from entry ``seq`` to the latest signed checkpoint.
+    """The audit path from entry ``seq`` to the latest signed checkpoint, read from tiles.
 
-    Reads in ``session``'s transaction. Raises :class:`NotFound` when there is
-    no such entry or no checkpoint covers it yet (one is signed every
-    ``audit_checkpoint_every`` entries, or on demand).
+    Reads in ``session``'s transaction: the entry, the latest checkpoint and
+    the few tiles the path needs (O(log n) rows). Raises :class:`NotFound`
+    when there is no such entry or no checkpoint covers it yet (one is signed
+    every ``audit_checkpoint_seconds`` while entries arrive, or on demand).
     """
     if not 1 <= seq <= MAX_SEQ:  # a BIGINT would overflow in the query
         raise NotFound("No entry with this sequence number.")
@@ -254,6 +255,37 @@ def inclusion_proof(session: Session, seq: int) -> InclusionProof:
             "No signed checkpoint covers this entry yet; "
             "sign one with POST /api/v1/audit/checkpoints."
         )
-    leaves = iter_entry_hashes(in_session(session), checkpoint.size)
-    path = inclusion_path(leaves, seq - 1, checkpoint.size)
+    path = _from_tiles(session, lambda: tree.inclusion_path(session, seq - 1, checkpoint.size))
     return InclusionProof(stored_entry(row), checkpoint.size, path, checkpoint.note)
+
+
+def _from_tiles(session: Session, compute: Callable[[], list[bytes]]) -> list[bytes]:
+    """A proof from tiles; a log whose tiles stop short (not integrated) answers 404."""
+    try:
+        return compute()
+    except tree.LogIntegrityError:
+        raise NotFound("The tiles do not cover this tree size yet.") from None
+
+
+def consistency_proof(session: Session, old_size: int, new_size: int) -> list[bytes]:
+    """The RFC 6962 consistency proof between tree sizes ``old_size`` and ``new_size``.
+
+    Both must be at most the latest signed checkpoint's size (the sizes a
+    verifier holds checkpoints of). Reads O(log n) tiles.
+    """
+    if not 0 <= old_size <= new_size <= MAX_SEQ:
+        raise ValidationFailed(errors={"query": {"from": ["Must be between 0 and to."]}})
+    checkpoint = latest_checkpoint(session)
+    if checkpoint is None or checkpoint.size < new_size:
+        raise NotFound("No signed checkpoint covers this tree size yet.")
+    return _from_tiles(session, lambda: tree.consistency_path(session, old_size, new_size))
+
+
+def tile_hashes(session: Session, level: int, index: int, width: int) -> bytes:
+    """The first ``width`` hashes of hash tile (``level``, ``index``), or NotFound."""
+    if not 0 <= level <= tiles.MAX_LEVEL or not 0 <= index <= MAX_SEQ:
+        raise NotFound("No such tile.")
+    data = tree.read_tile(session, level, index)
+    if data is None or len(data) < width * HASH_SIZE:
+        raise NotFound("No such tile.")
+    return data[: width * HASH_SIZE]
