@@ -56,6 +56,9 @@ SCHEMA: dict[str, Key] = {
     "api_max_page_size": Key(int, 200, "Hard maximum of `limit` on list endpoints."),
     "api_default_page_size": Key(int, 50, "`limit` when a list request gives none."),
     "keyring_path": Key(str, "", "Keyring file; empty means keyring.json in the instance folder."),
+    "audit_key_path": Key(
+        str, "", "Audit signing key file; empty: audit-signing-key.json in the instance folder."
+    ),
     "token_idle_minutes": Key(int, 30, "A staff token expires after this much inactivity."),
     "token_absolute_hours": Key(int, 12, "A staff token expires this long after login."),
     "mfa_required_roles": Key(

@@ -13,6 +13,7 @@ anonymous call to it writes nothing, so it cannot be used to flood the log.
 from __future__ import annotations
 
 import base64
+from dataclasses import asdict
 from typing import Any
 
 from flask import Response
@@ -21,21 +22,27 @@ from marshmallow import RAISE
 
 from casework import db
 from casework.api import Blueprint, problem_responses
-from casework.audit import service, signer, store, tiles
+from casework.audit import keys, service, signer, store, tiles, verification, witnesses
 from casework.audit.actions import AuditAction, Outcome
-from casework.audit.export import entry_document
+from casework.audit.export import entry_document, format_time
+from casework.audit.models import from_micros
 from casework.audit.schemas import (
     CheckpointRequestSchema,
     CheckpointSchema,
     ConsistencyArgs,
     ConsistencySchema,
+    CosignatureRequestSchema,
+    CosignatureSchema,
     EventFilterArgs,
     EventPageSchema,
+    KeysSchema,
+    LatestCheckpointArgs,
     ProofSchema,
     PublicKeySchema,
     VerifyResultSchema,
+    WitnessRequestSchema,
+    WitnessSchema,
 )
-from casework.audit.verify import VerifyResult
 from casework.auth.access import public, requires
 from casework.auth.permissions import Permission
 from casework.errors import Conflict, NotFound
@@ -222,21 +229,32 @@ class Verify(MethodView):
     @requires(Permission.AUDIT_READ)
     @blp.response(200, VerifyResultSchema)
     @problems(503)
-    def get(self) -> VerifyResult:
-        """Recompute every hash, link and checkpoint root of the stored log.
+    def get(self) -> dict[str, Any]:
+        """The latest verification of the stored log, extended over the entries since.
 
         Answers 200 either way; ``ok`` says whether the log verified and
-        ``first_bad_seq`` where it stops being the signed history. Reads in
-        this request's transaction: on SQLite that holds other writers back
-        for the duration (measured: 10,000 to 16,000 entries a second), so a
-        large log belongs on PostgreSQL, or is verified offline from an export.
+        ``first_bad_seq`` where it stops being the signed history. Reads only
+        the entries after the last verified size (``from_size``), in this
+        request's snapshot, with no write lock. A full verification runs from
+        ``casework audit verify`` (cron); ``kind`` and ``verified_at`` say
+        which outcome this is and when it was reached.
         """
         session = db.session()
-        state = store.log_state(session)
-        result = store.verify_stored(state, store.in_session(session), signer.log_identity())
-        outcome = Outcome.SUCCESS if result.ok else Outcome.FAILURE
-        service.record(AuditAction.AUDIT_VERIFY, outcome=outcome)
-        return result
+        outcome, row = verification.verify_service_log(
+            session, store.in_session(session), full=False
+        )
+        verification.save(row, db.get_db().session_factory)
+        result = outcome.result
+        service.record(
+            AuditAction.AUDIT_VERIFY, outcome=Outcome.SUCCESS if result.ok else Outcome.FAILURE
+        )
+        return {
+            **asdict(result),
+            "kind": outcome.kind,
+            "from_size": outcome.from_size,
+            "size": outcome.size,
+            "verified_at": format_time(from_micros(outcome.at_us)),
+        }
 
 
 @blp.route("/checkpoints")
@@ -255,16 +273,88 @@ class Checkpoints(MethodView):
                 f"The log does not verify at seq {error.seq}; nothing was signed.",
                 first_bad_seq=error.seq,
             ) from None
-        return store.checkpoint_document(checkpoint), 201
+        return store.checkpoint_document(db.session(), checkpoint), 201
 
 
 @blp.route("/checkpoints/latest")
 class LatestCheckpoint(MethodView):
-    @requires(Permission.AUDIT_READ)
+    @public
+    @blp.arguments(LatestCheckpointArgs, location="query", unknown=RAISE)
     @blp.response(200, CheckpointSchema)
     @problems(404)
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The latest signed checkpoint, with its witnesses' cosignatures.
+
+        Public, like a transparency log's (hashes only; an anonymous call
+        writes nothing). The note is a C2SP signed note: the body is a plain
+        checkpoint, the signature lines are the log's and then one per
+        witness (C2SP tlog-cosignature, with its time). With
+        ``cosigned=true``: the latest checkpoint that has a cosignature.
+        """
+        session = db.session()
+        if args["cosigned"]:
+            checkpoint = witnesses.latest_cosigned(session)
+            if checkpoint is None:
+                raise NotFound("No checkpoint has been cosigned yet.")
+        else:
+            checkpoint = store.latest_checkpoint_or_404(session)
+        return store.checkpoint_document(session, checkpoint)
+
+
+@blp.route("/keys")
+class SigningKeys(MethodView):
+    @public
+    @blp.response(200, KeysSchema)
+    @problems(503)
     def get(self) -> dict[str, Any]:
-        """The latest signed checkpoint: keep it, and a later log must still contain it."""
-        checkpoint = store.latest_checkpoint_or_404(db.session())
-        service.record(AuditAction.AUDIT_READ, target=f"checkpoint:{checkpoint.size}")
-        return store.checkpoint_document(checkpoint)
+        """Every checkpoint-signing key, oldest first, with the log size from which it signs.
+
+        Each key after the first comes with its rotation statement, signed by
+        the key before it and by itself: a verifier that pinned any of them
+        follows the chain to the current one.
+        """
+        origin = signer.log_identity().origin
+        chain = keys.chain(db.session(), origin)
+        return {
+            "keys": [
+                {
+                    "vkey": record.vkey,
+                    "key_id": record.vkey.split("+")[1],
+                    "from_size": record.from_size,
+                    "statement": record.statement,
+                }
+                for record in chain
+            ]
+        }
+
+
+@blp.route("/witnesses")
+class Witnesses(MethodView):
+    @requires(Permission.KEYS_MANAGE)
+    @blp.arguments(WitnessRequestSchema)
+    @blp.response(201, WitnessSchema)
+    @problems(409, 422)
+    def post(self, body: dict[str, Any]) -> tuple[dict[str, Any], int]:
+        """Register a witness by its C2SP vkey; its cosignatures are accepted from then on."""
+        key = witnesses.register(db.session(), body["vkey"])
+        service.record(AuditAction.AUDIT_WITNESS_REGISTER, target=f"witness:{key.key_id.hex()}")
+        return {"name": key.name, "vkey": key.encode()}, 201
+
+
+@blp.route("/cosignatures")
+class Cosignatures(MethodView):
+    @public
+    @blp.arguments(CosignatureRequestSchema)
+    @blp.response(201, CosignatureSchema)
+    @problems(404, 409, 422)
+    def post(self, body: dict[str, Any]) -> tuple[dict[str, Any], int]:
+        """A witness posts its cosignature of a checkpoint; the cosignature is its credential.
+
+        Accepted when it verifies under a registered witness key over the
+        stored checkpoint of ``size`` and that checkpoint is consistent with
+        the last one the same witness cosigned.
+        """
+        session = db.session()
+        accepted = witnesses.accept(session, body["size"], body["cosignature"])
+        service.record(AuditAction.AUDIT_COSIGN, target=f"checkpoint:{body['size']}")
+        return {"size": body["size"], "name": accepted.name, "time": accepted.time}, 201

@@ -29,12 +29,13 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flask import Flask, current_app, g, has_app_context, has_request_context, request
 from sqlalchemy import Row, event, insert, select, text
 from sqlalchemy.orm import Mapper, Session
 
 from casework import db
-from casework.audit import signer, tree
+from casework.audit import checkpoint, keys, signer, tree
 from casework.audit.actions import AuditAction, Outcome
 from casework.audit.appender import GroupCommit
 from casework.audit.encoding import GENESIS_HASH, AuditRecord, ChainedRecord, chain
@@ -119,7 +120,11 @@ def record_many(
 
 
 def append(
-    session: Session, drafts: Sequence[AuditRecord], *, integrate: bool = False
+    session: Session,
+    drafts: Sequence[AuditRecord],
+    *,
+    integrate: bool = False,
+    sign: bool = True,
 ) -> list[ChainedRecord]:
     """Seal ``drafts`` after the head and insert them, in ``session``'s transaction.
 
@@ -143,9 +148,47 @@ def append(
             tree.integrate(session, seq, chained)
         except tree.LogIntegrityError as error:
             log.error("audit tiles not integrated: %s", error.reason, extra={"event": "audit"})
-    if has_app_context():  # configuration and keyring live in the application
+    if sign and has_app_context():  # configuration and keys live in the application
         signer.checkpoint_if_due(session, seq, head.checkpoint_size, head.checkpoint_at_us)
     return chained
+
+
+def rotate_signing_key(session: Session, actor: Actor | None = None) -> keys.KeyRecord:
+    """Replace the log's signing key, recorded in the log and signed by both keys.
+
+    Under the log's lock: append ``audit.key_rotate`` (seq r), sign the
+    checkpoint of size r with the old and the new key, store the rotation
+    statement; commit; then install the new key file. The new key is written
+    to a ``.pending`` file first, so a crash between the commit and the
+    install loses nothing: the signer promotes the pending key when the chain
+    names it (see :func:`casework.audit.signer._key_in_force`).
+    """
+    origin = current_app.config["CASEWORK"]["audit_origin"]
+    old = signer.current_signing_key()
+    new = Ed25519PrivateKey.generate()
+    holder = keys.key_file()
+    keys.pending_file(holder).save(new)
+    key_name = checkpoint.key_id(origin, new.public_key()).hex()
+    draft = _build(AuditAction.AUDIT_KEY_ROTATE, f"key:{key_name}", (), Outcome.SUCCESS, actor)
+    rotation = append(session, [draft], sign=False)[0]
+    size = rotation.seq
+    state = tree.integrate(session, size, [rotation])
+    body = checkpoint.checkpoint_body(origin, size, state.root)
+    note = keys.sign_both(old, new, origin, body)
+    session.add(
+        AuditCheckpoint(
+            size=size,
+            root=state.root,
+            frontier=b"".join(state.peaks),
+            note=note,
+            signed_at_us=signer.now_micros(),
+        )
+    )
+    record = keys.record_rotation(session, origin, size, old, new)
+    session.commit()
+    holder.save(new)
+    keys.pending_file(holder).path.unlink(missing_ok=True)
+    return record
 
 
 def write_batch(drafts: list[AuditRecord]) -> None:
@@ -297,6 +340,7 @@ def init_app(app: Flask) -> None:
     """Record every refused authorisation; refuse an origin that cannot name the key;
     append read requests' entries by group commit before their response leaves."""
     signer.check_origin(app)
+    keys.init_app(app)
     settings = app.config["CASEWORK"]
     app.extensions["casework.audit.appender"] = GroupCommit(
         write_batch,

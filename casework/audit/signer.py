@@ -32,12 +32,12 @@ from flask import Flask, current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from casework.audit import tree
+from casework.audit import keys, tree
 from casework.audit.checkpoint import sign_checkpoint, verifier_key
 from casework.audit.models import AuditCheckpoint, AuditEntry, to_micros
 from casework.audit.tree import LogIntegrityError
 from casework.config import ConfigError
-from casework.security.app import current_keyring, holder
+from casework.errors import ServiceUnavailable
 from casework.security.errors import KeyringError
 
 log = logging.getLogger("casework.audit")
@@ -69,8 +69,45 @@ def check_origin(app: Flask) -> None:
 
 
 def log_identity() -> LogIdentity:
-    """The configured origin and the keyring's public key; 503 without a keyring."""
-    return LogIdentity(current_app.config["CASEWORK"]["audit_origin"], current_keyring().verify_key)
+    """The configured origin and the current signing key's public half; 503 without one."""
+    return LogIdentity(
+        current_app.config["CASEWORK"]["audit_origin"], current_signing_key().public_key()
+    )
+
+
+def current_signing_key() -> Ed25519PrivateKey:
+    """The log's signing key (its own file, see :mod:`casework.audit.keys`); 503 without one."""
+    try:
+        return keys.signing_key()
+    except KeyringError:
+        raise ServiceUnavailable(
+            "The audit signing key is not available; run casework init."
+        ) from None
+
+
+def _key_in_force(session: Session, origin: str) -> Ed25519PrivateKey | None:
+    """The key to sign with now: the latest of the stored chain, or None (do not sign).
+
+    Another process may have rotated the key a moment ago; re-read the file
+    once before giving up, so that no checkpoint is signed by a key the chain
+    has already retired.
+    """
+    key = keys.signing_key()
+    latest = keys.latest_vkey(session)
+    if latest is None or verifier_key(origin, key.public_key()) == latest:
+        return key
+    key = keys.key_file().reload()
+    if verifier_key(origin, key.public_key()) == latest:
+        return key
+    pending = keys.pending_file(keys.key_file())
+    if pending.exists():  # a rotation committed, then stopped before installing its key
+        key = pending.get()
+        if verifier_key(origin, key.public_key()) == latest:
+            keys.key_file().save(key)
+            pending.path.unlink(missing_ok=True)
+            return key
+    log.error("audit checkpoint not signed: the key file is not the chain's latest key")
+    return None
 
 
 def now_micros() -> int:
@@ -97,13 +134,15 @@ def checkpoint_if_due(
     verify is reported in the server log and left unsigned, for the verifier
     to name.
     """
-    try:
-        signing_key = holder().get().signing_key
-    except KeyringError:
-        return None
     settings = current_app.config["CASEWORK"]
     now_us = now_micros()
     if not _due(seq, last_size, last_signed_at_us, now_us, settings):
+        return None
+    try:
+        signing_key = _key_in_force(session, settings["audit_origin"])
+    except KeyringError:
+        return None
+    if signing_key is None:
         return None
     try:
         return _sign(session, seq, signing_key, settings["audit_origin"], now_us)
@@ -142,7 +181,11 @@ def sign_now(session: Session) -> AuditCheckpoint:
     if last is not None and last.size == head:
         return last
     origin = current_app.config["CASEWORK"]["audit_origin"]
-    return _sign(session, head, current_keyring().signing_key, origin, now_micros())
+    current_signing_key()  # 503 without a key
+    signing_key = _key_in_force(session, origin)
+    if signing_key is None:
+        raise ServiceUnavailable("The audit signing key file is not the key in force.")
+    return _sign(session, head, signing_key, origin, now_micros())
 
 
 def _sign(

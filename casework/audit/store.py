@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Row, Select, func, select
 from sqlalchemy.orm import Session
 
-from casework.audit import tiles, tree
+from casework.audit import tiles, tree, witnesses
 from casework.audit.encoding import HASH_SIZE, ChainedRecord
 from casework.audit.export import checkpoint_line, entry_line, format_time
 from casework.audit.models import (
@@ -36,7 +36,7 @@ from casework.audit.models import (
     to_micros,
 )
 from casework.audit.signer import LogIdentity, latest_checkpoint
-from casework.audit.verify import VerifyResult, verify_log
+from casework.audit.verify import KeyInForce, VerifyResult, verify_log
 from casework.errors import NotFound, ValidationFailed
 from casework.pagination import decode_cursor, encode_cursor, page_size
 
@@ -123,9 +123,11 @@ def _cursor_position(cursor: str) -> tuple[int, int]:
 # --- Streaming the whole log. ---
 
 
-def iter_entries(read: Reader, upto: int, page: int = PAGE) -> Iterator[ChainedRecord]:
-    """Entries with seq 1..``upto`` in order, a page at a time."""
-    yield from _paged(read, select(*ENTRY_COLUMNS), upto, page, stored_entry)
+def iter_entries(
+    read: Reader, upto: int, page: int = PAGE, after: int = 0
+) -> Iterator[ChainedRecord]:
+    """Entries with seq ``after``+1..``upto`` in order, a page at a time."""
+    yield from _paged(read, select(*ENTRY_COLUMNS), upto, page, stored_entry, after)
 
 
 def iter_entry_hashes(read: Reader, upto: int, page: int = PAGE * 4) -> Iterator[bytes]:
@@ -135,9 +137,13 @@ def iter_entry_hashes(read: Reader, upto: int, page: int = PAGE * 4) -> Iterator
 
 
 def _paged(
-    read: Reader, query: AnySelect, upto: int, page: int, convert: Callable[[Any], Any]
+    read: Reader,
+    query: AnySelect,
+    upto: int,
+    page: int,
+    convert: Callable[[Any], Any],
+    after: int = 0,
 ) -> Iterator[Any]:
-    after = 0
     while after < upto:
         rows = read(
             query.where(AuditEntry.seq > after, AuditEntry.seq <= upto)
@@ -193,7 +199,11 @@ def log_state(session: Session) -> LogState:
 
 
 def verify_stored(
-    state: LogState, read: Reader, identity: LogIdentity, pinned: Iterable[str] = ()
+    state: LogState,
+    read: Reader,
+    identity: LogIdentity,
+    pinned: Iterable[str] = (),
+    keys: Sequence[KeyInForce] | None = None,
 ) -> VerifyResult:
     """Verify the stored log against its stored checkpoints and any ``pinned`` notes.
 
@@ -206,18 +216,22 @@ def verify_stored(
         identity.public_key,
         identity.key_name,
         identity.origin,
+        keys,
     )
 
 
 # --- Checkpoints and inclusion proofs. ---
 
 
-def checkpoint_document(checkpoint: AuditCheckpoint) -> dict[str, Any]:
+def checkpoint_document(session: Session, checkpoint: AuditCheckpoint) -> dict[str, Any]:
+    """The checkpoint as served: its note with every cosignature line appended."""
+    cosigned = witnesses.cosignatures(session, checkpoint.size)
     return {
         "size": checkpoint.size,
         "root": bytes(checkpoint.root).hex(),
         "signed_at": format_time(from_micros(checkpoint.signed_at_us)),
-        "note": checkpoint.note,
+        "note": checkpoint.note + "".join(f"{c.line}\n" for c in cosigned),
+        "cosignatures": [{"name": c.name, "time": c.time} for c in cosigned],
     }
 
 
