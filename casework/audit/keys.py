@@ -280,9 +280,15 @@ def follow_chain(pinned: VerifierKey, records: list[KeyRecord], origin: str) -> 
     current = pinned
     start = 0
     found_pinned = False
+    vkeys = [record.vkey for record in records]
+    if pinned.encode() in vkeys[1:]:
+        # The keys before the pinned one are vouched for by the statements that lead
+        # to it (each signed by both keys): follow the chain from its first key.
+        current = VerifierKey.parse(vkeys[0])
+        records = [records[0], *records[1:]]
     for record in records:
         if not found_pinned:
-            if record.vkey == pinned.encode():
+            if record.vkey == current.encode():
                 found_pinned, start = True, record.from_size
             continue
         try:
@@ -302,6 +308,8 @@ def follow_chain(pinned: VerifierKey, records: list[KeyRecord], origin: str) -> 
         ranges.append(KeyRange(current, start, record.from_size))
         current, start = new, record.from_size
     ranges.append(KeyRange(current, start, None))
+    if not any(r.key.encode() == pinned.encode() for r in ranges):
+        raise KeyChainError("the pinned key is not in the chain", 0)
     return ranges
 
 

@@ -37,7 +37,7 @@ import urllib.request
 from dataclasses import dataclass
 from hashlib import sha256
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -189,6 +189,22 @@ def load_or_create_key(path: Path, name: str) -> tuple[Ed25519PrivateKey, str]:
     return key, name
 
 
+class Transport(Protocol):
+    """How the witness talks to the log: JSON over HTTP (a test passes the app's client)."""
+
+    def get_json(self, url: str) -> Any: ...
+
+    def post_json(self, url: str, body: dict[str, Any]) -> tuple[int, Any]: ...
+
+
+class UrllibTransport:
+    def get_json(self, url: str) -> Any:
+        return _get_json(url)
+
+    def post_json(self, url: str, body: dict[str, Any]) -> tuple[int, Any]:
+        return _post_json(url, body)
+
+
 def _get_json(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - http(s) only
         return json.loads(response.read())
@@ -217,25 +233,31 @@ def follow_keys(
     return ranges[-1].key
 
 
-def run_once(base_url: str, state_path: Path, key_path: Path, name: str) -> dict[str, Any]:
+def run_once(
+    base_url: str,
+    state_path: Path,
+    key_path: Path,
+    name: str,
+    transport: Transport | None = None,
+) -> dict[str, Any]:
     """One witness round: fetch, check, cosign, post; return what happened."""
     if not base_url.startswith(("http://", "https://")):
         raise WitnessError("the URL must be http:// or https://")
+    http = transport or UrllibTransport()
+    _get = http.get_json
     api = base_url.rstrip("/") + "/api/v1/audit"
     private_key, name = load_or_create_key(key_path, name)
     state = WitnessState.load(state_path)
-    latest = _get_json(f"{api}/checkpoints/latest")
+    latest = _get(f"{api}/checkpoints/latest")
     note, size = latest["note"], int(latest["size"])
     body, _lines = split_note(note)
     origin = body.split("\n", 1)[0]
     if state is None:
-        log_key = VerifierKey.parse(_get_json(f"{api}/public-key")["verifier_key"])
+        log_key = VerifierKey.parse(_get(f"{api}/public-key")["verifier_key"])
     else:
         if state.origin != origin:
             raise WitnessError("the log's origin changed")
-        log_key = follow_keys(
-            VerifierKey.parse(state.log_key), _get_json(f"{api}/keys")["keys"], origin
-        )
+        log_key = follow_keys(VerifierKey.parse(state.log_key), _get(f"{api}/keys")["keys"], origin)
     try:
         checkpoint = parse_and_verify_checkpoint(note, log_key.public_key, log_key.name, origin)
     except CheckpointError as error:
@@ -250,16 +272,14 @@ def run_once(base_url: str, state_path: Path, key_path: Path, name: str) -> dict
             raise WitnessError(f"fork: two roots for size {state.size}")
         if checkpoint.size > state.size:
             query = urllib.parse.urlencode({"from": state.size, "to": checkpoint.size})
-            proof = [
-                bytes.fromhex(h) for h in _get_json(f"{api}/proofs/consistency?{query}")["proof"]
-            ]
+            proof = [bytes.fromhex(h) for h in _get(f"{api}/proofs/consistency?{query}")["proof"]]
             try:
                 verify_consistency(state.size, checkpoint.size, old_root, checkpoint.root, proof)
             except ProofError as error:
                 raise WitnessError(f"not consistent with size {state.size}: {error}") from None
     timestamp = int(time.time())
     line = cosign(private_key, name, body, timestamp)
-    status, answer = _post_json(
+    status, answer = http.post_json(
         f"{api}/cosignatures", {"size": checkpoint.size, "cosignature": line}
     )
     if status not in (200, 201):
