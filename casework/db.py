@@ -266,6 +266,19 @@ def session() -> Session:
     return current
 
 
+def read_only_session(database: Database | None = None) -> Session:
+    """A session for a long or background read (a verification, an export page).
+
+    On SQLite its transaction starts deferred, outside the writer queue, so it
+    never holds or waits for the write lock; it must not write.
+    """
+    current = (database or get_db()).session_factory()
+    current.info[MODE] = READ
+    if isinstance(current.bind, Engine) and current.bind.dialect.name == "sqlite":
+        current.connection(execution_options={READ_ONLY: True})
+    return current
+
+
 def is_read_mode(current: Session) -> bool:
     """Whether ``current`` is a request session that has changed nothing so far."""
     return current.info.get(MODE) == READ

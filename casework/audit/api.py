@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import asdict
+from functools import partial
 from typing import Any
 
 from flask import Response
@@ -213,7 +214,7 @@ class Export(MethodView):
         service.flush_pending()  # durable now, so that the export ends with it
         with db.get_db().session_factory() as fresh:  # a snapshot that holds it
             state = store.log_state(fresh)
-        read = store.in_short_sessions(db.get_db().session_factory)
+        read = store.in_short_sessions(partial(db.read_only_session, db.get_db()))
         return Response(
             store.export_lines(read, state.size, state.notes),
             mimetype=EXPORT_MIME,

@@ -15,6 +15,7 @@ import socket
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import IO
 
@@ -26,7 +27,7 @@ from casework.audit import keys, service, signer, store, verification, witness
 from casework.audit.actions import AuditAction, Outcome
 from casework.audit.checkpoint import MAX_NOTE_LENGTH, CheckpointError, VerifierKey
 from casework.audit.verify import KeyInForce, VerifyResult, verify_export_file
-from casework.db import get_db
+from casework.db import get_db, read_only_session
 
 audit_group = AppGroup("audit", help="The tamper-evident access log.")
 
@@ -127,7 +128,8 @@ def export_command(out: Path | None) -> None:
         session.commit()
     finally:
         session.close()
-    lines = store.export_lines(store.in_short_sessions(factory), state.size, state.notes)
+    read = store.in_short_sessions(partial(read_only_session, get_db()))
+    lines = store.export_lines(read, state.size, state.notes)
     if out is None:
         _write(lines, sys.stdout)
     else:
@@ -304,7 +306,7 @@ def _verify_with_service(
         return result, chain_error
     with factory() as session:  # closed at once: no transaction spans the long read
         state = store.log_state(session)
-    read = store.in_short_sessions(factory)
+    read = store.in_short_sessions(read_only_session)
     result = store.verify_stored(state, read, identity, pinned, in_force)
     with factory() as session:
         outcome = Outcome.SUCCESS if result.ok and chain_error is None else Outcome.FAILURE
@@ -314,10 +316,14 @@ def _verify_with_service(
 
 
 def _full_verification(factory: Callable[[], Session], pinned: list[str]) -> VerifyResult:
-    """Verify the whole stored log with its key chain; store the outcome for the route."""
-    with factory() as session:  # the checkpoints and chain; entries in short sessions
+    """Verify the whole stored log with its key chain; store the outcome for the route.
+
+    Reads in read-only sessions (no write lock is held while it runs); only
+    the outcome and the ``audit.verify`` entry are written, each briefly.
+    """
+    with read_only_session() as session:  # the checkpoints and chain; entries page by page
         outcome, row = verification.verify_service_log(
-            session, store.in_short_sessions(factory), full=True, pinned=pinned
+            session, store.in_short_sessions(read_only_session), full=True, pinned=pinned
         )
     verification.save(row, factory)
     with factory() as session:
