@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from casework.audit import merkle, tiles, tree
+from casework.audit import merkle, signer, tiles, tree
 from casework.audit.models import AuditEntry
 from casework.audit.service import append, write_batch
 from tests.audit.helpers import fill
@@ -147,13 +147,17 @@ def test_integration_refuses_a_broken_chain(app: Flask, db_session: Session) -> 
         assert caught.value.seq == 4
 
 
-def test_group_commit_batch_writes_and_integrates(app: Flask, db_session: Session) -> None:
+def test_a_checkpoint_integrates_every_batch_since_the_last(
+    app: Flask, db_session: Session
+) -> None:
     with app.app_context():
-        before = tree.state(db_session).size
         drafts = [entry.record for entry in fill(db_session, 3)]
         write_batch(drafts)
+        write_batch(drafts)
+        signer.sign_now(db_session)
         leaves = _stored_leaves(db_session)
-        assert tree.state(db_session).size == len(leaves) == before + 6
+        assert tree.state(db_session).size == len(leaves)
+        assert tree.state(db_session).root == merkle.root(leaves)
 
 
 def _signed_log(app: Flask, client: FlaskClient, db_session: Session, count: int) -> dict[str, Any]:
