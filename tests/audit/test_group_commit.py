@@ -151,3 +151,29 @@ def test_request_modes(app: Flask) -> None:
         assert not db.is_read_mode(db.session())
     with app.test_request_context("/api/v1/cases/search", method="POST"):
         assert db.is_read_mode(db.session())  # marked @db.reads_only
+
+
+def test_a_read_session_that_writes_turns_writer_despite_a_stale_snapshot(tmp_path: Any) -> None:
+    """SQLite: a deferred transaction that writes after another connection committed would
+    fail at once (stale snapshot); the read session ends its snapshot and takes the write
+    lock before its first change instead."""
+    from sqlalchemy import Column, Integer, MetaData, Table, insert, text
+    from sqlalchemy.orm import Session as OrmSession
+
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'modes.db'}")
+    metadata = MetaData()
+    table = Table("t", metadata, Column("id", Integer, primary_key=True))
+    metadata.create_all(engine)
+    reader = OrmSession(engine)
+    reader.info[db.MODE] = db.READ
+    reader.connection(execution_options={db.READ_ONLY: True})
+    assert reader.execute(text("SELECT count(*) FROM t")).scalar() == 0  # snapshot taken
+    with engine.begin() as other:  # another writer commits meanwhile
+        other.execute(insert(table).values(id=1))
+    reader.execute(insert(table).values(id=2))  # would raise "database is locked" unupgraded
+    assert reader.info[db.MODE] == db.WRITE
+    reader.commit()
+    reader.close()
+    with engine.connect() as check:
+        assert check.execute(text("SELECT count(*) FROM t")).scalar() == 2
+    engine.dispose()
