@@ -5,13 +5,12 @@ bounded by the log size read at the start, so memory stays flat however long
 the log. Entries and checkpoints are immutable and only ever appended, so pages
 read in different transactions still make one consistent log. Two readers:
 
-* :func:`in_session` reads in the caller's transaction. Inside a request it is
-  the only safe choice: on SQLite the request already holds the write lock
-  (``BEGIN IMMEDIATE``), and a second connection would wait for it until the
-  busy timeout, then fail.
-* :func:`in_short_sessions` opens one short session per page. The export
-  stream uses it after the request has committed, and the CLI uses it, so that
-  no transaction stays open for the length of a download or a verification.
+* :func:`in_session` reads in the caller's transaction (a read request's
+  snapshot).
+* :func:`in_short_sessions` opens one short session per page (given
+  ``db.read_only_session``: no write lock on SQLite). The export stream uses
+  it after the request has committed, and the CLI uses it, so that no
+  transaction stays open for the length of a download or a verification.
 """
 
 from __future__ import annotations
