@@ -11,7 +11,7 @@ from flask import Flask
 from casework import config as config_module
 from casework import db, errors, http, logs
 from casework.api import create_api
-from casework.auth.access import check_every_route_declared
+from casework.authz.access import check_every_route_declared
 
 __all__ = ["create_app"]
 
@@ -46,8 +46,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 
 def _register_features(app: Flask, api: Any) -> None:
-    """Each feature package contributes its blueprint and start-up hooks."""
-    from casework import audit, auth, health
+    """Each feature package contributes its blueprint, and its hooks through ``init_app``:
+    nothing registers itself at import, so every command and test that builds the app
+    has every hook."""
+    from casework import audit, auth, handoff, health, vetting, workflow
     from casework.audit import api as audit_api
     from casework.auth import api as auth_api
     from casework.cases import api as cases_api
@@ -60,6 +62,9 @@ def _register_features(app: Flask, api: Any) -> None:
     security_app.init_app(app)
     audit.init_app(app)
     auth.init_app(app)  # after the keyring: its init step creates the first admin
+    workflow.init_app(app)
+    vetting.init_app(app)
+    handoff.init_app(app)
     cases_api.register_converter(app, api)
     api.register_blueprint(health.blp)
     api.register_blueprint(auth_api.blp)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http
 import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
@@ -17,10 +18,9 @@ from flask.typing import ResponseReturnValue
 from flask_smorest import Api
 from flask_smorest import Blueprint as SmorestBlueprint
 from flask_smorest.utils import prepare_response
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
 from swagger_ui_bundle import swagger_ui_path
 
-from casework.auth.access import public
 from casework.errors import PROBLEM_MIME
 
 API_PREFIX = "/api/v1"
@@ -111,7 +111,6 @@ def create_api(app: Flask) -> Api:
     app.config.update(api_config(app))
     api = CaseworkApi(app)  # registers ProblemSchema as "Problem" with the error responses
 
-    @public
     def docs_asset(filename: str) -> ResponseReturnValue:
         return send_from_directory(swagger_ui_path, filename, max_age=3600)
 
@@ -146,3 +145,110 @@ def problem_responses(
         return decorate
 
     return problems
+
+
+# --- the HTTP kit every feature's routes share ---------------------------------------------
+
+IF_MATCH = {
+    "in": "header",
+    "name": "If-Match",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": "The ETag of the version being changed, as last read; missing: 428, stale: 412.",
+}
+ETAG_HEADER = {"ETag": {"description": "The resource's version.", "schema": {"type": "string"}}}
+PROBLEMS = {
+    401: "Missing, malformed, expired or revoked token.",
+    403: "The caller's role does not permit this.",
+    404: "No such resource, or not in the caller's office.",
+    409: "Conflicts with the current state.",
+    410: "The case was erased (crypto-shredded); only its history remains.",
+    412: "The resource has changed since it was read (If-Match).",
+    422: "The request is not valid; see errors.",
+    428: "If-Match is required.",
+    429: "Too many failed attempts; see Retry-After.",
+}
+
+
+def problems(
+    bp: SmorestBlueprint, *statuses: int, descriptions: Mapping[int, str] | None = None
+) -> Decorator:
+    """Document the problem+json answers a view of ``bp`` can give (and the bearer token,
+    with 401); ``descriptions`` overrides the shared wording for one feature."""
+    wording = {**PROBLEMS, **(descriptions or {})}
+
+    def decorate(view: Any) -> Any:
+        view = problem_responses(bp, wording)(*statuses)(view)
+        return bp.doc(security=[{"bearer": []}])(view) if 401 in statuses else view
+
+    return decorate
+
+
+# --- the schema kit every input schema is built from ---------------------------------------
+
+
+class StrictSchema(Schema):
+    """Base of every input schema: unknown fields are an error, never ignored."""
+
+    class Meta:
+        unknown = RAISE
+
+
+class NoBody(StrictSchema):
+    """No fields: a body, if sent, must be ``{}``."""
+
+
+class Text(fields.String):
+    """A string that is neither blank nor too long and holds no control characters."""
+
+    # marshmallow merges this class attribute along the MRO: it must stay one.
+    default_error_messages = {  # noqa: RUF012
+        "blank": "Must not be empty; send null or leave the field out instead.",
+        "too_long": "At most {max} characters.",
+        "control": "Must not contain control characters.",
+    }
+
+    def __init__(self, *, max_length: int, multiline: bool = False, **kwargs: Any) -> None:
+        metadata = {"maxLength": max_length, "minLength": 1, **kwargs.pop("metadata", {})}
+        super().__init__(metadata=metadata, **kwargs)
+        self.max_length = max_length
+        self.allowed_controls = frozenset("\n\r\t") if multiline else frozenset()
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if len(text) > self.max_length:
+            raise self.make_error("too_long", max=self.max_length)
+        if not text.strip():
+            raise self.make_error("blank")
+        if any(_is_forbidden(c, self.allowed_controls) for c in text):
+            raise self.make_error("control")
+        return text
+
+
+def _is_forbidden(char: str, allowed: frozenset[str]) -> bool:
+    # Surrogates (lone halves that JSON can carry) cannot be encoded for the
+    # blind index or the cipher; NUL and other controls break storage and logs.
+    category = unicodedata.category(char)
+    return category == "Cs" or (category == "Cc" and char not in allowed)
+
+
+class StrictInteger(fields.Integer):
+    """An integer that must be a JSON integer: no strings, floats or booleans."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(strict=True, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        if isinstance(value, bool):
+            raise self.make_error("invalid")
+        result: int = super()._deserialize(value, attr, data, **kwargs)
+        return result
+
+
+class StrictBoolean(fields.Boolean):
+    """A boolean that must be JSON ``true`` or ``false``, not ``"yes"`` or ``1``."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value

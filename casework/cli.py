@@ -21,8 +21,8 @@ from casework.auth.cli import create_user_command
 from casework.cases.cli import cases_group, reindex_command
 from casework.db import get_db
 from casework.handoff.cli import handoff_group
+from casework.keys.cli import keys_group
 from casework.security.errors import KeyringError
-from casework.security.keys_cli import keys_group
 
 
 def _make_app() -> Flask:

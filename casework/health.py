@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from casework import db, migrate
 from casework.api import Blueprint
-from casework.auth.access import public
+from casework.authz.access import public
 from casework.errors import PROBLEM_MIME, ServiceUnavailable
 from casework.security.app import current_keyring
 

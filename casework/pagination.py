@@ -10,10 +10,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from flask import current_app
 from marshmallow import Schema, ValidationError, fields, validate, validates
+from sqlalchemy import Select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from casework.errors import ValidationFailed
 from casework.http import has_nul
@@ -66,3 +69,24 @@ def page_maximum() -> int:
 
 def page_size(limit: int | None) -> int:
     return limit or int(current_app.config["CASEWORK"]["api_default_page_size"])
+
+
+def keyset_page(
+    session: Session,
+    query: Select[Any],
+    key: InstrumentedAttribute[str],
+    limit: int | None,
+    cursor: str | None,
+) -> tuple[Sequence[Any], str | None]:
+    """One page of ``query`` ordered by ``key``, and the cursor of the next page (or None)."""
+    size = page_size(limit)
+    if cursor is not None:
+        after: Any = decode_cursor(cursor).get("after")
+        if not isinstance(after, str):
+            raise ValidationFailed(errors={"query": {"cursor": ["Not a valid cursor."]}})
+        query = query.where(key > after)
+    rows = session.scalars(query.order_by(key).limit(size + 1)).all()
+    if len(rows) <= size:
+        return rows, None
+    rows = rows[:size]
+    return rows, encode_cursor({"after": getattr(rows[-1], key.key)})

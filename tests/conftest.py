@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 os.environ.setdefault("CASEWORK_ENV", "test")
 
 from casework import create_app, migrate
-from casework.auth.access import Principal, register_authenticator
+from casework.authz.access import Principal, register_authenticator
 from casework.db import get_db, make_engine
 from casework.offices.models import Office
 from casework.security.app import ensure_keyring

@@ -8,7 +8,7 @@ import pytest
 from flask import Flask
 
 from casework import create_app
-from casework.auth.access import (
+from casework.authz.access import (
     Principal,
     check_every_route_declared,
     in_scope,
@@ -16,7 +16,7 @@ from casework.auth.access import (
     register_authenticator,
     requires,
 )
-from casework.auth.permissions import ROLE_PERMISSIONS, Permission
+from casework.authz.permissions import ROLE_PERMISSIONS, Permission
 
 
 def test_every_route_of_the_real_app_is_declared(app: Flask) -> None:

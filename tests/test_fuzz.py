@@ -70,11 +70,11 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from casework import create_app
-from casework.auth.access import ACCESS_ATTR, Access
 from casework.auth.models import AccessToken, User
-from casework.auth.permissions import OFFICELESS_ROLES, STAFF_ROLES, Permission, permissions_for
 from casework.auth.settings import mfa_required
 from casework.auth.tokens import hash_token
+from casework.authz.access import ACCESS_ATTR, Access
+from casework.authz.permissions import OFFICELESS_ROLES, STAFF_ROLES, Permission, permissions_for
 from casework.cases.codes import Stage
 from casework.cases.models import Case
 from casework.offices.models import Office

@@ -32,9 +32,9 @@ from sqlalchemy.orm import Session
 from werkzeug.routing import Rule
 
 from casework import create_app
-from casework.auth.access import ACCESS_ATTR, Access
 from casework.auth.models import User
-from casework.auth.permissions import OFFICELESS_ROLES, STAFF_ROLES, permissions_for
+from casework.authz.access import ACCESS_ATTR, Access
+from casework.authz.permissions import OFFICELESS_ROLES, STAFF_ROLES, permissions_for
 from casework.offices.models import Office
 from tests.auth.helpers import TEST_PASSWORD, create_user, login_headers
 from tests.cases import matrix as cases_matrix

@@ -44,8 +44,8 @@ from casework.audit.schemas import (
     WitnessRequestSchema,
     WitnessSchema,
 )
-from casework.auth.access import public, requires
-from casework.auth.permissions import Permission
+from casework.authz.access import public, requires
+from casework.authz.permissions import Permission
 from casework.errors import Conflict, NotFound
 
 EXPORT_MIME = "application/jsonl"

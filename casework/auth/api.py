@@ -7,7 +7,6 @@ declared on every view; the service records the access-log entries.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 from flask import request
@@ -15,11 +14,9 @@ from flask.views import MethodView
 from marshmallow import RAISE
 
 from casework import db
-from casework.api import Blueprint, problem_responses
+from casework.api import IF_MATCH, Blueprint, problems
 from casework.auth import mfa, service, sessions
-from casework.auth.access import Principal, public, require_principal, requires
 from casework.auth.models import User
-from casework.auth.permissions import Permission
 from casework.auth.schemas import (
     LoginSchema,
     MeSchema,
@@ -33,6 +30,8 @@ from casework.auth.schemas import (
     UserUpdateSchema,
 )
 from casework.auth.totp import TotpError
+from casework.authz.access import Principal, public, require_principal, requires
+from casework.authz.permissions import Permission
 from casework.concurrency import etag_for, require_if_match
 from casework.errors import PROBLEM_MIME, Unauthorized, ValidationFailed
 from casework.pagination import PageArgs
@@ -44,34 +43,6 @@ blp = Blueprint(
 users_blp = Blueprint(
     "users", __name__, url_prefix="/api/v1/users", description="Staff accounts (administrators)."
 )
-
-IF_MATCH = {
-    "in": "header",
-    "name": "If-Match",
-    "required": True,
-    "schema": {"type": "string"},
-    "description": "The ETag of the version being changed; stale: 412, missing: 428.",
-}
-_PROBLEMS = {
-    401: "Missing, malformed, expired or revoked token.",
-    403: "The caller's role does not permit this.",
-    404: "No such resource.",
-    409: "Conflicts with the current state.",
-    412: "The resource has changed (If-Match).",
-    422: "The request is not valid; see errors.",
-    428: "If-Match is required.",
-    429: "Too many failed attempts; see Retry-After.",
-}
-
-
-def problems(bp: Blueprint, *statuses: int) -> Callable[[Any], Any]:
-    """Document the problem+json answers a view can give (and the bearer token, with 401)."""
-
-    def decorate(view: Any) -> Any:
-        view = problem_responses(bp, _PROBLEMS)(*statuses)(view)
-        return bp.doc(security=[{"bearer": []}])(view) if 401 in statuses else view
-
-    return decorate
 
 
 def _caller() -> tuple[Principal, User]:

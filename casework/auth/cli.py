@@ -15,7 +15,7 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from casework.auth import service
-from casework.auth.permissions import STAFF_ROLES
+from casework.authz.permissions import STAFF_ROLES
 from casework.db import get_db
 from casework.errors import CaseworkError
 

@@ -23,7 +23,6 @@ from sqlalchemy.orm.attributes import set_committed_value
 from casework import audit
 from casework.audit import AuditAction, Outcome
 from casework.auth.models import AccessToken, User
-from casework.auth.timestamps import utcnow
 from casework.auth.totp import (
     TotpError,
     TotpFailure,
@@ -35,6 +34,7 @@ from casework.errors import Conflict
 from casework.security.errors import DecryptionError
 from casework.security.framing import length_prefixed
 from casework.security.keyring import Keyring
+from casework.timestamps import utcnow
 
 SEED_FORMAT = 0x01
 _NONCE_BYTES = 12

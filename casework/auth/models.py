@@ -20,10 +20,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from casework.auth.timestamps import UtcDateTime, utcnow
 from casework.db import Base
 from casework.offices.models import Office
 from casework.security.keyring import KEK_ID_HEX_DIGITS
+from casework.timestamps import UtcDateTime, utcnow
 
 
 class User(Base):

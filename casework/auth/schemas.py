@@ -10,7 +10,7 @@ from __future__ import annotations
 from marshmallow import RAISE, Schema, fields, validate
 
 from casework.api import Pattern
-from casework.auth.permissions import STAFF_ROLES
+from casework.authz.permissions import STAFF_ROLES
 from casework.offices.schemas import OFFICE_CODE
 
 MAX_RAW_PASSWORD = 4096

@@ -22,20 +22,20 @@ from casework.audit import AuditAction
 from casework.auth import settings
 from casework.auth.mfa import clear_mfa
 from casework.auth.models import LoginThrottle, User
-from casework.auth.paging import keyset_page
 from casework.auth.passwords import hash_password, policy_violations
-from casework.auth.permissions import (
+from casework.auth.sessions import normalise_username, revoke_user_tokens
+from casework.auth.throttle import ThrottleKeys
+from casework.authz.permissions import (
     OFFICELESS_ROLES,
     STAFF_ROLES,
     Permission,
     permissions_for,
 )
-from casework.auth.sessions import normalise_username, revoke_user_tokens
-from casework.auth.throttle import ThrottleKeys
-from casework.auth.timestamps import utcnow
 from casework.errors import Conflict, NotFound, ValidationFailed
 from casework.offices.models import Office
+from casework.pagination import keyset_page
 from casework.security.app import derived_secret
+from casework.timestamps import utcnow
 
 FIRST_ADMIN = "admin"  # the username, and the role, of the account `casework init` creates
 

@@ -24,16 +24,16 @@ from sqlalchemy.orm import Session
 from casework import audit, db
 from casework.audit import Actor, AuditAction, Outcome
 from casework.auth import settings
-from casework.auth.access import Principal
 from casework.auth.mfa import check_code
 from casework.auth.models import AccessToken, LoginThrottle, User
 from casework.auth.passwords import hash_password, needs_rehash, verify_dummy, verify_password
 from casework.auth.throttle import ThrottleKeys, ThrottlePolicy
-from casework.auth.timestamps import utcnow
 from casework.auth.tokens import hash_token, looks_like_token, new_token
 from casework.auth.totp import TotpError
+from casework.authz.access import Principal
 from casework.errors import TooManyRequests, Unauthorized
 from casework.security.app import current_keyring, derived_secret
+from casework.timestamps import utcnow
 
 LOGIN_REFUSED = "The username, password or one-time code is not correct."
 TOKEN_REFUSED = "The bearer token is not valid; sign in again."  # noqa: S105 - a message

@@ -8,8 +8,8 @@ from typing import Any
 from flask import Flask, current_app
 
 from casework.auth.passwords import PasswordParams
-from casework.auth.permissions import ROLE_PERMISSIONS
 from casework.auth.throttle import ThrottlePolicy
+from casework.authz.permissions import ROLE_PERMISSIONS
 from casework.config import ConfigError
 
 

@@ -8,7 +8,6 @@ link in a URL; searches carry their keys in a POST body.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, current_app
@@ -18,9 +17,9 @@ from sqlalchemy.orm import Session
 from werkzeug.routing import BaseConverter
 
 from casework import db
-from casework.api import API_PREFIX, Blueprint, problem_responses
-from casework.auth.access import Principal, require_principal, requires
-from casework.auth.permissions import Permission
+from casework.api import API_PREFIX, ETAG_HEADER, IF_MATCH, Blueprint, NoBody, problems
+from casework.authz.access import Principal, require_principal, requires, route_permission
+from casework.authz.permissions import Permission
 from casework.cases import duplicates, queries, service
 from casework.cases.models import Case
 from casework.cases.reference import URL_PATTERN
@@ -35,11 +34,9 @@ from casework.cases.schemas import (
     IntakeIn,
     SearchIn,
     SearchOut,
-    StrictSchema,
 )
 from casework.concurrency import etag_for, require_if_match
 from casework.pagination import PageArgs, page_size
-from casework.workflow import service as workflow
 
 
 class ReferenceConverter(BaseConverter):
@@ -68,26 +65,9 @@ alerts_blp = Blueprint(
     "alerts", __name__, url_prefix=f"{API_PREFIX}/alerts", description="Duplicate alerts."
 )
 
-IF_MATCH = {
-    "in": "header",
-    "name": "If-Match",
-    "required": True,
-    "schema": {"type": "string"},
-    "description": "The case's ETag as last read; missing: 428, stale: 412.",
-}
-ETAG_HEADER = {"ETag": {"description": "The case's version.", "schema": {"type": "string"}}}
 CREATED_HEADERS = {
     **ETAG_HEADER,
     "Location": {"description": "The new case's URL.", "schema": {"type": "string"}},
-}
-_PROBLEMS = {
-    401: "Missing, malformed, expired or revoked token.",
-    403: "The caller's role does not permit this.",
-    404: "No such case, or not in the caller's office.",
-    410: "The case was erased (crypto-shredded); only its history remains.",
-    412: "The case has changed since it was read (If-Match).",
-    422: "The request is not valid; see errors.",
-    428: "If-Match is required.",
 }
 FILTER_NAMES = (
     "stage",
@@ -99,21 +79,22 @@ FILTER_NAMES = (
 )
 
 
-def problems(bp: Blueprint, *statuses: int) -> Callable[[Any], Any]:
-    """Document the problem+json answers a view of ``bp`` can give."""
-    return problem_responses(bp, _PROBLEMS)(*statuses)
-
-
-def case_for_write(reference: str, permission: Permission) -> tuple[Session, Principal, Case]:
-    """The request's session and caller, and the case locked for the write they ask for.
-
-    Refuses (404/410) as :func:`~casework.cases.service.load_case` does, then
-    428 without ``If-Match`` and 412 when it names another version. (A
-    transition reaches cases outside the office too: ``load_for_transition``.)
-    """
+def case_for(reference: str, **options: Any) -> tuple[Session, Principal, Case]:
+    """The request's session and caller, and the case loaded for the permission the route
+    declared (:func:`~casework.authz.access.route_permission`); ``options`` are
+    :func:`~casework.cases.service.load_case`'s. Refuses 404/410 as it does."""
     session = db.session()
     principal = require_principal()
-    case = service.load_case(session, principal, reference, permission, for_update=True)
+    case = service.load_case(session, principal, reference, route_permission(), **options)
+    return session, principal, case
+
+
+def case_for_write(reference: str) -> tuple[Session, Principal, Case]:
+    """:func:`case_for`, locked for the write, then 428 without ``If-Match`` and 412 when it
+    names another version. (A transition reaches cases outside the office too:
+    ``load_for_transition``.)
+    """
+    session, principal, case = case_for(reference, for_update=True)
     require_if_match(case.version)
     return session, principal, case
 
@@ -121,10 +102,6 @@ def case_for_write(reference: str, permission: Permission) -> tuple[Session, Pri
 def case_etag(case: Case) -> dict[str, str]:
     """The ``ETag`` header of an answer about ``case``."""
     return {"ETag": etag_for(case.version)}
-
-
-class NoBody(StrictSchema):
-    """No fields: a body, if sent, must be ``{}``."""
 
 
 @blp.route("")
@@ -179,10 +156,8 @@ class CaseByReference(MethodView):
     def get(self, reference: str) -> tuple[dict[str, Any], int, dict[str, str]]:
         """The whole case, decrypted, with its workflow and the transitions you may take now;
         recorded as case.read with the fields returned."""
-        session = db.session()
-        principal = require_principal()
-        case = service.load_case(session, principal, reference, Permission.CASES_READ)
-        view = workflow.read_case(session, principal, case)
+        session, principal, case = case_for(reference)
+        view = service.read_case(session, case, principal)
         return view, 200, case_etag(case)
 
     @requires(Permission.CASES_WRITE)
@@ -194,7 +169,7 @@ class CaseByReference(MethodView):
         self, changes: dict[str, Any], reference: str
     ) -> tuple[dict[str, Any], int, dict[str, str]]:
         """Change needs codes and members (add, change, remove) as one write."""
-        session, _, case = case_for_write(reference, Permission.CASES_WRITE)
+        session, _, case = case_for_write(reference)
         view = service.change_case(session, case, changes)
         return view, 200, case_etag(case)
 
@@ -204,7 +179,7 @@ class CaseByReference(MethodView):
     @problems(blp, 401, 403, 404, 410, 412, 428)
     def delete(self, reference: str) -> None:
         """Erase the case by crypto-shredding; a tombstone answering 410 remains."""
-        session, _, case = case_for_write(reference, Permission.CASES_ERASE)
+        session, _, case = case_for_write(reference)
         service.erase_case(session, case)
 
 
@@ -216,10 +191,7 @@ class CaseHistory(MethodView):
     @problems(blp, 401, 403, 404, 422)
     def get(self, page: dict[str, Any], reference: str) -> dict[str, Any]:
         """Who changed which fields and when (names, never values); kept after erasure."""
-        session = db.session()
-        case = service.load_case(
-            session, require_principal(), reference, Permission.CASES_HISTORY, allow_erased=True
-        )
+        session, _, case = case_for(reference, allow_erased=True)
         items, next_cursor = queries.history(
             session, case, limit=page_size(page["limit"]), cursor=page["cursor"]
         )
@@ -234,9 +206,7 @@ class CaseDuplicates(MethodView):
     @problems(blp, 401, 403, 404, 410, 422)
     def post(self, _body: dict[str, Any], reference: str) -> dict[str, Any]:
         """Look for the same people in every office: yours by reference, others as alerts."""
-        session = db.session()
-        principal = require_principal()
-        case = service.load_case(session, principal, reference, Permission.CASES_SEARCH)
+        session, principal, case = case_for(reference)
         return {"possible_duplicates": duplicates.check_duplicates(session, principal, case)}
 
 

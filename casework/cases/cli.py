@@ -19,9 +19,9 @@ from casework.cases.models import BlindIndexEntry
 from casework.cases.seeding import seed_cases
 from casework.db import get_db
 from casework.errors import CaseworkError
+from casework.keys.cli import keyring_lock, require_writable
 from casework.security.app import holder
 from casework.security.case_keys import attach_keyring
-from casework.security.keys_cli import keyring_lock, require_writable
 
 
 @click.group("cases")

@@ -21,13 +21,13 @@ from sqlalchemy.orm import Session, aliased
 
 from casework import audit
 from casework.audit import AuditAction
-from casework.auth.access import Principal, in_scope
-from casework.auth.timestamps import utcnow
+from casework.authz.access import Principal, in_scope
 from casework.cases import indexes
 from casework.cases.indexes import keyring_of
 from casework.cases.models import Case, DuplicateAlert
 from casework.errors import ValidationFailed
 from casework.pagination import decode_cursor, encode_cursor
+from casework.timestamps import utcnow
 
 #: The member fields each index reads, as the access log names them.
 INDEX_FIELDS: dict[str, list[str]] = {

@@ -27,7 +27,7 @@ such as sex, country or needs codes are never indexed):
 
 Lookups compute the value under every blind-index root in the keyring, so
 entries written before a root rotation keep matching until
-:func:`reindex_all` has recomputed them under the new root.
+:func:`recompute_all` has recomputed them under the new root.
 """
 
 from __future__ import annotations
@@ -228,7 +228,7 @@ def lookup(
     return list(session.scalars(query).unique())
 
 
-def reindex_all(
+def recompute_all(
     session: Session,
     keyring: Keyring,
     *,

@@ -3,8 +3,8 @@
 Plaintext is limited to what access control and the workflow need: the
 random reference, the owning office, the stages, each member's relationship
 to the principal applicant, ids, versions and times. Every other attribute is
-a :class:`~casework.cases.sealing.Sealed` attribute: encrypted under the
-case's data key, always present and padded (see :mod:`casework.cases.sealing`
+a :class:`~casework.security.columns.Sealed` attribute: encrypted under the
+case's data key, always present and padded (see :mod:`casework.security.columns`
 for the block sizes' purpose). The blocks below are chosen so that every value
 of a low-cardinality field (sex, years, codes, statuses) fills one block.
 """
@@ -19,9 +19,10 @@ from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, UniqueCon
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.orm import relationship as orm_relationship
 
-from casework.auth.timestamps import UtcDateTime, utcnow
 from casework.cases.codes import ResettlementStage, Stage
-from casework.cases.sealing import (
+from casework.db import Base
+from casework.security.columns import (
+    ClientIdMixin,
     sealed_date,
     sealed_dict,
     sealed_int,
@@ -29,8 +30,7 @@ from casework.cases.sealing import (
     sealed_text,
     sealed_uuid,
 )
-from casework.db import Base
-from casework.security.columns import ClientIdMixin
+from casework.timestamps import UtcDateTime, utcnow
 
 
 class Case(ClientIdMixin, Base):

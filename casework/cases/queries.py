@@ -21,7 +21,7 @@ from casework import audit
 from casework.audit import AuditAction
 from casework.audit.models import AuditEntry, from_micros
 from casework.audit.service import record_many
-from casework.auth.access import Principal, scope_filter
+from casework.authz.access import Principal, scope_filter
 from casework.cases import indexes
 from casework.cases.indexes import Probe, keyring_of
 from casework.cases.models import Case, CaseMember

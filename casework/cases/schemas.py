@@ -31,7 +31,6 @@ line breaks and tabs in the multi-line fields (address, narrative, reason).
 from __future__ import annotations
 
 import re
-import unicodedata
 import uuid
 from collections.abc import Iterable
 from enum import StrEnum
@@ -47,6 +46,7 @@ from marshmallow import (
     validates_schema,
 )
 
+from casework.api import StrictBoolean, StrictInteger, StrictSchema, Text
 from casework.cases import codes, rules
 from casework.cases.codes import (
     BirthRegistration,
@@ -88,62 +88,6 @@ REQUIRED_WITH = "Required with {other}."
 
 
 # --- fields -------------------------------------------------------------------------------
-
-
-class Text(fields.String):
-    """A string that is neither blank nor too long and holds no control characters."""
-
-    # marshmallow merges this class attribute along the MRO: it must stay one.
-    default_error_messages = {  # noqa: RUF012
-        "blank": "Must not be empty; send null or leave the field out instead.",
-        "too_long": "At most {max} characters.",
-        "control": "Must not contain control characters.",
-    }
-
-    def __init__(self, *, max_length: int, multiline: bool = False, **kwargs: Any) -> None:
-        metadata = {"maxLength": max_length, "minLength": 1, **kwargs.pop("metadata", {})}
-        super().__init__(metadata=metadata, **kwargs)
-        self.max_length = max_length
-        self.allowed_controls = frozenset("\n\r\t") if multiline else frozenset()
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        text = super()._deserialize(value, attr, data, **kwargs)
-        if len(text) > self.max_length:
-            raise self.make_error("too_long", max=self.max_length)
-        if not text.strip():
-            raise self.make_error("blank")
-        if any(_is_forbidden(c, self.allowed_controls) for c in text):
-            raise self.make_error("control")
-        return text
-
-
-def _is_forbidden(char: str, allowed: frozenset[str]) -> bool:
-    # Surrogates (lone halves that JSON can carry) cannot be encoded for the
-    # blind index or the cipher; NUL and other controls break storage and logs.
-    category = unicodedata.category(char)
-    return category == "Cs" or (category == "Cc" and char not in allowed)
-
-
-class StrictInteger(fields.Integer):
-    """An integer that must be a JSON integer: no strings, floats or booleans."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(strict=True, **kwargs)
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
-        if isinstance(value, bool):
-            raise self.make_error("invalid")
-        result: int = super()._deserialize(value, attr, data, **kwargs)
-        return result
-
-
-class StrictBoolean(fields.Boolean):
-    """A boolean that must be JSON ``true`` or ``false``, not ``"yes"`` or ``1``."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
-        if not isinstance(value, bool):
-            raise self.make_error("invalid")
-        return value
 
 
 def _enum_in(enum: type[StrEnum], description: str, **kwargs: Any) -> fields.Enum:
@@ -219,13 +163,6 @@ def _needs_field(**kwargs: Any) -> fields.List:
 
 
 # --- input schemas ------------------------------------------------------------------------
-
-
-class StrictSchema(Schema):
-    """Base of every input schema: unknown fields are an error, never ignored."""
-
-    class Meta:
-        unknown = RAISE
 
 
 class DocumentIn(StrictSchema):

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from flask import Flask, current_app
 from sqlalchemy import Table, delete, event, insert, or_, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, joinedload
@@ -24,24 +25,23 @@ from sqlalchemy.orm import Session, joinedload
 from casework import audit
 from casework.audit import AuditAction
 from casework.audit.service import record_many
-from casework.auth.access import Principal, deny, in_scope, require_can
-from casework.auth.permissions import Permission
-from casework.auth.timestamps import utcnow
+from casework.authz.access import Principal, deny, in_scope, require_can
+from casework.authz.permissions import Permission
 from casework.cases import duplicates, erasure, indexes, rules
 from casework.cases.codes import ResettlementStage, Stage
 from casework.cases.indexes import Probe, keyring_of
 from casework.cases.models import MEMBER_FIELDS, BlindIndexEntry, Case, CaseMember, DuplicateAlert
 from casework.cases.reference import InvalidReference, new_reference, normalise_reference
-from casework.cases.sealing import erase_ciphertext
 from casework.errors import CaseworkError, NotFound, ValidationFailed
 from casework.offices.models import Office
 from casework.security.case_keys import SESSION_INFO_KEY, provision_case_key
-from casework.security.columns import RowIds
+from casework.security.columns import RowIds, erase_ciphertext
 from casework.security.data_key_cache import DataKeyCache
 from casework.security.envelope import DataKey, WrappedKey, new_data_key, wrap_data_key
 from casework.security.keyring import Keyring
 from casework.security.models import CaseKey
 from casework.security.shredding import shred
+from casework.timestamps import utcnow
 
 CASE_FIELDS = (
     "reference",
@@ -173,11 +173,31 @@ def returned_fields(view: Mapping[str, Any]) -> list[str]:
     return sorted(names)
 
 
-def read_case(session: Session, case: Case) -> dict[str, Any]:
-    """The decrypted case, recorded as ``case.read`` with the names of the fields returned."""
+ViewContributor = Callable[[Session, Principal, Case, dict[str, Any]], list[str]]
+_VIEW_CONTRIBUTORS = "casework.case_view_contributors"
+
+
+def contribute_to_case_view(app: Flask, contributor: ViewContributor) -> None:
+    """Register a feature's block of the case read (the workflow's states and transitions):
+    ``contributor`` adds it to the view and returns the field names it carries."""
+    registered: list[ViewContributor] = app.extensions.setdefault(_VIEW_CONTRIBUTORS, [])
+    if contributor not in registered:
+        registered.append(contributor)
+
+
+def read_case(session: Session, case: Case, principal: Principal | None = None) -> dict[str, Any]:
+    """The decrypted case, recorded as one ``case.read`` with the names of the fields returned.
+
+    Given the caller, every registered feature adds its block for them (the
+    whole ``CaseOut`` of ``GET /cases/{reference}``); without, the case alone.
+    """
     view = case_view(case)
+    names = returned_fields(view)
+    if principal is not None:
+        for contributor in current_app.extensions.get(_VIEW_CONTRIBUTORS, []):
+            names.extend(contributor(session, principal, case, view))
     audit.record(
-        AuditAction.CASE_READ, target=case.reference, fields=returned_fields(view), session=session
+        AuditAction.CASE_READ, target=case.reference, fields=sorted(names), session=session
     )
     return view
 
@@ -695,18 +715,13 @@ def checkpoint_wal(engine: Engine, wait_ms: int = 200) -> bool:
     return not busy
 
 
-def reindex_all(
-    session: Session,
-    keyring: Keyring,
-    *,
-    batch_size: int = 200,
-    on_batch: Callable[[], None] | None = None,
-) -> int:
+def reindex_all(session: Session, keyring: Keyring, **batching: Any) -> int:
     """Recompute every blind-index entry under ``keyring``'s current root and record
-    ``keys.reindex``; returns the number of entries written. ``on_batch`` (a commit,
-    from the command) runs after each batch; see :func:`casework.cases.indexes.reindex_all`.
+    ``keys.reindex``; returns the number of entries written. ``batching`` (``batch_size``,
+    and ``on_batch``: a commit, from the command) is
+    :func:`casework.cases.indexes.recompute_all`'s.
     """
-    written = indexes.reindex_all(session, keyring, batch_size=batch_size, on_batch=on_batch)
+    written = indexes.recompute_all(session, keyring, **batching)
     audit.record(
         AuditAction.KEYS_REINDEX,
         fields=sorted(indexes.BITS),

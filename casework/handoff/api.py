@@ -15,16 +15,17 @@ from flask.views import MethodView
 from marshmallow import RAISE
 
 from casework import db
-from casework.api import API_PREFIX, Blueprint
-from casework.auth.access import require_principal, requires
-from casework.auth.permissions import Permission
-from casework.cases import service as cases
-from casework.cases.api import ETAG_HEADER, IF_MATCH, NoBody, case_etag, case_for_write, problems
+from casework.api import API_PREFIX, ETAG_HEADER, IF_MATCH, Blueprint, NoBody, problems
+from casework.authz.access import require_principal, requires
+from casework.authz.permissions import Permission
+from casework.cases.api import case_etag, case_for, case_for_write
 from casework.errors import PROBLEM_MIME
 from casework.handoff import service
 from casework.handoff.schemas import (
+    ConsentIn,
     ConsentListOut,
     ConsentOut,
+    HandoffIn,
     HandoffListArgs,
     HandoffOut,
     HandoffPageOut,
@@ -33,7 +34,6 @@ from casework.handoff.schemas import (
     PartnerPageOut,
 )
 from casework.pagination import PageArgs, page_size
-from casework.workflow.schemas import ConsentIn, HandoffIn
 
 blp = Blueprint(
     "handoff",
@@ -61,8 +61,7 @@ class Consents(MethodView):
     @problems(blp, 401, 403, 404, 410)
     def get(self, reference: str) -> tuple[dict[str, Any], int, dict[str, str]]:
         """The case's consent records, decrypted; recorded as a read of them."""
-        session = db.session()
-        case = cases.load_case(session, require_principal(), reference, Permission.CASES_READ)
+        session, _, case = case_for(reference)
         items = service.list_consents(session, case)
         return {"items": items}, 200, case_etag(case)
 
@@ -75,7 +74,7 @@ class Consents(MethodView):
         self, data: dict[str, Any], reference: str
     ) -> tuple[dict[str, Any], int, dict[str, str]]:
         """Record a consent given by a member of the case (sealed under the case key)."""
-        session, principal, case = case_for_write(reference, Permission.CONSENT_RECORD)
+        session, principal, case = case_for_write(reference)
         row = service.record_consent(session, principal, case, data)
         return service.consent_view(row), 201, case_etag(case)
 
@@ -92,7 +91,7 @@ class ConsentWithdrawal(MethodView):
         self, _body: dict[str, Any], reference: str, consent_id: uuid.UUID
     ) -> tuple[dict[str, Any], int, dict[str, str]]:
         """Withdraw a consent: it stops counting at once, for every transition."""
-        session, principal, case = case_for_write(reference, Permission.CONSENT_RECORD)
+        session, principal, case = case_for_write(reference)
         row = service.withdraw_consent(session, principal, case, consent_id)
         return service.consent_view(row), 200, case_etag(case)
 
@@ -112,7 +111,7 @@ class CaseHandoffs(MethodView):
         self, data: dict[str, Any], reference: str
     ) -> tuple[dict[str, Any], int, dict[str, str]]:
         """Ask to hand the case to another office or a partner; a supervisor approves it."""
-        session, principal, case = case_for_write(reference, Permission.HANDOFF_REQUEST)
+        session, principal, case = case_for_write(reference)
         row = service.request_handoff(session, principal, case, data)
         return service.handoff_view(row), 201, case_etag(case)
 
@@ -129,9 +128,7 @@ class HandoffPackage(MethodView):
     @problems(blp, 401, 403, 404, 410)
     def get(self, reference: str, handoff_id: uuid.UUID) -> Response:
         """Download the package of a hand-off sent to a partner, once; then it is deleted."""
-        session = db.session()
-        principal = require_principal()
-        case = cases.load_case(session, principal, reference, Permission.HANDOFF_APPROVE)
+        session, principal, case = case_for(reference)
         blob = service.take_package(session, principal, case, handoff_id)
         return Response(
             blob,

@@ -14,10 +14,10 @@ from sqlalchemy.orm import Session
 from casework.db import get_db
 from casework.errors import CaseworkError
 from casework.handoff import keys, service
+from casework.handoff.partner_package import MAX_PACKAGE_BYTES, PackageError
 from casework.offices.models import Office
 from casework.security.app import holder
 from casework.security.case_keys import attach_keyring
-from casework.workflow.partner_package import MAX_PACKAGE_BYTES, PackageError
 
 
 @click.group("handoff")

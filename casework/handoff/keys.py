@@ -21,9 +21,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
+from casework.handoff.partner_package import key_fingerprint
 from casework.security.app import derived_secret
 from casework.security.keyring import Keyring
-from casework.workflow.partner_package import key_fingerprint
 
 RECEIVING_PURPOSE = "handoff/x25519-receiving"
 

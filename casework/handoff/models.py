@@ -13,36 +13,27 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Boolean, ForeignKey, Index, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.orm import relationship as orm_relationship
 
-from casework.auth.timestamps import UtcDateTime, utcnow
 from casework.cases.models import Case
-from casework.cases.sealing import sealed_dict, sealed_list
 from casework.db import Base
-from casework.security.columns import ClientIdMixin
+from casework.security.columns import ClientIdMixin, sealed_dict, sealed_list
+from casework.timestamps import UtcDateTime, utcnow
+from casework.workflow.machines import HandoffStatus
 
 # A consent holds up to 200 field names: 512-byte blocks leak its size only coarsely.
 CONSENT_BLOCK = 512
 WITHDRAWAL_BLOCK = 128
 
 
-class HandoffRecordStatus(StrEnum):
-    """Where one hand-off record stands; mirrors the case's hand-off process state."""
+RECORD_STATUSES = tuple(status for status in HandoffStatus if status is not HandoffStatus.NONE)
+"""Where one hand-off record stands: the hand-off process's states, less ``none``."""
 
-    REQUESTED = "requested"
-    APPROVED = "approved"
-    ACCEPTED = "accepted"
-    DECLINED = "declined"
-    REVOKED = "revoked"
-    SENT = "sent"
-
-
-OPEN_STATUSES = frozenset({HandoffRecordStatus.REQUESTED, HandoffRecordStatus.APPROVED})
+OPEN_STATUSES = frozenset({HandoffStatus.REQUESTED, HandoffStatus.APPROVED})
 
 
 class ConsentRow(ClientIdMixin, Base):

@@ -24,7 +24,7 @@ from marshmallow import ValidationError
 
 from casework.cases.models import MEMBER_FIELDS, Case
 from casework.cases.schemas import IntakeIn
-from casework.workflow.partner_package import KEY_BYTES, MAGIC, PackageError
+from casework.handoff.partner_package import KEY_BYTES, MAGIC, PackageError
 
 CASE_LEVEL_FIELDS = ("specific_needs",)
 EXPORTABLE_FIELDS: frozenset[str] = frozenset(

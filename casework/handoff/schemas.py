@@ -1,8 +1,8 @@
 """The consent, partner and hand-off API contract.
 
-Requests for consent and hand-offs are the workflow's (``ConsentIn``,
-``HandoffIn``); partners get their own schema here because importing packages
-from a partner also needs its Ed25519 verification key. Responses name
+Consent and hand-off requests (``ConsentIn``, ``HandoffIn``) are checked
+against the workflow's vocabulary; a partner's schema also takes its Ed25519
+verification key, because importing packages from it needs one. Responses name
 offices, partners, users by id, statuses and times; consent responses carry
 case data and are only ever sent to the case's office.
 """
@@ -11,18 +11,38 @@ from __future__ import annotations
 
 import base64
 import binascii
+from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from casework.api import Pattern
-from casework.cases.schemas import StrictSchema, Text
-from casework.handoff.models import HandoffRecordStatus
+from casework.api import Pattern, StrictSchema, Text
+from casework.handoff.models import RECORD_STATUSES
+from casework.handoff.partner_package import KEY_BYTES, PackageError, load_partner_public_key
+from casework.offices.schemas import OFFICE_CODE
 from casework.pagination import PageArgs
+from casework.workflow.codes import HandoffKind
 from casework.workflow.consent import ConsentPurpose
-from casework.workflow.guards import HandoffKind
-from casework.workflow.partner_package import KEY_BYTES, PackageError, load_partner_public_key
+from casework.workflow.guards import is_destination_country
+from casework.workflow.schemas import (
+    CLOCK_SKEW,
+    CONSENT_FIELDS_MAX,
+    EXPIRES_BEFORE_GIVEN,
+    FIELD_NAME,
+    FIELD_NAME_MAX,
+    IDENTIFIER,
+    IN_THE_FUTURE,
+    KIND_NEEDS,
+    NOT_A_DESTINATION,
+    NOT_A_FIELD_NAME,
+    NOT_AN_IDENTIFIER,
+    NOT_FOR_KIND,
+    RECIPIENTS_MAX,
+    _enum_in,
+    _matches,
+    _unique,
+)
 
 PARTNER_CODE = Pattern(
     r"^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$",
@@ -38,6 +58,71 @@ def _decode(value: str) -> bytes:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
         raise ValidationError("Not base64.") from None
+
+
+class ConsentIn(StrictSchema):
+    """Consent given by one member. Withdrawal has its own request and takes effect at once."""
+
+    purpose = _enum_in(ConsentPurpose, "What the data may be used for.", required=True)
+    recipients = fields.List(
+        fields.String(validate=_matches(IDENTIFIER, NOT_AN_IDENTIFIER)),
+        required=True,
+        validate=[validate.Length(min=1, max=RECIPIENTS_MAX), _unique],
+        metadata={
+            "description": (
+                "Who may receive the data: partner codes for referral and data sharing, "
+                "ISO 3166-1 alpha-3 state codes for a resettlement submission."
+            )
+        },
+    )
+    given_by = fields.UUID(required=True, metadata={"description": "Id of the member."})
+    given_at = fields.AwareDateTime(required=True)
+    expires_at = fields.AwareDateTime(allow_none=True)
+    fields_ = fields.List(
+        fields.String(
+            validate=[validate.Length(max=FIELD_NAME_MAX), _matches(FIELD_NAME, NOT_A_FIELD_NAME)]
+        ),
+        data_key="fields",
+        attribute="fields",
+        load_default=list,
+        validate=[validate.Length(max=CONSENT_FIELDS_MAX), _unique],
+        metadata={"description": "Names of the case fields that may travel; none by default."},
+    )
+
+    @validates_schema
+    def _consistent(self, data: dict[str, Any], **_: Any) -> None:
+        errors: dict[str, list[str]] = {}
+        if data["given_at"] > datetime.now(UTC) + CLOCK_SKEW:
+            errors["given_at"] = [IN_THE_FUTURE]
+        expires = data.get("expires_at")
+        if expires is not None and expires <= data["given_at"]:
+            errors["expires_at"] = [EXPIRES_BEFORE_GIVEN]
+        if data["purpose"] is ConsentPurpose.RESETTLEMENT_SUBMISSION and not all(
+            is_destination_country(r) for r in data["recipients"]
+        ):
+            errors["recipients"] = [NOT_A_DESTINATION]
+        if errors:
+            raise ValidationError(errors)
+
+
+class HandoffIn(StrictSchema):
+    """Ask to hand the case to another office, or to a registered partner organisation."""
+
+    kind = _enum_in(HandoffKind, "office or partner.", required=True)
+    office = fields.String(validate=OFFICE_CODE, metadata={"example": "irb-02"})
+    partner = fields.String(validate=_matches(IDENTIFIER, NOT_AN_IDENTIFIER))
+
+    @validates_schema
+    def _one_target(self, data: dict[str, Any], **_: Any) -> None:
+        wanted = "office" if data["kind"] is HandoffKind.OFFICE else "partner"
+        other = "partner" if wanted == "office" else "office"
+        errors: dict[str, list[str]] = {}
+        if wanted not in data:
+            errors[wanted] = [KIND_NEEDS.format(kind=data["kind"].value, field=wanted)]
+        if other in data:
+            errors[other] = [NOT_FOR_KIND]
+        if errors:
+            raise ValidationError(errors)
 
 
 def _x25519(value: str) -> None:
@@ -140,7 +225,7 @@ class HandoffOut(Schema):
         },
     )
     kind = _enum_out(HandoffKind, "office or partner.")
-    status = _enum_out(HandoffRecordStatus, "Where the hand-off stands.")
+    status = _enum_out(RECORD_STATUSES, "Where the hand-off stands.")
     from_office = fields.String(required=True)
     to_office = fields.String(allow_none=True, required=True)
     partner = fields.String(allow_none=True, required=True)

@@ -29,21 +29,17 @@ from sqlalchemy.orm import Session
 
 from casework import audit
 from casework.audit import AuditAction
-from casework.auth.access import Principal
-from casework.auth.permissions import Permission
-from casework.auth.timestamps import utcnow
-from casework.cases.erasure import on_erase
+from casework.authz.access import Principal
+from casework.authz.permissions import Permission
 from casework.cases.indexes import keyring_of
 from casework.cases.models import Case
 from casework.cases.reference import InvalidReference, normalise_reference
-from casework.cases.sealing import erase_ciphertext
 from casework.cases.service import bulk_intake
 from casework.errors import CaseworkError, Conflict, NotFound, ValidationFailed
 from casework.handoff import keys
 from casework.handoff.models import (
     ConsentRow,
     Handoff,
-    HandoffRecordStatus,
     Partner,
 )
 from casework.handoff.package import (
@@ -55,21 +51,23 @@ from casework.handoff.package import (
     recipient_key_of,
     sender_key_of,
 )
-from casework.offices.models import Office
-from casework.pagination import decode_cursor, encode_cursor
-from casework.security.keyring import Keyring
-from casework.workflow import facts as workflow_facts
-from casework.workflow.consent import ConsentPurpose, ConsentRecord, consented_fields
-from casework.workflow.guards import Handoff as HandoffFact
-from casework.workflow.guards import HandoffKind
-from casework.workflow.machines import HandoffStatus, Process
-from casework.workflow.partner_package import (
+from casework.handoff.partner_package import (
     PackageSignatureError,
     key_fingerprint,
     load_partner_public_key,
     open_package,
     seal_package,
 )
+from casework.offices.models import Office
+from casework.pagination import decode_cursor, encode_cursor
+from casework.security.columns import erase_ciphertext
+from casework.security.keyring import Keyring
+from casework.timestamps import utcnow
+from casework.workflow import facts as workflow_facts
+from casework.workflow.codes import HandoffKind
+from casework.workflow.consent import ConsentPurpose, ConsentRecord, consented_fields
+from casework.workflow.guards import Handoff as HandoffFact
+from casework.workflow.machines import HandoffStatus, Process
 
 NO_SUCH_MEMBER = "Not a member of this case."
 NOT_A_CASE_FIELD = "Not a case field that can travel."
@@ -375,7 +373,7 @@ def request_handoff(
     row = Handoff(
         case_id=case.id,
         kind=HandoffKind(data["kind"]).value,
-        status=HandoffRecordStatus.REQUESTED.value,
+        status=HandoffStatus.REQUESTED.value,
         from_office=case.office_code,
         requested_by=principal.user_id,
         requested_at=utcnow(),
@@ -465,7 +463,6 @@ def take_package(
 # --- joining the workflow -----------------------------------------------------------------
 
 
-@workflow_facts.fact_source("consents", "handoff")
 def handoff_facts(session: Session, case: Case) -> dict[str, Any]:
     """``consents`` and ``handoff`` of :class:`~casework.workflow.guards.CaseFacts`."""
     records = tuple(to_record(row) for row in consent_rows(session, case))
@@ -488,7 +485,7 @@ def _current(context: workflow_facts.TransitionContext) -> Handoff:
     return row
 
 
-def _close(context: workflow_facts.TransitionContext, status: HandoffRecordStatus) -> Handoff:
+def _close(context: workflow_facts.TransitionContext, status: HandoffStatus) -> Handoff:
     row = _current(context)
     row.status = status.value
     row.closed_by = context.actor.user_id
@@ -496,47 +493,41 @@ def _close(context: workflow_facts.TransitionContext, status: HandoffRecordStatu
     return row
 
 
-@workflow_facts.on_transition(Process.HANDOFF, HandoffStatus.REQUESTED)
 def _on_request(context: workflow_facts.TransitionContext) -> None:
     """Only a record made by this request may be requested: the hand-off endpoint makes it."""
     row = _current(context)
-    fresh = row.status == HandoffRecordStatus.REQUESTED and row.approved_by is None
+    fresh = row.status == HandoffStatus.REQUESTED and row.approved_by is None
     if not fresh or row.requested_by != context.actor.user_id:
         raise Conflict(USE_HANDOFF_ENDPOINT)
 
 
-@workflow_facts.on_transition(Process.HANDOFF, HandoffStatus.APPROVED)
 def _on_approve(context: workflow_facts.TransitionContext) -> None:
     row = _current(context)
-    row.status = HandoffRecordStatus.APPROVED.value
+    row.status = HandoffStatus.APPROVED.value
     row.approved_by = context.actor.user_id
     row.approved_at = context.now
     _log(context, AuditAction.HANDOFF_APPROVE)
 
 
-@workflow_facts.on_transition(Process.HANDOFF, HandoffStatus.ACCEPTED)
 def _on_accept(context: workflow_facts.TransitionContext) -> None:
     """The receiving office owns the case from now; the sender sees it no more."""
-    row = _close(context, HandoffRecordStatus.ACCEPTED)
+    row = _close(context, HandoffStatus.ACCEPTED)
     if row.to_office is None:  # the handoff_to_office guard makes this unreachable
         raise Conflict("This hand-off is not to another office.")
     context.case.office_code = row.to_office
     _log(context, AuditAction.HANDOFF_ACCEPT, ["office"])
 
 
-@workflow_facts.on_transition(Process.HANDOFF, HandoffStatus.DECLINED)
 def _on_decline(context: workflow_facts.TransitionContext) -> None:
-    _close(context, HandoffRecordStatus.DECLINED)
+    _close(context, HandoffStatus.DECLINED)
     _log(context, AuditAction.HANDOFF_DECLINE)
 
 
-@workflow_facts.on_transition(Process.HANDOFF, HandoffStatus.REVOKED)
 def _on_revoke(context: workflow_facts.TransitionContext) -> None:
-    _close(context, HandoffRecordStatus.REVOKED)
+    _close(context, HandoffStatus.REVOKED)
     _log(context, AuditAction.HANDOFF_REVOKE)
 
 
-@workflow_facts.on_transition(Process.HANDOFF, HandoffStatus.SENT)
 def _on_send(context: workflow_facts.TransitionContext) -> None:
     """Seal the consented fields to the partner and sign them; keep the package for download."""
     row = _current(context)
@@ -561,7 +552,7 @@ def _on_send(context: workflow_facts.TransitionContext) -> None:
     )
     row.package_fields = names
     row.package_built_at = context.now
-    _close(context, HandoffRecordStatus.SENT)
+    _close(context, HandoffStatus.SENT)
 
 
 def _log(
@@ -570,7 +561,6 @@ def _log(
     audit.record(action, target=context.case.reference, fields=fields, session=context.session)
 
 
-@workflow_facts.scope_extension
 def receiving_office_scope(session: Session, principal: Principal, reference: str) -> Case | None:
     """A case with an approved hand-off to the caller's office, for those who may accept it."""
     if principal.office is None or not principal.has(Permission.HANDOFF_ACCEPT):
@@ -586,7 +576,7 @@ def receiving_office_scope(session: Session, principal: Principal, reference: st
     if (
         latest is not None
         and latest.kind == HandoffKind.OFFICE
-        and latest.status == HandoffRecordStatus.APPROVED
+        and latest.status == HandoffStatus.APPROVED
         and latest.to_office == principal.office
     ):
         return case
@@ -618,7 +608,7 @@ def import_package(
 ) -> Case:
     """Verify, decrypt and register ``blob`` as a new case of ``office``.
 
-    Raises a :class:`~casework.workflow.partner_package.PackageError` (with a
+    Raises a :class:`~casework.handoff.partner_package.PackageError` (with a
     message that names no value) for a package that is malformed, altered,
     signed by an unknown key, sealed to another key, or not a valid
     household; nothing is written then. ValidationFailed for an unknown office.
@@ -641,7 +631,6 @@ def import_package(
 __all__ = ["ImportRefused", "import_package"]
 
 
-@on_erase
 def erase_handoff_data(session: Session, case: Case) -> None:
     """Erasure: overwrite consent records and hand-off field lists; delete undelivered packages.
 
@@ -653,3 +642,15 @@ def erase_handoff_data(session: Session, case: Case) -> None:
     for handoff in session.scalars(select(Handoff).where(Handoff.case_id == case.id)):
         erase_ciphertext(handoff)
         handoff.package = None
+
+
+# What the hand-off feature registers on the workflow, by ``casework.handoff.init_app``.
+HANDOFF_FACTS = ("consents", "handoff")
+TRANSITION_EFFECTS = (
+    (HandoffStatus.REQUESTED, _on_request),
+    (HandoffStatus.APPROVED, _on_approve),
+    (HandoffStatus.ACCEPTED, _on_accept),
+    (HandoffStatus.DECLINED, _on_decline),
+    (HandoffStatus.REVOKED, _on_revoke),
+    (HandoffStatus.SENT, _on_send),
+)

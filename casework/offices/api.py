@@ -8,10 +8,9 @@ from flask.views import MethodView
 from marshmallow import RAISE
 
 from casework import db
-from casework.api import Blueprint
-from casework.auth.access import requires
-from casework.auth.api import IF_MATCH, problems
-from casework.auth.permissions import Permission
+from casework.api import IF_MATCH, Blueprint, problems
+from casework.authz.access import requires
+from casework.authz.permissions import Permission
 from casework.concurrency import etag_for, require_if_match
 from casework.offices import service
 from casework.offices.models import Office

@@ -7,8 +7,8 @@ from datetime import datetime
 from sqlalchemy import Boolean, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from casework.auth.timestamps import UtcDateTime, utcnow
 from casework.db import Base
+from casework.timestamps import UtcDateTime, utcnow
 
 __all__ = ["Office", "utcnow"]
 

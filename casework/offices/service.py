@@ -6,19 +6,31 @@ in again until it is reactivated or they are moved to another office.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from flask import Flask, current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from casework import audit
 from casework.audit import AuditAction
-from casework.auth.paging import keyset_page
-from casework.auth.sessions import revoke_office_tokens
 from casework.errors import Conflict, NotFound
 from casework.offices.models import Office
+from casework.pagination import keyset_page
+
+DeactivationHook = Callable[[Session, str], None]
+_DEACTIVATION_HOOKS = "casework.office_deactivation_hooks"
+
+
+def on_deactivate(app: Flask, hook: DeactivationHook) -> None:
+    """Register ``hook(session, office_code)`` to run in the transaction that deactivates an
+    office (identity revokes the office's tokens): offices import no feature above them."""
+    registered: list[DeactivationHook] = app.extensions.setdefault(_DEACTIVATION_HOOKS, [])
+    if hook not in registered:
+        registered.append(hook)
+
 
 # API field name -> model attribute, for the fields a PATCH may change.
 _UPDATABLE = {"name": "name", "country_code": "country_code", "active": "is_active"}
@@ -75,7 +87,8 @@ def update_office(session: Session, office: Office, changes: dict[str, Any]) -> 
         setattr(office, _UPDATABLE[field], changes[field])
     office.version += 1
     if "active" in changed and not office.is_active:
-        revoke_office_tokens(session, office.code)
+        for hook in current_app.extensions.get(_DEACTIVATION_HOOKS, []):
+            hook(session, office.code)
     audit.record(AuditAction.OFFICE_UPDATE, target=office.code, fields=changed, session=session)
     session.flush()
     return office

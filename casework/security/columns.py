@@ -1,11 +1,21 @@
 """Encrypted model attributes: the one place where fields are encrypted and decrypted.
 
-A model declares ``full_name = EncryptedText()`` (or ``encrypted_column(str)``);
-this adds a ``LargeBinary`` column of the same name that holds only ciphertext.
-Reading the attribute decrypts; assigning it encodes the value at once (so a
-wrong type fails where it was assigned) and encrypts it when the session
-flushes, because only then are the session, the case id and the row id known.
-Services never call an encryption function themselves.
+A model declares ``full_name = sealed_text(64)`` (``sealed_int``, ``sealed_date``,
+``sealed_list``, ``sealed_dict``, ``sealed_uuid``); this adds a ``LargeBinary``
+column of the same name that holds only ciphertext. Reading the attribute
+decrypts; assigning it encodes the value at once (so a wrong type fails where it
+was assigned) and encrypts it when the session flushes, because only then are
+the session, the case id and the row id known. Services never call an
+encryption function themselves.
+
+A sealed attribute is always present and padded, so a row shows no value's
+shape: "no value" is an encrypted JSON ``null``, never SQL NULL (``"male"`` and
+``"female"`` differ in length, a NULL birth registration marks an adult, the
+size of the needs list counts a household's vulnerabilities), and the JSON is
+padded with trailing spaces to a multiple of the attribute's ``block`` bytes,
+chosen so that every value of a low-cardinality field fills the same block and
+free text leaks its length only to the block. SQL NULL is written only by
+:func:`erase_ciphertext`, when a case is erased (and for a column never assigned).
 
 Every row needs its own id and its case id before the first flush; both are
 bound into the ciphertext. :class:`ClientIdMixin` assigns a UUID at construction.
@@ -14,7 +24,6 @@ Limits a model author must know:
 
 * an encrypted attribute cannot be used in a query filter or ordering; search
   goes through blind indexes (:mod:`casework.security.blind_index`);
-* ``None`` is stored as SQL NULL, so whether a value is present is visible;
 * a JSON value is decoded afresh on every read: changes made to the returned
   dict or list are not saved until the attribute is assigned again;
 * renaming an encrypted column or its table needs a re-encryption migration,
@@ -25,6 +34,7 @@ from __future__ import annotations
 
 import datetime
 import uuid
+from collections.abc import Callable
 from typing import Any, Generic, Self, TypeVar, overload
 
 from sqlalchemy import LargeBinary, event
@@ -32,7 +42,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, object_session
 from sqlalchemy.orm.attributes import flag_dirty
 
 from casework.security.case_keys import data_key_cache
-from casework.security.codecs import DATE, INT, JSON, TEXT, Codec, JSONValue, codec_for
+from casework.security.codecs import JSON, Codec, JSONValue
 from casework.security.envelope import (
     DataKey,
     FieldContext,
@@ -41,7 +51,7 @@ from casework.security.envelope import (
     open_with_aad,
     seal_with_aad,
 )
-from casework.security.errors import EncryptionContextError
+from casework.security.errors import CodecError, EncryptionContextError
 
 T = TypeVar("T")
 
@@ -191,43 +201,6 @@ class EncryptedField(Generic[T]):
         setattr(obj, self.storage_attr, seal_with_aad(key, encoded, aad))
 
 
-class EncryptedText(EncryptedField[str]):
-    """An encrypted ``str`` attribute."""
-
-    def __init__(self, **options: Any) -> None:
-        super().__init__(TEXT, **options)
-
-
-class EncryptedDate(EncryptedField[datetime.date]):
-    """An encrypted ``datetime.date`` attribute."""
-
-    def __init__(self, **options: Any) -> None:
-        super().__init__(DATE, **options)
-
-
-class EncryptedInt(EncryptedField[int]):
-    """An encrypted ``int`` attribute."""
-
-    def __init__(self, **options: Any) -> None:
-        super().__init__(INT, **options)
-
-
-class EncryptedJSON(EncryptedField[JSONValue]):
-    """An encrypted JSON attribute (dict, list, str, number, bool)."""
-
-    def __init__(self, **options: Any) -> None:
-        super().__init__(JSON, **options)
-
-
-def encrypted_column(python_type: type[T], **options: Any) -> EncryptedField[T]:
-    """Return an encrypted attribute for ``str``, ``date``, ``int``, or ``dict``/``list`` (JSON).
-
-    ``options`` are those of :class:`EncryptedField`; raises CodecError for other types.
-    """
-    codec: Codec[T] = codec_for(python_type)
-    return EncryptedField(codec, **options)
-
-
 class ClientIdMixin:
     """A UUID primary key ``id`` assigned when the object is constructed.
 
@@ -258,3 +231,126 @@ def _discard_pending_values(session: Session, previous_transaction: Any) -> None
     """Drop unflushed assignments of rows the rollback expired, so reads show stored values."""
     for obj in session.identity_map.values():
         obj.__dict__.pop(PENDING_ATTRIBUTE, None)
+
+
+# --- sealed attributes: the vocabulary every model declares its encrypted data with -----
+
+
+class PaddedJSON(Generic[T]):
+    """A codec: the JSON of a value (``null`` for None), space-padded to ``block`` bytes."""
+
+    def __init__(
+        self,
+        name: str,
+        python_type: type[Any],
+        block: int,
+        dump: Callable[[T], JSONValue],
+        load: Callable[[JSONValue], T],
+    ) -> None:
+        self.name = f"json padded to {block} bytes"
+        self.kind = name
+        self.python_type = python_type
+        self.block = block
+        self._dump = dump
+        self._load = load
+
+    def encode(self, value: T | None) -> bytes:
+        if value is not None and not _is_a(value, self.python_type):
+            raise CodecError(f"a {self.kind} attribute cannot hold a {type(value).__name__}")
+        raw = JSON.encode(None if value is None else self._dump(value))
+        return raw + b" " * (-len(raw) % self.block)
+
+    def decode(self, data: bytes) -> T | None:
+        value = JSON.decode(data)
+        return None if value is None else self._load(value)
+
+
+def _is_a(value: object, python_type: type[Any]) -> bool:
+    """``isinstance``, but a bool is no int and a datetime is no date."""
+    if isinstance(value, bool) and python_type is not bool:
+        return False
+    if isinstance(value, datetime.datetime) and python_type is datetime.date:
+        return False
+    return isinstance(value, python_type)
+
+
+def _expect(kind: type[T]) -> Callable[[JSONValue], T]:
+    def load(value: JSONValue) -> T:
+        if isinstance(value, bool) or not isinstance(value, kind):
+            raise CodecError(f"stored value is not of type {kind.__name__}")
+        return value
+
+    return load
+
+
+def _same(value: Any) -> JSONValue:
+    result: JSONValue = value
+    return result
+
+
+def _load_date(value: JSONValue) -> datetime.date:
+    if not isinstance(value, str):
+        raise CodecError("stored value is not a date")
+    return datetime.date.fromisoformat(value)
+
+
+def _load_uuid(value: JSONValue) -> uuid.UUID:
+    if not isinstance(value, str):
+        raise CodecError("stored value is not an id")
+    return uuid.UUID(value)
+
+
+class Sealed(EncryptedField[T]):
+    """An encrypted attribute that always stores a padded value; ``None`` included."""
+
+    def encode_value(self, value: T | None) -> bytes:
+        # Unlike EncryptedField, None is encoded (as a padded JSON null), not stored as NULL.
+        return self.codec.encode(value)  # type: ignore[arg-type]
+
+
+def sealed_text(block: int, **options: Any) -> Sealed[str]:
+    """A sealed ``str``; free text leaks its length only to ``block`` bytes."""
+    return Sealed(PaddedJSON("str", str, block, _same, _expect(str)), **options)  # type: ignore[arg-type]
+
+
+def sealed_int(block: int, **options: Any) -> Sealed[int]:
+    return Sealed(PaddedJSON("int", int, block, _same, _expect(int)), **options)  # type: ignore[arg-type]
+
+
+def sealed_list(block: int, **options: Any) -> Sealed[list[Any]]:
+    return Sealed(PaddedJSON("list", list, block, _same, _expect(list)), **options)  # type: ignore[arg-type]
+
+
+def sealed_dict(block: int, **options: Any) -> Sealed[dict[str, Any]]:
+    return Sealed(PaddedJSON("dict", dict, block, _same, _expect(dict)), **options)  # type: ignore[arg-type]
+
+
+def sealed_date(block: int, **options: Any) -> Sealed[datetime.date]:
+    codec = PaddedJSON("date", datetime.date, block, lambda d: d.isoformat(), _load_date)
+    return Sealed(codec, **options)  # type: ignore[arg-type]
+
+
+def sealed_uuid(block: int, **options: Any) -> Sealed[uuid.UUID]:
+    codec = PaddedJSON("uuid", uuid.UUID, block, lambda u: str(u), _load_uuid)
+    return Sealed(codec, **options)  # type: ignore[arg-type]
+
+
+def encrypted_fields(model: type[Any]) -> list[EncryptedField[Any]]:
+    """Every encrypted attribute a model class declares (its own and inherited)."""
+    found: dict[str, EncryptedField[Any]] = {}
+    for klass in reversed(model.__mro__):
+        for name, value in vars(klass).items():
+            if isinstance(value, EncryptedField):
+                found[name] = value
+    return list(found.values())
+
+
+def erase_ciphertext(obj: object) -> None:
+    """Overwrite every ciphertext column of ``obj`` with NULL and drop unsaved values.
+
+    Used only by erasure, after the case's data key is gone: nothing is
+    encrypted again, the stored ciphertext is simply replaced.
+    """
+    obj.__dict__.pop(PENDING_ATTRIBUTE, None)
+    for field in encrypted_fields(type(obj)):
+        setattr(obj, field.storage_attr, None)

@@ -193,7 +193,7 @@ class Keyring:
         """Make a new KEK active and demote the current one to decrypt-only; return the new one.
 
         Data keys wrapped under the old KEK stay readable until they are
-        re-wrapped (:func:`casework.security.rotation.rewrap_batch`).
+        re-wrapped (:func:`casework.keys.rotation.rewrap_batch`).
         """
         old = self.active_kek()
         new = Kek.generate(existing_ids=self._keks)
@@ -205,7 +205,7 @@ class Keyring:
         """Destroy a decrypt-only KEK's material for good.
 
         Every data key still wrapped under it becomes unreadable: check first
-        that none is left (:func:`casework.security.rotation.retire_kek`).
+        that none is left (:func:`casework.keys.rotation.retire_kek`).
         Raises UnknownKeyError for an unknown or already destroyed KEK and
         KeyringError for the active one (rotate first).
         """

@@ -20,11 +20,10 @@ from typing import Any
 from flask.views import MethodView
 
 from casework import db
-from casework.api import API_PREFIX, Blueprint, problem_responses
-from casework.auth.access import require_principal, requires
-from casework.auth.permissions import Permission
-from casework.cases import service as cases
-from casework.cases.api import ETAG_HEADER, IF_MATCH, case_etag, case_for_write
+from casework.api import API_PREFIX, ETAG_HEADER, IF_MATCH, Blueprint, problem_responses
+from casework.authz.access import require_principal, requires
+from casework.authz.permissions import Permission
+from casework.cases.api import case_etag, case_for, case_for_write
 from casework.vetting import service
 from casework.vetting.schemas import (
     AlertReviewIn,
@@ -37,7 +36,7 @@ from casework.vetting.schemas import (
     InterviewOut,
     InterviewPatchIn,
 )
-from casework.workflow.guards import CheckType
+from casework.workflow.codes import CheckType
 
 blp = Blueprint(
     "vetting",
@@ -70,8 +69,7 @@ class Interviews(MethodView):
     @problems(401, 403, 404, 410)
     def get(self, reference: str) -> tuple[dict[str, Any], int, dict[str, str]]:
         """The case's vetting interviews, decrypted; recorded as case.read."""
-        session = db.session()
-        case = cases.load_case(session, require_principal(), reference, Permission.VETTING_CONDUCT)
+        session, _, case = case_for(reference)
         return {"items": service.list_interviews(session, case)}, 200, case_etag(case)
 
     @requires(Permission.VETTING_CONDUCT)
@@ -82,11 +80,7 @@ class Interviews(MethodView):
         self, data: dict[str, Any], reference: str
     ) -> tuple[dict[str, Any], int, dict[str, str]]:
         """Schedule an interview, or record one held (conducted_on); case at stage vetting."""
-        session = db.session()
-        principal = require_principal()
-        case = cases.load_case(
-            session, principal, reference, Permission.VETTING_CONDUCT, for_update=True
-        )
+        session, principal, case = case_for(reference, for_update=True)
         view = service.schedule_interview(session, principal, case, data)
         return view, 201, case_etag(case)
 
@@ -102,7 +96,7 @@ class InterviewById(MethodView):
         self, changes: dict[str, Any], reference: str, interview_id: uuid.UUID
     ) -> tuple[dict[str, Any], int, dict[str, str]]:
         """Change an interview, or record a scheduled one as held (If-Match: the case's ETag)."""
-        session, principal, case = case_for_write(reference, Permission.VETTING_CONDUCT)
+        session, principal, case = case_for_write(reference)
         view = service.change_interview(session, principal, case, interview_id, changes)
         return view, 200, case_etag(case)
 
@@ -114,9 +108,7 @@ class Checks(MethodView):
     @problems(401, 403, 404, 410)
     def get(self, reference: str) -> tuple[dict[str, Any], int, dict[str, str]]:
         """The four vetting checks; medical and screening findings need medical:read."""
-        session = db.session()
-        principal = require_principal()
-        case = cases.load_case(session, principal, reference, Permission.CASES_READ)
+        session, principal, case = case_for(reference)
         return {"items": service.read_checks(session, principal, case)}, 200, case_etag(case)
 
 
@@ -131,7 +123,7 @@ class CheckByType(MethodView):
         self, data: dict[str, Any], reference: str, check: str
     ) -> tuple[dict[str, Any], int, dict[str, str]]:
         """Record a check's status and findings (medical: also medical:read); stage vetting."""
-        session, principal, case = case_for_write(reference, Permission.VETTING_CONDUCT)
+        session, principal, case = case_for_write(reference)
         view = service.record_check(session, principal, case, CheckType(check), data)
         return view, 200, case_etag(case)
 

@@ -3,7 +3,7 @@
 Plaintext is what access control and four-eyes need: ids, the case, the
 interviewer's and recorder's user ids, which check a row holds, versions and
 times. Everything about the people is sealed under the case's data key
-(:mod:`casework.cases.sealing`): interviewed members, dates, interpreter,
+(:mod:`casework.security.columns`): interviewed members, dates, interpreter,
 notes, and the checks' statuses and findings too, because a "flagged" security
 screening or a medical result is special-category data on its own.
 """
@@ -16,10 +16,15 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from casework.auth.timestamps import UtcDateTime, utcnow
-from casework.cases.sealing import sealed_date, sealed_dict, sealed_list, sealed_text
 from casework.db import Base
-from casework.security.columns import ClientIdMixin
+from casework.security.columns import (
+    ClientIdMixin,
+    sealed_date,
+    sealed_dict,
+    sealed_list,
+    sealed_text,
+)
+from casework.timestamps import UtcDateTime, utcnow
 
 USER_ID_LENGTH = 64
 

@@ -16,9 +16,8 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from casework.api import Pattern
-from casework.cases.schemas import StrictBoolean, StrictSchema, Text
-from casework.workflow.guards import CHECK_STATUSES, CheckType, MedicalExamination
+from casework.api import Pattern, StrictBoolean, StrictSchema, Text
+from casework.workflow.codes import CHECK_STATUSES, CheckType, MedicalExamination
 from casework.workflow.schemas import (
     FINDINGS_MAX,
     IN_THE_FUTURE,

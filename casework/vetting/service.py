@@ -25,23 +25,17 @@ from sqlalchemy.orm import Session
 
 from casework import audit
 from casework.audit import AuditAction
-from casework.auth.access import Principal, deny, deny_as_missing, in_scope
 from casework.auth.models import User
-from casework.auth.permissions import Permission, permissions_for
-from casework.auth.timestamps import utcnow
+from casework.authz.access import Principal, deny, deny_as_missing, in_scope
+from casework.authz.permissions import Permission, permissions_for
 from casework.cases.codes import Stage
-from casework.cases.erasure import on_erase
 from casework.cases.models import Case, DuplicateAlert
-from casework.cases.sealing import erase_ciphertext
 from casework.errors import Conflict, NotFound, ValidationFailed
+from casework.security.columns import erase_ciphertext
+from casework.timestamps import utcnow
 from casework.vetting.models import DuplicateAlertReview, VettingCheck, VettingInterview
 from casework.vetting.schemas import InterviewStatus, result_errors
-from casework.workflow.facts import fact_source
-from casework.workflow.guards import (
-    CHECK_STATUSES,
-    CheckType,
-    MedicalExamination,
-)
+from casework.workflow.codes import CHECK_STATUSES, CheckType, MedicalExamination
 from casework.workflow.machines import VettingState
 from casework.workflow.models import CaseWorkflow
 from casework.workflow.schemas import ONLY_WITH_INTERPRETER, REQUIRED_WITH_INTERPRETER
@@ -520,12 +514,14 @@ def review_alert(
 # --- workflow facts ------------------------------------------------------------------------
 
 
-@fact_source(
+VETTING_FACTS = (
     *(check.value for check in CheckType),
     "fit_to_travel",
     "vetting_interviewers",
     "open_duplicate_alerts",
 )
+
+
 def vetting_facts(session: Session, case: Case) -> dict[str, Any]:
     """The vetting fields of ``CaseFacts`` for ``case``: the only place statuses are decrypted
     outside an audited read (the facts never leave the server).
@@ -558,7 +554,6 @@ def vetting_facts(session: Session, case: Case) -> dict[str, Any]:
     return facts
 
 
-@on_erase
 def erase_vetting(session: Session, case: Case) -> None:
     """Erasure: overwrite every interview's and check's sealed columns; ids and times stay.
 

@@ -12,10 +12,10 @@ from typing import Any
 from flask.views import MethodView
 
 from casework import db
-from casework.api import API_PREFIX, Blueprint
-from casework.auth.access import require_principal, requires
-from casework.auth.permissions import Permission
-from casework.cases.api import ETAG_HEADER, IF_MATCH, case_for_write, problems
+from casework.api import API_PREFIX, ETAG_HEADER, IF_MATCH, Blueprint, problems
+from casework.authz.access import require_principal, requires
+from casework.authz.permissions import Permission
+from casework.cases.api import case_for_write
 from casework.concurrency import etag_for, require_if_match
 from casework.errors import PROBLEM_MIME
 from casework.workflow import engine, service
@@ -89,7 +89,7 @@ class ResettlementSubmission(MethodView):
     @problems(blp, 401, 403, 404, 410, 412, 422, 428)
     def put(self, data: dict[str, Any], reference: str) -> Answer:
         """Draft the submission (destination, priority, categories); you become a preparer."""
-        session, principal, case = case_for_write(reference, Permission.RESETTLEMENT_PREPARE)
+        session, principal, case = case_for_write(reference)
         return _answer(service.save_submission(session, principal, case, data))
 
 
@@ -102,5 +102,5 @@ class BestInterestsAssessment(MethodView):
     @problems(blp, 401, 403, 404, 410, 412, 422, 428)
     def put(self, data: dict[str, Any], reference: str) -> Answer:
         """Record the completed best-interests assessment of a child at risk (note sealed)."""
-        session, principal, case = case_for_write(reference, Permission.CASES_WRITE)
+        session, principal, case = case_for_write(reference)
         return _answer(service.record_best_interests(session, principal, case, data))

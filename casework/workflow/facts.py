@@ -3,7 +3,8 @@
 The engine decides on a :class:`~casework.workflow.guards.CaseFacts`; its
 fields are owned by different features (workflow states here, vetting checks
 and interviews in ``casework.vetting``, consent records and hand-offs in
-``casework.handoff``). Each feature registers, at import:
+``casework.handoff``). Each feature's ``init_app`` registers, on the application
+being built (so every command and test that builds the app has all of them):
 
 * a **fact source**: ``(session, case) -> {CaseFacts field: value}``, read
   when the facts of one case are built;
@@ -25,13 +26,14 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from flask import Flask, current_app
 from sqlalchemy.orm import Session
 
 from casework.workflow.guards import Actor, CaseFacts
 from casework.workflow.machines import Process, Transition
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from casework.auth.access import Principal
+    from casework.authz.access import Principal
     from casework.cases.models import Case
 
 
@@ -54,54 +56,58 @@ Effect = Callable[[TransitionContext], None]
 ScopeExtension = Callable[[Session, "Principal", str], "Case | None"]
 
 _FACT_FIELDS = frozenset(f.name for f in fields(CaseFacts))
-_SOURCES: dict[FactSource, frozenset[str]] = {}  # a source -> the CaseFacts fields it provides
-_EFFECTS: list[tuple[Process, str | None, Effect]] = []
-_SCOPE_EXTENSIONS: list[ScopeExtension] = []
+_EXTENSION_KEY = "casework.workflow_hooks"
 
 
-def fact_source(*provides: str) -> Callable[[FactSource], FactSource]:
-    """Register a source of the ``CaseFacts`` fields named ``provides``; a decorator.
+@dataclass
+class WorkflowHooks:
+    """What the features contributed to the workflow of one application."""
 
-    Declaring the fields lets a guard's first read of one of them ask only
-    the source that has it (:class:`LazyFacts`). Registering twice is harmless.
-    """
-    fields_ = frozenset(provides)
-    unknown = fields_ - _FACT_FIELDS
-    if not fields_ or unknown:
-        raise ValueError(f"not CaseFacts fields: {sorted(unknown)}")
+    sources: dict[FactSource, frozenset[str]] = field(default_factory=dict)
+    effects: list[tuple[Process, str | None, Effect]] = field(default_factory=list)
+    scope_extensions: list[ScopeExtension] = field(default_factory=list)
 
-    def register(source: FactSource) -> FactSource:
-        for other, claimed in _SOURCES.items():
+    def fact_source(self, source: FactSource, *provides: str) -> None:
+        """Register ``source`` of the ``CaseFacts`` fields named ``provides``.
+
+        Declaring the fields lets a guard's first read of one of them ask only
+        the source that has it (:class:`LazyFacts`). Registering twice is harmless.
+        """
+        fields_ = frozenset(provides)
+        unknown = fields_ - _FACT_FIELDS
+        if not fields_ or unknown:
+            raise ValueError(f"not CaseFacts fields: {sorted(unknown)}")
+        for other, claimed in self.sources.items():
             if other is not source and claimed & fields_:
                 raise ValueError(f"workflow facts provided twice: {sorted(claimed & fields_)}")
-        _SOURCES[source] = fields_
-        return source
+        self.sources[source] = fields_
 
-    return register
-
-
-def on_transition(process: Process, to_state: str | None = None) -> Callable[[Effect], Effect]:
-    """Register an effect for transitions of ``process`` (into ``to_state`` when given)."""
-
-    def register(effect: Effect) -> Effect:
+    def on_transition(self, process: Process, to_state: str | None, effect: Effect) -> None:
+        """Register ``effect`` for transitions of ``process`` (into ``to_state`` when given)."""
         entry = (process, to_state, effect)
-        if entry not in _EFFECTS:
-            _EFFECTS.append(entry)
-        return effect
+        if entry not in self.effects:
+            self.effects.append(entry)
 
-    return register
+    def scope_extension(self, extension: ScopeExtension) -> None:
+        """Register a way for a case outside the caller's office to be reachable by them."""
+        if extension not in self.scope_extensions:
+            self.scope_extensions.append(extension)
+
+    def provided(self) -> frozenset[str]:
+        """Every field some registered source provides."""
+        return frozenset().union(*self.sources.values())
 
 
-def scope_extension(extension: ScopeExtension) -> ScopeExtension:
-    """Register a way for a case outside the caller's office to be reachable by them."""
-    if extension not in _SCOPE_EXTENSIONS:
-        _SCOPE_EXTENSIONS.append(extension)
-    return extension
+def hooks(app: Flask | None = None) -> WorkflowHooks:
+    """The workflow hooks of ``app`` (default: the current application)."""
+    target = app if app is not None else current_app
+    registry: WorkflowHooks = target.extensions.setdefault(_EXTENSION_KEY, WorkflowHooks())
+    return registry
 
 
 def _ask(source: FactSource, session: Session, case: Case) -> Mapping[str, Any]:
     values = source(session, case)
-    if values.keys() - _SOURCES[source]:  # a declared field left out keeps its default
+    if values.keys() - hooks().sources[source]:  # a declared field left out keeps its default
         raise RuntimeError(f"fact source {source.__name__} provided fields it did not declare")
     return values
 
@@ -109,22 +115,22 @@ def _ask(source: FactSource, session: Session, case: Case) -> Mapping[str, Any]:
 def gather(session: Session, case: Case) -> dict[str, Any]:
     """Every registered source's facts for ``case``, merged."""
     merged: dict[str, Any] = {}
-    for source in _SOURCES:
+    for source in hooks().sources:
         merged.update(_ask(source, session, case))
     return merged
 
 
 def gather_field(session: Session, case: Case, name: str) -> Mapping[str, Any]:
     """The facts of the one source providing field ``name`` ({} when none does)."""
-    for source, provides in _SOURCES.items():
+    for source, provides in hooks().sources.items():
         if name in provides:
             return _ask(source, session, case)
     return {}
 
 
 def provided() -> frozenset[str]:
-    """Every field some registered source provides."""
-    return frozenset().union(*_SOURCES.values())
+    """Every field some registered source of the current application provides."""
+    return hooks().provided()
 
 
 class LazyFacts:
@@ -170,14 +176,14 @@ class LazyFacts:
 def run_effects(context: TransitionContext) -> None:
     """Run the effects registered for this transition, in registration order."""
     transition = context.transition
-    for process, to_state, effect in _EFFECTS:
+    for process, to_state, effect in hooks().effects:
         if process == transition.process and to_state in (None, transition.to_state):
             effect(context)
 
 
 def extended_scope(session: Session, principal: Principal, reference: str) -> Case | None:
     """The case, when some extension lets ``principal`` reach it outside their office."""
-    for extension in _SCOPE_EXTENSIONS:
+    for extension in hooks().scope_extensions:
         case = extension(session, principal, reference)
         if case is not None:
             return case

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
 
-from casework.auth.permissions import Permission
+from casework.authz.permissions import Permission
 from casework.cases.codes import ResettlementStage, Stage
 
 P = Permission

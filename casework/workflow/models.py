@@ -4,7 +4,7 @@ Plaintext holds what the engine and access control need and what reveals
 nothing about the person: process states (as ``cases.stage`` does) and the
 user ids of staff who took four-eyes steps (staff ids, not beneficiary data).
 Everything about the person's fate is sealed under the case's data key
-(:mod:`casework.cases.sealing`): status determination outcomes, the
+(:mod:`casework.security.columns`): status determination outcomes, the
 resettlement state's decision, the submission (destination, priority,
 categories), the best-interests assessment and the reasons for closing and
 reopening. Intake writes no row, so registering a case costs nothing here;
@@ -20,9 +20,9 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from casework.auth.timestamps import UtcDateTime, utcnow
-from casework.cases.sealing import encrypted_fields, sealed_dict, sealed_text
 from casework.db import Base
+from casework.security.columns import encrypted_fields, sealed_dict, sealed_text
+from casework.timestamps import UtcDateTime, utcnow
 from casework.workflow.machines import DeterminationStage, HandoffStatus, VettingState
 
 _IDS = {"case_id_attr": "case_id", "row_id_attr": "case_id"}

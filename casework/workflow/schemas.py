@@ -9,8 +9,6 @@ contract and the engine share one vocabulary.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -18,20 +16,10 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
-from casework.api import Pattern, ProblemSchema
+from casework.api import Pattern, ProblemSchema, StrictSchema, Text
 from casework.cases.codes import ResettlementStage, Stage
-from casework.cases.schemas import StrictBoolean, StrictSchema, Text
-from casework.offices.schemas import OFFICE_CODE
-from casework.workflow.consent import ConsentPurpose
-from casework.workflow.guards import (
-    CHECK_STATUSES,
-    MAX_SUBMISSION_CATEGORIES,
-    CheckType,
-    HandoffKind,
-    Priority,
-    SubmissionCategory,
-    is_destination_country,
-)
+from casework.workflow.codes import MAX_SUBMISSION_CATEGORIES, Priority, SubmissionCategory
+from casework.workflow.guards import is_destination_country
 from casework.workflow.machines import (
     STATES,
     TABLES,
@@ -45,7 +33,6 @@ from casework.workflow.machines import (
     StateDecision,
     VettingState,
 )
-from casework.workflow.partner_package import KEY_BYTES, PackageError, load_partner_public_key
 
 FINDINGS_MAX = 20_000
 NAME_MAX = 200
@@ -75,7 +62,6 @@ REQUIRED_WITH_INTERPRETER = "Required when an interpreter was used."
 ONLY_WITH_INTERPRETER = "Only when an interpreter was used."
 KIND_NEEDS = "A hand-off of kind {kind} names {field}."
 NOT_FOR_KIND = "Not used by a hand-off of this kind."
-NOT_A_KEY = f"Must be a base64 X25519 public key ({KEY_BYTES} bytes) that is safe to use."
 
 _CHOICE_FIELDS = ("reason", "outcome", "decision")
 
@@ -293,79 +279,6 @@ class TransitionIn(StrictSchema):
 # --- vetting ------------------------------------------------------------------------------
 
 
-class CheckResultIn(StrictSchema):
-    """The status and findings of one vetting check (findings are stored encrypted).
-
-    Medical findings are readable only with ``medical:read``.
-    """
-
-    check = _enum_in(CheckType, "Which check.", required=True)
-    status = fields.String(
-        required=True,
-        metadata={"description": "A status of this check; pending means not complete."},
-    )
-    findings = Text(max_length=FINDINGS_MAX, multiline=True, allow_none=True)
-    fit_to_travel = StrictBoolean(
-        metadata={"description": "Medical examination only; required when completed."}
-    )
-
-    @validates_schema
-    def _status_of_check(self, data: dict[str, Any], **_: Any) -> None:
-        check = data["check"]
-        statuses = {s.value for s in CHECK_STATUSES[check]}
-        errors: dict[str, list[str]] = {}
-        if data["status"] not in statuses:
-            errors["status"] = [NOT_A_STATUS + " One of: " + ", ".join(sorted(statuses)) + "."]
-        medical = check is CheckType.MEDICAL_EXAMINATION
-        if "fit_to_travel" in data and not medical:
-            errors["fit_to_travel"] = [MEDICAL_ONLY]
-        elif medical and data["status"] == "completed" and "fit_to_travel" not in data:
-            errors["fit_to_travel"] = [REQUIRED_WHEN_COMPLETED]
-        if errors:
-            raise ValidationError(errors)
-
-
-class InterviewIn(StrictSchema):
-    """A vetting interview of one or more members: scheduled, then recorded."""
-
-    members = fields.List(
-        fields.UUID(),
-        required=True,
-        validate=[validate.Length(min=1, max=INTERVIEW_MEMBERS_MAX), _unique],
-        metadata={"description": "Ids of the household members interviewed."},
-    )
-    interviewer = fields.UUID(
-        required=True,
-        metadata={"description": "User id of the interviewer (who may not decide the vetting)."},
-    )
-    scheduled_for = fields.AwareDateTime(metadata={"description": "When it is planned."})
-    conducted_on = fields.Date(metadata={"description": "When it took place; not in the future."})
-    interpreter_used = StrictBoolean(load_default=False)
-    interpreter_language = fields.String(
-        validate=[validate.Length(max=35), _matches(LANGUAGE_TAG, NOT_A_LANGUAGE)],
-        metadata={"example": "ar"},
-    )
-    notes = Text(max_length=FINDINGS_MAX, multiline=True, allow_none=True)
-
-    @validates_schema
-    def _consistent(self, data: dict[str, Any], **_: Any) -> None:
-        errors: dict[str, list[str]] = {}
-        if data.get("interpreter_used") and "interpreter_language" not in data:
-            errors["interpreter_language"] = [REQUIRED_WITH_INTERPRETER]
-        if not data.get("interpreter_used") and "interpreter_language" in data:
-            errors["interpreter_language"] = [ONLY_WITH_INTERPRETER]
-        conducted = data.get("conducted_on")
-        if conducted is not None and conducted > datetime.now(UTC).date() + timedelta(days=1):
-            errors["conducted_on"] = [IN_THE_FUTURE]
-        if "scheduled_for" not in data and conducted is None:
-            errors["scheduled_for"] = ["Give scheduled_for, conducted_on, or both."]
-        if errors:
-            raise ValidationError(errors)
-
-
-# --- resettlement -------------------------------------------------------------------------
-
-
 def _destination(value: str) -> None:
     if not is_destination_country(value):
         raise ValidationError(NOT_A_DESTINATION)
@@ -398,94 +311,3 @@ class BestInterestsIn(StrictSchema):
     def _not_future(self, data: dict[str, Any], **_: Any) -> None:
         if data["completed_on"] > datetime.now(UTC).date() + timedelta(days=1):
             raise ValidationError({"completed_on": [IN_THE_FUTURE]})
-
-
-# --- consent ------------------------------------------------------------------------------
-
-
-class ConsentIn(StrictSchema):
-    """Consent given by one member. Withdrawal has its own request and takes effect at once."""
-
-    purpose = _enum_in(ConsentPurpose, "What the data may be used for.", required=True)
-    recipients = fields.List(
-        fields.String(validate=_matches(IDENTIFIER, NOT_AN_IDENTIFIER)),
-        required=True,
-        validate=[validate.Length(min=1, max=RECIPIENTS_MAX), _unique],
-        metadata={
-            "description": (
-                "Who may receive the data: partner codes for referral and data sharing, "
-                "ISO 3166-1 alpha-3 state codes for a resettlement submission."
-            )
-        },
-    )
-    given_by = fields.UUID(required=True, metadata={"description": "Id of the member."})
-    given_at = fields.AwareDateTime(required=True)
-    expires_at = fields.AwareDateTime(allow_none=True)
-    fields_ = fields.List(
-        fields.String(
-            validate=[validate.Length(max=FIELD_NAME_MAX), _matches(FIELD_NAME, NOT_A_FIELD_NAME)]
-        ),
-        data_key="fields",
-        attribute="fields",
-        load_default=list,
-        validate=[validate.Length(max=CONSENT_FIELDS_MAX), _unique],
-        metadata={"description": "Names of the case fields that may travel; none by default."},
-    )
-
-    @validates_schema
-    def _consistent(self, data: dict[str, Any], **_: Any) -> None:
-        errors: dict[str, list[str]] = {}
-        if data["given_at"] > datetime.now(UTC) + CLOCK_SKEW:
-            errors["given_at"] = [IN_THE_FUTURE]
-        expires = data.get("expires_at")
-        if expires is not None and expires <= data["given_at"]:
-            errors["expires_at"] = [EXPIRES_BEFORE_GIVEN]
-        if data["purpose"] is ConsentPurpose.RESETTLEMENT_SUBMISSION and not all(
-            is_destination_country(r) for r in data["recipients"]
-        ):
-            errors["recipients"] = [NOT_A_DESTINATION]
-        if errors:
-            raise ValidationError(errors)
-
-
-# --- hand-off -----------------------------------------------------------------------------
-
-
-class HandoffIn(StrictSchema):
-    """Ask to hand the case to another office, or to a registered partner organisation."""
-
-    kind = _enum_in(HandoffKind, "office or partner.", required=True)
-    office = fields.String(validate=OFFICE_CODE, metadata={"example": "irb-02"})
-    partner = fields.String(validate=_matches(IDENTIFIER, NOT_AN_IDENTIFIER))
-
-    @validates_schema
-    def _one_target(self, data: dict[str, Any], **_: Any) -> None:
-        wanted = "office" if data["kind"] is HandoffKind.OFFICE else "partner"
-        other = "partner" if wanted == "office" else "office"
-        errors: dict[str, list[str]] = {}
-        if wanted not in data:
-            errors[wanted] = [KIND_NEEDS.format(kind=data["kind"].value, field=wanted)]
-        if other in data:
-            errors[other] = [NOT_FOR_KIND]
-        if errors:
-            raise ValidationError(errors)
-
-
-def _partner_key(value: str) -> None:
-    try:
-        raw = base64.b64decode(value, validate=True)
-        load_partner_public_key(raw)
-    except (binascii.Error, ValueError, PackageError):
-        raise ValidationError(NOT_A_KEY) from None
-
-
-class PartnerIn(StrictSchema):
-    """A partner organisation outside the deployment, and the key packages are sealed to."""
-
-    code = fields.String(required=True, validate=_matches(IDENTIFIER, NOT_AN_IDENTIFIER))
-    name = Text(max_length=NAME_MAX, required=True)
-    public_key = fields.String(
-        required=True,
-        validate=[validate.Length(max=64), _partner_key],
-        metadata={"description": "The partner's X25519 public key, 32 raw bytes in base64."},
-    )

@@ -22,16 +22,15 @@ from sqlalchemy.orm import Session
 
 from casework import audit
 from casework.audit import AuditAction
-from casework.auth.access import Principal, in_scope
-from casework.auth.permissions import Permission
-from casework.auth.timestamps import utcnow
+from casework.authz.access import Principal, in_scope
+from casework.authz.permissions import Permission
 from casework.cases.codes import ResettlementStage, Stage
-from casework.cases.erasure import on_erase
 from casework.cases.models import Case
 from casework.cases.reference import InvalidReference, normalise_reference
-from casework.cases.sealing import erase_ciphertext
-from casework.cases.service import CaseErased, case_view, load_case, plain, returned_fields
+from casework.cases.service import CaseErased, load_case, plain
 from casework.errors import Conflict
+from casework.security.columns import erase_ciphertext
+from casework.timestamps import utcnow
 from casework.workflow import engine, facts
 from casework.workflow.guards import Actor, CaseFacts, Submission
 from casework.workflow.machines import (
@@ -134,8 +133,7 @@ def _row(session: Session, case: Case) -> CaseWorkflow | None:
     return session.get(CaseWorkflow, case.id)
 
 
-@on_erase
-def _erase_workflow(session: Session, case: Case) -> None:
+def erase_workflow(session: Session, case: Case) -> None:
     """Erasure: overwrite the sealed outcomes, decisions and reasons; the states stay."""
     row = _row(session, case)
     if row is not None:
@@ -323,22 +321,19 @@ def _returned(view: Mapping[str, Any]) -> list[str]:
     return names
 
 
-def read_case(session: Session, principal: Principal, case: Case) -> dict[str, Any]:
-    """The whole case (``CaseOut``) with its ``workflow`` and the caller's ``allowed_transitions``.
+def contribute_to_case_view(
+    session: Session, principal: Principal, case: Case, view: dict[str, Any]
+) -> list[str]:
+    """Add ``workflow`` and the caller's ``allowed_transitions`` to a case read; return the
+    names of the workflow fields it carries, for the read's access-log entry.
 
-    One ``case.read`` entry names every field returned, the workflow's included.
     Costs one query for the workflow row, plus the fact sources' when the
     caller holds a permission some transition from here needs.
     """
     row = _row(session, case)
-    view = case_view(case)
     view["workflow"] = workflow_view(principal, case, row)
     view["allowed_transitions"] = _allowed(session, principal, case, row)
-    names = [*returned_fields(view), "workflow.states", *_returned(view["workflow"])]
-    audit.record(
-        AuditAction.CASE_READ, target=case.reference, fields=sorted(names), session=session
-    )
-    return view
+    return ["workflow.states", *_returned(view["workflow"])]
 
 
 def _result(

@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 from casework import audit, create_app
 from casework.audit.encoding import GENESIS_HASH, entry_hash
 from casework.audit.models import AuditEntry
-from casework.auth.access import Principal, register_authenticator, requires
-from casework.auth.permissions import Permission
+from casework.authz.access import Principal, register_authenticator, requires
+from casework.authz.permissions import Permission
 from casework.db import get_db
 
 

@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 from casework.audit.models import AuditEntry
 from casework.auth.models import AccessToken, User
 from casework.auth.passwords import PasswordParams, hash_password
-from casework.auth.timestamps import utcnow
 from casework.auth.tokens import hash_token, new_token
+from casework.timestamps import utcnow
 from tests.auth.helpers import LOGIN, TEST_PASSWORD, bearer
 
 ME = "/api/v1/auth/me"

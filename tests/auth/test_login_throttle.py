@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from casework.audit.models import AuditEntry
 from casework.auth.models import LoginThrottle, User
-from casework.auth.timestamps import utcnow
+from casework.timestamps import utcnow
 from tests.auth.helpers import LOGIN, TEST_PASSWORD
 
 WRONG = "wrong-" + TEST_PASSWORD

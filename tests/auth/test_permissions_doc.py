@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from casework.auth.permissions import (
+from casework.authz.permissions import (
     OFFICELESS_ROLES,
     PERMISSION_SUMMARIES,
     ROLE_PERMISSIONS,
@@ -16,7 +16,7 @@ from casework.auth.permissions import (
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "permissions.md"
 REGENERATE = (
-    '.venv/bin/python -c "from casework.auth.permissions import render_markdown as r; '
+    '.venv/bin/python -c "from casework.authz.permissions import render_markdown as r; '
     "print(r(), end='')\" > docs/permissions.md"
 )
 

@@ -10,7 +10,8 @@ from flask import Flask, request
 from sqlalchemy import select
 
 from casework import create_app
-from casework.auth.access import (
+from casework.auth.models import User
+from casework.authz.access import (
     Principal,
     can,
     office_of,
@@ -19,8 +20,7 @@ from casework.auth.access import (
     requires,
     scope_filter,
 )
-from casework.auth.models import User
-from casework.auth.permissions import Permission
+from casework.authz.permissions import Permission
 from casework.db import get_db
 
 CASEWORKER = Principal.for_role("caseworker", user_id="u1", office="kbl")
@@ -85,7 +85,7 @@ def scoped_app(app_config: dict[str, Any]) -> Flask:
     @application.route("/_test/things/<key>")
     @requires(Permission.CASES_READ)
     def _thing(key: str) -> dict[str, str]:
-        from casework.auth.access import require_principal
+        from casework.authz.access import require_principal
 
         thing = require_can(require_principal(), Permission.CASES_READ, things.get(key))
         return {"office": thing.office_code}

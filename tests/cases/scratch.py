@@ -20,7 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from casework import create_app, migrate
-from casework.auth.access import register_authenticator
+from casework.authz.access import register_authenticator
 from casework.db import get_db, make_engine
 from casework.offices.models import Office
 from casework.security.app import ensure_keyring

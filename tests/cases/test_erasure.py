@@ -11,7 +11,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from casework.cases.erasure import registered_hooks
 from casework.cases.models import BlindIndexEntry, Case, CaseMember, DuplicateAlert
+from casework.cases.service import erase_case
 from casework.security.app import holder
 from casework.security.case_keys import data_key_cache
 from casework.security.errors import MissingDataKeyError
@@ -140,3 +142,29 @@ def test_an_erased_case_answers_410_but_keeps_its_history(
     assert "members.narrative" in shred["fields"]
     (entry,) = audit_entries(db_session, ref, "case.shred")
     assert "specific_needs" in json.loads(entry.fields)
+
+
+def test_erasure_outside_a_request_runs_every_registered_hook(
+    app: Flask,
+    keyed_session: Session,
+    doomed: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As a command erases (retention, the CLI): no request, the hooks of create_app."""
+    ran: list[str] = []
+
+    def spy(hook: Any) -> Any:
+        def recorded(session: Session, case: Case) -> None:
+            ran.append(hook.__name__)
+            hook(session, case)
+
+        return recorded
+
+    hooks = registered_hooks(app)
+    monkeypatch.setitem(app.extensions, "casework.erasure_hooks", [spy(h) for h in hooks])
+    case = keyed_session.scalars(select(Case).where(Case.reference == doomed["reference"])).one()
+    with app.app_context():
+        erase_case(keyed_session, case)
+        keyed_session.flush()
+    assert ran == ["erase_workflow", "erase_vetting", "erase_handoff_data"]
+    assert case.erased_at is not None

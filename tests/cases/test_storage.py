@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session
 
 from casework.cases import indexes, service
 from casework.cases.models import MEMBER_FIELDS, BlindIndexEntry, Case, CaseMember
-from casework.cases.sealing import PaddedJSON, erase_ciphertext
 from casework.security.app import holder
 from casework.security.blind_index import expected_false_candidates
 from casework.security.case_keys import attach_keyring
+from casework.security.columns import PaddedJSON, erase_ciphertext
 from casework.security.errors import CodecError
 from casework.security.keyring import Keyring
 from casework.security.keyring_json import dump_keyring, parse_keyring
@@ -83,13 +83,15 @@ def test_the_number_of_needs_codes_is_hidden(
 
 
 def test_padded_codec_round_trips_and_checks_types() -> None:
-    day = PaddedJSON("date", 16, lambda d: d.isoformat(), datetime.date.fromisoformat)
+    day = PaddedJSON(
+        "date", datetime.date, 16, lambda d: d.isoformat(), datetime.date.fromisoformat
+    )
     encoded = day.encode(datetime.date(2001, 2, 3))
     assert len(encoded) == 16
     assert day.decode(encoded) == datetime.date(2001, 2, 3)
     assert day.decode(day.encode(None)) is None
     assert len(day.encode(None)) == 16
-    number = PaddedJSON("int", 8, lambda v: v, lambda v: v).encode(5)
+    number = PaddedJSON("int", int, 8, lambda v: v, lambda v: v).encode(5)
     with pytest.raises(CodecError):
         CaseMember.full_name.codec.decode(number)  # a text column refuses a stored int
 

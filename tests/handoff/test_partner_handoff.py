@@ -13,9 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from casework.handoff.models import ConsentRow, Handoff
+from casework.handoff.partner_package import open_package
 from casework.security.app import holder
 from casework.workflow.models import CaseWorkflow
-from casework.workflow.partner_package import open_package
 from tests.conftest import stored_ciphertexts
 from tests.handoff.conftest import (
     CASES,

@@ -28,10 +28,10 @@ from casework.db import get_db, make_engine
 from casework.handoff import keys
 from casework.handoff.cli import handoff_group
 from casework.handoff.models import Partner
+from casework.handoff.partner_package import seal_package
 from casework.offices.models import Office
 from casework.security.app import ensure_keyring, holder
 from casework.security.case_keys import attach_keyring
-from casework.workflow.partner_package import seal_package
 from tests.handoff.conftest import CASES, PARTNERS, Api, Caller, consent_body, raw
 
 SHARED = [

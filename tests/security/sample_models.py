@@ -12,11 +12,10 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from casework.security.case_keys import attach_keyring
 from casework.security.columns import (
     ClientIdMixin,
-    EncryptedDate,
-    EncryptedInt,
-    EncryptedJSON,
-    EncryptedText,
-    encrypted_column,
+    sealed_date,
+    sealed_dict,
+    sealed_int,
+    sealed_text,
 )
 from casework.security.keyring import Keyring
 from casework.security.models import CaseKey
@@ -32,12 +31,12 @@ class Member(ClientIdMixin, SampleBase):
     __tablename__ = "sample_members"
 
     case_id: Mapped[uuid.UUID] = mapped_column(index=True)
-    full_name = EncryptedText()
-    nickname = EncryptedText()
-    born_on = EncryptedDate()
-    household_size = EncryptedInt()
-    needs = EncryptedJSON()
-    phone = encrypted_column(str, column_name="phone_number")
+    full_name = sealed_text(64)
+    nickname = sealed_text(64)
+    born_on = sealed_date(16)
+    household_size = sealed_int(8)
+    needs = sealed_dict(64)
+    phone = sealed_text(32, column_name="phone_number")
 
 
 class SampleCase(SampleBase):
@@ -46,7 +45,7 @@ class SampleCase(SampleBase):
     __tablename__ = "sample_cases"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    narrative = EncryptedText(case_id_attr="id")
+    narrative = sealed_text(64, case_id_attr="id")
 
 
 class IntegerKeyed(SampleBase):
@@ -56,7 +55,7 @@ class IntegerKeyed(SampleBase):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[uuid.UUID]
-    secret = EncryptedText()
+    secret = sealed_text(16)
 
 
 def make_engine() -> Engine:

@@ -7,7 +7,7 @@ from sqlalchemy import Engine, LargeBinary, select, text, update
 from sqlalchemy.orm import Session
 
 from casework.security.case_keys import data_key_cache, provision_case_key
-from casework.security.columns import EncryptedField, EncryptedText, encrypted_column
+from casework.security.columns import EncryptedField, Sealed
 from casework.security.errors import (
     CodecError,
     DecryptionError,
@@ -157,7 +157,7 @@ def test_ciphertext_copied_to_another_case_is_rejected(engine: Engine, keyring: 
         _read_name(engine, keyring, target, "full_name")
 
 
-def test_none_is_stored_as_null(engine: Engine, keyring: Keyring) -> None:
+def test_none_is_stored_as_a_sealed_null_of_the_same_size(engine: Engine, keyring: Keyring) -> None:
     member = _member(uuid.uuid4())
     _store(engine, keyring, member)
     with open_session(engine, keyring) as session:
@@ -165,8 +165,16 @@ def test_none_is_stored_as_null(engine: Engine, keyring: Keyring) -> None:
         loaded.phone = None
         assert loaded.phone is None
         session.commit()
-    assert _raw_row(engine, member.id)["phone_number"] is None
+    stored = _raw_row(engine, member.id)["phone_number"]
+    assert isinstance(stored, bytes)
+    assert len(stored) == len(_raw_row(engine, _member_with_phone(engine, keyring))["phone_number"])
     assert _read_name(engine, keyring, member, "phone") is None
+
+
+def _member_with_phone(engine: Engine, keyring: Keyring) -> uuid.UUID:
+    other = _member(uuid.uuid4())
+    _store(engine, keyring, other)
+    return other.id
 
 
 def test_updates_are_re_encrypted(engine: Engine, keyring: Keyring) -> None:
@@ -291,14 +299,12 @@ def test_a_model_whose_own_id_is_the_case_id(engine: Engine, keyring: Keyring) -
 
 
 def test_declarations_create_binary_ciphertext_columns() -> None:
-    assert isinstance(Member.full_name, EncryptedText)
+    assert isinstance(Member.full_name, Sealed)
     assert isinstance(Member.phone, EncryptedField)
-    assert repr(Member.phone) == "<EncryptedField 'phone' (str)>"
+    assert repr(Member.phone) == "<Sealed 'phone' (json padded to 32 bytes)>"
     columns = Member.__table__.c
     assert "phone_number" in columns
     assert "phone" not in columns
     for name in ("full_name", "born_on", "household_size", "needs", "phone_number"):
         assert isinstance(columns[name].type, LargeBinary)
         assert "encrypted" in (columns[name].comment or "")
-    with pytest.raises(CodecError):
-        encrypted_column(float)

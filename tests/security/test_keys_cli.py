@@ -31,7 +31,7 @@ from casework.auth.mfa import open_seed, seal_seed
 from casework.auth.models import User
 from casework.cli import main
 from casework.db import get_db
-from casework.security import keys_cli
+from casework.keys import cli as keys_cli
 from casework.security.app import ensure_keyring, holder
 from casework.security.case_keys import attach_keyring, provision_case_key
 from casework.security.envelope import new_data_key, wrap_data_key

@@ -4,12 +4,12 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine, select
 
+from casework.keys.rotation import keys_behind, retire_kek, rewrap, rewrap_batch
 from casework.security.case_keys import data_key_cache, provision_case_key
 from casework.security.envelope import new_data_key, unwrap_data_key, wrap_data_key
 from casework.security.errors import KeyringError, UnknownKeyError
 from casework.security.keyring import Keyring, KeyState
 from casework.security.models import CaseKey
-from casework.security.rotation import keys_behind, retire_kek, rewrap, rewrap_batch
 
 from .sample_models import Member, make_engine, open_session
 

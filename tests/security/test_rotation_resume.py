@@ -29,11 +29,12 @@ from casework import create_app, migrate
 from casework.cases.models import Case, CaseMember
 from casework.cases.reference import new_reference
 from casework.db import make_engine
+from casework.keys import cli as keys_cli
+from casework.keys import rotation
+from casework.keys.cli import Progress, rewrap_all
 from casework.offices.models import Office
-from casework.security import keys_cli, rotation
 from casework.security.app import ensure_keyring, holder
 from casework.security.case_keys import attach_keyring, provision_case_key
-from casework.security.keys_cli import Progress, rewrap_all
 
 from .test_keys_cli import (
     counts_by_kek,
@@ -259,7 +260,7 @@ _KILLED_CLI = textwrap.dedent(
     """
     import os, signal
     from casework.cli import main
-    from casework.security import rotation
+    from casework.keys import rotation
     real, calls = rotation.rewrap, [0]
     def rewrap(*args):
         calls[0] += 1

@@ -8,13 +8,13 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from casework.auth.timestamps import utcnow
 from casework.cases.codes import Stage
 from casework.cases.models import Case, DuplicateAlert
 from casework.cases.service import bulk_intake
 from casework.offices.models import Office
 from casework.security.app import holder
 from casework.security.case_keys import attach_keyring
+from casework.timestamps import utcnow
 from casework.vetting.models import VettingInterview
 from tests.cases.matrix import INTAKE
 

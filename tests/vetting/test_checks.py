@@ -10,10 +10,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from casework.auth import permissions
-from casework.auth.permissions import Permission
+from casework.authz import permissions
+from casework.authz.permissions import Permission
 from casework.cases.codes import Stage
-from casework.workflow.guards import CheckType
+from casework.workflow.codes import CheckType
 from tests.conftest import principal_headers
 from tests.vetting.conftest import CANARY, audit_entries, audit_fields, checks_url, to_stage
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -12,13 +13,13 @@ from sqlalchemy.orm import Session
 from casework.cases.models import Case
 from casework.vetting import service
 from casework.workflow import facts as registry
-from casework.workflow.guards import (
-    CaseFacts,
+from casework.workflow.codes import (
     CredibilityAssessment,
     IdentityVerification,
     MedicalExamination,
     SecurityScreening,
 )
+from casework.workflow.guards import CaseFacts
 from tests.vetting.conftest import checks_url, interviews_url
 
 VETTING_FACTS = {
@@ -37,13 +38,14 @@ def load(session: Session, reference: str) -> Case:
 
 
 def test_the_source_is_registered_and_provides_exactly_its_fields(
-    keyed_session: Session, vetting_case: Any
+    app: Flask, keyed_session: Session, vetting_case: Any
 ) -> None:
     case = load(keyed_session, vetting_case()["reference"])
-    assert service.vetting_facts in registry._SOURCES
+    assert service.vetting_facts in registry.hooks(app).sources
     values = service.vetting_facts(keyed_session, case)
     assert set(values) == VETTING_FACTS
-    assert set(registry.gather(keyed_session, case)) >= VETTING_FACTS
+    with app.app_context():
+        assert set(registry.gather(keyed_session, case)) >= VETTING_FACTS
     assert values == {
         "identity_verification": IdentityVerification.PENDING,
         "security_screening": SecurityScreening.PENDING,

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from casework.errors import ValidationFailed
 from casework.vetting.schemas import result_errors
 from casework.vetting.service import INTERVIEW_DATA, _merge
-from casework.workflow.guards import CHECK_STATUSES, CheckType, MedicalExamination
+from casework.workflow.codes import CHECK_STATUSES, CheckType, MedicalExamination
 
 languages = st.sampled_from([None, "ar", "ps", "fa-AF"])
 states = st.fixed_dictionaries(

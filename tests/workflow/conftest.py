@@ -69,10 +69,11 @@ class ExternalFacts:
 
 
 @pytest.fixture
-def external(monkeypatch: pytest.MonkeyPatch) -> ExternalFacts:
+def external(app: Flask, monkeypatch: pytest.MonkeyPatch) -> ExternalFacts:
     """Replace the fact sources of other features by facts the test sets."""
     stand_in = ExternalFacts()
-    monkeypatch.setattr(facts, "_SOURCES", {stand_in.source: facts.provided()})
+    hooks = facts.hooks(app)
+    monkeypatch.setattr(hooks, "sources", {stand_in.source: hooks.provided()})
     return stand_in
 
 

@@ -6,22 +6,19 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from casework.auth.permissions import Permission, permissions_for
+from casework.authz.permissions import Permission, permissions_for
 from casework.cases.codes import ResettlementStage, Stage
-from casework.workflow.consent import ConsentPurpose, ConsentRecord
-from casework.workflow.guards import (
-    Actor,
-    CaseFacts,
+from casework.workflow.codes import (
     CredibilityAssessment,
-    Handoff,
     HandoffKind,
     IdentityVerification,
     MedicalExamination,
     Priority,
     SecurityScreening,
-    Submission,
     SubmissionCategory,
 )
+from casework.workflow.consent import ConsentPurpose, ConsentRecord
+from casework.workflow.guards import Actor, CaseFacts, Handoff, Submission
 from casework.workflow.machines import (
     DeterminationOutcome,
     DeterminationStage,

@@ -475,7 +475,7 @@ def test_case_read_shows_workflow_and_allowed_transitions_by_role_and_state(
 def test_case_read_shows_sealed_details_only_to_permitted_roles(
     wf: Workflow, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from casework.auth import permissions
+    from casework.authz import permissions
 
     ref = wf.register()
     wf.set_state(ref, stage="resettlement", resettlement="rrf_preparation", submission=SUBMISSION)
@@ -538,7 +538,7 @@ def test_a_scope_extension_lets_another_office_reach_the_engine(
     def reach(session: Session, principal: Any, reference: str) -> Any:
         return wf.case(reference) if principal.user_id == "sup-b" else None
 
-    monkeypatch.setattr(facts, "_SCOPE_EXTENSIONS", [reach])
+    monkeypatch.setattr(facts.hooks(wf.app), "scope_extensions", [reach])
     # Reached, but owning-office rows still need the owning office.
     refused = wf.move("outsider", ref, "case_stage", "vetting")
     assert refused.status_code == 409

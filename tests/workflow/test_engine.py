@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from casework.auth.permissions import Permission
+from casework.authz.permissions import Permission
 from casework.cases.codes import ResettlementStage, Stage
 from casework.errors import PROBLEM_MIME, ValidationFailed
+from casework.workflow.codes import HandoffKind, MedicalExamination, SecurityScreening
 from casework.workflow.consent import ConsentPurpose
 from casework.workflow.engine import (
     InvalidTransition,
@@ -22,14 +23,7 @@ from casework.workflow.engine import (
     companion_of,
     transition_ref,
 )
-from casework.workflow.guards import (
-    Actor,
-    CaseFacts,
-    Handoff,
-    HandoffKind,
-    MedicalExamination,
-    SecurityScreening,
-)
+from casework.workflow.guards import Actor, CaseFacts, Handoff
 from casework.workflow.machines import (
     DeterminationOutcome,
     DeterminationStage,

@@ -7,23 +7,25 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from casework.auth.access import Principal
-from casework.auth.permissions import permissions_for
+from casework.authz.access import Principal
+from casework.authz.permissions import permissions_for
 from casework.cases.codes import ResettlementStage, Stage
-from casework.workflow.consent import ConsentPurpose
-from casework.workflow.guards import (
-    GUARDS,
-    Actor,
-    CaseFacts,
+from casework.workflow.codes import (
     CheckType,
-    Handoff,
     HandoffKind,
     IdentityVerification,
     MedicalExamination,
     Priority,
     SecurityScreening,
-    Submission,
     SubmissionCategory,
+)
+from casework.workflow.consent import ConsentPurpose
+from casework.workflow.guards import (
+    GUARDS,
+    Actor,
+    CaseFacts,
+    Handoff,
+    Submission,
     is_destination_country,
     unmet,
 )

@@ -6,25 +6,26 @@ from dataclasses import fields
 from typing import Any, cast
 
 import pytest
+from flask import Flask
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from casework.auth.permissions import STAFF_ROLES, Permission
+from casework import handoff, vetting, workflow
+from casework.authz.permissions import STAFF_ROLES, Permission
 from casework.cases.codes import ResettlementStage, Stage
 from casework.handoff import service as handoff_service
 from casework.vetting import service as vetting_service
 from casework.workflow import engine
 from casework.workflow import facts as registry
-from casework.workflow.facts import LazyFacts
-from casework.workflow.guards import (
-    CaseFacts,
+from casework.workflow.codes import (
     CredibilityAssessment,
-    Handoff,
     HandoffKind,
     IdentityVerification,
     MedicalExamination,
     SecurityScreening,
 )
+from casework.workflow.facts import LazyFacts
+from casework.workflow.guards import CaseFacts, Handoff
 from casework.workflow.machines import DeterminationStage, HandoffStatus, VettingState
 from casework.workflow.service import _OWN_FACTS
 from tests.workflow.helpers import (
@@ -37,6 +38,16 @@ from tests.workflow.helpers import (
     facts,
 )
 
+
+def _registered() -> registry.WorkflowHooks:
+    """The hooks the features register on an application as ``create_app`` builds it."""
+    bare = Flask(__name__)
+    for feature in (workflow, vetting, handoff):
+        feature.init_app(bare)
+    return registry.hooks(bare)
+
+
+HOOKS = _registered()
 PEOPLE = st.frozensets(st.sampled_from(["u-1", "u-2", "u-3"]), max_size=2)
 
 
@@ -77,7 +88,7 @@ def lazy(whole: CaseFacts, calls: list[str]) -> CaseFacts:
     own = {name: getattr(whole, name) for name in _OWN_FACTS}
 
     def fetch(name: str) -> dict[str, Any]:
-        for source, provides in registry._SOURCES.items():
+        for source, provides in HOOKS.sources.items():
             if name in provides:
                 calls.append(source.__name__)
                 return {field: getattr(whole, field) for field in provides}
@@ -87,12 +98,12 @@ def lazy(whole: CaseFacts, calls: list[str]) -> CaseFacts:
 
 
 def test_the_sources_cover_every_fact_the_workflow_does_not_keep() -> None:
-    assert set(registry._SOURCES) >= {
+    assert set(HOOKS.sources) >= {
         vetting_service.vetting_facts,
         handoff_service.handoff_facts,
     }
     everything = {f.name for f in fields(CaseFacts)}
-    assert registry.provided() == everything - _OWN_FACTS
+    assert HOOKS.provided() == everything - _OWN_FACTS
 
 
 @settings(max_examples=300, deadline=None)
@@ -134,6 +145,6 @@ def test_an_unknown_attribute_is_refused_not_defaulted() -> None:
 
 def test_a_source_must_provide_what_it_declares() -> None:
     with pytest.raises(ValueError, match="not CaseFacts fields"):
-        registry.fact_source("not_a_fact")
+        HOOKS.fact_source(lambda session, case: {}, "not_a_fact")
     with pytest.raises(ValueError, match="provided twice"):
-        registry.fact_source("handoff")(lambda session, case: {"handoff": None})
+        HOOKS.fact_source(lambda session, case: {"handoff": None}, "handoff")

@@ -7,12 +7,10 @@ from enum import StrEnum
 
 import pytest
 
-from casework.auth.permissions import ROLE_PERMISSIONS, STAFF_ROLES
+from casework.authz.permissions import ROLE_PERMISSIONS, STAFF_ROLES
 from casework.cases.codes import ResettlementStage, Stage
 from casework.workflow import engine, machines
-from casework.workflow.consent import ConsentPurpose
-from casework.workflow.guards import (
-    GUARDS,
+from casework.workflow.codes import (
     CheckType,
     CredibilityAssessment,
     IdentityVerification,
@@ -21,6 +19,8 @@ from casework.workflow.guards import (
     SecurityScreening,
     SubmissionCategory,
 )
+from casework.workflow.consent import ConsentPurpose
+from casework.workflow.guards import GUARDS
 from casework.workflow.machines import (
     COMPANIONS,
     INITIAL_STATES,

@@ -23,8 +23,8 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, rule, run_sta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from casework.auth.access import Principal
-from casework.auth.permissions import ROLE_PERMISSIONS
+from casework.authz.access import Principal
+from casework.authz.permissions import ROLE_PERMISSIONS
 from casework.cases.models import Case
 from casework.cases.service import bulk_intake
 from casework.errors import ValidationFailed

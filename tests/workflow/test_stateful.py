@@ -22,9 +22,19 @@ from hypothesis.stateful import (
     rule,
 )
 
-from casework.auth.permissions import ROLE_PERMISSIONS, Permission, permissions_for
+from casework.authz.permissions import ROLE_PERMISSIONS, Permission, permissions_for
 from casework.cases.codes import ResettlementStage, Stage
 from casework.errors import ValidationFailed
+from casework.workflow.codes import (
+    CheckType,
+    CredibilityAssessment,
+    HandoffKind,
+    IdentityVerification,
+    MedicalExamination,
+    Priority,
+    SecurityScreening,
+    SubmissionCategory,
+)
 from casework.workflow.consent import PARTNER_PURPOSES, ConsentPurpose, has_valid_consent
 from casework.workflow.engine import (
     InvalidTransition,
@@ -34,21 +44,7 @@ from casework.workflow.engine import (
     check_transition,
     companion_of,
 )
-from casework.workflow.guards import (
-    GUARDS,
-    Actor,
-    CaseFacts,
-    CheckType,
-    CredibilityAssessment,
-    Handoff,
-    HandoffKind,
-    IdentityVerification,
-    MedicalExamination,
-    Priority,
-    SecurityScreening,
-    Submission,
-    SubmissionCategory,
-)
+from casework.workflow.guards import GUARDS, Actor, CaseFacts, Handoff, Submission
 from casework.workflow.machines import (
     ACTIVE_STAGES,
     STATES,

@@ -5,7 +5,7 @@ Two kinds of secret are sealed directly under a KEK: case data keys
 :mod:`casework.auth.mfa`). A KEK may be destroyed only when neither kind holds
 anything under it, or the cases and accounts behind them are lost for good.
 
-These functions never commit. The command (:mod:`casework.security.keys_cli`)
+These functions never commit. The command (:mod:`casework.keys.cli`)
 is the transaction boundary and commits each batch, so an interrupted rotation
 keeps what it did. Access-log entries carry KEK ids and counts, never case ids.
 """
@@ -25,10 +25,10 @@ from casework import audit
 from casework.audit import AuditAction, Outcome
 from casework.auth.mfa import reencrypt_mfa_seeds
 from casework.auth.models import User
+from casework.keys.rotation import Batch, rewrap_after
 from casework.security.errors import SecurityError
 from casework.security.keyring import Kek, Keyring, KeyState
 from casework.security.models import CaseKey
-from casework.security.rotation import Batch, rewrap_after
 
 UNKNOWN_STATE = "unknown"
 """State shown for a KEK id found in the database but not in the keyring (its rows are lost)."""

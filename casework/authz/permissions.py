@@ -165,7 +165,7 @@ def render_markdown() -> str:
     lines = [
         "# Roles and permissions",
         "",
-        "<!-- Generated from casework/auth/permissions.py by render_markdown(); do not edit.",
+        "<!-- Generated from casework/authz/permissions.py by render_markdown(); do not edit.",
         "     tests/auth/test_permissions_doc.py fails when the two differ and says how to",
         "     regenerate this file. -->",
         "",

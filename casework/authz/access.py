@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from flask import Flask, current_app, g
 from sqlalchemy import ColumnElement, false
 
-from casework.auth.permissions import Permission, permissions_for
+from casework.authz.permissions import Permission, permissions_for
 from casework.errors import Forbidden, NotFound, Unauthorized
 from casework.http import refuse_nul
 
@@ -24,7 +24,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 ACCESS_ATTR = "_casework_access"
 # Endpoints Flask or the OpenAPI layer register themselves: static files and docs.
 FRAMEWORK_PUBLIC_ENDPOINTS = frozenset(
-    {"static", "api-docs.openapi_json", "api-docs.openapi_swagger_ui", "api-docs.static"}
+    {
+        "static",
+        "docs_asset",
+        "api-docs.openapi_json",
+        "api-docs.openapi_swagger_ui",
+        "api-docs.static",
+    }
 )
 
 
@@ -106,6 +112,7 @@ def requires(*permissions: Permission, allow_mfa_pending: bool = False) -> Calla
     def decorate(view: F) -> F:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
+            g.casework_access = declared
             authorise(declared)
             refuse_nul()
             return view(*args, **kwargs)
@@ -143,6 +150,17 @@ def current_principal() -> Principal | None:
                 break
     principal: Principal | None = g.principal
     return principal
+
+
+def route_permission() -> Permission:
+    """The one permission the running route declared with :func:`requires`.
+
+    Loaders take it from here, so a route says its permission once.
+    """
+    declared: Access | None = g.get("casework_access")
+    if declared is None or len(declared.permissions) != 1:
+        raise RuntimeError("the route must declare exactly one permission to load by it")
+    return declared.permissions[0]
 
 
 def require_principal() -> Principal:

@@ -25,13 +25,13 @@ from flask.cli import with_appcontext
 from sqlalchemy.orm import Session
 
 from casework.db import get_db
-from casework.security import keys_service
+from casework.keys import service as keys_service
+from casework.keys.rotation import DEFAULT_BATCH_SIZE
+from casework.keys.service import KINDS, KeysRefused, KeyStatus, SealedKind
 from casework.security.app import KeyringHolder, holder
 from casework.security.errors import KeyringError
 from casework.security.keyring import Keyring, KeyState, is_kek_id
 from casework.security.keyring_providers import FileKeyringProvider
-from casework.security.keys_service import KINDS, KeysRefused, KeyStatus, SealedKind
-from casework.security.rotation import DEFAULT_BATCH_SIZE
 
 RELOAD_GRACE_SECONDS = 2.0
 """Running workers re-read a changed keyring file within a second (casework.security.app);

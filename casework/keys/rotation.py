@@ -5,7 +5,7 @@ is cheap and can run in batches while the service is up: each batch is one
 transaction, and the count of rows behind says how far it has come.
 Sequence: ``keyring.rotate()`` and save; repeat ``rewrap_batch`` and commit
 until ``keys_behind`` is 0; ``retire_kek`` and save the keyring again.
-``casework keys rotate`` (:mod:`casework.security.keys_cli`) runs it all.
+``casework keys rotate`` (:mod:`casework.keys.cli`) runs it all.
 """
 
 from __future__ import annotations

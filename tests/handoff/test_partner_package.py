@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from casework.workflow.partner_package import (
+from casework.handoff.partner_package import (
     HEADER_BYTES,
     MAX_DEPTH,
     PAD_BLOCK,
