@@ -1,6 +1,7 @@
 # casework: two commands on a fresh machine.
 #   make run   - virtualenv, install, migrate, keys and first admin, serve on 127.0.0.1
 #   make test  - dev extras, ruff, mypy, the whole pytest suite
+#   make durability - the access log under 32 clients for 60 s with worker kills (both backends)
 PYTHON ?= python3
 VENV ?= .venv
 PORT ?= 8000
@@ -62,6 +63,10 @@ client-faults: $(STAMP_DEV) $(STAMP_CLIENT)
 
 bench: $(STAMP_DEV) $(STAMP_CLIENT)
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
+
+# The access log under load and worker kills, 32 clients x 60 s, on SQLite and PostgreSQL.
+durability: $(STAMP_DEV)
+	$(BIN)/python -m benchmarks.durability --backend both --clients 32 --seconds 60 --kills 2
 
 fuzz: $(STAMP_DEV)
 	CASEWORK_FUZZ_EXAMPLES=1000 $(BIN)/python -m pytest tests/test_fuzz.py $(PYTEST_ARGS)

@@ -27,7 +27,13 @@ from benchmarks.gunicorn_server import REPO_ROOT
 from benchmarks.scenarios import SCENARIOS, select
 from benchmarks.settings import BenchSettings, SettingsError, from_environ, names
 
-SUITES: tuple[str, ...] = ("crypto_bench", "audit_bench", "sync_bench", "field_client_bench")
+SUITES: tuple[str, ...] = (
+    "crypto_bench",
+    "audit_bench",
+    "log_bench",
+    "sync_bench",
+    "field_client_bench",
+)
 BENCHMARKS_DIR = Path(__file__).resolve().parent
 SUITE_TIMEOUT_S = 900
 

@@ -104,6 +104,11 @@ class GunicornServer:
         return "127.0.0.1"
 
     @property
+    def master_pid(self) -> int:
+        """The gunicorn master's pid (0 when not running); its children are the workers."""
+        return 0 if self._process is None else self._process.pid
+
+    @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 

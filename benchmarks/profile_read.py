@@ -140,6 +140,31 @@ def _request(app: Any, data: dict[str, Any], path: str) -> Callable[[int], int]:
     }[path]
 
 
+def _count_statements(app: Any) -> tuple[list[int], dict[str, int]]:
+    """Count every SQL statement the engine runs from now on (BEGIN and COMMIT included)."""
+    from sqlalchemy import event
+
+    from casework import db
+
+    total = [0]
+    by_text: dict[str, int] = {}
+    with app.app_context():
+        engine = db.get_db().engine
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        total[0] += 1
+        key = " ".join(statement.split())
+        by_text[key] = by_text.get(key, 0) + 1
+
+    @event.listens_for(engine, "commit")
+    def _commit(_conn: Any) -> None:
+        total[0] += 1
+        by_text["COMMIT"] = by_text.get("COMMIT", 0) + 1
+
+    return total, by_text
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.profile_read")
     parser.add_argument("--cases", type=int, default=2000)
@@ -149,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--sort", default="cumulative")
     parser.add_argument("--no-profile", action="store_true", help="time only")
+    parser.add_argument("--statements", action="store_true", help="list the SQL statements run")
     args = parser.parse_args(argv)
     with _environment(args.database_url or None):
         app, data = _prepare(args.cases)
@@ -158,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         if status >= 400:
             print(f"{args.path} answered {status}", file=sys.stderr)
             return 1
+        statements = _count_statements(app)
         profiler = cProfile.Profile()
         started = time.perf_counter()
         if not args.no_profile:
@@ -169,9 +196,13 @@ def main(argv: list[str] | None = None) -> int:
         elapsed = time.perf_counter() - started
         print(
             f"{args.path}: {args.requests} requests in {elapsed:.2f} s, "
-            f"{elapsed / args.requests * 1000:.2f} ms each"
+            f"{elapsed / args.requests * 1000:.2f} ms each, "
+            f"{statements[0][0] / args.requests:.1f} SQL statements each"
             + ("" if args.no_profile else " (under cProfile)")
         )
+        if args.statements:
+            for text, count in sorted(statements[1].items(), key=lambda item: -item[1]):
+                print(f"{count / args.requests:6.2f}  {text[:150]}")
         if not args.no_profile:
             out = io.StringIO()
             stats = pstats.Stats(profiler, stream=out)

@@ -68,6 +68,9 @@ SCHEMA: dict[str, Key] = {
     "api_max_page_size": Key(int, 200, "Hard maximum of `limit` on list endpoints."),
     "api_default_page_size": Key(int, 50, "`limit` when a list request gives none."),
     "keyring_path": Key(str, "", "Keyring file; empty means keyring.json in the instance folder."),
+    "audit_key_path": Key(
+        str, "", "Audit signing key file; empty: audit-signing-key.json in the instance folder."
+    ),
     "token_idle_minutes": Key(int, 30, "A staff token expires after this much inactivity."),
     "token_absolute_hours": Key(int, 12, "A staff token expires this long after login."),
     "sync_tombstone_retention_days": Key(
@@ -93,6 +96,13 @@ SCHEMA: dict[str, Key] = {
         "(run it hourly: erasures become final within this plus one hour; see docs/encryption.md).",
     ),
     "erasure_request_days": Key(int, 14, "A pending erasure request expires after this many days."),
+    "audit_checkpoint_seconds": Key(
+        int, 10, "While entries arrive, sign a checkpoint at least this often (seconds)."
+    ),
+    "audit_batch_size": Key(int, 512, "Most access-log entries written by one group commit."),
+    "audit_batch_max_wait_ms": Key(
+        int, 0, "How long a group commit waits for its batch to fill (ms); 0: never."
+    ),
     "cases_filter_scan_limit": Key(
         int, 2000, "Cases a list filtered on an encrypted attribute decrypts per request."
     ),

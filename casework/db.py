@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any, ClassVar
 
-from flask import Flask, Response, current_app, g
+from flask import Flask, Response, current_app, g, has_request_context, request
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine, create_engine, make_url
 from sqlalchemy.exc import OperationalError
@@ -237,15 +237,120 @@ def get_db(app: Flask | None = None) -> Database:
     return database
 
 
+#: ``Session.info`` key: "read" while the request's transaction has changed
+#: nothing (a snapshot, no write lock), "write" once it may change something.
+MODE = "casework_mode"
+READ, WRITE = "read", "write"
+
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def reads_only(view: Any) -> Any:
+    """Mark a view of a write method (a search sent as POST) as one that only reads.
+
+    Its request starts in a snapshot transaction like a GET; see :func:`session`.
+    """
+    view._casework_reads_only = True
+    return view
+
+
+def _request_reads_only() -> bool:
+    if not has_request_context():
+        return False
+    if request.method in _READ_METHODS:
+        return True
+    view = current_app.view_functions.get(request.endpoint or "")
+    handler = getattr(getattr(view, "view_class", None), request.method.lower(), view)
+    return bool(getattr(handler, "_casework_reads_only", False))
+
+
 def session() -> Session:
-    """The current request's session, created on first use."""
+    """The current request's session, created on first use.
+
+    A request that only reads (GET, HEAD, or a view marked :func:`reads_only`)
+    gets a session in *read* mode: on SQLite its transaction starts deferred,
+    outside the writer queue, so it reads a snapshot and waits for no writer;
+    on PostgreSQL it is an ordinary transaction. The access log keeps such a
+    request's entries aside and appends them by group commit after the
+    transaction ends (``casework.audit``). Should the request change something
+    after all (a token's idle time, a device nonce), the session turns to
+    *write* mode before its first change (see :func:`_upgrade_to_writer`) and
+    its entries are written in its own transaction, as a write's are.
+    """
     current: Session | None = g.get("_casework_session")
     if current is None:
         current = get_db().session_factory()
+        if _request_reads_only():
+            current.info[MODE] = READ
+            if isinstance(current.bind, Engine) and current.bind.dialect.name == "sqlite":
+                current.connection(execution_options={READ_ONLY: True})
+        else:
+            current.info[MODE] = WRITE
         for hook in current_app.extensions.get("casework.session_hooks", []):
             hook(current)
         g._casework_session = current
     return current
+
+
+def read_only_session(database: Database | None = None) -> Session:
+    """A session for a long or background read (a verification, an export page).
+
+    On SQLite its transaction starts deferred, outside the writer queue, so it
+    never holds or waits for the write lock; it must not write.
+    """
+    current = (database or get_db()).session_factory()
+    current.info[MODE] = READ
+    if isinstance(current.bind, Engine) and current.bind.dialect.name == "sqlite":
+        current.connection(execution_options={READ_ONLY: True})
+    return current
+
+
+def is_read_mode(current: Session) -> bool:
+    """Whether ``current`` is a request session that has changed nothing so far."""
+    return current.info.get(MODE) == READ
+
+
+def _upgrade_to_writer(current: Session) -> None:
+    """Turn a read-mode session into a writer before its first change.
+
+    On SQLite a deferred transaction that writes after another connection
+    committed fails at once (its snapshot is stale), so the read transaction is
+    ended (it changed nothing) and a ``BEGIN IMMEDIATE`` one takes its place,
+    through the writer queue. Objects already loaded stay in the session. Only
+    incidental writes of read requests come here (a token's idle time); a
+    request that writes by design starts as a writer.
+    """
+    current.info[MODE] = WRITE
+    if current.get_bind().dialect.name != "sqlite":
+        return
+    connection = current.connection()
+    if not connection.get_execution_options().get(READ_ONLY):
+        return  # not our deferred transaction (a test's outer connection)
+    raw: Any = connection.connection.dbapi_connection
+    raw.execute("COMMIT")
+    try:
+        raw.enter_queue()
+    except sqlite3.OperationalError as error:
+        raise OperationalError("BEGIN IMMEDIATE", None, error) from None
+    try:
+        raw.execute("BEGIN IMMEDIATE")
+    except BaseException:
+        raw.leave_queue()
+        raise
+
+
+@event.listens_for(Session, "before_flush")
+def _before_flush(current: Session, _context: Any, _instances: Any) -> None:
+    if current.info.get(MODE) == READ and (current.new or current.dirty or current.deleted):
+        _upgrade_to_writer(current)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _before_execute(state: Any) -> None:
+    if state.session.info.get(MODE) == READ and (
+        state.is_insert or state.is_update or state.is_delete
+    ):
+        _upgrade_to_writer(state.session)
 
 
 def persist_despite_error() -> None:
@@ -263,7 +368,11 @@ def install_request_transaction(app: Flask) -> None:
 
     The commit happens before the response leaves: if it fails, Flask's error
     handling turns the response into a 500, so a client is never told that a
-    change was saved when it was not.
+    change was saved when it was not. Features hook in around the commit
+    (``casework.before_commit_hooks`` / ``casework.after_commit_hooks``, each
+    called with the session): the access log writes a read request's entries
+    after its snapshot ends and before the response leaves; a hook that raises
+    turns the response into a 500 as a failed commit does.
     """
 
     @app.after_request
@@ -272,7 +381,11 @@ def install_request_transaction(app: Flask) -> None:
         if current is None:
             return response
         if response.status_code < 400 or g.get("_casework_persist_on_error"):
+            for hook in app.extensions.get("casework.before_commit_hooks", []):
+                hook(current)
             current.commit()
+            for hook in app.extensions.get("casework.after_commit_hooks", []):
+                hook(current)
         else:
             current.rollback()
         return response

@@ -67,6 +67,11 @@ PUBLIC = frozenset(
         "GET /api/v1/docs/assets/<path:filename>",
         "GET /api/v1/openapi.json",
         "GET /api/v1/audit/public-key",
+        "GET /api/v1/audit/proofs/consistency",
+        "GET /api/v1/audit/checkpoints/latest",
+        "GET /api/v1/audit/keys",
+        "POST /api/v1/audit/cosignatures",
+        "GET /api/v1/audit/tiles/tile/<int:level>/<path:index>",
         "GET /api/v1/docs",
         "GET /static/<path:filename>",
     }
@@ -116,6 +121,15 @@ class Entry:
 
 
 V1 = {"If-Match": '"v1"'}
+
+
+def _witness_vkey() -> str:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from casework.audit.witness import WitnessKey
+
+    name = f"witness.test/{uuid.uuid4().hex[:8]}"
+    return WitnessKey(name, Ed25519PrivateKey.generate().public_key()).encode()
 
 
 def _new_user(w: World) -> Call:
@@ -173,7 +187,7 @@ ENTRIES: dict[str, Entry] = {
     "GET /api/v1/audit/export": Entry(200),
     "GET /api/v1/audit/verify": Entry(200),
     "POST /api/v1/audit/checkpoints": Entry(201),
-    "GET /api/v1/audit/checkpoints/latest": Entry(200),
+    "POST /api/v1/audit/witnesses": Entry(201, lambda w: Call(json={"vkey": _witness_vkey()})),
     # cases (issue 6); 403 for intake by staff without an office
     "GET /api/v1/cases": Entry(200),
     "POST /api/v1/cases": Entry((201, 403), lambda w: Call(json=cases_matrix.INTAKE)),

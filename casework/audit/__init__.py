@@ -2,14 +2,19 @@
 
 How the parts fit:
 
-* ``service.record`` appends an entry to the hash chain in the caller's
-  transaction (``encoding`` defines the bytes hashed); ``signer`` signs a C2SP
-  checkpoint over the Merkle tree of the entry hashes (``merkle``,
-  ``checkpoint``) at the first append, every ``audit_checkpoint_every`` entries
-  or ``audit_checkpoint_minutes`` minutes, and on demand.
-* ``store`` reads the log for the auditor API (``api``, ``audit:read``) and the
-  ``casework audit`` commands (``cli``): event lists, the JSON Lines export
-  (``export``), verification (``verify``) and inclusion proofs (``proofs``).
+* ``service.record`` appends an entry to the hash chain (``encoding`` defines
+  the bytes hashed): in the caller's transaction when it changes something,
+  by group commit (``appender``) after the snapshot of a request that only
+  reads. ``signer`` signs a C2SP checkpoint over the Merkle tree of the entry
+  hashes (``merkle``, ``checkpoint``) every ``audit_checkpoint_seconds`` while
+  entries arrive, after integrating them into hash tiles (``tiles``,
+  ``tree``); the key is its own file and rotates by a signed entry (``keys``).
+* Witnesses cosign checkpoints from outside (``witness`` is the client,
+  ``witnesses`` the log's side).
+* ``store`` reads the log for the auditor API (``api``) and the ``casework
+  audit`` commands (``cli``): event lists, the JSON Lines export (``export``),
+  proofs from tiles, verification (``verify``; ``verification`` stores full
+  runs and extends them incrementally for the route). See docs/audit.md.
 
 An auditor's routine: pin the verifier key (``GET /api/v1/audit/public-key``)
 once, out of band; keep the latest checkpoint note from time to time; to

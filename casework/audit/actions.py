@@ -76,6 +76,9 @@ class AuditAction(StrEnum):
     AUDIT_VERIFY = "audit.verify"
     AUDIT_CHECKPOINT = "audit.checkpoint"
     AUDIT_PROOF = "audit.proof"
+    AUDIT_KEY_ROTATE = "audit.key_rotate"
+    AUDIT_WITNESS_REGISTER = "audit.witness_register"
+    AUDIT_COSIGN = "audit.cosign"
 
 
 class Outcome(StrEnum):

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import BigInteger, LargeBinary, String, Text
+from sqlalchemy import BigInteger, Boolean, Integer, LargeBinary, SmallInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from casework.audit.encoding import HASH_SIZE, AuditRecord, ChainedRecord
@@ -196,3 +196,94 @@ class AuditCheckpoint(Base):
     signed_at_us: Mapped[int] = mapped_column(
         BigInteger, comment="UTC signing time in microseconds since the Unix epoch."
     )
+
+
+class AuditTile(Base):
+    """A hash tile (C2SP ``tlog-tiles``): up to 256 hashes of tree level ``8 * level``.
+
+    Derived from the entries (see :mod:`casework.audit.tiles`), so it may be
+    rewritten as it grows; a verifier rebuilds it and trusts only the signed
+    roots. ``hashes`` is the concatenation, in order; its first W hashes
+    never change once written.
+    """
+
+    __tablename__ = "audit_tiles"
+
+    level: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hashes: Mapped[bytes] = mapped_column(LargeBinary, comment="Concatenated 32-byte hashes.")
+
+
+class AuditTree(Base):
+    """How far the tiles are integrated: one row (id 1).
+
+    ``size`` entries are in the tiles; ``root`` is the tree's root and
+    ``frontier`` its peaks at that size, ``last_hash`` the hash of entry
+    ``size`` (the next entry must link to it).
+    """
+
+    __tablename__ = "audit_tree"
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    size: Mapped[int] = mapped_column(BigInteger)
+    root: Mapped[bytes] = mapped_column(LargeBinary(32))
+    frontier: Mapped[bytes] = mapped_column(LargeBinary)
+    last_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class AuditKey(Base):
+    """A checkpoint-signing key in the chain, in force from ``from_size`` (public half only).
+
+    ``statement`` is the rotation statement (a signed note signed by the key
+    before and by this one); None for the first key.
+    """
+
+    __tablename__ = "audit_keys"
+
+    from_size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    vkey: Mapped[str] = mapped_column(String(256), unique=True, comment="C2SP verifier key.")
+    statement: Mapped[str | None] = mapped_column(Text)
+    created_at_us: Mapped[int] = mapped_column(BigInteger)
+
+
+class AuditWitness(Base):
+    """A witness registered by an administrator: its C2SP vkey and the last size it cosigned."""
+
+    __tablename__ = "audit_witnesses"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    vkey: Mapped[str] = mapped_column(String(256), unique=True)
+    created_at_us: Mapped[int] = mapped_column(BigInteger)
+
+
+class AuditCosignature(Base):
+    """A witness's cosignature (C2SP tlog-cosignature, timestamped Ed25519) of a checkpoint."""
+
+    __tablename__ = "audit_cosignatures"
+
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    witness: Mapped[str] = mapped_column(String(128), primary_key=True)
+    timestamp: Mapped[int] = mapped_column(BigInteger, comment="Seconds since the Unix epoch.")
+    line: Mapped[str] = mapped_column(Text, comment="The signature line, verbatim.")
+
+
+class AuditVerification(Base):
+    """The outcome of one verification of the stored log (full, or incremental from the last).
+
+    ``last_hash`` and ``frontier`` are where a verified prefix ends, so that
+    the next verification reads only the entries after ``size``.
+    """
+
+    __tablename__ = "audit_verifications"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), comment="full or incremental")
+    at_us: Mapped[int] = mapped_column(BigInteger)
+    from_size: Mapped[int] = mapped_column(BigInteger)
+    size: Mapped[int] = mapped_column(BigInteger)
+    ok: Mapped[bool] = mapped_column(Boolean)
+    checkpoints: Mapped[int] = mapped_column(BigInteger)
+    first_bad_seq: Mapped[int | None] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(Text)
+    last_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    frontier: Mapped[bytes] = mapped_column(LargeBinary)

@@ -93,6 +93,12 @@ class VerifyResultSchema(Schema):
         metadata={"description": "The first seq at which the log stops being the signed history."},
     )
     reason = fields.String(required=True, metadata={"description": '"ok", or what failed.'})
+    kind = fields.String(
+        metadata={"description": "full (CLI or job) or incremental (extended by this call)."}
+    )
+    from_size = fields.Integer(metadata={"description": "Where this verification started."})
+    size = fields.Integer(metadata={"description": "The log size verified up to."})
+    verified_at = fields.String(metadata={"description": "UTC time of this outcome."})
 
 
 class PublicKeySchema(Schema):
@@ -117,13 +123,86 @@ class CheckpointRequestSchema(Schema):
         unknown = RAISE
 
 
+class CosignatureInfoSchema(Schema):
+    name = fields.String(required=True, metadata={"description": "The witness's key name."})
+    time = fields.Integer(
+        required=True, metadata={"description": "Cosignature time, seconds since the epoch."}
+    )
+
+
 class CheckpointSchema(Schema):
     size = fields.Integer(required=True, metadata={"description": "Covers seq 1..size."})
     root = fields.String(required=True, metadata=HEX_HASH)
     signed_at = fields.String(required=True, metadata={"description": "UTC signing time."})
     note = fields.String(
-        required=True, metadata={"description": "The C2SP signed checkpoint note, verbatim."}
+        required=True,
+        metadata={
+            "description": "The C2SP signed checkpoint note: the log's signature line(s), "
+            "then one line per witness cosignature (C2SP tlog-cosignature)."
+        },
     )
+    cosignatures = fields.List(fields.Nested(CosignatureInfoSchema), required=True)
+
+
+class LatestCheckpointArgs(Schema):
+    class Meta:
+        unknown = RAISE
+
+    cosigned = fields.Boolean(
+        load_default=False,
+        metadata={"description": "The latest checkpoint with at least one cosignature."},
+    )
+
+
+class KeySchema(Schema):
+    vkey = fields.String(required=True, metadata={"description": "C2SP verifier key."})
+    key_id = fields.String(required=True, metadata={"description": "4-byte key id, hex."})
+    from_size = fields.Integer(
+        required=True, metadata={"description": "Signs checkpoints of this size and larger."}
+    )
+    statement = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "Rotation statement signed by the previous key and this one."},
+    )
+
+
+class KeysSchema(Schema):
+    keys = fields.List(fields.Nested(KeySchema), required=True)
+
+
+class WitnessRequestSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    vkey = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=256),
+        metadata={"description": "The witness's C2SP vkey (signature type 0x04)."},
+    )
+
+
+class WitnessSchema(Schema):
+    name = fields.String(required=True)
+    vkey = fields.String(required=True)
+
+
+class CosignatureRequestSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    size = fields.Integer(required=True, validate=validate.Range(min=0, max=2**63 - 1))
+    cosignature = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=512),
+        metadata={"description": "The signature line, C2SP tlog-cosignature v1."},
+    )
+
+
+class CosignatureSchema(Schema):
+    size = fields.Integer(required=True)
+    name = fields.String(required=True)
+    time = fields.Integer(required=True)
 
 
 class ProofSchema(Schema):
@@ -139,4 +218,38 @@ class ProofSchema(Schema):
     )
     checkpoint = fields.String(
         required=True, metadata={"description": "The signed checkpoint note of size tree_size."}
+    )
+
+
+class ConsistencyArgs(Schema):
+    """Two tree sizes: a verifier holding a checkpoint of ``from`` asks for ``to``."""
+
+    class Meta:
+        unknown = RAISE
+
+    from_ = fields.Integer(
+        required=True,
+        data_key="from",
+        validate=validate.Range(min=0, max=2**63 - 1),
+        metadata={"description": "The older tree size."},
+    )
+    to = fields.Integer(
+        required=True,
+        validate=validate.Range(min=0, max=2**63 - 1),
+        metadata={"description": "The newer tree size, at most the latest checkpoint's."},
+    )
+
+    @validates_schema
+    def _ordered(self, data: dict[str, Any], **_: Any) -> None:
+        if "from_" in data and "to" in data and data["from_"] > data["to"]:
+            raise ValidationError("Must not be smaller than from.", field_name="to")
+
+
+class ConsistencySchema(Schema):
+    from_ = fields.Integer(required=True, data_key="from", attribute="from")
+    to = fields.Integer(required=True)
+    proof = fields.List(
+        fields.String(metadata=HEX_HASH),
+        required=True,
+        metadata={"description": "RFC 6962 / RFC 9162 consistency proof, as hex hashes."},
     )

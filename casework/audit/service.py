@@ -1,29 +1,47 @@
-"""Recording accesses: one call, in the same transaction as the change.
+"""Recording accesses: in the same transaction as a change, by group commit for a read.
 
 ``record`` appends an entry to the hash chain. Appends are serialised so the
 chain never forks: on PostgreSQL by a transaction-scoped advisory lock, held
-until the request commits; on SQLite by the write lock every transaction takes
-(``BEGIN IMMEDIATE``). A rolled-back request therefore leaves no entry, and the
-next append links to whatever was really committed. An append that makes a
-checkpoint due signs it in the same transaction (:mod:`casework.audit.signer`).
+until the transaction commits; on SQLite by the write lock (``BEGIN
+IMMEDIATE``).
+
+* A request that changes something writes its entries in its own transaction,
+  under the lock: the change and its entry commit together or not at all, so a
+  rolled-back change leaves no success entry and a committed one always has
+  its entry.
+* A request that only reads (``db.is_read_mode``) never takes the lock: its
+  entries are kept on the session and, once its snapshot transaction has
+  ended, handed to the process's group committer
+  (:mod:`casework.audit.appender`), which writes many requests' entries in one
+  transaction and integrates them into the tiles. The request waits until its
+  entries are durable; if the batch fails the response becomes a 500, so no
+  response carrying case data leaves without its entry.
+
+An append that makes a checkpoint due signs it in the same transaction
+(:mod:`casework.audit.signer`).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Flask, g, has_app_context, has_request_context, request
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from flask import Flask, current_app, g, has_app_context, has_request_context, request
 from sqlalchemy import Row, event, insert, select, text
 from sqlalchemy.orm import Mapper, Session
 
 from casework import db
-from casework.audit import signer
+from casework.audit import checkpoint, keys, signer, tree
 from casework.audit.actions import AuditAction, Outcome
+from casework.audit.appender import GroupCommit
 from casework.audit.encoding import GENESIS_HASH, AuditRecord, ChainedRecord, chain
 from casework.audit.models import AuditCheckpoint, AuditEntry
+
+log = logging.getLogger("casework.audit")
 
 # Arbitrary constant naming casework's audit-append lock among advisory locks.
 AUDIT_LOCK_KEY = 0x63617365_776F726B & 0x7FFFFFFFFFFFFFFF
@@ -43,6 +61,10 @@ SYSTEM = Actor(user_id=None, role="system", office=None)
 ANONYMOUS = Actor(user_id=None, role=None, office=None)
 
 
+PENDING = "casework_audit_pending"
+"""``Session.info`` key: a read-mode request's entries, appended after its snapshot ends."""
+
+
 def record(
     action: AuditAction,
     *,
@@ -51,20 +73,23 @@ def record(
     outcome: Outcome = Outcome.SUCCESS,
     actor: Actor | None = None,
     session: Session | None = None,
-) -> ChainedRecord:
-    """Append one entry and return it sealed in the chain.
+) -> ChainedRecord | None:
+    """Append one entry; return it sealed in the chain, or None when it is deferred.
 
     ``actor`` defaults to the request's principal (anonymous when none) or,
     outside a request, to the system. ``fields`` are names, never values.
+
+    In a request that has changed nothing (``db.is_read_mode``) the entry is
+    kept aside and appended by group commit once the request's snapshot
+    transaction ends, before the response leaves (see :func:`init_app`);
+    otherwise it is written in the caller's transaction, under the log's lock.
     """
     current = session if session is not None else db.session()
-    head = _read_head(current)
-    chained = chain(*_next_link(head, _build(action, target, fields, outcome, actor)))
-    # A Core insert: the unit of work would cost more than the rest of the append.
-    current.execute(insert(AuditEntry), [AuditEntry.values_of(chained)])
-    if has_app_context():  # configuration and keyring live in the application
-        signer.checkpoint_if_due(current, chained.seq, head.checkpoint_size, head.checkpoint_at_us)
-    return chained
+    draft = _build(action, target, fields, outcome, actor)
+    if db.is_read_mode(current):
+        current.info.setdefault(PENDING, []).append(draft)
+        return None
+    return append(current, [draft])[0]
 
 
 def record_many(
@@ -76,8 +101,8 @@ def record_many(
     actor: Actor | None = None,
     session: Session | None = None,
 ) -> list[ChainedRecord]:
-    """Append one entry per target, as :func:`record` would one by one, with one lock,
-    one head read and one INSERT; the entries share the actor, the time and the fields.
+    """Append one entry per target, as :func:`record` would one by one; the entries
+    share the actor, the time and the fields.
 
     A list page shows 50 cases, each recorded under its own reference so that
     the auditor finds every case that was read; appending them together
@@ -86,20 +111,139 @@ def record_many(
     if not targets:
         return []
     current = session if session is not None else db.session()
-    head = _read_head(current)
     draft = _build(action, None, fields, outcome, actor)
+    drafts = [replace(draft, target=target) for target in targets]
+    if db.is_read_mode(current):
+        current.info.setdefault(PENDING, []).extend(drafts)
+        return []
+    return append(current, drafts)
+
+
+def append(
+    session: Session,
+    drafts: Sequence[AuditRecord],
+    *,
+    integrate: bool = False,
+    sign: bool = True,
+) -> list[ChainedRecord]:
+    """Seal ``drafts`` after the head and insert them, in ``session``'s transaction.
+
+    Takes the log's lock (held to the end of the transaction), reads the head
+    and the latest checkpoint in one query, inserts every entry with one
+    statement, then integrates the tiles (``integrate``, as a group-commit
+    batch does) and signs a checkpoint when one is due.
+    """
+    head = _read_head(session)
     seq, prev = (head.seq, bytes(head.hash)) if head.seq else (0, GENESIS_HASH)
     chained: list[ChainedRecord] = []
-    for target in targets:
+    for draft in drafts:
         seq += 1
-        entry = chain(prev, replace(draft, seq=seq, target=target))
+        entry = chain(prev, replace(draft, seq=seq))
         chained.append(entry)
         prev = entry.hash
-    current.execute(insert(AuditEntry), [AuditEntry.values_of(entry) for entry in chained])
-    if has_app_context():
-        last = chained[-1].record.seq
-        signer.checkpoint_if_due(current, last, head.checkpoint_size, head.checkpoint_at_us)
+    # A Core insert: the unit of work would cost more than the rest of the append.
+    session.execute(insert(AuditEntry), [AuditEntry.values_of(entry) for entry in chained])
+    if integrate:
+        try:
+            tree.integrate(session, seq, chained)
+        except tree.LogIntegrityError as error:
+            log.error("audit tiles not integrated: %s", error.reason, extra={"event": "audit"})
+    if sign and has_app_context():  # configuration and keys live in the application
+        signer.checkpoint_if_due(session, seq, head.checkpoint_size, head.checkpoint_at_us)
     return chained
+
+
+def rotate_signing_key(session: Session, actor: Actor | None = None) -> keys.KeyRecord:
+    """Replace the log's signing key, recorded in the log and signed by both keys.
+
+    Under the log's lock: append ``audit.key_rotate`` (seq r), sign the
+    checkpoint of size r with the old and the new key, store the rotation
+    statement; commit; then install the new key file. The new key is written
+    to a ``.pending`` file first, so a crash between the commit and the
+    install loses nothing: the signer promotes the pending key when the chain
+    names it (see :func:`casework.audit.signer._key_in_force`).
+    """
+    origin = current_app.config["CASEWORK"]["audit_origin"]
+    old = signer.current_signing_key()
+    new = Ed25519PrivateKey.generate()
+    holder = keys.key_file()
+    keys.pending_file(holder).save(new)
+    key_name = checkpoint.key_id(origin, new.public_key()).hex()
+    draft = _build(AuditAction.AUDIT_KEY_ROTATE, f"key:{key_name}", (), Outcome.SUCCESS, actor)
+    rotation = append(session, [draft], sign=False)[0]
+    size = rotation.seq
+    state = tree.integrate(session, size, [rotation])
+    body = checkpoint.checkpoint_body(origin, size, state.root)
+    note = keys.sign_both(old, new, origin, body)
+    session.add(
+        AuditCheckpoint(
+            size=size,
+            root=state.root,
+            frontier=b"".join(state.peaks),
+            note=note,
+            signed_at_us=signer.now_micros(),
+        )
+    )
+    record = keys.record_rotation(session, origin, size, old, new)
+    session.commit()
+    holder.save(new)
+    keys.pending_file(holder).path.unlink(missing_ok=True)
+    return record
+
+
+def write_batch(drafts: list[AuditRecord]) -> None:
+    """Write one group-commit batch in its own transaction (one lock, one commit).
+
+    Four statements however many entries: BEGIN IMMEDIATE (SQLite) or the
+    advisory lock (PostgreSQL, with the head read), the head, one INSERT, the
+    commit. The tiles are integrated when a checkpoint is signed (every
+    ``audit_checkpoint_seconds`` while entries arrive), covering every batch
+    since: rewriting the right-edge tiles on every batch would multiply the
+    bytes each fsync writes for nothing a proof needs before the next
+    checkpoint.
+    """
+    session = db.get_db().session_factory()
+    try:
+        append(session, drafts)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def group_commit(app: Flask | None = None) -> GroupCommit[AuditRecord]:
+    """The application's group committer (one per process and application)."""
+    committer: GroupCommit[AuditRecord] = (app or current_app).extensions["casework.audit.appender"]
+    return committer
+
+
+def _write_pending_in_transaction(session: Session) -> None:
+    """Before commit: a request that changed something keeps its entries in its transaction."""
+    drafts = session.info.get(PENDING)
+    if drafts and not db.is_read_mode(session):
+        session.info[PENDING] = []
+        append(session, drafts)
+
+
+def _append_pending(session: Session) -> None:
+    """After commit: a read request's entries, by group commit, before the response leaves."""
+    drafts = session.info.pop(PENDING, None)
+    if drafts:
+        group_commit().append(drafts)
+
+
+def flush_pending(session: Session | None = None) -> None:
+    """Make this request's deferred entries durable now (a route that reads its own entry)."""
+    current = session if session is not None else db.session()
+    drafts = current.info.pop(PENDING, None)
+    if not drafts:
+        return
+    if db.is_read_mode(current):
+        group_commit().append(drafts)
+    else:
+        append(current, drafts)
 
 
 def checkpoint_now(session: Session, actor: Actor | None = None) -> AuditCheckpoint:
@@ -183,18 +327,11 @@ _HEAD_QUERY = select(
 )
 
 
-def _next_link(head: Row[Any, Any, Any, Any], draft: AuditRecord) -> tuple[bytes, AuditRecord]:
-    """The hash the new entry links to, and the draft with its sequence number."""
-    seq, prev = (head.seq + 1, bytes(head.hash)) if head.seq else (1, GENESIS_HASH)
-    fields = {name: getattr(draft, name) for name in AuditRecord.__slots__}
-    fields["seq"] = seq
-    return prev, AuditRecord(**fields)
-
-
 def record_refusal(principal: Any) -> None:
     """Denial hook: drop the request's pending changes, keep one ``authz.denied``."""
     current = db.session()
     current.rollback()
+    current.info.pop(PENDING, None)  # entries of the refused work go with it
     target = (request.view_args or {}).get("reference") if has_request_context() else None
     record(AuditAction.AUTHZ_DENIED, target=target, outcome=Outcome.DENIED)
     db.persist_despite_error()
@@ -226,7 +363,19 @@ def record_integrity_failure(exc: Any) -> None:
 
 def init_app(app: Flask) -> None:
     """Record every refused authorisation and every row that fails its integrity check;
-    refuse an origin that cannot name the key."""
+    refuse an origin that cannot name the key; append read requests' entries by group
+    commit before their response leaves."""
     signer.check_origin(app)
+    keys.init_app(app)
+    settings = app.config["CASEWORK"]
+    app.extensions["casework.audit.appender"] = GroupCommit(
+        write_batch,
+        batch_size=int(settings["audit_batch_size"]),
+        max_wait=int(settings["audit_batch_max_wait_ms"]) / 1000,
+    )
     app.extensions.setdefault("casework.denial_hooks", []).append(record_refusal)
     app.extensions.setdefault("casework.integrity_hooks", []).append(record_integrity_failure)
+    app.extensions.setdefault("casework.before_commit_hooks", []).append(
+        _write_pending_in_transaction
+    )
+    app.extensions.setdefault("casework.after_commit_hooks", []).append(_append_pending)

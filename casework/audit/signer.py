@@ -1,18 +1,17 @@
 """Signing checkpoints of the stored log: when one is due, and how it stays cheap.
 
 A checkpoint is signed at the first append, then whenever an append finds
-``audit_checkpoint_every`` entries or ``audit_checkpoint_minutes`` minutes since
-the last one, and on demand (``casework audit checkpoint``, ``POST
-/api/v1/audit/checkpoints``). A quiet log gets no timed checkpoint until its
-next append: run the command from cron where that matters.
+``audit_checkpoint_seconds`` seconds (default 10), ``audit_checkpoint_every``
+entries or ``audit_checkpoint_minutes`` minutes since the last one, and on
+demand (``casework audit checkpoint``, ``POST /api/v1/audit/checkpoints``). A
+quiet log gets no timed checkpoint until its next append: run the command from
+cron where that matters.
 
-Cost at append time is one indexed read of the latest checkpoint. Signing reads
-only the entries since the previous checkpoint: each checkpoint row keeps the
-Merkle frontier (the peaks of :class:`~casework.audit.merkle.CompactRange`, at
-most 64 hashes), so the next root extends it instead of rereading the log.
-The frontier is checked against its row's root before use, and the new
-entries are re-verified (sequence, link and hash) before anything is signed:
-the signer never vouches for a chain that does not hold.
+Cost at append time is one indexed read of the latest checkpoint. Signing
+integrates the tiles up to the head (:mod:`casework.audit.tree`), which reads
+and re-verifies (sequence, link and hash) only the entries not integrated yet,
+and signs the tree's root: the signer never vouches for a chain that does not
+hold.
 
 Everything here runs while the caller holds the append lock (an ``audit.record``
 in the same transaction), so two checkpoints of one size cannot be signed.
@@ -24,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -34,36 +32,16 @@ from flask import Flask, current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from casework.audit import keys, tree
 from casework.audit.checkpoint import sign_checkpoint, verifier_key
-from casework.audit.encoding import GENESIS_HASH, HASH_SIZE, ChainedRecord, entry_hash
-from casework.audit.merkle import CompactRange
-from casework.audit.models import (
-    ENTRY_COLUMNS,
-    AuditCheckpoint,
-    AuditEntry,
-    chained_from_row,
-    to_micros,
-)
+from casework.audit.models import AuditCheckpoint, AuditEntry, to_micros
+from casework.audit.tree import LogIntegrityError
 from casework.config import ConfigError
-from casework.security.app import current_keyring, holder
+from casework.errors import ServiceUnavailable
 from casework.security.errors import KeyringError
 
 log = logging.getLogger("casework.audit")
 _KEY_NAME = re.compile(r"[^\s+\x00-\x1f\x7f]+")
-_READ_BATCH = 1000
-
-
-class LogIntegrityError(Exception):
-    """The stored log does not verify where a checkpoint would cover it: not signed.
-
-    ``seq`` is the first entry that failed; the message names it and the rule
-    broken, never an entry's content.
-    """
-
-    def __init__(self, seq: int, reason: str) -> None:
-        super().__init__(reason)
-        self.seq = seq
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -91,8 +69,45 @@ def check_origin(app: Flask) -> None:
 
 
 def log_identity() -> LogIdentity:
-    """The configured origin and the keyring's public key; 503 without a keyring."""
-    return LogIdentity(current_app.config["CASEWORK"]["audit_origin"], current_keyring().verify_key)
+    """The configured origin and the current signing key's public half; 503 without one."""
+    return LogIdentity(
+        current_app.config["CASEWORK"]["audit_origin"], current_signing_key().public_key()
+    )
+
+
+def current_signing_key() -> Ed25519PrivateKey:
+    """The log's signing key (its own file, see :mod:`casework.audit.keys`); 503 without one."""
+    try:
+        return keys.signing_key()
+    except KeyringError:
+        raise ServiceUnavailable(
+            "The audit signing key is not available; run casework init."
+        ) from None
+
+
+def _key_in_force(session: Session, origin: str) -> Ed25519PrivateKey | None:
+    """The key to sign with now: the latest of the stored chain, or None (do not sign).
+
+    Another process may have rotated the key a moment ago; re-read the file
+    once before giving up, so that no checkpoint is signed by a key the chain
+    has already retired.
+    """
+    key = keys.signing_key()
+    latest = keys.latest_vkey(session)
+    if latest is None or verifier_key(origin, key.public_key()) == latest:
+        return key
+    key = keys.key_file().reload()
+    if verifier_key(origin, key.public_key()) == latest:
+        return key
+    pending = keys.pending_file(keys.key_file())
+    if pending.exists():  # a rotation committed, then stopped before installing its key
+        key = pending.get()
+        if verifier_key(origin, key.public_key()) == latest:
+            keys.key_file().save(key)
+            pending.path.unlink(missing_ok=True)
+            return key
+    log.error("audit checkpoint not signed: the key file is not the chain's latest key")
+    return None
 
 
 def now_micros() -> int:
@@ -119,13 +134,15 @@ def checkpoint_if_due(
     verify is reported in the server log and left unsigned, for the verifier
     to name.
     """
-    try:
-        signing_key = holder().get().signing_key
-    except KeyringError:
-        return None
     settings = current_app.config["CASEWORK"]
     now_us = now_micros()
     if not _due(seq, last_size, last_signed_at_us, now_us, settings):
+        return None
+    try:
+        signing_key = _key_in_force(session, settings["audit_origin"])
+    except KeyringError:
+        return None
+    if signing_key is None:
         return None
     try:
         return _sign(session, seq, signing_key, settings["audit_origin"], now_us)
@@ -141,13 +158,15 @@ def _due(
     if last_size is None or last_at_us is None:
         return True
     every = int(settings["audit_checkpoint_every"])
+    seconds = int(settings["audit_checkpoint_seconds"])
     minutes = int(settings["audit_checkpoint_minutes"])
     new_entries = seq - last_size
     if new_entries <= 0:
         return False
     by_count = every > 0 and new_entries >= every
-    by_time = minutes > 0 and now_us - last_at_us >= minutes * 60_000_000
-    return by_count or by_time
+    by_seconds = seconds > 0 and now_us - last_at_us >= seconds * 1_000_000
+    by_minutes = minutes > 0 and now_us - last_at_us >= minutes * 60_000_000
+    return by_count or by_seconds or by_minutes
 
 
 def sign_now(session: Session) -> AuditCheckpoint:
@@ -162,84 +181,28 @@ def sign_now(session: Session) -> AuditCheckpoint:
     if last is not None and last.size == head:
         return last
     origin = current_app.config["CASEWORK"]["audit_origin"]
-    return _sign(session, head, current_keyring().signing_key, origin, now_micros())
+    current_signing_key()  # 503 without a key
+    signing_key = _key_in_force(session, origin)
+    if signing_key is None:
+        raise ServiceUnavailable("The audit signing key file is not the key in force.")
+    return _sign(session, head, signing_key, origin, now_micros())
 
 
 def _sign(
     session: Session, size: int, signing_key: Ed25519PrivateKey, origin: str, now_us: int
 ) -> AuditCheckpoint:
-    tree = tree_at(session, size)
-    note = sign_checkpoint(signing_key, origin, origin, size, tree.root())
+    """Integrate the tiles up to ``size`` (the head) and sign the tree's root there."""
+    state = tree.integrate(session, size)
+    if state.size != size:  # the tiles already reach past ``size``: sign a smaller tree
+        raise LogIntegrityError(size + 1, "the tiles are ahead of the size to sign")
+    note = sign_checkpoint(signing_key, origin, origin, size, state.root)
     checkpoint = AuditCheckpoint(
         size=size,
-        root=tree.root(),
-        frontier=b"".join(tree.peaks),
+        root=state.root,
+        frontier=b"".join(state.peaks),
         note=note,
         signed_at_us=now_us,
     )
     session.add(checkpoint)
     session.flush()  # the primary key refuses a second checkpoint of this size
     return checkpoint
-
-
-def tree_at(session: Session, size: int) -> CompactRange:
-    """The Merkle tree of the first ``size`` entries, from the nearest trusted frontier.
-
-    Raises :class:`LogIntegrityError` at the first entry read that does not
-    verify, or when the log has fewer than ``size`` entries.
-    """
-    base = latest_checkpoint(session, at_most=size)
-    tree, prev = _start_from(session, base)
-    for entry in _entries_after(session, tree.size, size):
-        expected = tree.size + 1
-        if entry.seq != expected:
-            raise LogIntegrityError(expected, f"seq {expected} is missing")
-        if entry.prev_hash != prev:
-            raise LogIntegrityError(expected, f"seq {expected} does not link to seq {tree.size}")
-        if entry_hash(prev, entry.record) != entry.hash:
-            raise LogIntegrityError(expected, f"seq {expected} does not match its hash")
-        tree.append(entry.hash)
-        prev = entry.hash
-    if tree.size != size:
-        raise LogIntegrityError(tree.size + 1, f"seq {tree.size + 1} is missing")
-    return tree
-
-
-def _start_from(session: Session, base: AuditCheckpoint | None) -> tuple[CompactRange, bytes]:
-    """The frontier of ``base`` and the hash of its last entry, or an empty tree."""
-    if base is None or base.size == 0:
-        return CompactRange(), GENESIS_HASH
-    frontier = bytes(base.frontier)
-    peaks = [frontier[i : i + HASH_SIZE] for i in range(0, len(frontier), HASH_SIZE)]
-    try:
-        tree = CompactRange(base.size, peaks)
-    except ValueError:
-        tree = None
-    last_hash = session.scalar(select(AuditEntry.hash).where(AuditEntry.seq == base.size))
-    if tree is None or tree.root() != bytes(base.root) or last_hash is None:
-        log.warning("audit checkpoint frontier unusable; rebuilding", extra={"event": "audit"})
-        return CompactRange(), GENESIS_HASH
-    return tree, bytes(last_hash)
-
-
-def _entries_after(session: Session, after: int, upto: int) -> Iterator[ChainedRecord]:
-    """Entries ``after < seq <= upto`` in order, read in batches."""
-    while after < upto:
-        rows = session.execute(
-            select(*ENTRY_COLUMNS)
-            .where(AuditEntry.seq > after, AuditEntry.seq <= upto)
-            .order_by(AuditEntry.seq)
-            .limit(_READ_BATCH)
-        ).all()
-        if not rows:
-            return
-        for row in rows:
-            yield _readable(row)
-        after = rows[-1].seq
-
-
-def _readable(row: Any) -> ChainedRecord:
-    try:
-        return chained_from_row(row)
-    except (TypeError, ValueError):
-        raise LogIntegrityError(row.seq, f"seq {row.seq} is not a valid entry") from None

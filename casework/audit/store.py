@@ -5,13 +5,12 @@ bounded by the log size read at the start, so memory stays flat however long
 the log. Entries and checkpoints are immutable and only ever appended, so pages
 read in different transactions still make one consistent log. Two readers:
 
-* :func:`in_session` reads in the caller's transaction. Inside a request it is
-  the only safe choice: on SQLite the request already holds the write lock
-  (``BEGIN IMMEDIATE``), and a second connection would wait for it until the
-  busy timeout, then fail.
-* :func:`in_short_sessions` opens one short session per page. The export
-  stream uses it after the request has committed, and the CLI uses it, so that
-  no transaction stays open for the length of a download or a verification.
+* :func:`in_session` reads in the caller's transaction (a read request's
+  snapshot).
+* :func:`in_short_sessions` opens one short session per page (given
+  ``db.read_only_session``: no write lock on SQLite). The export stream uses
+  it after the request has committed, and the CLI uses it, so that no
+  transaction stays open for the length of a download or a verification.
 """
 
 from __future__ import annotations
@@ -24,7 +23,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, Row, Select, func, select
 from sqlalchemy.orm import Session
 
-from casework.audit.encoding import ChainedRecord
+from casework.audit import tiles, tree, witnesses
+from casework.audit.encoding import HASH_SIZE, ChainedRecord
 from casework.audit.export import checkpoint_line, entry_line, format_time
 from casework.audit.models import (
     ENTRY_COLUMNS,
@@ -34,9 +34,8 @@ from casework.audit.models import (
     stored_entry,
     to_micros,
 )
-from casework.audit.proofs import inclusion_path
 from casework.audit.signer import LogIdentity, latest_checkpoint
-from casework.audit.verify import VerifyResult, verify_log
+from casework.audit.verify import KeyInForce, VerifyResult, verify_log
 from casework.errors import NotFound, ValidationFailed
 from casework.pagination import decode_cursor, encode_cursor, page_size
 
@@ -123,9 +122,11 @@ def _cursor_position(cursor: str) -> tuple[int, int]:
 # --- Streaming the whole log. ---
 
 
-def iter_entries(read: Reader, upto: int, page: int = PAGE) -> Iterator[ChainedRecord]:
-    """Entries with seq 1..``upto`` in order, a page at a time."""
-    yield from _paged(read, select(*ENTRY_COLUMNS), upto, page, stored_entry)
+def iter_entries(
+    read: Reader, upto: int, page: int = PAGE, after: int = 0
+) -> Iterator[ChainedRecord]:
+    """Entries with seq ``after``+1..``upto`` in order, a page at a time."""
+    yield from _paged(read, select(*ENTRY_COLUMNS), upto, page, stored_entry, after)
 
 
 def iter_entry_hashes(read: Reader, upto: int, page: int = PAGE * 4) -> Iterator[bytes]:
@@ -135,9 +136,13 @@ def iter_entry_hashes(read: Reader, upto: int, page: int = PAGE * 4) -> Iterator
 
 
 def _paged(
-    read: Reader, query: AnySelect, upto: int, page: int, convert: Callable[[Any], Any]
+    read: Reader,
+    query: AnySelect,
+    upto: int,
+    page: int,
+    convert: Callable[[Any], Any],
+    after: int = 0,
 ) -> Iterator[Any]:
-    after = 0
     while after < upto:
         rows = read(
             query.where(AuditEntry.seq > after, AuditEntry.seq <= upto)
@@ -193,7 +198,11 @@ def log_state(session: Session) -> LogState:
 
 
 def verify_stored(
-    state: LogState, read: Reader, identity: LogIdentity, pinned: Iterable[str] = ()
+    state: LogState,
+    read: Reader,
+    identity: LogIdentity,
+    pinned: Iterable[str] = (),
+    keys: Sequence[KeyInForce] | None = None,
 ) -> VerifyResult:
     """Verify the stored log against its stored checkpoints and any ``pinned`` notes.
 
@@ -206,18 +215,22 @@ def verify_stored(
         identity.public_key,
         identity.key_name,
         identity.origin,
+        keys,
     )
 
 
 # --- Checkpoints and inclusion proofs. ---
 
 
-def checkpoint_document(checkpoint: AuditCheckpoint) -> dict[str, Any]:
+def checkpoint_document(session: Session, checkpoint: AuditCheckpoint) -> dict[str, Any]:
+    """The checkpoint as served: its note with every cosignature line appended."""
+    cosigned = witnesses.cosignatures(session, checkpoint.size)
     return {
         "size": checkpoint.size,
         "root": bytes(checkpoint.root).hex(),
         "signed_at": format_time(from_micros(checkpoint.signed_at_us)),
-        "note": checkpoint.note,
+        "note": checkpoint.note + "".join(f"{c.line}\n" for c in cosigned),
+        "cosignatures": [{"name": c.name, "time": c.time} for c in cosigned],
     }
 
 
@@ -237,11 +250,12 @@ class InclusionProof:
 
 
 def inclusion_proof(session: Session, seq: int) -> InclusionProof:
-    """The audit path from entry ``seq`` to the latest signed checkpoint.
+    """The audit path from entry ``seq`` to the latest signed checkpoint, read from tiles.
 
-    Reads in ``session``'s transaction. Raises :class:`NotFound` when there is
-    no such entry or no checkpoint covers it yet (one is signed every
-    ``audit_checkpoint_every`` entries, or on demand).
+    Reads in ``session``'s transaction: the entry, the latest checkpoint and
+    the few tiles the path needs (O(log n) rows). Raises :class:`NotFound`
+    when there is no such entry or no checkpoint covers it yet (one is signed
+    every ``audit_checkpoint_seconds`` while entries arrive, or on demand).
     """
     if not 1 <= seq <= MAX_SEQ:  # a BIGINT would overflow in the query
         raise NotFound("No entry with this sequence number.")
@@ -254,6 +268,37 @@ def inclusion_proof(session: Session, seq: int) -> InclusionProof:
             "No signed checkpoint covers this entry yet; "
             "sign one with POST /api/v1/audit/checkpoints."
         )
-    leaves = iter_entry_hashes(in_session(session), checkpoint.size)
-    path = inclusion_path(leaves, seq - 1, checkpoint.size)
+    path = _from_tiles(session, lambda: tree.inclusion_path(session, seq - 1, checkpoint.size))
     return InclusionProof(stored_entry(row), checkpoint.size, path, checkpoint.note)
+
+
+def _from_tiles(session: Session, compute: Callable[[], list[bytes]]) -> list[bytes]:
+    """A proof from tiles; a log whose tiles stop short (not integrated) answers 404."""
+    try:
+        return compute()
+    except tree.LogIntegrityError:
+        raise NotFound("The tiles do not cover this tree size yet.") from None
+
+
+def consistency_proof(session: Session, old_size: int, new_size: int) -> list[bytes]:
+    """The RFC 6962 consistency proof between tree sizes ``old_size`` and ``new_size``.
+
+    Both must be at most the latest signed checkpoint's size (the sizes a
+    verifier holds checkpoints of). Reads O(log n) tiles.
+    """
+    if not 0 <= old_size <= new_size <= MAX_SEQ:
+        raise ValidationFailed(errors={"query": {"from": ["Must be between 0 and to."]}})
+    checkpoint = latest_checkpoint(session)
+    if checkpoint is None or checkpoint.size < new_size:
+        raise NotFound("No signed checkpoint covers this tree size yet.")
+    return _from_tiles(session, lambda: tree.consistency_path(session, old_size, new_size))
+
+
+def tile_hashes(session: Session, level: int, index: int, width: int) -> bytes:
+    """The first ``width`` hashes of hash tile (``level``, ``index``), or NotFound."""
+    if not 0 <= level <= tiles.MAX_LEVEL or not 0 <= index <= MAX_SEQ:
+        raise NotFound("No such tile.")
+    data = tree.read_tile(session, level, index)
+    if data is None or len(data) < width * HASH_SIZE:
+        raise NotFound("No such tile.")
+    return data[: width * HASH_SIZE]

@@ -62,14 +62,14 @@ links further back than its predecessor.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from casework.audit.checkpoint import CheckpointError, parse_and_verify_checkpoint
+from casework.audit.checkpoint import Checkpoint, CheckpointError, parse_and_verify_checkpoint
 from casework.audit.encoding import GENESIS_HASH, HASH_SIZE, ChainedRecord, entry_hash
 from casework.audit.export import (
     MAX_LINE_LENGTH,
@@ -107,19 +107,49 @@ class _Scan:
     reason: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class VerifiedPrefix:
+    """Where an earlier verification ended: its size, last hash and Merkle peaks.
+
+    An incremental verification starts here and reads only the entries after it.
+    """
+
+    size: int
+    last_hash: bytes
+    peaks: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInForce:
+    """A signing key and the checkpoint sizes it may sign (``until`` None: no end)."""
+
+    public_key: Ed25519PublicKey
+    key_name: str
+    from_size: int
+    until_size: int | None
+
+
 def verify_log(
     entries: Iterable[ChainedRecord],
     checkpoints: Iterable[str],
     public_key: Ed25519PublicKey,
     key_name: str,
     origin: str,
+    keys: Sequence[KeyInForce] | None = None,
+    start: VerifiedPrefix | None = None,
 ) -> VerifyResult:
     """Verify a log, streamed in sequence order, against signed checkpoint notes.
 
     The checkpoints are read first (they are few); the entries are read once.
+    ``keys``, when given, replaces the single key: the chain of keys followed
+    through signed rotations, each accepted only for the sizes it may sign.
     """
-    claims, rejected = _read_checkpoints(checkpoints, public_key, key_name, origin)
-    scan = _scan(entries, claims)
+    if keys is None:
+        keys = [KeyInForce(public_key, key_name, 0, None)]
+    claims, rejected = _read_checkpoints(checkpoints, keys, origin)
+    if start is not None:  # incremental: checkpoints at or below the verified prefix are done
+        claims = {size: roots for size, roots in claims.items() if size > start.size}
+    scan = _scan(entries, claims, start or VerifiedPrefix(0, GENESIS_HASH, ()))
     problems = [scan.reason] if scan.reason else []
     problems += rejected
     return VerifyResult(
@@ -137,6 +167,7 @@ def verify_export(
     key_name: str,
     origin: str,
     pinned_checkpoints: Iterable[str] = (),
+    keys: Sequence[KeyInForce] | None = None,
 ) -> VerifyResult:
     """Verify an export (see :mod:`casework.audit.export`), read twice through ``open_lines``.
 
@@ -150,7 +181,7 @@ def verify_export(
     embedded = _embedded_checkpoints(open_lines())
     stream = _ExportEntries(open_lines())
     notes = [*pinned_checkpoints, *embedded]
-    result = verify_log(stream, notes, public_key, key_name, origin)
+    result = verify_log(stream, notes, public_key, key_name, origin, keys)
     error = stream.error
     if error is None:
         if stream.exhausted and stream.checkpoints != len(embedded):
@@ -168,6 +199,7 @@ def verify_export_file(
     key_name: str,
     origin: str,
     pinned_checkpoints: Iterable[str] = (),
+    keys: Sequence[KeyInForce] | None = None,
 ) -> VerifyResult:
     """Verify an export file; see :func:`verify_export`.
 
@@ -179,7 +211,7 @@ def verify_export_file(
         with path.open("rb") as raw:
             yield from decode_lines(iter(partial(raw.readline, MAX_LINE_LENGTH + 1), b""))
 
-    return verify_export(open_lines, public_key, key_name, origin, pinned_checkpoints)
+    return verify_export(open_lines, public_key, key_name, origin, pinned_checkpoints, keys)
 
 
 def _embedded_checkpoints(lines: Iterable[str]) -> list[str]:
@@ -234,14 +266,14 @@ class _ExportEntries:
 
 
 def _read_checkpoints(
-    notes: Iterable[str], public_key: Ed25519PublicKey, key_name: str, origin: str
+    notes: Iterable[str], keys: Sequence[KeyInForce], origin: str
 ) -> tuple[dict[int, list[bytes]], list[str]]:
     """Return the verified checkpoints' roots by size, and why any others were rejected."""
     claims: dict[int, list[bytes]] = {}
     rejected: list[str] = []
     for number, note in enumerate(notes, start=1):
         try:
-            checkpoint = parse_and_verify_checkpoint(note, public_key, key_name, origin)
+            checkpoint = _verify_under(note, keys, origin)
         except CheckpointError as error:
             rejected.append(f"checkpoint #{number} rejected: {error}")
             continue
@@ -250,6 +282,25 @@ def _read_checkpoints(
             continue
         claims.setdefault(checkpoint.size, []).append(checkpoint.root)
     return claims, rejected
+
+
+def _verify_under(note: str, keys: Sequence[KeyInForce], origin: str) -> Checkpoint:
+    """The checkpoint, once a key in force at its size has signed it."""
+    first_error: CheckpointError | None = None
+    for key in keys:
+        try:
+            checkpoint = parse_and_verify_checkpoint(note, key.public_key, key.key_name, origin)
+        except CheckpointError as error:
+            first_error = first_error or error
+            continue
+        if key.from_size <= checkpoint.size and (
+            key.until_size is None or checkpoint.size <= key.until_size
+        ):
+            return checkpoint
+        first_error = CheckpointError(
+            f"signed by a key not in force at size {checkpoint.size} (no signed rotation)"
+        )
+    raise first_error or CheckpointError("no key to verify with")
 
 
 class _ChainFault(Exception):
@@ -263,38 +314,43 @@ class _ChainFault(Exception):
         self.is_fork = is_fork
 
 
-def _chain(entries: Iterable[ChainedRecord], history: bytearray) -> Iterator[bytes]:
+def _chain(
+    entries: Iterable[ChainedRecord], history: bytearray, start: VerifiedPrefix
+) -> Iterator[bytes]:
     """Yield each entry's hash once its seq, link and hash check out.
 
     Appends the hashes to ``history``; raises :class:`_ChainFault` at the first
     entry that fails. This is the hot loop: it stays flat on purpose.
     """
-    prev = GENESIS_HASH
-    for position, entry in enumerate(entries, start=1):
+    prev = start.last_hash
+    for position, entry in enumerate(entries, start=start.size + 1):
         record = entry.record
         if (
             record.seq != position
             or entry.prev_hash != prev
             or entry_hash(prev, record) != entry.hash
         ):
-            raise _diagnose(entry, position, prev, history)
+            raise _diagnose(entry, position, prev, history, start.size)
         prev = entry.hash
         history += prev
         yield prev
 
 
-def _scan(entries: Iterable[ChainedRecord], claims: dict[int, list[bytes]]) -> _Scan:
+def _scan(
+    entries: Iterable[ChainedRecord], claims: dict[int, list[bytes]], start: VerifiedPrefix
+) -> _Scan:
     """Check chain and checkpoints in one pass; stop at the first fault."""
     sizes = iter(sorted(claims))
     next_size = next(sizes, None)
-    frontier = CompactRange()
+    frontier = CompactRange(start.size, start.peaks)
     history = bytearray()
-    links = _chain(entries, history)
-    vouched = matched = position = 0
+    links = _chain(entries, history, start)
+    matched = 0
+    vouched = position = start.size
     if next_size == 0:
         matched, next_size = len(claims[0]), next(sizes, None)
     try:
-        for position, link in enumerate(links, start=1):
+        for position, link in enumerate(links, start=start.size + 1):
             frontier.append(link)
             if position != next_size:
                 continue
@@ -342,11 +398,15 @@ def _compare_root(roots: list[bytes], root: bytes, size: int, vouched: int) -> s
     return None
 
 
-def _diagnose(entry: ChainedRecord, position: int, prev: bytes, history: bytearray) -> _ChainFault:
+def _diagnose(
+    entry: ChainedRecord, position: int, prev: bytes, history: bytearray, offset: int = 0
+) -> _ChainFault:
     """Name the first bad seq when the entry in ``position`` fails its checks."""
     seq = entry.record.seq
     if entry.prev_hash != prev:
         fork_at = _fork_point(history, entry.prev_hash)
+        if fork_at is not None and entry.prev_hash != GENESIS_HASH:
+            fork_at += offset
         if fork_at is not None:
             reason = (
                 f"the entry in position {position} (seq {seq}) links to seq {fork_at - 1}, "

@@ -148,6 +148,7 @@ class CaseSearch(MethodView):
     @blp.arguments(SearchIn)
     @blp.response(200, SearchOut)
     @problems(blp, 401, 403, 422)
+    @db.reads_only
     def post(self, query: dict[str, Any]) -> dict[str, Any]:
         """Exact search in your office by document number, or by full name and birth year."""
         return {"items": queries.search(db.session(), require_principal(), query)}

@@ -12,12 +12,14 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from casework.audit import store, verification
 from casework.audit.checkpoint import VerifierKey
 from casework.audit.encoding import ChainedRecord
 from casework.audit.export import CheckpointNote, parse_line, read_export
 from casework.audit.models import AuditEntry
 from casework.audit.proofs import verify_entry_proof
 from casework.audit.verify import verify_export
+from casework.db import get_db
 from tests.audit.helpers import allow_tampering, audit_settings, fill
 from tests.conftest import principal_headers
 
@@ -52,7 +54,7 @@ def _verifier(client: FlaskClient) -> VerifierKey:
 
 # --- Access. ---
 
-READS = ["/events", "/events/1/proof", "/export", "/verify", "/checkpoints/latest"]
+READS = ["/events", "/events/1/proof", "/export", "/verify"]
 
 
 @pytest.mark.parametrize(
@@ -231,7 +233,7 @@ def test_export_streams_and_verifies_with_only_the_public_key(
 
 
 def test_verify_reports_ok_then_the_first_bad_seq(
-    client: FlaskClient, log: Any, db_session: Session, connection: Connection
+    app: Flask, client: FlaskClient, log: Any, db_session: Session, connection: Connection
 ) -> None:
     made = log(12)
     client.post(f"{BASE}/checkpoints", headers=AUDITOR)
@@ -243,7 +245,16 @@ def test_verify_reports_ok_then_the_first_bad_seq(
     allow_tampering(connection)
     db_session.execute(text("UPDATE audit_log SET target = 'REF99' WHERE seq = :s"), {"s": victim})
     body = client.get(f"{BASE}/verify", headers=AUDITOR).get_json()
-    assert (body["ok"], body["first_bad_seq"]) == (False, victim)
+    assert (body["ok"], body["kind"]) == (True, "incremental")  # the prefix was verified before
+    assert body["from_size"] > victim
+    with app.app_context():  # the full verification a cron job runs (casework audit verify)
+        outcome, row = verification.verify_service_log(
+            db_session, store.in_session(db_session), full=True
+        )
+        verification.save(row, get_db(app).session_factory)
+    assert (outcome.result.ok, outcome.result.first_bad_seq) == (False, victim)
+    body = client.get(f"{BASE}/verify", headers=AUDITOR).get_json()
+    assert (body["ok"], body["first_bad_seq"], body["kind"]) == (False, victim, "full")
     assert "REF99" not in body["reason"]
     last = _entries_since(db_session, _head(db_session) - 1)[0]
     assert (last.action, last.outcome) == ("audit.verify", "failure")
@@ -339,6 +350,11 @@ def test_every_route_is_documented(client: FlaskClient) -> None:
         f"{BASE}/checkpoints",
         f"{BASE}/checkpoints/latest",
         f"{BASE}/actors/{{actor}}",
+        f"{BASE}/proofs/consistency",
+        f"{BASE}/tiles/tile/{{level}}/{{index}}",
+        f"{BASE}/keys",
+        f"{BASE}/witnesses",
+        f"{BASE}/cosignatures",
     }
     assert "application/jsonl" in paths[f"{BASE}/export"]["get"]["responses"]["200"]["content"]
     assert paths[f"{BASE}/events"]["get"]["x-permissions"] == ["audit:read"]

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from casework import audit, create_app
-from casework.audit import service, signer
+from casework.audit import keys, service, signer
 from casework.audit.checkpoint import parse_and_verify_checkpoint
 from casework.audit.merkle import root
 from casework.audit.models import AuditCheckpoint, AuditEntry
@@ -136,13 +136,13 @@ def test_refused_on_demand_checkpoint_leaves_a_failure_entry(
     assert (head.action, head.outcome) == ("audit.checkpoint", "failure")
 
 
-def test_without_a_keyring_appends_still_work(
+def test_without_a_signing_key_appends_still_work(
     app: Flask, in_app: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def missing() -> Any:
-        raise KeyringError("no keyring")
+        raise KeyringError("no audit signing key")
 
-    monkeypatch.setattr(signer.holder(), "get", missing)
+    monkeypatch.setattr(keys.key_file(), "get", missing)
     signed = len(_checkpoints(in_app))
     with audit_settings(app, audit_checkpoint_every=1):
         fill(in_app, 2)

@@ -5,14 +5,20 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from benchmarks import audit_bench, crypto_bench, sync_bench
+from benchmarks import audit_bench, crypto_bench, log_bench, sync_bench
 from benchmarks.__main__ import SUITES
 from casework.config import SCHEMA
 from tests.conftest import POSTGRES_URL
 
 
 def test_make_bench_runs_every_in_process_suite() -> None:
-    assert set(SUITES) == {"crypto_bench", "audit_bench", "sync_bench", "field_client_bench"}
+    assert set(SUITES) == {
+        "crypto_bench",
+        "audit_bench",
+        "log_bench",
+        "sync_bench",
+        "field_client_bench",
+    }
     for name in SUITES:
         assert (Path(crypto_bench.__file__).parent / f"{name}.py").is_file()
 
@@ -55,3 +61,17 @@ def test_sync_suite_measures_pull_and_push(tmp_path: Path) -> None:
     assert results["push_updates"]["mutations"] == results["push_creates"]["mutations"] == 10
     for name in ("pull", "push_updates", "push_creates"):
         assert results[name]["ratio_to_baseline"] > 0
+
+
+def test_log_suite_measures_group_commit_proofs_and_verification(tmp_path: Path) -> None:
+    out = tmp_path / "log.json"
+    log_bench.main(["--out", str(out), "--entries", "3000", "--seconds", "0.5", "--no-postgres"])
+    results = json.loads(out.read_text(encoding="utf-8"))["sqlite"]
+    appends = results["group_commit"]
+    assert appends["writers"] == 32
+    assert appends["appends"] > 0
+    assert appends["mean_batch"] >= 1
+    large = results["million"]
+    assert large["entries"] >= 3000
+    assert large["inclusion_proof_ms"]["median"] > 0
+    assert large["verification"]["ok"] is True

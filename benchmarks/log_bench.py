@@ -1,0 +1,247 @@
+"""The access log's targets: group-commit appends, proofs at a million entries, verification.
+
+Measures, in one run, on SQLite (casework's production pragmas) and, when
+reachable, PostgreSQL:
+
+* **appends per second under 32 concurrent writers** through the group
+  committer, as read requests use it: each writer seals one entry and waits
+  until it is durable (committed), then the next; batch size and the largest
+  batch seen come with it (target >= 10,000/s);
+* **an inclusion proof and a consistency proof at 1,000,000 entries**, read from
+  the tiles (target <= 10 ms), with the number of tile rows read;
+* **verification from the database** of the whole million-entry log, in
+  entries per second (target >= 100,000/s), as ``casework audit verify`` runs it.
+
+Usage, from the repository root::
+
+    python benchmarks/log_bench.py --out log_bench.json [--entries 1000000] [--no-postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from flask import Flask
+from sqlalchemy import insert, text
+from sqlalchemy.engine import make_url
+
+from casework import create_app, db, migrate
+from casework.audit import service, signer, store, tiles, verification
+from casework.audit.encoding import GENESIS_HASH, AuditRecord, chain
+from casework.audit.models import AuditEntry
+from casework.security.app import ensure_keyring
+
+WRITERS = 32
+
+
+def _draft(n: int) -> AuditRecord:
+    return AuditRecord(
+        seq=1,
+        at=datetime.now(UTC),
+        actor=f"user-{n % 50}",
+        role="caseworker",
+        office="bench-01",
+        device=None,
+        action="case.read",
+        target=f"REF{n % 9973:08d}",
+        fields=("family_name", "given_name"),
+        outcome="success",
+        request_id=f"{n:032x}",
+    )
+
+
+@contextmanager
+def _app(url: str, folder: Path, **settings: Any) -> Iterator[Flask]:
+    app = create_app({"database_url": url, "instance_path": str(folder), **settings})
+    with app.app_context():
+        migrate.upgrade(db.get_db().engine)
+        ensure_keyring(app)  # the keys only: no first administrator in a benchmark
+    try:
+        yield app
+    finally:
+        db.get_db(app).engine.dispose()
+
+
+@contextmanager
+def _postgres(admin_url: str) -> Iterator[str]:
+    from sqlalchemy import create_engine
+
+    name = f"casework_logbench_{os.getpid()}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def group_commit_appends(app: Flask, seconds: float) -> dict[str, Any]:
+    committer = service.group_commit(app)
+    committer.batches = committer.items = 0
+    stop = time.monotonic() + seconds
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def writer(number: int) -> None:
+        own: list[float] = []
+        n = number
+        with app.app_context():
+            while time.monotonic() < stop:
+                started = time.perf_counter()
+                committer.append([_draft(n)])
+                own.append(time.perf_counter() - started)
+                n += WRITERS
+        with lock:
+            latencies.extend(own)
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(WRITERS)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "writers": WRITERS,
+        "appends": committer.items,
+        "appends_per_s": round(committer.items / elapsed),
+        "batches": committer.batches,
+        "mean_batch": round(committer.items / max(1, committer.batches), 1),
+        "latency_ms": {
+            "p50": round(latencies[len(latencies) // 2] * 1000, 2),
+            "p99": round(latencies[int(len(latencies) * 0.99)] * 1000, 2),
+            "mean": round(statistics.fmean(latencies) * 1000, 2),
+        },
+        "target_appends_per_s": 10_000,
+    }
+
+
+def _bulk_log(app: Flask, size: int) -> float:
+    """Insert ``size`` chained entries in large INSERTs (the append path is measured above)."""
+    started = time.perf_counter()
+    prev, rows = GENESIS_HASH, []
+    engine = db.get_db(app).engine
+    with engine.begin() as connection:
+        head = connection.execute(text("SELECT max(seq) FROM audit_log")).scalar() or 0
+        if head:
+            prev = connection.execute(
+                text("SELECT hash FROM audit_log WHERE seq = :s"), {"s": head}
+            ).scalar_one()
+        for seq in range(head + 1, head + size + 1):
+            sealed = chain(bytes(prev), replace(_draft(seq), seq=seq))
+            rows.append(AuditEntry.values_of(sealed))
+            prev = sealed.hash
+            if len(rows) == 20_000:
+                connection.execute(insert(AuditEntry), rows)
+                rows = []
+        if rows:
+            connection.execute(insert(AuditEntry), rows)
+    return time.perf_counter() - started
+
+
+def proofs_and_verification(app: Flask, size: int) -> dict[str, Any]:
+    build = _bulk_log(app, size)
+    with app.app_context():
+        session = db.get_db().session_factory()
+        started = time.perf_counter()
+        checkpoint = signer.sign_now(session)  # integrates every entry into tiles first
+        session.commit()
+        integrate = time.perf_counter() - started
+        head = checkpoint.size
+        proof_times, consistency_times = [], []
+        for n in range(50):
+            seq = 1 + (n * 7919) % head
+            started = time.perf_counter()
+            store.inclusion_proof(session, seq)
+            proof_times.append(time.perf_counter() - started)
+            session.rollback()
+            old = 1 + (n * 104_729) % head
+            started = time.perf_counter()
+            store.consistency_proof(session, old, head)
+            consistency_times.append(time.perf_counter() - started)
+            session.rollback()
+        session.close()
+        tiles_read = len(tiles.tiles_for(tiles.proof_ranges_inclusion(head // 3, head)))
+        started = time.perf_counter()
+        with db.read_only_session() as reader:
+            outcome, _row = verification.verify_service_log(
+                reader, store.in_short_sessions(db.read_only_session), full=True
+            )
+        verify_s = time.perf_counter() - started
+    return {
+        "entries": head,
+        "bulk_insert_s": round(build, 1),
+        "integrate_tiles_s": round(integrate, 1),
+        "inclusion_proof_ms": {
+            "median": round(statistics.median(proof_times) * 1000, 2),
+            "max": round(max(proof_times) * 1000, 2),
+            "tile_rows": tiles_read,
+            "target_ms": 10,
+        },
+        "consistency_proof_ms": {"median": round(statistics.median(consistency_times) * 1000, 2)},
+        "verification": {
+            "ok": outcome.result.ok,
+            "seconds": round(verify_s, 2),
+            "entries_per_s": round(head / verify_s),
+            "target_entries_per_s": 100_000,
+        },
+    }
+
+
+def suite(url: str, folder: Path, entries: int, seconds: float) -> dict[str, Any]:
+    with _app(url, folder, audit_checkpoint_seconds=10) as app:
+        appends = group_commit_appends(app, seconds)
+        large = proofs_and_verification(app, entries)
+    return {"group_commit": appends, "million": large}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    parser.add_argument("--entries", type=int, default=1_000_000)
+    parser.add_argument("--seconds", type=float, default=10.0, help="duration of the append run")
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("BENCH_DATABASE_URL")
+        or "postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+    )
+    parser.add_argument("--no-postgres", action="store_true")
+    args = parser.parse_args(argv)
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="casework-logbench-") as scratch:
+        folder = Path(scratch)
+        url = f"sqlite:///{folder / 'log.db'}"
+        results["sqlite"] = suite(url, folder / "sqlite", args.entries, args.seconds)
+        print(json.dumps({"sqlite": results["sqlite"]}), flush=True)
+        if not args.no_postgres:
+            try:
+                with _postgres(args.postgres) as pg_url:
+                    results["postgresql"] = suite(pg_url, folder / "pg", args.entries, args.seconds)
+            except Exception as error:  # a missing server is a skip, not a failure
+                results["postgresql"] = {"status": "skipped", "reason": type(error).__name__}
+            print(json.dumps({"postgresql": results["postgresql"]}), flush=True)
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

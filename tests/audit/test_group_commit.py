@@ -1,0 +1,179 @@
+"""Group commit: batching, release on durability, failure handed to every waiter; read requests
+append their entries through it, writes in their own transaction."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from casework import db
+from casework.audit import service
+from casework.audit.appender import AppendFailed, GroupCommit
+from casework.audit.models import AuditEntry
+from tests.conftest import principal_headers
+
+AUDITOR = principal_headers("auditor", user_id="u-auditor")
+
+
+def test_concurrent_appends_are_batched_and_each_released_once_written() -> None:
+    written: list[list[int]] = []
+    gate = threading.Event()
+
+    def write(items: list[int]) -> None:
+        gate.wait(5)  # the first batch holds the others back, so they pile up
+        written.append(list(items))
+
+    committer: GroupCommit[int] = GroupCommit(write, batch_size=100)
+    done: list[int] = []
+
+    def worker(n: int) -> None:
+        committer.append([n])
+        assert any(n in batch for batch in written)  # released only after its batch
+        done.append(n)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(20)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.2)
+    gate.set()
+    for thread in threads:
+        thread.join(10)
+    assert sorted(done) == list(range(20))
+    assert sorted(n for batch in written for n in batch) == list(range(20))
+    assert len(written) < 20  # entries that waited were written together
+    assert committer.items == 20
+
+
+def test_a_batch_never_exceeds_its_size_nor_splits_a_request() -> None:
+    written: list[list[str]] = []
+    gate = threading.Event()
+
+    def write(items: list[str]) -> None:
+        gate.wait(5)
+        written.append(items)
+
+    committer: GroupCommit[str] = GroupCommit(write, batch_size=4)
+    requests = [[f"{n}-{i}" for i in range(3)] for n in range(6)]
+    threads = [threading.Thread(target=committer.append, args=(r,)) for r in requests]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.2)
+    gate.set()
+    for thread in threads:
+        thread.join(10)
+    assert all(len(batch) <= 4 or len(batch) == 3 for batch in written)
+    for batch in written:
+        owners = [item.split("-")[0] for item in batch]
+        assert all(owners.count(owner) == 3 for owner in owners)  # whole requests only
+
+
+def test_a_failed_batch_fails_every_request_it_carried() -> None:
+    def write(items: list[int]) -> None:
+        raise RuntimeError("disk full")
+
+    committer: GroupCommit[int] = GroupCommit(write)
+    with pytest.raises(AppendFailed):
+        committer.append([1])
+    assert committer.batches == 1
+
+
+def test_max_wait_lets_a_batch_fill() -> None:
+    batches: list[list[int]] = []
+    committer: GroupCommit[int] = GroupCommit(batches.append, batch_size=8, max_wait=0.3)
+    threads = [threading.Thread(target=committer.append, args=([n],)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert sorted(n for b in batches for n in b) == list(range(8))
+    assert len(batches) <= 2
+
+
+# --- Through the application. ---
+
+
+def _count(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(AuditEntry)) or 0
+
+
+def test_a_read_request_appends_by_group_commit_before_its_response(
+    app: Flask, client: FlaskClient, db_session: Session
+) -> None:
+    committer = service.group_commit(app)
+    before_batches, before = committer.batches, _count(db_session)
+    response = client.get("/api/v1/audit/events", headers=AUDITOR)
+    assert response.status_code == 200
+    assert committer.batches == before_batches + 1
+    assert _count(db_session) == before + 1
+    entry = db_session.scalars(select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(1)).one()
+    assert entry.action == "audit.read"
+    assert entry.request_id == response.headers["X-Request-ID"]
+
+
+def test_a_failed_batch_turns_the_read_into_a_500(
+    app: Flask, client: FlaskClient, db_session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(items: list[Any]) -> None:
+        raise RuntimeError("the log's disk is full")
+
+    monkeypatch.setattr(service.group_commit(app), "_write", broken)
+    monkeypatch.setitem(app.config, "PROPAGATE_EXCEPTIONS", False)  # answer as in production
+    before = _count(db_session)
+    response = client.get("/api/v1/audit/events", headers=AUDITOR)
+    assert response.status_code == 500
+    assert "items" not in (response.get_json() or {})  # no data without its entry
+    assert _count(db_session) == before
+
+
+def test_a_write_keeps_its_entry_in_its_own_transaction(
+    app: Flask, client: FlaskClient, db_session: Session
+) -> None:
+    committer = service.group_commit(app)
+    before_batches = committer.batches
+    response = client.post("/api/v1/audit/checkpoints", headers=AUDITOR)
+    assert response.status_code == 201
+    assert committer.batches == before_batches  # not through the group committer
+    entry = db_session.scalars(select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(1)).one()
+    assert entry.action == "audit.checkpoint"
+
+
+def test_request_modes(app: Flask) -> None:
+    with app.test_request_context("/api/v1/audit/events", method="GET"):
+        assert db.is_read_mode(db.session())
+    with app.test_request_context("/api/v1/audit/checkpoints", method="POST"):
+        assert not db.is_read_mode(db.session())
+    with app.test_request_context("/api/v1/cases/search", method="POST"):
+        assert db.is_read_mode(db.session())  # marked @db.reads_only
+
+
+def test_a_read_session_that_writes_turns_writer_despite_a_stale_snapshot(tmp_path: Any) -> None:
+    """SQLite: a deferred transaction that writes after another connection committed would
+    fail at once (stale snapshot); the read session ends its snapshot and takes the write
+    lock before its first change instead."""
+    from sqlalchemy import Column, Integer, MetaData, Table, insert, text
+    from sqlalchemy.orm import Session as OrmSession
+
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'modes.db'}")
+    metadata = MetaData()
+    table = Table("t", metadata, Column("id", Integer, primary_key=True))
+    metadata.create_all(engine)
+    reader = OrmSession(engine)
+    reader.info[db.MODE] = db.READ
+    reader.connection(execution_options={db.READ_ONLY: True})
+    assert reader.execute(text("SELECT count(*) FROM t")).scalar() == 0  # snapshot taken
+    with engine.begin() as other:  # another writer commits meanwhile
+        other.execute(insert(table).values(id=1))
+    reader.execute(insert(table).values(id=2))  # would raise "database is locked" unupgraded
+    assert reader.info[db.MODE] == db.WRITE
+    reader.commit()
+    reader.close()
+    with engine.connect() as check:
+        assert check.execute(text("SELECT count(*) FROM t")).scalar() == 2
+    engine.dispose()
