@@ -49,12 +49,13 @@ def _register_features(app: Flask, api: Any) -> None:
     """Each feature package contributes its blueprint, and its hooks through ``init_app``:
     nothing registers itself at import, so every command and test that builds the app
     has every hook."""
-    from casework import audit, auth, handoff, health, vetting, workflow
+    from casework import audit, auth, handoff, health, reports, vetting, workflow
     from casework.audit import api as audit_api
     from casework.auth import api as auth_api
     from casework.cases import api as cases_api
     from casework.handoff import api as handoff_api
     from casework.offices import api as offices_api
+    from casework.reports import api as reports_api
     from casework.security import app as security_app
     from casework.vetting import api as vetting_api
     from casework.workflow import api as workflow_api
@@ -65,6 +66,7 @@ def _register_features(app: Flask, api: Any) -> None:
     workflow.init_app(app)
     vetting.init_app(app)
     handoff.init_app(app)
+    reports.init_app(app)
     cases_api.register_converter(app, api)
     api.register_blueprint(health.blp)
     api.register_blueprint(auth_api.blp)
@@ -76,3 +78,4 @@ def _register_features(app: Flask, api: Any) -> None:
     api.register_blueprint(workflow_api.blp)
     api.register_blueprint(vetting_api.blp)
     api.register_blueprint(handoff_api.blp)
+    api.register_blueprint(reports_api.blp)

@@ -22,6 +22,7 @@ from casework.cases.cli import cases_group, reindex_command
 from casework.db import get_db
 from casework.handoff.cli import handoff_group
 from casework.keys.cli import keys_group
+from casework.reports.cli import retention_group
 from casework.security.errors import KeyringError
 
 
@@ -144,4 +145,5 @@ main.add_command(audit_group)
 main.add_command(keys_group)
 main.add_command(cases_group)
 main.add_command(handoff_group)
+main.add_command(retention_group)
 keys_group.add_command(reindex_command)

@@ -64,6 +64,11 @@ class AuditAction(StrEnum):
     AUDIT_VERIFY = "audit.verify"
     AUDIT_CHECKPOINT = "audit.checkpoint"
     AUDIT_PROOF = "audit.proof"
+    REPORT_RUN = "report.run"
+    RETENTION_PROPOSE = "retention.propose"
+    RETENTION_APPROVE = "retention.approve"
+    RETENTION_ERASE = "retention.erase"
+    CASE_LEGAL_HOLD = "case.legal_hold"
 
 
 class Outcome(StrEnum):

@@ -43,6 +43,10 @@ class Permission(StrEnum):
     AUDIT_CHECKPOINT = "audit:checkpoint"
     SYNC_PULL = "sync:pull"
     SYNC_PUSH = "sync:push"
+    REPORTS_READ = "reports:read"
+    REPORTS_ALL_OFFICES = "reports:all-offices"
+    RETENTION_MANAGE = "retention:manage"
+    CASES_HOLD = "cases:hold"
     SELF = "self"
 
 
@@ -72,6 +76,9 @@ _SUPERVISOR = _VETTING_OFFICER | {
     P.HANDOFF_ACCEPT,
     P.CASES_CLOSE,
     P.CASES_ERASE,
+    P.CASES_HOLD,
+    # Anonymised statistics of their own office (small cells suppressed).
+    P.REPORTS_READ,
 }
 
 ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
@@ -90,6 +97,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
             # Partners are trust anchors of the whole deployment (where case data may go),
             # kept apart from the supervisors who approve sending: nobody does both alone.
             P.PARTNERS_MANAGE,
+            # Proposes and approves the retention policy: two administrators, four eyes.
+            P.RETENTION_MANAGE,
         }
     ),
     "caseworker": _CASEWORKER,
@@ -97,13 +106,15 @@ ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
     "supervisor": _SUPERVISOR,
     # Reads and verifies the access log; sees no case.
     "auditor": frozenset({P.SELF, P.AUDIT_READ, P.AUDIT_CHECKPOINT}),
+    # Anonymised statistics of every office in aggregate; sees no case.
+    "analyst": frozenset({P.SELF, P.REPORTS_READ, P.REPORTS_ALL_OFFICES}),
     # An enrolled field-office sync client (signed requests, no password).
     "device": frozenset({P.SYNC_PULL, P.SYNC_PUSH}),
 }
 
 ROLES = tuple(ROLE_PERMISSIONS)
 # Roles whose users belong to no office (they see no case, so need no scope).
-OFFICELESS_ROLES = frozenset({"admin", "auditor"})
+OFFICELESS_ROLES = frozenset({"admin", "auditor", "analyst"})
 # Roles a staff account (username and password) may hold; devices enrol instead.
 STAFF_ROLES = tuple(role for role in ROLES if role != "device")
 
@@ -116,6 +127,10 @@ ROLE_SUMMARIES: dict[str, str] = {
     "vetting_officer": "A caseworker who also conducts interviews and screening.",
     "supervisor": "Everything in their office, plus the second-person (four-eyes) decisions.",
     "auditor": "Reads and verifies the access log; sees no case.",
+    "analyst": (
+        "Reads anonymised statistics of all offices in aggregate (small cells suppressed); "
+        "sees no case."
+    ),
     "device": "An enrolled field-office sync client (signed requests, no password).",
 }
 
@@ -151,6 +166,10 @@ PERMISSION_SUMMARIES: dict[Permission, str] = {
     P.AUDIT_CHECKPOINT: "read, verify and export signed checkpoints",
     P.SYNC_PULL: "pull their office's change feed (devices)",
     P.SYNC_PUSH: "push mutations (devices)",
+    P.REPORTS_READ: "run anonymised statistical reports (all offices, or their own office)",
+    P.REPORTS_ALL_OFFICES: "run reports over every office, in aggregate or one office at a time",
+    P.RETENTION_MANAGE: "propose and approve the retention policy (two administrators)",
+    P.CASES_HOLD: "put a case under legal hold, or lift it (stops retention erasing it)",
     P.SELF: "sign in and out, read their own account, enrol in MFA",
 }
 

@@ -40,7 +40,14 @@ def test_role_shapes() -> None:
     }
     assert "device" not in STAFF_ROLES
     assert Permission.SELF not in ROLE_PERMISSIONS["device"]
-    assert {"admin", "auditor"} == OFFICELESS_ROLES
+    assert {"admin", "auditor", "analyst"} == OFFICELESS_ROLES
+    # The analyst sees statistics only: no case, no log, no administration.
+    assert ROLE_PERMISSIONS["analyst"] == {
+        Permission.SELF,
+        Permission.REPORTS_READ,
+        Permission.REPORTS_ALL_OFFICES,
+    }
+    assert Permission.REPORTS_ALL_OFFICES not in ROLE_PERMISSIONS["supervisor"]
     admin = ROLE_PERMISSIONS["admin"]
     for needed in (
         Permission.OFFICES_WRITE,
