@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Response, current_app, request
 from flask.views import MethodView
+from marshmallow import RAISE
 
 from casework import db
 from casework.api import API_PREFIX, ETAG_HEADER, IF_MATCH, Blueprint, NoBody, problems
@@ -69,7 +70,7 @@ class Reports(MethodView):
 @blp.route("/reports/<name>")
 class Report(MethodView):
     @requires(Permission.REPORTS_READ)
-    @blp.arguments(ReportArgs, location="query")
+    @blp.arguments(ReportArgs, location="query", unknown=RAISE)
     @blp.response(200, ReportOut)
     @problems(blp, 401, 403, 404, 422)
     def get(self, args: dict[str, Any], name: str) -> Any:

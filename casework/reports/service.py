@@ -11,6 +11,7 @@ names of the filters used, never their values and never a count.
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -60,8 +61,8 @@ from casework.workflow.models import CaseWorkflow
 
 UNKNOWN = "unknown"
 BATCH_CASES = 2000
-POOL_THRESHOLD = 10_000
-"""Below this many cases a report is counted in the calling process (no worker start-up)."""
+POOL_MIN_BATCHES = 3
+"""Below this many batches a report is counted in the calling process (no worker start-up)."""
 
 METHOD = (
     "Counts below k are suppressed; a figure is the sum of the published (office, month, cell) "
@@ -328,15 +329,16 @@ def _count_cases(session: Session) -> Counter[Atom]:
 def _count(
     rows: Iterator[CaseRow], kind: str, ctx: CountContext, workers: int
 ) -> dict[str, Counter[Atom]]:
-    """Count ``rows`` in batches: in this process for few, in ``workers`` processes for many."""
+    """Count ``rows`` in batches: in this process for few, in ``workers`` processes for many.
+
+    The rows are read here while the workers decrypt, so reading and
+    decryption overlap; what comes back from a worker is counts only.
+    """
     batches = counting.batched(rows, BATCH_CASES)
+    head = list(itertools.islice(batches, POOL_MIN_BATCHES))
     totals: dict[str, Counter[Atom]] = {}
-    first = next(batches, None)
-    if first is None:
-        return totals
-    second = next(batches, None)
-    if second is None or workers < 2 or len(first) * 5 < POOL_THRESHOLD:
-        for batch in (first, *([] if second is None else [second]), *batches):
+    if workers < 2 or len(head) < POOL_MIN_BATCHES:
+        for batch in itertools.chain(head, batches):
             _merge(totals, counting.count_batch(ctx, kind, batch))
         return totals
     pool = ProcessPoolExecutor(
@@ -346,8 +348,10 @@ def _count(
         initargs=(ctx,),
     )
     with pool:
-        futures = [pool.submit(counting.count_in_worker, kind, b) for b in (first, second)]
-        futures += [pool.submit(counting.count_in_worker, kind, b) for b in batches]
+        futures = [
+            pool.submit(counting.count_in_worker, kind, batch)
+            for batch in itertools.chain(head, batches)
+        ]
         for future in futures:
             _merge(totals, future.result())
     return totals
