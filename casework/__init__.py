@@ -74,6 +74,7 @@ def _register_features(app: Flask, api: Any) -> None:
     api.register_blueprint(offices_api.blp)
     api.register_blueprint(cases_api.blp)
     api.register_blueprint(cases_api.alerts_blp)
+    api.register_blueprint(cases_api.erasure_blp)
     api.register_blueprint(audit_api.blp)
     api.register_blueprint(workflow_api.blp)
     api.register_blueprint(vetting_api.blp)

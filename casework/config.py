@@ -82,6 +82,13 @@ SCHEMA: dict[str, Key] = {
         "First retention-policy proposal, 'state=days' items (closed, handed_off, arrived); "
         "two administrators must still adopt and approve it.",
     ),
+    "shred_after_hours": Key(
+        int,
+        12,
+        "`casework keys shred --if-due` shreds once the oldest pending erasure is this old "
+        "(run it hourly: erasures become final within this plus one hour; see docs/encryption.md).",
+    ),
+    "erasure_request_days": Key(int, 14, "A pending erasure request expires after this many days."),
     "cases_filter_scan_limit": Key(
         int, 2000, "Cases a list filtered on an encrypted attribute decrypts per request."
     ),

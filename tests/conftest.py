@@ -175,3 +175,24 @@ def stored_ciphertexts(session: Session, model: type[Any]) -> list[bytes | None]
     rows = session.execute(select(*(table.c[name] for name in names))).all()
     assert rows, f"no {table.name} rows"
     return [value for row in rows for value in row]
+
+
+def erase_by_two_people(
+    client: FlaskClient,
+    reference: str,
+    requester: dict[str, str],
+    approver: dict[str, str],
+    reason: str = "The person asked for their record to be erased.",
+) -> Any:
+    """Erase a case the only way there is: one supervisor requests, another approves.
+
+    Returns the approval's response (200 when the case was erased)."""
+    made = client.post(
+        f"/api/v1/cases/{reference}/erasure-requests", json={"reason": reason}, headers=requester
+    )
+    if made.status_code != 201:
+        return made
+    return client.post(
+        f"/api/v1/erasure-requests/{made.get_json()['id']}/approve",
+        headers={**approver, "If-Match": made.headers["ETag"]},
+    )

@@ -46,7 +46,12 @@ from tests.workflow import matrix as workflow_matrix
 PLACES = ("own", "other", "none")
 # Routes below these prefixes carry case contents: admins and auditors must be
 # refused there whatever the permission table says (403, or 404 out of scope).
-CASE_CONTENT_PREFIXES = ("/api/v1/cases", "/api/v1/households", "/api/v1/workflow/cases")
+CASE_CONTENT_PREFIXES = (
+    "/api/v1/cases",
+    "/api/v1/households",
+    "/api/v1/workflow/cases",
+    "/api/v1/erasure-requests",
+)
 # Routes anyone may call. A new public route must be added here on purpose.
 PUBLIC = frozenset(
     {
@@ -157,7 +162,20 @@ ENTRIES: dict[str, Entry] = {
     "PATCH /api/v1/cases/<case_ref:reference>": Entry(
         200, _case({"specific_needs": ["SC-UC"]}, V1), scoped=True
     ),
-    "DELETE /api/v1/cases/<case_ref:reference>": Entry(204, _case(None, V1), scoped=True),
+    # erasure by two people (issue 17): the request is by another supervisor of the office
+    "POST /api/v1/cases/<case_ref:reference>/erasure-requests": Entry(
+        201, _case({"reason": "Matrix."}), scoped=True
+    ),
+    "GET /api/v1/erasure-requests": Entry(200),
+    "GET /api/v1/erasure-requests/<uuid:request_id>": Entry(
+        200, lambda w: Call({"request_id": cases_matrix.erasure_request(w)}), scoped=True
+    ),
+    "POST /api/v1/erasure-requests/<uuid:request_id>/approve": Entry(
+        200, lambda w: Call({"request_id": cases_matrix.erasure_request(w)}, None, V1), scoped=True
+    ),
+    "POST /api/v1/erasure-requests/<uuid:request_id>/reject": Entry(
+        200, lambda w: Call({"request_id": cases_matrix.erasure_request(w)}, None, V1), scoped=True
+    ),
     "GET /api/v1/cases/<case_ref:reference>/history": Entry(200, _case(), scoped=True),
     "POST /api/v1/cases/<case_ref:reference>/duplicates": Entry(200, _case(), scoped=True),
     "GET /api/v1/alerts": Entry(200),

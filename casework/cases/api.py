@@ -8,6 +8,7 @@ link in a URL; searches carry their keys in a POST body.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from flask import Flask, current_app
@@ -20,7 +21,7 @@ from casework import db
 from casework.api import API_PREFIX, ETAG_HEADER, IF_MATCH, Blueprint, NoBody, problems
 from casework.authz.access import Principal, require_principal, requires, route_permission
 from casework.authz.permissions import Permission
-from casework.cases import duplicates, queries, service
+from casework.cases import duplicates, erasure_requests, queries, service
 from casework.cases.models import Case
 from casework.cases.reference import URL_PATTERN
 from casework.cases.schemas import (
@@ -30,6 +31,9 @@ from casework.cases.schemas import (
     CasePageOut,
     CaseUpdateIn,
     DuplicatesOut,
+    ErasureRequestIn,
+    ErasureRequestOut,
+    ErasureRequestPageOut,
     HistoryPageOut,
     IntakeIn,
     SearchIn,
@@ -172,15 +176,6 @@ class CaseByReference(MethodView):
         view = service.change_case(session, case, changes)
         return view, 200, case_etag(case)
 
-    @requires(Permission.CASES_ERASE)
-    @blp.response(204)
-    @blp.doc(parameters=[IF_MATCH])
-    @problems(blp, 401, 403, 404, 410, 412, 428)
-    def delete(self, reference: str) -> None:
-        """Erase the case by crypto-shredding; a tombstone answering 410 remains."""
-        session, _, case = case_for_write(reference)
-        service.erase_case(session, case)
-
 
 @blp.route("/<case_ref:reference>/history")
 class CaseHistory(MethodView):
@@ -207,6 +202,109 @@ class CaseDuplicates(MethodView):
         """Look for the same people in every office: yours by reference, others as alerts."""
         session, principal, case = case_for(reference)
         return {"possible_duplicates": duplicates.check_duplicates(session, principal, case)}
+
+
+@blp.route("/<case_ref:reference>/erasure-requests")
+class CaseErasureRequests(MethodView):
+    @requires(Permission.CASES_ERASE)
+    @blp.arguments(ErasureRequestIn)
+    @blp.response(201, ErasureRequestOut, headers=ETAG_HEADER)
+    @problems(blp, 401, 403, 404, 410, 422)
+    def post(
+        self, body: dict[str, Any], reference: str
+    ) -> tuple[dict[str, Any], int, dict[str, str]]:
+        """Ask for the case to be erased; another supervisor of your office must approve.
+
+        Erasure is never one person's act: ``DELETE`` on the case answers 405.
+        The reason is sealed under the case's key and destroyed with the case.
+        """
+        session, principal, case = case_for(reference)
+        view = erasure_requests.request_erasure(session, principal, case, body["reason"])
+        return view, 201, {"ETag": etag_for(view["version"])}
+
+
+erasure_blp = Blueprint(
+    "erasure_requests",
+    __name__,
+    url_prefix=f"{API_PREFIX}/erasure-requests",
+    description="Erasure of a case: one supervisor requests, another approves.",
+)
+ERASURE_PROBLEMS = {
+    409: "The requester cannot decide (`four-eyes-required`), or the request is closed: "
+    "decided, cancelled or expired (`request-closed`).",
+}
+
+
+def request_for(request_id: uuid.UUID, *, for_update: bool = False) -> Any:
+    """The request's session and caller, the request and its case (404 outside the office)."""
+    session = db.session()
+    principal = require_principal()
+    request, case = erasure_requests.load_request(
+        session, principal, request_id, for_update=for_update
+    )
+    return session, principal, request, case
+
+
+@erasure_blp.route("")
+class ErasureRequests(MethodView):
+    @requires(Permission.CASES_ERASE)
+    @erasure_blp.arguments(PageArgs, location="query", unknown=RAISE)
+    @erasure_blp.response(200, ErasureRequestPageOut)
+    @problems(erasure_blp, 401, 403, 422)
+    def get(self, page: dict[str, Any]) -> dict[str, Any]:
+        """Erasure requests of your office (reasons are shown one request at a time)."""
+        items, next_cursor = erasure_requests.list_requests(
+            db.session(), require_principal(), limit=page_size(page["limit"]), cursor=page["cursor"]
+        )
+        return {"items": items, "next_cursor": next_cursor}
+
+
+@erasure_blp.route("/<uuid:request_id>")
+class ErasureRequestById(MethodView):
+    @requires(Permission.CASES_ERASE)
+    @erasure_blp.response(200, ErasureRequestOut, headers=ETAG_HEADER)
+    @problems(erasure_blp, 401, 403, 404)
+    def get(self, request_id: uuid.UUID) -> tuple[dict[str, Any], int, dict[str, str]]:
+        """One request with its reason (recorded as erasure.read)."""
+        session, _, request, case = request_for(request_id)
+        view = erasure_requests.read_request(session, request, case)
+        return view, 200, {"ETag": etag_for(request.version)}
+
+
+def _decide(request_id: uuid.UUID, decide: Any) -> tuple[dict[str, Any], int, dict[str, str]]:
+    session, principal, request, case = request_for(request_id, for_update=True)
+    require_if_match(request.version)
+    view = decide(session, principal, request, case)
+    return view, 200, {"ETag": etag_for(request.version)}
+
+
+@erasure_blp.route("/<uuid:request_id>/approve")
+class ErasureApproval(MethodView):
+    @requires(Permission.CASES_ERASE)
+    @erasure_blp.arguments(NoBody, required=False)
+    @erasure_blp.response(200, ErasureRequestOut, headers=ETAG_HEADER)
+    @erasure_blp.doc(parameters=[IF_MATCH])
+    @problems(erasure_blp, 401, 403, 404, 409, 412, 422, 428, descriptions=ERASURE_PROBLEMS)
+    def post(
+        self, _body: dict[str, Any], request_id: uuid.UUID
+    ) -> tuple[dict[str, Any], int, dict[str, str]]:
+        """Approve, as a supervisor other than the requester: the case is erased at once
+        (crypto-shredded; a tombstone answering 410 remains, its history readable)."""
+        return _decide(request_id, erasure_requests.approve)
+
+
+@erasure_blp.route("/<uuid:request_id>/reject")
+class ErasureRejection(MethodView):
+    @requires(Permission.CASES_ERASE)
+    @erasure_blp.arguments(NoBody, required=False)
+    @erasure_blp.response(200, ErasureRequestOut, headers=ETAG_HEADER)
+    @erasure_blp.doc(parameters=[IF_MATCH])
+    @problems(erasure_blp, 401, 403, 404, 409, 412, 422, 428, descriptions=ERASURE_PROBLEMS)
+    def post(
+        self, _body: dict[str, Any], request_id: uuid.UUID
+    ) -> tuple[dict[str, Any], int, dict[str, str]]:
+        """Reject, as a supervisor other than the requester: the case stays."""
+        return _decide(request_id, erasure_requests.reject)
 
 
 @alerts_blp.route("")

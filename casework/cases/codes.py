@@ -254,3 +254,14 @@ def countries() -> Mapping[str, str]:
 def is_valid_country(code: object) -> bool:
     """Whether ``code`` is an accepted country code (exact, upper case)."""
     return isinstance(code, str) and code in countries()
+
+
+class ErasureStatus(StrEnum):
+    """Where an erasure request stands. ``expired``: pending past its expiry, never decided;
+    ``cancelled``: the case was erased through another request."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"

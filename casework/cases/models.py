@@ -167,3 +167,35 @@ class DuplicateAlert(Base):
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("id", uuid.uuid4())
         super().__init__(**kwargs)
+
+
+class ErasureRequest(ClientIdMixin, Base):
+    """A supervisor's request to erase a case, which another supervisor of the office decides.
+
+    The reason is sealed under the case's data key, so the shred that makes the
+    case unrecoverable destroys it too. ``status`` is the stored decision;
+    a pending request past ``expires_at`` reads as expired and can no longer
+    be decided.
+    """
+
+    __tablename__ = "erasure_requests"
+
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id"), index=True)
+    office_code: Mapped[str] = mapped_column(
+        String(32), ForeignKey("offices.code"), index=True, comment="The case's office at request."
+    )
+    status: Mapped[str] = mapped_column(
+        String(16), comment="pending, approved, rejected, cancelled."
+    )
+    reason = sealed_text(512)
+    requested_by: Mapped[str] = mapped_column(String(64), comment="User id of the requester.")
+    requested_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    decided_by: Mapped[str | None] = mapped_column(String(64), comment="User id of the decider.")
+    decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    version: Mapped[int] = mapped_column(Integer, default=1, comment="Bumped by every write.")
+
+    case: Mapped[Case] = orm_relationship()
+
+    def __repr__(self) -> str:
+        return f"ErasureRequest(id={self.id!s}, status={self.status!r})"

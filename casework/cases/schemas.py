@@ -642,3 +642,40 @@ class AlertOut(Schema):
 class AlertPageOut(Schema):
     items = fields.List(fields.Nested(AlertOut), required=True)
     next_cursor = fields.String(allow_none=True, required=True)
+
+
+# --- erasure requests -----------------------------------------------------------------------
+
+ERASURE_REASON_MAX = 500
+
+
+class ErasureRequestIn(StrictSchema):
+    """``POST /api/v1/cases/{reference}/erasure-requests``: why the case must be erased.
+
+    The reason is sealed under the case's key: it is destroyed with the case.
+    """
+
+    reason = Text(max_length=ERASURE_REASON_MAX, multiline=True, required=True)
+
+
+class ErasureRequestOut(Schema):
+    """An erasure request; another supervisor of the office approves (erases) or rejects it."""
+
+    id = fields.UUID()
+    reference = fields.String(metadata={"description": _REFERENCE_DESCRIPTION})
+    status = _enum_out(codes.ErasureStatus, "pending until decided; expired after its expiry.")
+    requested_by = fields.String(metadata={"description": "User id of the requester."})
+    requested_at = fields.DateTime()
+    expires_at = fields.DateTime()
+    decided_by = fields.String(allow_none=True, metadata={"description": "User id."})
+    decided_at = fields.DateTime(allow_none=True)
+    version = fields.Integer()
+    reason = fields.String(
+        allow_none=True,
+        metadata={"description": "Only when one request is read, and gone once the case is."},
+    )
+
+
+class ErasureRequestPageOut(Schema):
+    items = fields.List(fields.Nested(ErasureRequestOut))
+    next_cursor = fields.String(allow_none=True)

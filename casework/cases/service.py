@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,10 +29,18 @@ from casework.audit.service import record_many
 from casework.authz.access import Principal, deny, in_scope, require_can
 from casework.authz.permissions import Permission
 from casework.cases import duplicates, erasure, indexes, rules
-from casework.cases.codes import ResettlementStage, Stage
+from casework.cases.codes import ErasureStatus, ResettlementStage, Stage
 from casework.cases.indexes import Probe, keyring_of
-from casework.cases.models import MEMBER_FIELDS, BlindIndexEntry, Case, CaseMember, DuplicateAlert
+from casework.cases.models import (
+    MEMBER_FIELDS,
+    BlindIndexEntry,
+    Case,
+    CaseMember,
+    DuplicateAlert,
+    ErasureRequest,
+)
 from casework.cases.reference import InvalidReference, new_reference, normalise_reference
+from casework.db import Base
 from casework.errors import CaseworkError, NotFound, ValidationFailed
 from casework.offices.models import Office
 from casework.security.case_keys import SESSION_INFO_KEY, provision_case_key
@@ -649,7 +658,13 @@ def erase_case(session: Session, case: Case) -> None:
     reference, office, stages, version and the erasure time, so the access
     log's entries about the case still name something and reads answer 410.
     The hooks other features register (:mod:`casework.cases.erasure`) destroy
-    their own rows about the case in the same transaction.
+    their own rows about the case in the same transaction. The reasons of the
+    case's erasure requests are overwritten; those still pending are cancelled.
+
+    This is the one erasure path (an approved request, retention): it leaves a
+    shred mark, so ``casework keys shred`` later destroys the KEK under which
+    copies of the database still hold the case's key; on PostgreSQL the
+    affected tables are vacuumed once the erasure commits.
     """
     shred(session, case.id)
     erasure.run_hooks(session, case)
@@ -659,6 +674,7 @@ def erase_case(session: Session, case: Case) -> None:
             or_(DuplicateAlert.case_id == case.id, DuplicateAlert.other_case_id == case.id)
         )
     )
+    _close_erasure_requests(session, case)
     for member in case.members:
         erase_ciphertext(member)
     erase_ciphertext(case)
@@ -674,6 +690,15 @@ def erase_case(session: Session, case: Case) -> None:
     _checkpoint_after_commit(session)
 
 
+def _close_erasure_requests(session: Session, case: Case) -> None:
+    requests = session.scalars(select(ErasureRequest).where(ErasureRequest.case_id == case.id))
+    for request in requests:
+        erase_ciphertext(request)
+        if request.status == ErasureStatus.PENDING.value:
+            request.status = ErasureStatus.CANCELLED.value
+            request.version += 1
+
+
 def _checkpoint_after_commit(session: Session) -> None:
     """On SQLite, fold the WAL into the database file and truncate it once the erasure commits.
 
@@ -684,14 +709,64 @@ def _checkpoint_after_commit(session: Session) -> None:
     dead row versions until VACUUM and in archived WAL: see docs/encryption.md.
     """
     bind = session.get_bind()
+    engine = bind.engine
+    if bind.dialect.name == "postgresql":
+        _vacuum_after_commit(session, engine)
+        return
     if bind.dialect.name != "sqlite":
         return
-    engine = bind.engine
 
     @event.listens_for(session, "after_commit", once=True)
     def _checkpoint(_session: Session) -> None:
         if not checkpoint_wal(engine):
             log.warning("erasure committed; WAL checkpoint deferred", extra={"event": "erasure"})
+
+
+ERASURE_TABLES = (
+    "case_keys",
+    "cases",
+    "case_members",
+    "case_blind_indexes",
+    "duplicate_alerts",
+    "erasure_requests",
+)
+"""Tables an erasure rewrites in every deployment; features' hooks add theirs (vacuum_tables)."""
+
+
+def vacuum_tables() -> list[str]:
+    """The tables to VACUUM after an erasure: the case tables, and every table with
+    sealed columns (the rows the erasure hooks overwrite or delete)."""
+    sealed = {
+        table.name
+        for table in Base.metadata.sorted_tables
+        if any(str(column.comment or "").startswith("encrypted ") for column in table.columns)
+    }
+    return sorted(set(ERASURE_TABLES) | sealed)
+
+
+def _vacuum_after_commit(session: Session, engine: Engine) -> None:
+    """On PostgreSQL, VACUUM the erasure's tables once it commits, in a background thread.
+
+    The erasure leaves dead row versions (the wrapped key, the ciphertext)
+    until a VACUUM; this removes them from the heap at once rather than when
+    autovacuum gets round to it. Rows still visible to an older open snapshot
+    stay until it ends; WAL, replicas and backups keep their copies until the
+    shred step (docs/encryption.md).
+    """
+
+    @event.listens_for(session, "after_commit", once=True)
+    def _vacuum(_session: Session) -> None:
+        threading.Thread(target=vacuum, args=(engine,), daemon=True).start()
+
+
+def vacuum(engine: Engine) -> None:
+    """VACUUM the erasure's tables (PostgreSQL, autocommit); failures are logged, not raised."""
+    try:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            tables = ", ".join(vacuum_tables())
+            connection.exec_driver_sql(f"VACUUM {tables}")
+    except Exception:
+        log.warning("erasure committed; VACUUM failed", extra={"event": "erasure"})
 
 
 def checkpoint_wal(engine: Engine, wait_ms: int = 200) -> bool:

@@ -18,6 +18,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 
 import click
 from flask import Flask, current_app
@@ -30,7 +31,7 @@ from casework.keys.rotation import DEFAULT_BATCH_SIZE
 from casework.keys.service import KINDS, KeysRefused, KeyStatus, SealedKind
 from casework.security.app import KeyringHolder, holder
 from casework.security.errors import KeyringError
-from casework.security.keyring import Keyring, KeyState, is_kek_id
+from casework.security.keyring import Keyring, KeyState, is_kek_id, utc_now
 from casework.security.keyring_providers import FileKeyringProvider
 
 RELOAD_GRACE_SECONDS = 2.0
@@ -51,7 +52,7 @@ class Progress:
 
 @click.group("keys")
 def keys_group() -> None:
-    """Key-encryption keys: rotate, status, retire (see docs/encryption.md)."""
+    """Key-encryption keys: rotate, status, retire, shred (see docs/encryption.md)."""
 
 
 @contextlib.contextmanager
@@ -236,6 +237,66 @@ def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{count} {labels.get(name, name)}" for name, count in counts.items())
 
 
+@keys_group.command("shred")
+@click.option(
+    "--if-due",
+    is_flag=True,
+    help="Do nothing unless the oldest pending erasure is shred_after_hours old (for a timer).",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 10_000),
+    default=DEFAULT_BATCH_SIZE,
+    show_default=True,
+    help="Keys re-wrapped per committed transaction.",
+)
+@with_appcontext
+def shred_command(if_due: bool, batch_size: int) -> None:
+    """Make erased cases unrecoverable from every copy of the database.
+
+    Re-wraps every live case key and MFA seed under a fresh KEK, then destroys
+    every older KEK: a wrapped key of an erased case left in a backup, a
+    replica, WAL or a dead row can no longer be opened. Safe to interrupt: run
+    it again and it resumes without starting another KEK.
+    """
+    app = current_app
+    keys = holder(app)
+    keyring = keys.provider.load()
+    with transaction(app) as session:
+        status = keys_service.shred_status(session, keyring)
+    after = timedelta(hours=app.config["CASEWORK"]["shred_after_hours"])
+    if if_due and not keys_service.shred_due(status, utc_now(), after):
+        click.echo(f"no shred due ({status.pending} erasure(s) pending)")
+        return
+    require_writable(keys, "shred")
+    with keyring_lock(keys):
+        keyring = keys.provider.load()  # the file as it is now, not a cached copy
+        settle_until = None
+        with transaction(app) as session:
+            started = keys_service.begin_shred(session, keyring)
+            if started is not None:
+                keys.save(keyring)  # before the commit and before any re-wrap
+        if started is not None:
+            settle_until = time.monotonic() + RELOAD_GRACE_SECONDS
+            click.echo(f"KEK {started[1].kek_id} is active; older KEKs will be destroyed.")
+        done = rewrap_all(
+            app, keyring, batch_size=batch_size, on_batch=_print_progress, settle_until=settle_until
+        )
+        try:
+            with transaction(app) as session:
+                if any(done.values()):
+                    left = keys_service.key_status(session, keyring).behind()
+                    keys_service.record_rotation(session, keyring, done, left)
+                destroyed = keys_service.finish_shred(session, keyring)
+                keys.save(keyring)  # before the commit: no entry for a shred not saved
+        except KeysRefused as refusal:
+            raise click.ClickException(str(refusal)) from None
+    click.echo(
+        f"re-wrapped under KEK {keyring.active_kek().kek_id}: {_counts(done)}; "
+        f"destroyed KEK(s): {', '.join(destroyed) or 'none'}"
+    )
+
+
 @keys_group.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @with_appcontext
@@ -268,6 +329,12 @@ def _status_table(status: KeyStatus) -> str:
         for version, at in status.blind_index_roots
     )
     lines.append(f"blind-index roots: {roots}")
+    if status.shred is not None and status.shred.pending:
+        oldest = status.shred.oldest.isoformat() if status.shred.oldest else "-"
+        lines.append(
+            f"pending shred: {status.shred.pending} erasure(s) since {oldest}; "
+            "run casework keys shred"
+        )
     return "\n".join(lines)
 
 

@@ -15,10 +15,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from casework import audit
@@ -28,7 +28,7 @@ from casework.auth.models import User
 from casework.keys.rotation import Batch, rewrap_after
 from casework.security.errors import SecurityError
 from casework.security.keyring import Kek, Keyring, KeyState
-from casework.security.models import CaseKey
+from casework.security.models import CaseKey, ShredMark
 
 UNKNOWN_STATE = "unknown"
 """State shown for a KEK id found in the database but not in the keyring (its rows are lost)."""
@@ -124,6 +124,7 @@ class KeyStatus:
     keks: tuple[KekUse, ...]
     blind_index_roots: tuple[tuple[int, datetime], ...]
     kinds: tuple[str, ...]
+    shred: ShredStatus | None = None
 
     def _total(self, include: Callable[[KekUse], bool]) -> dict[str, int]:
         return {kind: sum(k.counts[kind] for k in self.keks if include(k)) for kind in self.kinds}
@@ -155,6 +156,10 @@ class KeyStatus:
                 {"version": v, "created_at": at.isoformat(), "current": v == current}
                 for v, at in self.blind_index_roots
             ],
+            "pending_shred": self.shred.pending if self.shred else 0,
+            "oldest_pending_shred": (
+                self.shred.oldest.isoformat() if self.shred and self.shred.oldest else None
+            ),
         }
 
 
@@ -182,6 +187,7 @@ def key_status(
         keks=tuple(use(i, known.get(i)) for i in [*known, *strays]),
         blind_index_roots=tuple((r.version, r.created_at) for r in keyring.blind_index_roots),
         kinds=tuple(by_kind),
+        shred=shred_status(session, keyring),
     )
 
 
@@ -283,3 +289,113 @@ def _describe(counts: Mapping[str, int]) -> str:
     labels = {kind.name: kind.label for kind in KINDS}
     parts = [f"{count} {labels.get(name, name)}" for name, count in counts.items() if count]
     return " and ".join(parts) or "nothing"
+
+
+# --- shredding: make erased cases unrecoverable from any copy of the database -------------
+
+
+@dataclass(frozen=True)
+class ShredStatus:
+    """Erasures whose wrapped keys a copy of the database could still open.
+
+    ``pending`` counts erasure marks while the KEK active at the erasure, or
+    an older one, is still readable; ``oldest`` is when the first of them was
+    marked; ``keks`` are the readable KEKs a shred must destroy.
+    """
+
+    pending: int
+    oldest: datetime | None
+    keks: tuple[str, ...]
+
+
+def _readable_at_or_before(keyring: Keyring, kek_id: str) -> list[Kek]:
+    """Readable KEKs that existed when ``kek_id`` was active: it and every older one."""
+    known = {kek.kek_id: kek for kek in keyring.keks}
+    marked = known.get(kek_id)
+    if marked is None:  # not in this keyring: nothing here can open what it wrapped
+        return []
+    return [
+        kek
+        for kek in keyring.keks
+        if kek.state is not KeyState.DESTROYED
+        and (kek.kek_id == kek_id or kek.created_at < marked.created_at)
+    ]
+
+
+def shred_status(session: Session, keyring: Keyring) -> ShredStatus:
+    """What ``casework keys shred`` still has to do (``keys status``: ``pending_shred``)."""
+    query = select(ShredMark.kek_id, func.count(), func.min(ShredMark.marked_at)).group_by(
+        ShredMark.kek_id
+    )
+    pending, oldest, keks = 0, None, set[str]()
+    for kek_id, count, first in session.execute(query):
+        readable = _readable_at_or_before(keyring, kek_id)
+        if not readable:
+            continue
+        pending += count
+        oldest = first if oldest is None else min(oldest, first)
+        keks.update(kek.kek_id for kek in readable)
+    return ShredStatus(pending, oldest, tuple(sorted(keks)))
+
+
+def shred_due(status: ShredStatus, now: datetime, after: timedelta) -> bool:
+    """Whether a scheduled run (``--if-due``) should shred now: the oldest pending erasure
+    has waited ``after`` (erasures are batched so one shred serves many)."""
+    return status.pending > 0 and status.oldest is not None and now - status.oldest >= after
+
+
+def begin_shred(session: Session, keyring: Keyring) -> tuple[Kek, Kek] | None:
+    """Make a fresh KEK active if the current one wrapped a pending erasure's key.
+
+    Returns ``(old, new)``, or None when the active KEK is already newer than
+    every pending erasure (a shred interrupted after its rotation: it resumes
+    with the re-wrap). Records ``keys.shred``. As for a rotation, the caller
+    saves the keyring before committing and before any re-wrap.
+    """
+    status = shred_status(session, keyring)
+    old = keyring.active_kek()
+    if old.kek_id not in status.keks:
+        return None
+    new = keyring.rotate()
+    audit.record(
+        AuditAction.KEYS_SHRED,
+        target=f"kek:{new.kek_id} from={old.kek_id} pending={status.pending}",
+        session=session,
+    )
+    return old, new
+
+
+def finish_shred(
+    session: Session, keyring: Keyring, kinds: Iterable[SealedKind] = KINDS
+) -> list[str]:
+    """Destroy every decrypt-only KEK and drop the erasure marks that are now final.
+
+    Returns the destroyed KEK ids. Raises KeysRefused (nothing destroyed) while
+    any live row is still under one of them: finish the re-wrap first. The
+    caller saves the keyring, then commits.
+    """
+    kinds = tuple(kinds)
+    doomed = [kek.kek_id for kek in keyring.keks if kek.state is KeyState.DECRYPT_ONLY]
+    for kek_id in doomed:
+        in_use = {kind.name: kind.count_by_kek(session).get(kek_id, 0) for kind in kinds}
+        if any(in_use.values()):
+            raise KeysRefused(
+                f"KEK {kek_id} still protects {_describe(in_use)}: run casework keys shred again",
+                kek_id,
+                in_use,
+            )
+    for kek_id in doomed:
+        retire(session, keyring, kek_id, kinds)
+    final = [
+        kek_id
+        for kek_id in session.scalars(select(ShredMark.kek_id).distinct())
+        if not _readable_at_or_before(keyring, kek_id)
+    ]
+    if final:
+        session.execute(delete(ShredMark).where(ShredMark.kek_id.in_(final)))
+    audit.record(
+        AuditAction.KEYS_SHRED,
+        target=f"kek:{keyring.active_kek().kek_id} destroyed={len(doomed)}",
+        session=session,
+    )
+    return doomed

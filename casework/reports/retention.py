@@ -27,9 +27,9 @@ from sqlalchemy.orm import Session
 from casework import audit
 from casework.audit import AuditAction
 from casework.authz.access import Principal
-from casework.cases import service as cases_service
+from casework.cases import erasure_requests
 from casework.cases.codes import ResettlementStage, Stage
-from casework.cases.models import Case
+from casework.cases.models import Case, ErasureRequest
 from casework.errors import Conflict, ValidationFailed
 from casework.reports.codes import PolicyStatus, RetentionState
 from casework.reports.models import LegalHold, RetentionPolicy, RetentionTombstone
@@ -219,10 +219,12 @@ class NoActivePolicy(Conflict):
 def erase_under_policy(session: Session, case: Case, policy: RetentionPolicy) -> RetentionTombstone:
     """Erase ``case`` as retention does: the one path, with the policy's two people.
 
-    The erasure is the same as every other (``casework.cases.service.erase_case``:
-    the data key shredded, every feature's hook run, ciphertext overwritten);
-    the policy's proposer asked for it and its approver approved it, which the
-    tombstone records through the policy it names.
+    It is the erasure every other erasure is: an erasure request
+    (:mod:`casework.cases.erasure_requests`) asked for by the policy's proposer
+    and approved by its approver, whose approval runs ``erase_case`` (the data
+    key shredded and marked for the shred step, every feature's hook, the
+    ciphertext overwritten). The request's reason names the policy version
+    only, and is sealed under the case key like any other.
     """
     tombstone = RetentionTombstone(
         reference=case.reference,
@@ -232,7 +234,14 @@ def erase_under_policy(session: Session, case: Case, policy: RetentionPolicy) ->
         erased_at=utcnow(),
         policy_id=policy.id,
     )
-    cases_service.erase_case(session, case)
+    proposer = Principal.for_role("admin", user_id=policy.proposed_by)
+    approver = Principal.for_role("admin", user_id=policy.approved_by)
+    reason = f"Retention policy version {policy.id}: the retention period has passed."
+    asked = erasure_requests.request_erasure(session, proposer, case, reason)
+    request = session.get(ErasureRequest, asked["id"])
+    if request is None:  # pragma: no cover - just flushed in this transaction
+        raise RuntimeError("the erasure request was not stored")
+    erasure_requests.approve(session, approver, request, case)
     session.add(tombstone)
     audit.record(
         AuditAction.RETENTION_ERASE,

@@ -5,12 +5,13 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import DateTime, LargeBinary, String
+from sqlalchemy import DateTime, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from casework.db import Base
 from casework.security.envelope import WrappedKey
 from casework.security.keyring import KEK_ID_HEX_DIGITS, utc_now
+from casework.timestamps import UtcDateTime
 
 
 class CaseKey(Base):
@@ -45,3 +46,26 @@ class CaseKey(Base):
         """Replace the stored wrapped key (a new key, or a re-wrap under another KEK)."""
         self.kek_id = wrapped.kek_id
         self.wrapped_key = wrapped.blob
+
+
+class ShredMark(Base):
+    """An erasure whose data key may still sit, wrapped, in a copy of the database.
+
+    Deleting a case's key row does not remove it from dead tuples, WAL,
+    replicas or backups. The copy stays openable while the KEK that was
+    active at erasure (``kek_id``), or any older one, is still in the keyring;
+    ``casework keys shred`` destroys those KEKs and then drops the mark. No
+    case id is kept: the mark says only that some erasure waits for a shred.
+    """
+
+    __tablename__ = "key_shred_marks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kek_id: Mapped[str] = mapped_column(
+        String(KEK_ID_HEX_DIGITS),
+        index=True,
+        comment="KEK active when the case was erased: it and every older KEK must be destroyed",
+    )
+    marked_at: Mapped[datetime] = mapped_column(
+        UtcDateTime, default=utc_now, comment="when the erasure was committed"
+    )

@@ -1,10 +1,12 @@
 """Crypto-shredding: erase a case by destroying its data key.
 
-Once the wrapped key row is gone, every ciphertext of the case, in the live
-database, in replicas and in every backup taken afterwards, is noise. Backups
-taken *before* the shred still hold the key row: their retention bounds how
-long an erased case stays recoverable. The cases feature also overwrites the
-ciphertext columns and drops the case's blind indexes in the same transaction.
+Once the wrapped key row is gone, every ciphertext of the case in the live
+database is noise. Copies taken *before* (backups, replicas, PostgreSQL dead
+tuples and WAL) still hold the wrapped key, openable while its KEK is in the
+keyring: so the erasure also leaves a :class:`~casework.security.models.ShredMark`,
+and ``casework keys shred`` (:mod:`casework.keys`) later destroys that KEK after
+re-wrapping every live key under a fresh one. The cases feature also overwrites
+the ciphertext columns and drops the case's blind indexes in the same transaction.
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ from sqlalchemy.orm import Session
 from casework.security.case_keys import SESSION_INFO_KEY
 from casework.security.data_key_cache import DataKeyCache
 from casework.security.errors import MissingDataKeyError
-from casework.security.models import CaseKey
+from casework.security.models import CaseKey, ShredMark
 
 
 def shred(session: Session, case_id: uuid.UUID) -> None:
-    """Delete the case's data key row and drop any cached copy; flushes the session.
+    """Delete the case's data key row, mark the erasure for the shred step, drop any
+    cached copy; flushes the session.
 
     Pending encrypted assignments are flushed first, while the key still exists.
     Raises MissingDataKeyError if the case has no key (never provisioned, or
@@ -31,7 +34,9 @@ def shred(session: Session, case_id: uuid.UUID) -> None:
     if row is None:
         raise MissingDataKeyError("the case has no data key to shred")
     session.delete(row)
+    keys = session.info.get(SESSION_INFO_KEY)
+    active = keys.keyring.active_kek().kek_id if isinstance(keys, DataKeyCache) else row.kek_id
+    session.add(ShredMark(kek_id=active))
     session.flush()  # the key row must be gone before anyone reads the case again
-    cache = session.info.get(SESSION_INFO_KEY)
-    if isinstance(cache, DataKeyCache):
-        cache.forget(case_id)
+    if isinstance(keys, DataKeyCache):
+        keys.forget(case_id)

@@ -1,4 +1,5 @@
-"""DELETE /api/v1/cases/{reference}: crypto-shredding, and what is left afterwards."""
+"""Erasure by two people (request, then approval by another supervisor): crypto-shredding,
+and what is left afterwards."""
 
 from __future__ import annotations
 
@@ -44,20 +45,52 @@ def doomed(worker_a: dict[str, str], worker_b: dict[str, str], register: Any) ->
     return created
 
 
-def erase(client: FlaskClient, headers: dict[str, str], ref: str, etag: str = '"v1"') -> Any:
-    return client.delete(f"{CASES}/{ref}", headers={**headers, "If-Match": etag})
+@pytest.fixture
+def second_a(as_role: Any, office_a: str) -> dict[str, str]:
+    headers: dict[str, str] = as_role("supervisor", office_a, "sup-a2")
+    return headers
 
 
-def test_erasure_needs_the_permission_and_if_match(
+REQUESTS = "/api/v1/erasure-requests"
+
+
+def ask(client: FlaskClient, headers: dict[str, str], ref: str, reason: str = "Asked") -> Any:
+    return client.post(f"{CASES}/{ref}/erasure-requests", json={"reason": reason}, headers=headers)
+
+
+def decide(
+    client: FlaskClient, headers: dict[str, str], request_id: str, verb: str, etag: str = '"v1"'
+) -> Any:
+    return client.post(f"{REQUESTS}/{request_id}/{verb}", headers={**headers, "If-Match": etag})
+
+
+def erase(
+    client: FlaskClient, requester: dict[str, str], approver: dict[str, str], ref: str
+) -> Any:
+    """Request as ``requester``, approve as ``approver``: the approval's response."""
+    made = ask(client, requester, ref)
+    if made.status_code != 201:
+        return made
+    return decide(client, approver, made.get_json()["id"], "approve", made.headers["ETag"])
+
+
+def test_delete_is_gone_erasure_needs_the_permission_and_if_match(
     client: FlaskClient,
     worker_a: dict[str, str],
     supervisor_a: dict[str, str],
+    second_a: dict[str, str],
     doomed: dict[str, Any],
 ) -> None:
     ref = doomed["reference"]
-    assert erase(client, worker_a, ref).status_code == 403
-    assert client.delete(f"{CASES}/{ref}", headers=supervisor_a).status_code == 428
-    assert erase(client, supervisor_a, ref, '"v9"').status_code == 412
+    deleted = client.delete(f"{CASES}/{ref}", headers={**supervisor_a, "If-Match": '"v1"'})
+    assert deleted.status_code == 405
+    assert ask(client, worker_a, ref).status_code == 403
+    made = ask(client, supervisor_a, ref)
+    request_id = made.get_json()["id"]
+    assert decide(client, worker_a, request_id, "approve").status_code == 403
+    no_match = client.post(f"{REQUESTS}/{request_id}/approve", headers=second_a)
+    assert no_match.status_code == 428
+    assert decide(client, second_a, request_id, "approve", '"v9"').status_code == 412
     assert client.get(f"{CASES}/{ref}", headers=worker_a).status_code == 200
 
 
@@ -68,6 +101,7 @@ def test_erasure_destroys_key_indexes_alerts_and_ciphertext(
     keyed_session: Session,
     worker_a: dict[str, str],
     supervisor_a: dict[str, str],
+    second_a: dict[str, str],
     doomed: dict[str, Any],
 ) -> None:
     ref = doomed["reference"]
@@ -82,7 +116,7 @@ def test_erasure_destroys_key_indexes_alerts_and_ciphertext(
     assert db_session.scalar(select(func.count()).select_from(DuplicateAlert)) == 1
     db_session.expunge_all()
 
-    assert erase(client, supervisor_a, ref).status_code == 204
+    assert erase(client, supervisor_a, second_a, ref).status_code == 200
 
     assert db_session.get(CaseKey, case_id) is None
     count = (
@@ -114,10 +148,11 @@ def test_an_erased_case_answers_410_but_keeps_its_history(
     db_session: Session,
     worker_a: dict[str, str],
     supervisor_a: dict[str, str],
+    second_a: dict[str, str],
     doomed: dict[str, Any],
 ) -> None:
     ref = doomed["reference"]
-    assert erase(client, supervisor_a, ref).status_code == 204
+    assert erase(client, supervisor_a, second_a, ref).status_code == 200
     url = f"{CASES}/{ref}"
     gone = client.get(url, headers=worker_a)
     assert gone.status_code == 410
@@ -128,7 +163,7 @@ def test_an_erased_case_answers_410_but_keeps_its_history(
         ).status_code
         == 410
     )
-    assert erase(client, supervisor_a, ref, '"v2"').status_code == 410
+    assert ask(client, supervisor_a, ref).status_code == 410
     assert client.post(f"{url}/duplicates", headers=worker_a).status_code == 410
     assert client.get(CASES, headers=worker_a).get_json()["items"] == []
     found = client.post(
@@ -136,9 +171,15 @@ def test_an_erased_case_answers_410_but_keeps_its_history(
     )
     assert found.get_json()["items"] == []
     history = client.get(f"{url}/history", headers=worker_a).get_json()["items"]
-    assert [h["action"] for h in history] == ["case.create", "case.shred"]
+    assert [h["action"] for h in history] == [
+        "case.create",
+        "erasure.request",
+        "erasure.approve",
+        "case.shred",
+    ]
+    assert history[1]["actor"] == "sup-a"
     shred = history[-1]
-    assert shred["actor"] == "sup-a"
+    assert shred["actor"] == "sup-a2"
     assert "members.narrative" in shred["fields"]
     (entry,) = audit_entries(db_session, ref, "case.shred")
     assert "specific_needs" in json.loads(entry.fields)
@@ -166,5 +207,11 @@ def test_erasure_outside_a_request_runs_every_registered_hook(
     with app.app_context():
         erase_case(keyed_session, case)
         keyed_session.flush()
-    assert ran == ["erase_workflow", "erase_vetting", "erase_handoff_data"]
+    assert ran == [
+        "erase_workflow",
+        "erase_vetting",
+        "erase_handoff_data",
+        "erase_events",
+        "erase_holds",
+    ]
     assert case.erased_at is not None

@@ -33,6 +33,7 @@ from casework.security.case_keys import attach_keyring, data_key_cache
 from casework.security.errors import MissingDataKeyError
 from casework.security.models import CaseKey
 from tests.cases.scratch import Scratch, scratch_service
+from tests.conftest import erase_by_two_people
 
 CASES = "/api/v1/cases"
 OFFICE = "leak-01"
@@ -199,8 +200,9 @@ def exercise(scratch: Scratch, kept: Canaries, erased: Canaries) -> dict[str, An
 def erase(scratch: Scratch, reference: str) -> None:
     client = scratch.app.test_client()
     supervisor = {"X-Test-Principal": f"supervisor;{OFFICE};leak-supervisor"}
-    gone = client.delete(f"{CASES}/{reference}", headers={**supervisor, "If-Match": '"v1"'})
-    assert gone.status_code == 204
+    second = {"X-Test-Principal": f"supervisor;{OFFICE};leak-supervisor-2"}
+    gone = erase_by_two_people(client, reference, supervisor, second)
+    assert gone.status_code == 200
     assert client.get(f"{CASES}/{reference}", headers=supervisor).status_code == 410
 
 

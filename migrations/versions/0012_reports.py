@@ -1,8 +1,8 @@
 """Reports and retention: counted steps (sealed), the retention policy, legal holds,
 retention tombstones.
 
-Revision ID: 0011_reports
-Revises: 0010_handoff
+Revision ID: 0012_reports
+Revises: 0011_erasure
 Create Date: 2026-12-07
 
 A counted step keeps only its case and time in plaintext; which step and its
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0011_reports"
-down_revision = "0010_handoff"
+revision = "0012_reports"
+down_revision = "0011_erasure"
 branch_labels = None
 depends_on = None
 
