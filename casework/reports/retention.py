@@ -234,8 +234,8 @@ def erase_under_policy(session: Session, case: Case, policy: RetentionPolicy) ->
         erased_at=utcnow(),
         policy_id=policy.id,
     )
-    proposer = Principal.for_role("admin", user_id=policy.proposed_by)
-    approver = Principal.for_role("admin", user_id=policy.approved_by)
+    proposer = Principal.for_role("admin", user_id=policy.proposed_by, office=None)
+    approver = Principal.for_role("admin", user_id=policy.approved_by, office=None)
     reason = f"Retention policy version {policy.id}: the retention period has passed."
     asked = erasure_requests.request_erasure(session, proposer, case, reason)
     request = session.get(ErasureRequest, asked["id"])
