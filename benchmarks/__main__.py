@@ -27,7 +27,7 @@ from benchmarks.gunicorn_server import REPO_ROOT
 from benchmarks.scenarios import SCENARIOS, select
 from benchmarks.settings import BenchSettings, SettingsError, from_environ, names
 
-SUITES: tuple[str, ...] = ("crypto_bench", "audit_bench")
+SUITES: tuple[str, ...] = ("crypto_bench", "audit_bench", "reports_bench")
 BENCHMARKS_DIR = Path(__file__).resolve().parent
 SUITE_TIMEOUT_S = 900
 

@@ -29,7 +29,6 @@ from casework.security.codecs import JSON
 from casework.security.envelope import (
     DataKey,
     WrappedKey,
-    field_aad_ids,
     field_aad_prefix,
     open_with_aad,
     unwrap_data_key,
@@ -45,7 +44,8 @@ CASE_TABLE = "cases"
 EVENT_TABLE = "report_events"
 
 CaseRow = tuple[bytes, str, bytes, str, str, Any, list[tuple[Any, ...]]]
-"""(case id, KEK id, wrapped key, office, month, case-level blob, [(row id, blobs...)])."""
+"""(case id bytes, KEK id, wrapped key, office, month, case-level blob or event kind,
+[(row id bytes, blobs...)])."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,17 @@ class CountContext:
 
     def ring(self) -> _Ring:
         return _Ring(self.keks)
+
+    def band(self, birth_year: Any) -> str:
+        """The age band of a decoded birth year (a value of any type: only ints count)."""
+        year = birth_year if isinstance(birth_year, int) else None
+        band = _BANDS.get((year, self.reference_year))
+        if band is None:
+            band = _BANDS[(year, self.reference_year)] = age_band(year, self.reference_year).value
+        return band
+
+
+_BANDS: dict[tuple[int | None, int], str] = {}
 
 
 class _Ring:
@@ -75,23 +86,42 @@ class _Ring:
 
 
 _PREFIXES: dict[tuple[str, str], bytes] = {}
+_UUID_FRAME = (16).to_bytes(4, "big")
+_DECODED: dict[bytes, Any] = {}
+_DECODED_MAX = 20_000
+"""Decoded plaintexts by their padded bytes: the counted attributes take few values
+(sex, birth years, codes), so each is parsed once per process, not once per person."""
 
 
-def _open(
-    key: DataKey, table: str, column: str, case_id: uuid.UUID, row_id: uuid.UUID, blob: Any
-) -> Any:
-    """Decrypt and decode one sealed JSON attribute (see casework.security.columns)."""
+def _aad_ids(case_id: bytes, row_id: bytes) -> bytes:
+    """:func:`casework.security.envelope.field_aad_ids` from raw id bytes (no UUID objects)."""
+    return _UUID_FRAME + case_id + _UUID_FRAME + row_id
+
+
+def _open(key: DataKey, table: str, column: str, case_id: bytes, row_id: bytes, blob: Any) -> Any:
+    """Decrypt and decode one sealed JSON attribute (see casework.security.columns).
+
+    The caller must not change the value returned: it may be shared (cached).
+    """
     if blob is None:
         return None
     prefix = _PREFIXES.get((table, column))
     if prefix is None:
         prefix = _PREFIXES[(table, column)] = field_aad_prefix(table, column)
-    plain = open_with_aad(key, bytes(blob), prefix + field_aad_ids(case_id, row_id))
-    return JSON.decode(plain)
+    plain = open_with_aad(key, bytes(blob), prefix + _aad_ids(case_id, row_id))
+    try:
+        return _DECODED[plain]
+    except KeyError:
+        value = JSON.decode(plain)
+        if len(_DECODED) < _DECODED_MAX:
+            _DECODED[plain] = value
+        return value
 
 
-def _key(ring: _Ring, case_id: uuid.UUID, kek_id: str, wrapped: bytes) -> DataKey:
-    material = unwrap_data_key(cast(Keyring, ring), WrappedKey(kek_id, bytes(wrapped)), case_id)
+def _key(ring: _Ring, case_id: bytes, kek_id: str, wrapped: bytes) -> DataKey:
+    material = unwrap_data_key(
+        cast(Keyring, ring), WrappedKey(kek_id, bytes(wrapped)), uuid.UUID(bytes=case_id)
+    )
     return DataKey(material)
 
 
@@ -102,22 +132,21 @@ def _text(value: Any) -> str:
 PEOPLE = ReportName.PEOPLE_BY_SEX_AGE_NEEDS.value
 CHILDREN = ReportName.CHILDREN_BY_REGISTRATION_NATIONALITY.value
 Counts = dict[str, Counter[Atom]]
+Found = dict[str, list[Atom]]
 
 
-def _persons(ctx: CountContext, ring: _Ring, row: CaseRow, out: Counts) -> None:
+def _persons(ctx: CountContext, ring: _Ring, row: CaseRow, out: Found) -> None:
     """One household: each member into the people report, each child into the children's."""
-    case_bytes, kek_id, wrapped, office, month, needs_blob, members = row
-    case_id = uuid.UUID(bytes=case_bytes)
+    case_id, kek_id, wrapped, office, month, needs_blob, members = row
     key = _key(ring, case_id, kek_id, wrapped)
     needs = _open(key, CASE_TABLE, "specific_needs", case_id, case_id, needs_blob) or []
     families = sorted({ctx.families.get(code, UNREADABLE) for code in needs}) or [NO_NEEDS]
-    for member_bytes, sex_blob, year_blob, registration_blob, nationality_blob in members:
-        member_id = uuid.UUID(bytes=member_bytes)
+    people, children = out[PEOPLE], out[CHILDREN]
+    for member_id, sex_blob, year_blob, registration_blob, nationality_blob in members:
         sex = _text(_open(key, MEMBER_TABLE, "sex", case_id, member_id, sex_blob))
-        year = _open(key, MEMBER_TABLE, "birth_year", case_id, member_id, year_blob)
-        band = age_band(year if isinstance(year, int) else None, ctx.reference_year).value
+        band = ctx.band(_open(key, MEMBER_TABLE, "birth_year", case_id, member_id, year_blob))
         for family in families:
-            out[PEOPLE][(office, month, (sex, band, family))] += 1
+            people.append((office, month, (sex, band, family)))
         if band not in CHILD_BANDS:
             continue
         registration = _open(
@@ -126,7 +155,7 @@ def _persons(ctx: CountContext, ring: _Ring, row: CaseRow, out: Counts) -> None:
         nationality = _open(
             key, MEMBER_TABLE, "nationality_status", case_id, member_id, nationality_blob
         )
-        out[CHILDREN][(office, month, (_text(registration), _text(nationality)))] += 1
+        children.append((office, month, (_text(registration), _text(nationality))))
 
 
 _EVENT_REPORTS = {
@@ -135,25 +164,24 @@ _EVENT_REPORTS = {
 }
 
 
-def _events(ctx: CountContext, ring: _Ring, row: CaseRow, out: Counts) -> None:
+def _events(ctx: CountContext, ring: _Ring, row: CaseRow, out: Found) -> None:
     """Events of one case; each event carries its own month."""
-    case_bytes, kek_id, wrapped, office, _, kind, events = row
-    case_id = uuid.UUID(bytes=case_bytes)
+    case_id, kek_id, wrapped, office, _, kind, events = row
     key = _key(ring, case_id, kek_id, wrapped)
     target = out[_EVENT_REPORTS[kind]]
-    for event_bytes, month, blob in events:
-        details = _open(key, EVENT_TABLE, "details", case_id, uuid.UUID(bytes=event_bytes), blob)
+    for event_id, month, blob in events:
+        details = _open(key, EVENT_TABLE, "details", case_id, event_id, blob)
         if not isinstance(details, dict) or details.get("kind") != kind:
             continue
         if kind == "funnel":
             for category in details.get("categories") or [NO_CATEGORY]:
-                target[(office, month, (_text(category), _text(details.get("step"))))] += 1
+                target.append((office, month, (_text(category), _text(details.get("step")))))
         else:
             cell = (_text(details.get("decision")), _text(details.get("outcome")))
-            target[(office, month, cell)] += 1
+            target.append((office, month, cell))
 
 
-COUNTERS: dict[str, Callable[[CountContext, _Ring, CaseRow, Counts], None]] = {
+COUNTERS: dict[str, Callable[[CountContext, _Ring, CaseRow, Found], None]] = {
     "persons": _persons,
     "funnel": _events,
     "decision": _events,
@@ -172,15 +200,17 @@ def count_batch(ctx: CountContext, kind: str, rows: Sequence[CaseRow]) -> Counts
     ring = ctx.ring()
     out: Counts = defaultdict(Counter)
     for row in rows:
-        one: Counts = defaultdict(Counter)
+        found: Found = defaultdict(list)
         try:
-            counter(ctx, ring, row, one)
+            counter(ctx, ring, row, found)
         except Exception:
             name, cell = _UNREADABLE_CELL[kind]
             month = row[4] or (row[6][0][1] if kind != "persons" and row[6] else "")
-            one = defaultdict(Counter, {name: Counter({(row[3], month, cell): 1})})
-        for name, atoms in one.items():
-            out[name].update(atoms)
+            found = {name: [(row[3], month, cell)]}
+        for name, atoms in found.items():
+            counts = out[name]
+            for atom in atoms:
+                counts[atom] += 1
     return dict(out)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -21,7 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import String, select, type_coerce
 from sqlalchemy.orm import Session
 
 from casework import audit
@@ -237,8 +238,22 @@ def scoped_filters(session: Session, principal: Principal, filters: Filters) -> 
 # --- counting -------------------------------------------------------------------------------
 
 
-def _month(moment: datetime) -> str:
+def _month(moment: datetime | str) -> str:
+    """``YYYY-MM`` of a stored time: a datetime, or SQLite's text read without conversion."""
+    if isinstance(moment, str):
+        return moment[:7]
     return f"{moment.year:04d}-{moment.month:02d}"
+
+
+def _id_bytes(value: uuid.UUID | str) -> bytes:
+    """A stored id as 16 bytes: a UUID (PostgreSQL) or SQLite's 32 hex digits."""
+    return value.bytes if isinstance(value, uuid.UUID) else bytes.fromhex(value)
+
+
+def _raw(column: Any) -> Any:
+    """``column`` read as the driver returns it: no SQLAlchemy conversion per row
+    (a report reads hundreds of thousands; the few it needs are converted here)."""
+    return type_coerce(column, String)
 
 
 def _context(session: Session, reference_year: int) -> CountContext:
@@ -255,13 +270,13 @@ def _case_rows(session: Session) -> Iterator[CaseRow]:
     cases, members, keys = Case.__table__, CaseMember.__table__, CaseKey.__table__
     query = (
         select(
-            cases.c.id,
+            _raw(cases.c.id),
             keys.c.kek_id,
             keys.c.wrapped_key,
             cases.c.office_code,
-            cases.c.created_at,
+            _raw(cases.c.created_at),
             cases.c.specific_needs,
-            members.c.id,
+            _raw(members.c.id),
             members.c.sex,
             members.c.birth_year,
             members.c.birth_registration,
@@ -274,13 +289,16 @@ def _case_rows(session: Session) -> Iterator[CaseRow]:
         .execution_options(yield_per=5000)
     )
     current: CaseRow | None = None
+    last = None
+    rows: list[tuple[Any, ...]] = []
     for row in session.execute(query):
         case_id, kek_id, wrapped, office, created, needs, member_id, *blobs = row
-        if current is None or current[0] != case_id.bytes:
+        if case_id != last:
             if current is not None:
                 yield current
-            current = (case_id.bytes, kek_id, wrapped, office, _month(created), needs, [])
-        current[6].append((member_id.bytes, *blobs))
+            last, rows = case_id, []
+            current = (_id_bytes(case_id), kek_id, wrapped, office, _month(created), needs, rows)
+        rows.append((_id_bytes(member_id), *blobs))
     if current is not None:
         yield current
 
@@ -290,12 +308,12 @@ def _event_rows(session: Session, kind: str) -> Iterator[CaseRow]:
     events, cases, keys = ReportEvent.__table__, Case.__table__, CaseKey.__table__
     query = (
         select(
-            cases.c.id,
+            _raw(cases.c.id),
             keys.c.kek_id,
             keys.c.wrapped_key,
             cases.c.office_code,
-            events.c.id,
-            events.c.occurred_at,
+            _raw(events.c.id),
+            _raw(events.c.occurred_at),
             events.c.details,
         )
         .join(cases, cases.c.id == events.c.case_id)
@@ -305,19 +323,22 @@ def _event_rows(session: Session, kind: str) -> Iterator[CaseRow]:
         .execution_options(yield_per=5000)
     )
     current: CaseRow | None = None
+    last = None
+    rows: list[tuple[Any, ...]] = []
     for case_id, kek_id, wrapped, office, event_id, occurred, blob in session.execute(query):
-        if current is None or current[0] != case_id.bytes:
+        if case_id != last:
             if current is not None:
                 yield current
-            current = (case_id.bytes, kek_id, wrapped, office, "", kind, [])
-        current[6].append((event_id.bytes, _month(occurred), blob))
+            last, rows = case_id, []
+            current = (_id_bytes(case_id), kek_id, wrapped, office, "", kind, rows)
+        rows.append((_id_bytes(event_id), _month(occurred), blob))
     if current is not None:
         yield current
 
 
 def _count_cases(session: Session) -> Counter[Atom]:
     cases = Case.__table__
-    query = select(cases.c.office_code, cases.c.created_at, cases.c.stage).where(
+    query = select(cases.c.office_code, _raw(cases.c.created_at), cases.c.stage).where(
         cases.c.erased_at.is_(None)
     )
     out: Counter[Atom] = Counter()

@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from benchmarks import audit_bench, crypto_bench
+from benchmarks import audit_bench, crypto_bench, reports_bench
 from benchmarks.__main__ import SUITES
 from casework.config import SCHEMA
+from casework.reports.codes import ReportName
 from tests.conftest import POSTGRES_URL
 
 
 def test_make_bench_runs_every_in_process_suite() -> None:
-    assert set(SUITES) == {"crypto_bench", "audit_bench"}
+    assert set(SUITES) == {"crypto_bench", "audit_bench", "reports_bench"}
     for name in SUITES:
         assert (Path(crypto_bench.__file__).parent / f"{name}.py").is_file()
 
@@ -45,3 +46,15 @@ def test_audit_suite_measures_appends_and_verification(tmp_path: Path) -> None:
     assert verification["entries"] == 2000
     assert verification["checkpoints"] == 2
     assert verification["verify_from_database"]["entries_per_s"] > 0
+
+
+def test_reports_suite_times_every_report(tmp_path: Path) -> None:
+    out = tmp_path / "reports.json"
+    reports_bench.main(["--out", str(out), "--cases", "200", "--repeat", "1"])
+    results = json.loads(out.read_text(encoding="utf-8"))
+    assert results["cases"] == 200
+    assert set(results["reports"]) == {name.value for name in ReportName}
+    for figures in results["reports"].values():
+        assert figures["seconds_two_workers"] > 0
+        assert figures["seconds_one_process"] > 0
+        assert figures["cpu_seconds_one_process"] >= 0
