@@ -37,6 +37,17 @@ blp = Blueprint(
 )
 
 CSV_MIME = "text/csv"
+CSV_SCHEMA = {
+    "type": "string",
+    "description": (
+        "A header row, a row of HXL hashtags, then one row per cell and per total; "
+        "a suppressed count is empty with 1 in the `suppressed` column."
+    ),
+}
+REPORT_CONTENT = {
+    "application/json": {"schema": {"$ref": "#/components/schemas/ReportOut"}},
+    CSV_MIME: {"schema": CSV_SCHEMA},
+}
 
 
 def _wants_csv(fmt: str | None) -> bool:
@@ -72,6 +83,7 @@ class Report(MethodView):
     @requires(Permission.REPORTS_READ)
     @blp.arguments(ReportArgs, location="query", unknown=RAISE)
     @blp.response(200, ReportOut)
+    @blp.doc(responses={"200": {"description": "The report.", "content": REPORT_CONTENT}})
     @problems(blp, 401, 403, 404, 422)
     def get(self, args: dict[str, Any], name: str) -> Any:
         """Run a report: JSON, or CSV with HXL hashtags in its second row
