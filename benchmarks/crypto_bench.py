@@ -10,6 +10,9 @@ Measures, in one run:
   ``decrypt_field`` wrappers, which build nothing more but add a call each,
   are reported beside it;
 * blind-index computations per second (single field and compound);
+* the per-row authenticator (``row_seal``): the time to write (seal every field and
+  compute the seal) and to read (verify the seal and open every field) one case-member
+  row of 15 sealed columns, with and without the seal; the difference is its cost;
 * argon2id password hashing and verification at the service's configured
   default cost (``password_hash_memory_kib`` and ``password_hash_time_cost``):
   milliseconds per operation, what a login costs before anything else.
@@ -27,6 +30,7 @@ Usage, from the repository root::
 from __future__ import annotations
 
 import argparse
+import hmac
 import json
 import os
 import platform
@@ -47,11 +51,13 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from casework.auth.passwords import PasswordParams, hash_password, verify_password
 from casework.config import SCHEMA
 from casework.security.blind_index import DEFAULT_BITS, BlindIndexer
+from casework.security.columns import RowIds, row_seal
 from casework.security.envelope import (
     DataKey,
     FieldContext,
     decrypt_field,
     encrypt_field,
+    field_aad_prefix,
     new_data_key,
     open_with_aad,
     seal_with_aad,
@@ -139,6 +145,59 @@ def measure_fields(size: int, seconds: float, repeats: int) -> dict[str, Any]:
     }
 
 
+# Block sizes of a case member's sealed columns (casework/cases/models.py), in column order.
+MEMBER_BLOCKS = (16, 8, 8, 64, 64, 16, 64, 64, 48, 128, 256, 32, 32, 48, 256)
+
+
+def measure_row_seal(seconds: float, repeats: int) -> dict[str, Any]:
+    """Microseconds to write and to read one member row, with and without its row seal."""
+    key = DataKey(new_data_key())
+    ids = RowIds(uuid.uuid4(), uuid.uuid4())
+    columns = [f"c{i:02d}" for i in range(len(MEMBER_BLOCKS))]
+    plaintexts = [b"x" * block for block in MEMBER_BLOCKS]
+    aads = [field_aad_prefix("case_members", c) + ids.aad for c in columns]
+    blobs = [seal_with_aad(key, p, a) for p, a in zip(plaintexts, aads, strict=True)]
+    stored = row_seal(key, "case_members", ids, 1, zip(columns, blobs, strict=True))
+
+    def write_fields() -> list[bytes]:
+        return [seal_with_aad(key, p, a) for p, a in zip(plaintexts, aads, strict=True)]
+
+    def write_sealed() -> None:
+        sealed = write_fields()
+        row_seal(key, "case_members", ids, 2, zip(columns, sealed, strict=True))
+
+    def read_fields() -> None:
+        for blob, aad in zip(blobs, aads, strict=True):
+            open_with_aad(key, blob, aad)
+
+    def read_sealed() -> None:
+        expected = row_seal(key, "case_members", ids, 1, zip(columns, blobs, strict=True))
+        assert hmac.compare_digest(expected, stored)
+        read_fields()
+
+    timings = _timings(
+        {
+            "write": write_fields,
+            "write_sealed": write_sealed,
+            "read": read_fields,
+            "read_sealed": read_sealed,
+        },
+        seconds,
+        repeats,
+    )
+    best = {name: min(values) * 1e6 for name, values in timings.items()}
+    return {
+        "columns": len(columns),
+        "row_bytes": sum(len(b) for b in blobs),
+        "write_us": round(best["write"], 1),
+        "write_sealed_us": round(best["write_sealed"], 1),
+        "read_us": round(best["read"], 1),
+        "read_sealed_us": round(best["read_sealed"], 1),
+        "write_overhead": round(best["write_sealed"] / best["write"] - 1, 3),
+        "read_overhead": round(best["read_sealed"] / best["read"] - 1, 3),
+    }
+
+
 def measure_blind_index(seconds: float, repeats: int) -> dict[str, Any]:
     """Return single-field and compound blind-index computations per second."""
     indexer = BlindIndexer(os.urandom(32), 1, bits=DEFAULT_BITS)
@@ -206,6 +265,7 @@ def run(seconds: float, repeats: int) -> dict[str, Any]:
         "target_ratio": TARGET_RATIO,
         "meets_target": all(row["ratio"] >= TARGET_RATIO for row in fields),
         "blind_index": measure_blind_index(seconds, repeats),
+        "row_seal": measure_row_seal(seconds, repeats),
         "password_hash": measure_password_hash(repeats),
     }
 
@@ -232,6 +292,12 @@ def print_table(results: dict[str, Any]) -> None:
     print(
         f"blind index ({blind['bits']} bits): {blind['single_field_per_s']:,}/s single field, "
         f"{blind['compound_three_values_per_s']:,}/s compound of three values"
+    )
+    seal = results["row_seal"]
+    print(
+        f"row seal ({seal['columns']} sealed columns, {seal['row_bytes']} bytes): write "
+        f"{seal['write_us']} -> {seal['write_sealed_us']} us (+{seal['write_overhead']:.0%}), "
+        f"read {seal['read_us']} -> {seal['read_sealed_us']} us (+{seal['read_overhead']:.0%})"
     )
     password = results["password_hash"]
     print(

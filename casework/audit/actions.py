@@ -65,6 +65,7 @@ class AuditAction(StrEnum):
     KEYS_RETIRE = "keys.retire"
     KEYS_REINDEX = "keys.reindex"
     KEYS_SHRED = "keys.shred"
+    KEYS_SEAL_ROWS = "keys.seal_rows"
     AUDIT_READ = "audit.read"
     AUDIT_EXPORT = "audit.export"
     AUDIT_VERIFY = "audit.verify"

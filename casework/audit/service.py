@@ -208,7 +208,25 @@ def _refuse_change(_mapper: Mapper[Any], _connection: Any, _target: object) -> N
     raise RuntimeError("access-log entries are append-only")
 
 
+def record_integrity_failure(exc: Any) -> None:
+    """Integrity hook: drop the request's pending changes, keep one ``case.integrity_failed``
+    naming the case's reference and the table and column where the check failed."""
+    current = db.session()
+    current.rollback()
+    target = (request.view_args or {}).get("reference") if has_request_context() else None
+    where = f"{getattr(exc, 'table', '?')}.{getattr(exc, 'column', '?')}"
+    record(
+        AuditAction.CASE_INTEGRITY_FAILED,
+        target=target,
+        fields=[where],
+        outcome=Outcome.FAILURE,
+    )
+    db.persist_despite_error()
+
+
 def init_app(app: Flask) -> None:
-    """Record every refused authorisation; refuse an origin that cannot name the key."""
+    """Record every refused authorisation and every row that fails its integrity check;
+    refuse an origin that cannot name the key."""
     signer.check_origin(app)
     app.extensions.setdefault("casework.denial_hooks", []).append(record_refusal)
+    app.extensions.setdefault("casework.integrity_hooks", []).append(record_integrity_failure)

@@ -44,7 +44,7 @@ from casework.db import Base
 from casework.errors import CaseworkError, NotFound, ValidationFailed
 from casework.offices.models import Office
 from casework.security.case_keys import SESSION_INFO_KEY, provision_case_key
-from casework.security.columns import RowIds, erase_ciphertext
+from casework.security.columns import RowIds, erase_ciphertext, row_seal_for
 from casework.security.data_key_cache import DataKeyCache
 from casework.security.envelope import DataKey, WrappedKey, new_data_key, wrap_data_key
 from casework.security.keyring import Keyring
@@ -427,6 +427,7 @@ def _bulk_rows(
     wrapped = wrap_data_key(keyring, material, case_id)
     key = DataKey(material)
     needs = list(plain(household.get("specific_needs") or []))
+    case_ids = RowIds(case_id, case_id)
     rows["keys"].append(
         {"case_id": case_id, "kek_id": kek_id, "wrapped_key": wrapped.blob, "created_at": now}
     )
@@ -437,13 +438,14 @@ def _bulk_rows(
             "office_code": office,
             "stage": Stage.INTAKE.value,
             "resettlement_stage": ResettlementStage.NOT_CONSIDERED.value,
-            "specific_needs": Case.specific_needs.ciphertext(key, RowIds(case_id, case_id), needs),
+            "specific_needs": Case.specific_needs.ciphertext(key, case_ids, needs),
             "version": 1,
             "created_at": now,
             "updated_at": now,
             "erased_at": None,
         }
     )
+    rows["cases"][-1]["row_seal"] = row_seal_for(Case, key, case_ids, rows["cases"][-1])
     members = [plain(m) for m in household["members"]]
     ids = [uuid.uuid4() for _ in members]
     for position, data in enumerate(members):
@@ -459,6 +461,7 @@ def _bulk_rows(
         for name in _SEALED_MEMBER_FIELDS:
             field_ = getattr(CaseMember, name)
             row[field_.name_in_table] = field_.ciphertext(key, row_ids, data.get(name))
+        row["row_seal"] = row_seal_for(CaseMember, key, row_ids, row)
         rows["members"].append(row)
         values = {
             (p.index, v)
@@ -738,7 +741,7 @@ def vacuum_tables() -> list[str]:
     sealed columns (the rows the erasure hooks overwrite or delete)."""
     sealed = {
         table.name
-        for table in Base.metadata.sorted_tables
+        for table in Base.metadata.tables.values()
         if any(str(column.comment or "").startswith("encrypted ") for column in table.columns)
     }
     return sorted(set(ERASURE_TABLES) | sealed)

@@ -25,11 +25,15 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 from sqlalchemy.orm import Session
 
-from casework.db import get_db
+from casework import audit
+from casework.audit import AuditAction
+from casework.db import Base, get_db
 from casework.keys import service as keys_service
 from casework.keys.rotation import DEFAULT_BATCH_SIZE
 from casework.keys.service import KINDS, KeysRefused, KeyStatus, SealedKind
 from casework.security.app import KeyringHolder, holder
+from casework.security.case_keys import attach_keyring
+from casework.security.columns import seal_unsealed_rows, sealed_models
 from casework.security.errors import KeyringError
 from casework.security.keyring import Keyring, KeyState, is_kek_id, utc_now
 from casework.security.keyring_providers import FileKeyringProvider
@@ -295,6 +299,37 @@ def shred_command(if_due: bool, batch_size: int) -> None:
         f"re-wrapped under KEK {keyring.active_kek().kek_id}: {_counts(done)}; "
         f"destroyed KEK(s): {', '.join(destroyed) or 'none'}"
     )
+
+
+@keys_group.command("seal-rows")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 10_000),
+    default=DEFAULT_BATCH_SIZE,
+    show_default=True,
+    help="Rows sealed per committed transaction.",
+)
+@with_appcontext
+def seal_rows_command(batch_size: int) -> None:
+    """Give rows written before row seals existed their first seal (once, after upgrading).
+
+    A row with sealed values and no seal refuses to open; this vouches for the
+    rows as they are now, so run it right after the migration, before serving.
+    """
+    app = current_app
+    keyring = holder(app).provider.load()
+    total = 0
+    for model in sealed_models(Base):
+        while True:
+            with transaction(app) as session:
+                attach_keyring(session, keyring)
+                done = seal_unsealed_rows(session, model, limit=batch_size)
+            total += done
+            if done < batch_size:
+                break
+    with transaction(app) as session:
+        audit.record(AuditAction.KEYS_SEAL_ROWS, target=f"rows={total}", session=session)
+    click.echo(f"sealed {total} row(s)")
 
 
 @keys_group.command("status")

@@ -10,6 +10,7 @@ picked up within a second: no worker keeps wrapping under a demoted KEK.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
 import time
@@ -17,12 +18,14 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from flask import Flask, current_app
+from flask import Flask, Response, current_app
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from casework.errors import ServiceUnavailable
+from casework.db import database_url
+from casework.errors import ServiceUnavailable, problem
 from casework.security.case_keys import attach_keyring
-from casework.security.errors import KeyringError
+from casework.security.errors import KeyringError, RowIntegrityError
 from casework.security.keyring import Keyring
 from casework.security.keyring_providers import (
     EnvKeyringProvider,
@@ -32,6 +35,7 @@ from casework.security.keyring_providers import (
 
 KEYRING_ENV = "CASEWORK_KEYRING"
 _RECHECK_SECONDS = 1.0
+log = logging.getLogger("casework.security")
 
 
 class KeyringHolder:
@@ -107,9 +111,64 @@ def init_app(app: Flask) -> None:
     holder = KeyringHolder(provider_for(app))
     if holder.exists():
         holder.get()  # raises KeyringError with a message saying how to fix it
+    warn_if_beside_database(app, holder.provider)
     app.extensions["casework.keyring"] = holder
+    app.register_error_handler(RowIntegrityError, _integrity_failed)
     app.extensions.setdefault("casework.session_hooks", []).append(_attach_to_session)
     app.extensions.setdefault("casework.init_steps", []).append(lambda: ensure_keyring(app))
+
+
+def keyring_beside_database(app: Flask, provider: KeyringProvider) -> Path | None:
+    """The SQLite database file when the keyring file sits in its folder, else None.
+
+    A backup of that folder (or of the machine's disk) carries the keyring with
+    the database: the keyring then opens every case in the backup, erased ones
+    included, until it is shredded. PostgreSQL URLs and keyrings from the
+    environment cannot be compared, so they give None.
+    """
+    if not isinstance(provider, FileKeyringProvider):
+        return None
+    url = make_url(database_url(app.config["CASEWORK"], Path(app.instance_path)))
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    database = Path(url.database).resolve()
+    return database if provider.path.resolve().parent == database.parent else None
+
+
+def warn_if_beside_database(app: Flask, provider: KeyringProvider) -> None:
+    """Log a start-up warning when the keyring file is in the SQLite database's folder."""
+    database = keyring_beside_database(app, provider)
+    if database is not None:
+        log.warning(
+            "the keyring file is in the database's folder %s: keep it out of database backups "
+            "(or set keyring_path elsewhere); a keyring backup older than the last "
+            "'casework keys shred' undoes erasures (docs/encryption.md)",
+            database.parent,
+            extra={"event": "keyring_beside_database"},
+        )
+
+
+INTEGRITY_HOOKS = "casework.integrity_hooks"
+"""Callables ``(RowIntegrityError) -> None`` run when a read finds a row altered outside
+casework; the access log registers one (it records the failure)."""
+
+
+def _integrity_failed(exc: RowIntegrityError) -> Response:
+    """A stored row failed its authenticator: 500 with a clear problem type, logged and
+    recorded (by the hooks) without any value or id."""
+    log.error(
+        "a row failed its integrity check",
+        extra={"event": "row_integrity_failed", "error_type": f"{exc.table}.{exc.column}"},
+    )
+    for hook in current_app.extensions.get(INTEGRITY_HOOKS, []):
+        hook(exc)
+    return problem(
+        500,
+        "integrity-failed",
+        "Stored data failed its integrity check",
+        "A record was altered outside casework and cannot be opened; an administrator must "
+        "restore it from a backup. The failure is in the access log.",
+    )
 
 
 def _attach_to_session(session: Session) -> None:

@@ -20,6 +20,17 @@ free text leaks its length only to the block. SQL NULL is written only by
 Every row needs its own id and its case id before the first flush; both are
 bound into the ciphertext. :class:`ClientIdMixin` assigns a UUID at construction.
 
+Each field's ciphertext is bound to its table, column, case and row, but not
+to the other fields of the row: a database writer could put back an older
+ciphertext of one cell, and it would decrypt. So a model with sealed fields
+also gets a ``row_seal`` column: an 8-byte counter and an HMAC-SHA256, under a
+key derived from the case's data key, over the table, the ids, the counter and
+every sealed column's ciphertext. It is recomputed (counter + 1) whenever the
+row's sealed values are written and checked before any of them is decrypted;
+a field rolled back alone, or a row mixed from two versions, fails with
+:class:`~casework.security.errors.RowIntegrityError`. A whole row put back as
+it was is not detected here (it is a consistent older version of the row).
+
 Limits a model author must know:
 
 * an encrypted attribute cannot be used in a query filter or ordering; search
@@ -33,11 +44,12 @@ Limits a model author must know:
 from __future__ import annotations
 
 import datetime
+import hmac
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Generic, Self, TypeVar, overload
 
-from sqlalchemy import LargeBinary, event
+from sqlalchemy import LargeBinary, event, or_, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, object_session
 from sqlalchemy.orm.attributes import flag_dirty
 
@@ -51,7 +63,8 @@ from casework.security.envelope import (
     open_with_aad,
     seal_with_aad,
 )
-from casework.security.errors import CodecError, EncryptionContextError
+from casework.security.errors import CodecError, EncryptionContextError, RowIntegrityError
+from casework.security.framing import length_prefixed
 
 T = TypeVar("T")
 
@@ -61,6 +74,18 @@ PENDING_ATTRIBUTE = "_casework_pending_plaintext"
 _AAD_IDS_ATTRIBUTE = "_casework_aad_ids"
 """Instance attribute caching (case id, row id, their framed bytes): a member's sixteen
 fields share them, so the ids are framed once per row rather than once per field."""
+
+
+ROW_SEAL_COLUMN = "row_seal"
+ROW_SEAL_ATTR = "_row_seal"
+"""The per-row authenticator's column, and the model attribute that maps it."""
+
+_VERIFIED_ATTRIBUTE = "_casework_row_verified"
+"""Instance attribute holding the row seal and ciphertexts last verified (by identity),
+so a row's sixteen fields are checked once per load, not once per field."""
+
+_ROW_SEAL_DOMAIN = b"casework.row-seal.v1"
+_COUNTER_BYTES = 8
 
 
 class RowIds:
@@ -111,6 +136,14 @@ class EncryptedField(Generic[T]):
             comment=f"encrypted {self.codec.name} (AES-256-GCM, see docs/encryption.md)",
         )
         setattr(owner, self.storage_attr, column)
+        if ROW_SEAL_ATTR not in owner.__dict__:
+            seal: Mapped[bytes | None] = mapped_column(
+                ROW_SEAL_COLUMN,
+                LargeBinary,
+                nullable=True,
+                comment="counter and HMAC over the row's sealed columns (docs/encryption.md)",
+            )
+            setattr(owner, ROW_SEAL_ATTR, seal)
 
     @overload
     def __get__(self, obj: None, owner: type[Any]) -> Self: ...
@@ -125,13 +158,16 @@ class EncryptedField(Generic[T]):
         if pending and self.name in pending:
             return self._decode(pending[self.name])
         blob = getattr(obj, self.storage_attr)
-        if blob is None:
-            return None
+        if blob is None and getattr(obj, ROW_SEAL_ATTR) is None and _all_erased(obj):
+            return None  # erased (or never written): no key to check with, nothing to open
         session = object_session(obj)
         if session is None:
             raise EncryptionContextError("cannot decrypt a row that is not in a session")
         case_id, aad = self._aad(obj)
         key = data_key_cache(session).get(case_id)
+        _verify_row(obj, key, self)
+        if blob is None:
+            return None
         return self.codec.decode(open_with_aad(key, blob, aad))
 
     def __set__(self, obj: object, value: T | None) -> None:
@@ -193,6 +229,7 @@ class EncryptedField(Generic[T]):
 
     def seal(self, obj: object, session: Session, encoded: bytes | None) -> None:
         """Store ``encoded`` (or NULL) encrypted in the ciphertext column; used at flush."""
+        obj.__dict__.pop(_VERIFIED_ATTRIBUTE, None)
         if encoded is None:
             setattr(obj, self.storage_attr, None)
             return
@@ -220,10 +257,13 @@ def _seal_pending_values(session: Session, flush_context: Any, instances: Any) -
     """Encrypt every value assigned since the last flush, before SQL is emitted."""
     for obj in [*session.new, *session.dirty]:
         pending: dict[str, bytes | None] | None = obj.__dict__.get(PENDING_ATTRIBUTE)
+        if not pending:
+            continue
         while pending:
             name, encoded = next(iter(pending.items()))
             getattr(type(obj), name).seal(obj, session, encoded)
             del pending[name]
+        _reseal_row(obj, session)
 
 
 @event.listens_for(Session, "after_soft_rollback")
@@ -352,5 +392,152 @@ def erase_ciphertext(obj: object) -> None:
     encrypted again, the stored ciphertext is simply replaced.
     """
     obj.__dict__.pop(PENDING_ATTRIBUTE, None)
+    obj.__dict__.pop(_VERIFIED_ATTRIBUTE, None)
     for field in encrypted_fields(type(obj)):
         setattr(obj, field.storage_attr, None)
+    setattr(obj, ROW_SEAL_ATTR, None)
+
+
+# --- the per-row authenticator -----------------------------------------------------------
+
+_SEALED_COLUMNS_CACHE: dict[type[Any], tuple[tuple[str, str], ...]] = {}
+
+
+def sealed_columns(model: type[Any]) -> tuple[tuple[str, str], ...]:
+    """``(column name, storage attribute)`` of every sealed field of ``model``, in column-name
+    order: the order the row seal covers them in."""
+    found = _SEALED_COLUMNS_CACHE.get(model)
+    if found is None:
+        found = tuple(sorted((f.name_in_table, f.storage_attr) for f in encrypted_fields(model)))
+        _SEALED_COLUMNS_CACHE[model] = found
+    return found
+
+
+def _row_seal_key(key: DataKey) -> bytes:
+    # One HMAC to derive: cheaper than a lookup table keyed by the data key would be.
+    return hmac.digest(key.material, _ROW_SEAL_DOMAIN, "sha256")
+
+
+_NULL_MARKER = b"\xff\xff\xff\xff"
+
+
+def row_seal(
+    key: DataKey,
+    table: str,
+    row_ids: RowIds,
+    counter: int,
+    ciphertexts: Iterable[tuple[str, bytes | None]],
+) -> bytes:
+    """The stored seal: ``counter`` (8 bytes) and HMAC-SHA256 over the table, the ids, the
+    counter and each ``(column, ciphertext)`` in :func:`sealed_columns` order."""
+    prefix = counter.to_bytes(_COUNTER_BYTES, "big")
+    parts = [length_prefixed(_ROW_SEAL_DOMAIN, table.encode(), row_ids.aad, prefix)]
+    for column, blob in ciphertexts:
+        name = column.encode()
+        parts.append(len(name).to_bytes(2, "big") + name)
+        if blob is None:
+            parts.append(_NULL_MARKER)
+        else:
+            parts.append(len(blob).to_bytes(4, "big"))
+            parts.append(blob)
+    return prefix + hmac.digest(_row_seal_key(key), b"".join(parts), "sha256")
+
+
+def row_seal_for(model: type[Any], key: DataKey, row_ids: RowIds, row: Mapping[str, Any]) -> bytes:
+    """The first seal of a row written without the ORM (bulk inserts): ``row`` maps column
+    names to the ciphertexts it stores."""
+    columns = sealed_columns(model)
+    table = model.__table__.name
+    return row_seal(key, table, row_ids, 1, ((c, row.get(c)) for c, _attr in columns))
+
+
+def _ciphertexts(obj: object) -> tuple[bytes | None, ...]:
+    values = obj.__dict__
+    return tuple(
+        values[attr] if attr in values else getattr(obj, attr)
+        for _column, attr in sealed_columns(type(obj))
+    )
+
+
+def _all_erased(obj: object) -> bool:
+    return all(blob is None for blob in _ciphertexts(obj))
+
+
+def _row_context(obj: object, field: EncryptedField[Any]) -> tuple[str, RowIds]:
+    case_id, row_id = field._ids(obj)
+    cached = obj.__dict__.get(_AAD_IDS_ATTRIBUTE)
+    ids = RowIds.__new__(RowIds)
+    ids.case_id, ids.row_id = case_id, row_id
+    ids.aad = cached[2] if cached is not None else field_aad_ids(case_id, row_id)
+    return field._table(), ids
+
+
+def _verify_row(obj: object, key: DataKey, field: EncryptedField[Any]) -> None:
+    """Raise RowIntegrityError unless the row's seal matches its ciphertexts (once per load)."""
+    stored = getattr(obj, ROW_SEAL_ATTR)
+    blobs = _ciphertexts(obj)
+    checked = obj.__dict__.get(_VERIFIED_ATTRIBUTE)
+    if (
+        checked is not None
+        and checked[0] is stored
+        and all(a is b for a, b in zip(checked[1], blobs, strict=True))
+    ):
+        return
+    table, ids = _row_context(obj, field)
+    if stored is None or len(stored) <= _COUNTER_BYTES:
+        raise RowIntegrityError(table, field.name_in_table)
+    stored = bytes(stored)
+    counter = int.from_bytes(stored[:_COUNTER_BYTES], "big")
+    columns = [column for column, _attr in sealed_columns(type(obj))]
+    expected = row_seal(key, table, ids, counter, zip(columns, blobs, strict=True))
+    if not hmac.compare_digest(expected, stored):
+        raise RowIntegrityError(table, field.name_in_table)
+    obj.__dict__[_VERIFIED_ATTRIBUTE] = (getattr(obj, ROW_SEAL_ATTR), blobs)
+
+
+def _reseal_row(obj: object, session: Session) -> None:
+    """Recompute the row's seal after its sealed values were written (counter + 1)."""
+    fields = encrypted_fields(type(obj))
+    blobs = _ciphertexts(obj)
+    if all(blob is None for blob in blobs):
+        setattr(obj, ROW_SEAL_ATTR, None)
+        return
+    field = fields[0]
+    table, ids = _row_context(obj, field)
+    key = data_key_cache(session).get(ids.case_id)
+    previous = getattr(obj, ROW_SEAL_ATTR)
+    counter = int.from_bytes(bytes(previous)[:_COUNTER_BYTES], "big") + 1 if previous else 1
+    columns = [column for column, _attr in sealed_columns(type(obj))]
+    seal = row_seal(key, table, ids, counter, zip(columns, blobs, strict=True))
+    setattr(obj, ROW_SEAL_ATTR, seal)
+    obj.__dict__[_VERIFIED_ATTRIBUTE] = (seal, blobs)
+
+
+def sealed_models(base: Any) -> list[type[Any]]:
+    """Every mapped class of ``base``'s registry that carries a row seal."""
+    return sorted(
+        (m.class_ for m in base.registry.mappers if ROW_SEAL_ATTR in vars(m.class_)),
+        key=lambda model: model.__name__,
+    )
+
+
+def seal_unsealed_rows(session: Session, model: type[Any], *, limit: int = 500) -> int:
+    """Give up to ``limit`` rows of ``model`` that have sealed values but no seal their first
+    one; returns how many. Does not commit.
+
+    For deployments upgraded from before row seals (migration 0012), once, before
+    serving: it vouches for the rows as they are now. Rows of erased cases (every
+    sealed column NULL) need none and are skipped.
+    """
+    seal_column = getattr(model, ROW_SEAL_ATTR)
+    storages = [getattr(model, attr) for _column, attr in sealed_columns(model)]
+    query = (
+        select(model)
+        .where(seal_column.is_(None), or_(*(column.is_not(None) for column in storages)))
+        .limit(limit)
+    )
+    rows = list(session.scalars(query))
+    for obj in rows:
+        _reseal_row(obj, session)
+    session.flush()
+    return len(rows)

@@ -42,3 +42,19 @@ class BlindIndexError(SecurityError):
 
 class DataKeyExistsError(SecurityError):
     """A data key was requested for a case that already has one."""
+
+
+class RowIntegrityError(SecurityError):
+    """A row's sealed fields do not match its authenticator: a field was replaced by another
+    ciphertext (an older version of the same cell, say), or the row mixes two versions.
+
+    ``table`` and ``column`` name where it was found; never a value or an id.
+    """
+
+    def __init__(self, table: str, column: str) -> None:
+        super().__init__(
+            f"the sealed fields of a {table} row do not match its authenticator "
+            f"(read of {column}): a field was replaced or rolled back outside casework"
+        )
+        self.table = table
+        self.column = column

@@ -40,7 +40,7 @@ def b_case(worker_b: dict[str, str], register: Any) -> dict[str, Any]:
         ("GET", "", "caseworker", None, {}),
         ("PATCH", "", "caseworker", {"specific_needs": []}, {"If-Match": '"v1"'}),
         ("PATCH", "", "caseworker", {"specific_needs": []}, {}),
-        ("DELETE", "", "supervisor", None, {"If-Match": '"v1"'}),
+        ("POST", "/erasure-requests", "supervisor", {"reason": "Asked to be erased."}, {}),
         ("GET", "/history", "caseworker", None, {}),
         ("POST", "/duplicates", "caseworker", None, {}),
     ],

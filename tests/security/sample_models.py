@@ -18,7 +18,7 @@ from casework.security.columns import (
     sealed_text,
 )
 from casework.security.keyring import Keyring
-from casework.security.models import CaseKey
+from casework.security.models import CaseKey, ShredMark
 
 
 class SampleBase(DeclarativeBase):
@@ -62,6 +62,7 @@ def make_engine() -> Engine:
     engine = create_engine("sqlite://")
     SampleBase.metadata.create_all(engine)
     CaseKey.metadata.tables[CaseKey.__tablename__].create(engine)
+    ShredMark.metadata.tables[ShredMark.__tablename__].create(engine)
     return engine
 
 

@@ -7,12 +7,13 @@ from sqlalchemy import Engine, LargeBinary, select, text, update
 from sqlalchemy.orm import Session
 
 from casework.security.case_keys import data_key_cache, provision_case_key
-from casework.security.columns import EncryptedField, Sealed
+from casework.security.columns import EncryptedField, RowIds, Sealed, row_seal, sealed_columns
 from casework.security.errors import (
     CodecError,
     DecryptionError,
     EncryptionContextError,
     MissingDataKeyError,
+    RowIntegrityError,
 )
 from casework.security.keyring import Keyring
 
@@ -127,6 +128,23 @@ def _copy_column(
         )
 
 
+def _reseal(engine: Engine, keyring: Keyring, member: Member) -> None:
+    """Recompute the row seal over what the row holds now, as only a key holder could:
+    it takes the row check out of the way, to show each field's own binding holds too."""
+    raw = _raw_row(engine, member.id)
+    with open_session(engine, keyring) as session:
+        key = data_key_cache(session).get(member.case_id)
+    seal = row_seal(
+        key,
+        "sample_members",
+        RowIds(member.case_id, member.id),
+        2,
+        ((column, raw[column]) for column, _attr in sealed_columns(Member)),
+    )
+    with engine.begin() as connection:
+        connection.execute(update(MEMBERS).where(MEMBERS.c.id == member.id).values(row_seal=seal))
+
+
 def _read_name(engine: Engine, keyring: Keyring, member: Member, attribute: str) -> object:
     with open_session(engine, keyring) as session:
         return getattr(session.get_one(Member, member.id), attribute)
@@ -137,6 +155,9 @@ def test_ciphertext_copied_to_another_row_is_rejected(engine: Engine, keyring: K
     source, target = _member(case_id, "Source"), _member(case_id, "Target")
     _store(engine, keyring, source, target)
     _copy_column(engine, source, target, "full_name")
+    with pytest.raises(RowIntegrityError):
+        _read_name(engine, keyring, target, "full_name")
+    _reseal(engine, keyring, target)
     with pytest.raises(DecryptionError):
         _read_name(engine, keyring, target, "full_name")
 
@@ -145,6 +166,9 @@ def test_ciphertext_copied_to_another_column_is_rejected(engine: Engine, keyring
     member = _member(uuid.uuid4())
     _store(engine, keyring, member)
     _copy_column(engine, member, member, "full_name", into="nickname")
+    with pytest.raises(RowIntegrityError):
+        _read_name(engine, keyring, member, "nickname")
+    _reseal(engine, keyring, member)
     with pytest.raises(DecryptionError):
         _read_name(engine, keyring, member, "nickname")
 
@@ -153,6 +177,9 @@ def test_ciphertext_copied_to_another_case_is_rejected(engine: Engine, keyring: 
     source, target = _member(uuid.uuid4(), "Source"), _member(uuid.uuid4(), "Target")
     _store(engine, keyring, source, target)
     _copy_column(engine, source, target, "full_name")
+    with pytest.raises(RowIntegrityError):
+        _read_name(engine, keyring, target, "full_name")
+    _reseal(engine, keyring, target)
     with pytest.raises(DecryptionError, match="different data key"):
         _read_name(engine, keyring, target, "full_name")
 
@@ -308,3 +335,70 @@ def test_declarations_create_binary_ciphertext_columns() -> None:
     for name in ("full_name", "born_on", "household_size", "needs", "phone_number"):
         assert isinstance(columns[name].type, LargeBinary)
         assert "encrypted" in (columns[name].comment or "")
+
+
+# --- the per-row authenticator: a field cannot be rolled back alone ------------------------
+
+
+def _rename(engine: Engine, keyring: Keyring, member: Member, name: str) -> None:
+    with open_session(engine, keyring) as session:
+        session.get_one(Member, member.id).full_name = name
+        session.commit()
+
+
+def test_a_field_rolled_back_alone_fails_to_open(engine: Engine, keyring: Keyring) -> None:
+    member = _member(uuid.uuid4(), "First Name")
+    _store(engine, keyring, member)
+    old = _raw_row(engine, member.id)
+    _rename(engine, keyring, member, "Second Name")
+    assert _read_name(engine, keyring, member, "full_name") == "Second Name"
+    with engine.begin() as connection:  # a database writer puts the older ciphertext back
+        connection.execute(
+            update(MEMBERS).where(MEMBERS.c.id == member.id).values(full_name=old["full_name"])
+        )
+    for attribute in ("full_name", "phone", "born_on"):
+        with pytest.raises(RowIntegrityError, match="sample_members row"):
+            _read_name(engine, keyring, member, attribute)
+
+
+def test_a_row_mixed_from_two_versions_fails_to_open(engine: Engine, keyring: Keyring) -> None:
+    member = _member(uuid.uuid4(), "First Name")
+    _store(engine, keyring, member)
+    old = _raw_row(engine, member.id)
+    with open_session(engine, keyring) as session:
+        loaded = session.get_one(Member, member.id)
+        loaded.full_name, loaded.phone = "Second Name", "+256 700 000000"
+        session.commit()
+    with engine.begin() as connection:  # old seal and name, new phone
+        connection.execute(
+            update(MEMBERS)
+            .where(MEMBERS.c.id == member.id)
+            .values(full_name=old["full_name"], row_seal=old["row_seal"])
+        )
+    with pytest.raises(RowIntegrityError):
+        _read_name(engine, keyring, member, "full_name")
+
+
+def test_a_stripped_seal_or_a_nulled_field_fails_to_open(engine: Engine, keyring: Keyring) -> None:
+    member = _member(uuid.uuid4())
+    _store(engine, keyring, member)
+    for change in ({"row_seal": None}, {"phone_number": None}):
+        other = _member(uuid.uuid4())
+        _store(engine, keyring, other)
+        with engine.begin() as connection:
+            connection.execute(update(MEMBERS).where(MEMBERS.c.id == other.id).values(change))
+        with pytest.raises(RowIntegrityError):
+            _read_name(engine, keyring, other, "full_name")
+    assert _read_name(engine, keyring, member, "full_name") == "Amina Yusuf"
+
+
+def test_the_seal_counts_writes(engine: Engine, keyring: Keyring) -> None:
+    member = _member(uuid.uuid4())
+    _store(engine, keyring, member)
+    first = _raw_row(engine, member.id)["row_seal"]
+    _rename(engine, keyring, member, "Renamed")
+    second = _raw_row(engine, member.id)["row_seal"]
+    assert isinstance(first, bytes)
+    assert isinstance(second, bytes)
+    assert int.from_bytes(first[:8], "big") == 1
+    assert int.from_bytes(second[:8], "big") == 2
