@@ -1,8 +1,8 @@
 """Reports and retention: counted steps (sealed), the retention policy, legal holds,
 retention tombstones.
 
-Revision ID: 0012_reports
-Revises: 0011_erasure
+Revision ID: 0013_reports
+Revises: 0012_row_seals
 Create Date: 2026-12-07
 
 A counted step keeps only its case and time in plaintext; which step and its
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0012_reports"
-down_revision = "0011_erasure"
+revision = "0013_reports"
+down_revision = "0012_row_seals"
 branch_labels = None
 depends_on = None
 
@@ -27,6 +27,15 @@ def _sealed(name: str, block: int) -> sa.Column:
         sa.LargeBinary(),
         nullable=True,
         comment=f"encrypted json padded to {block} bytes (AES-256-GCM, see docs/encryption.md)",
+    )
+
+
+def _row_seal() -> sa.Column:
+    return sa.Column(
+        "row_seal",
+        sa.LargeBinary(),
+        nullable=True,
+        comment="counter and HMAC over the row's sealed columns (docs/encryption.md)",
     )
 
 
@@ -42,6 +51,7 @@ def upgrade() -> None:
             comment="When the step was taken; reports count by its month.",
         ),
         _sealed("details", 256),
+        _row_seal(),
         sa.ForeignKeyConstraint(
             ["case_id"], ["cases.id"], name=op.f("fk_report_events_case_id_cases")
         ),
@@ -75,6 +85,7 @@ def upgrade() -> None:
         sa.Column("case_id", sa.Uuid(), nullable=False),
         sa.Column("is_held", sa.Boolean(), nullable=False),
         _sealed("reason", 256),
+        _row_seal(),
         sa.Column("changed_by", sa.String(length=64), nullable=False),
         sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
