@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from flask import Flask
 
+from casework.config import ConfigError
+
 
 def init_app(app: Flask) -> None:
     """Record the steps the reports count; erase them, and legal holds, with their case."""
@@ -17,4 +19,10 @@ def init_app(app: Flask) -> None:
         hooks.on_transition(process, None, service.record_event)
     erasure.on_erase(app, service.erase_events)
     erasure.on_erase(app, retention.erase_holds)
-    retention.parse_first_proposal(app.config["CASEWORK"]["retention_first_proposal"])
+    settings = app.config["CASEWORK"]
+    if settings["reports_min_cell"] < 1 or settings["reports_rounding"] < 0:
+        raise ConfigError("reports_min_cell must be at least 1 and reports_rounding at least 0")
+    try:
+        retention.parse_first_proposal(settings["retention_first_proposal"])
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None

@@ -21,18 +21,28 @@ def retention_group() -> None:
     """Retention: erase cases whose retention period has passed."""
 
 
+BATCH = 100
+"""Cases erased per transaction: a long run commits as it goes and can be run again."""
+
+
 @retention_group.command("run")
 @click.option("--dry-run", is_flag=True, help="List the cases due; erase nothing.")
 @with_appcontext
 def run_command(dry_run: bool) -> None:
     """Erase (or with --dry-run list) every case due under the approved policy."""
-    with get_db().session_factory() as session, session.begin():
-        attach_keyring(session, holder(current_app).get())
-        try:
-            due = retention.run(session, dry_run=dry_run)
-        except retention.NoActivePolicy as exc:
-            raise click.ClickException(exc.detail) from None
-        for reference in due:
-            click.echo(reference)
+    factory = get_db().session_factory
+    try:
+        with factory() as session, session.begin():
+            due = retention.run(session, dry_run=True)
+        erased: list[str] = []
+        for start in range(0, 0 if dry_run else len(due), BATCH):
+            with factory() as session, session.begin():
+                attach_keyring(session, holder(current_app).get())
+                batch = due[start : start + BATCH]
+                erased += retention.run(session, dry_run=False, references=batch)
+    except retention.NoActivePolicy as exc:
+        raise click.ClickException(exc.detail) from None
+    for reference in due if dry_run else erased:
+        click.echo(reference)
     verb = "due (dry run, nothing erased)" if dry_run else "erased"
-    click.echo(f"{len(due)} case(s) {verb}.", err=True)
+    click.echo(f"{len(due if dry_run else erased)} case(s) {verb}.", err=True)

@@ -17,6 +17,7 @@ reference, the office and the dates.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -197,8 +198,14 @@ def _state_clause(state: str) -> Any:
     return Case.resettlement_stage == ResettlementStage.ARRIVED.value
 
 
-def due_cases(session: Session, policy: RetentionPolicy, now: datetime) -> list[Case]:
-    """Live cases in a state of ``policy`` unchanged for its period, not under legal hold."""
+def due_cases(
+    session: Session,
+    policy: RetentionPolicy,
+    now: datetime,
+    references: Sequence[str] | None = None,
+) -> list[Case]:
+    """Live cases in a state of ``policy`` unchanged for its period, not under legal hold
+    (among ``references`` when given)."""
     clauses = [
         and_(_state_clause(state), Case.updated_at <= now - timedelta(days=days))
         for state, days in policy.rules.items()
@@ -253,12 +260,22 @@ def erase_under_policy(session: Session, case: Case, policy: RetentionPolicy) ->
     return tombstone
 
 
-def run(session: Session, *, dry_run: bool, now: datetime | None = None) -> list[str]:
-    """The references of the cases due; erased unless ``dry_run``. Raises NoActivePolicy."""
+def run(
+    session: Session,
+    *,
+    dry_run: bool,
+    now: datetime | None = None,
+    references: Sequence[str] | None = None,
+) -> list[str]:
+    """The references of the cases due (among ``references`` when given: a command erases
+    in batches, each re-checked in its own transaction); erased unless ``dry_run``.
+
+    Raises NoActivePolicy.
+    """
     policy = active_policy(session)
     if policy is None or policy.approved_by is None or policy.proposed_by is None:
         raise NoActivePolicy("No retention policy has been proposed and approved.")
-    due = due_cases(session, policy, now or utcnow())
+    due = due_cases(session, policy, now or utcnow(), references)
     if not dry_run:
         for case in due:
             erase_under_policy(session, case, policy)

@@ -36,6 +36,7 @@ from casework.offices.models import Office
 from casework.reports import counting
 from casework.reports.codes import (
     CHILD_BANDS,
+    HXL_TAGS,
     NO_CATEGORY,
     NO_NEEDS,
     AgeBand,
@@ -477,8 +478,6 @@ TOTAL = "total"
 
 def as_rows(result: Result) -> list[list[str]]:
     """CSV rows: a header, the HXL hashtag row, the cells, then the totals (``total``)."""
-    from casework.reports.codes import HXL_TAGS
-
     dims = list(result.table.dimensions)
     header = [*dims, "count", "suppressed"]
     rows = [header, [HXL_TAGS.get(column, "") for column in header]]
