@@ -8,14 +8,16 @@ of atoms: no per-person value crosses a process boundary, reaches a log or an
 error (a row that fails to decrypt is counted under ``unreadable`` and its
 error text is dropped).
 
-Large reports run the batches in worker processes (``spawn``: nothing of the
-web process, its threads or its connections is inherited), which receive the
-material of the KEKs that wrap the keys and the specific-needs families once,
-at start; small ones run in the calling process.
+Large reports run the batches in worker processes (forked from a clean
+``forkserver`` process, never from the web process: nothing of its threads or
+connections is inherited), which receive the material of the KEKs that wrap
+the keys and the specific-needs families once, at start; small ones run in the
+calling process.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -225,11 +227,14 @@ def init_worker(ctx: CountContext) -> None:
     _worker_context = ctx
 
 
-def count_in_worker(kind: str, rows: Sequence[CaseRow]) -> Counts:
-    """:func:`count_batch` with the context :func:`init_worker` kept."""
+def count_in_worker(kind: str, rows: Sequence[CaseRow]) -> tuple[Counts, float]:
+    """:func:`count_batch` with the context :func:`init_worker` kept, and the CPU seconds
+    it took (what a benchmark adds up: the worker is no child of the caller)."""
     if _worker_context is None:
         raise RuntimeError("worker not initialised")
-    return count_batch(_worker_context, kind, rows)
+    started = time.process_time()
+    counts = count_batch(_worker_context, kind, rows)
+    return counts, time.process_time() - started
 
 
 def batched(rows: Iterable[CaseRow], size: int) -> Iterator[list[CaseRow]]:
