@@ -251,6 +251,26 @@ def _id_bytes(value: uuid.UUID | str) -> bytes:
     return value.bytes if isinstance(value, uuid.UUID) else bytes.fromhex(value)
 
 
+def _plain_rows(session: Session, query: Any, size: int = 5000) -> Iterator[tuple[Any, ...]]:
+    """The rows of ``query`` (a SELECT without parameters) straight from the driver's cursor,
+    in the session's transaction: no SQLAlchemy row objects for hundreds of thousands of rows."""
+    connection = session.connection()
+    compiled = query.compile(dialect=connection.dialect)
+    if compiled.params:
+        raise ValueError("only a query without parameters is read this way")
+    driver: Any = connection.connection.driver_connection
+    if connection.dialect.name == "postgresql":  # a server-side cursor: rows stream in
+        cursor = driver.cursor(name="casework_report")
+    else:
+        cursor = connection.connection.cursor()
+    try:
+        cursor.execute(str(compiled))
+        while rows := cursor.fetchmany(size):
+            yield from rows
+    finally:
+        cursor.close()
+
+
 def _raw(column: Any) -> Any:
     """``column`` read as the driver returns it: no SQLAlchemy conversion per row
     (a report reads hundreds of thousands; the few it needs are converted here)."""
@@ -287,12 +307,11 @@ def _case_rows(session: Session) -> Iterator[CaseRow]:
         .join(members, members.c.case_id == cases.c.id)
         .where(cases.c.erased_at.is_(None))
         .order_by(cases.c.id)
-        .execution_options(yield_per=5000)
     )
     current: CaseRow | None = None
     last = None
     rows: list[tuple[Any, ...]] = []
-    for row in session.execute(query):
+    for row in _plain_rows(session, query):
         case_id, kek_id, wrapped, office, created, needs, member_id, *blobs = row
         if case_id != last:
             if current is not None:
@@ -321,12 +340,11 @@ def _event_rows(session: Session, kind: str) -> Iterator[CaseRow]:
         .join(keys, keys.c.case_id == cases.c.id)
         .where(cases.c.erased_at.is_(None))
         .order_by(cases.c.id)
-        .execution_options(yield_per=5000)
     )
     current: CaseRow | None = None
     last = None
     rows: list[tuple[Any, ...]] = []
-    for case_id, kek_id, wrapped, office, event_id, occurred, blob in session.execute(query):
+    for case_id, kek_id, wrapped, office, event_id, occurred, blob in _plain_rows(session, query):
         if case_id != last:
             if current is not None:
                 yield current
