@@ -142,11 +142,11 @@ def run(cases: int, repeat: int, database_url: str | None) -> dict[str, Any]:
             one, one_cpu = time_report(app, name.value, 1, 1, None)
             office, _ = time_report(app, name.value, 2, 1, OFFICES[0])
             results[name.value] = {
-                "seconds_two_workers": round(both, 2),
+                "seconds_two_workers": round(both, 3),
                 "cpu_seconds_two_workers": round(cpu, 2),
-                "seconds_one_process": round(one, 2),
+                "seconds_one_process": round(one, 3),
                 "cpu_seconds_one_process": round(one_cpu, 2),
-                "seconds_one_office": round(office, 2),
+                "seconds_one_office": round(office, 3),
                 "target_s": TARGET_S,
                 "ok": both <= TARGET_S,
             }
