@@ -33,6 +33,7 @@ SUITES: tuple[str, ...] = (
     "log_bench",
     "sync_bench",
     "field_client_bench",
+    "reports_bench",
 )
 BENCHMARKS_DIR = Path(__file__).resolve().parent
 SUITE_TIMEOUT_S = 900

@@ -53,7 +53,7 @@ def _register_features(app: Flask, api: Any) -> None:
     """Each feature package contributes its blueprint, and its hooks through ``init_app``:
     nothing registers itself at import, so every command and test that builds the app
     has every hook."""
-    from casework import audit, auth, handoff, health, sync, vetting, workflow
+    from casework import audit, auth, handoff, health, reports, sync, vetting, workflow
     from casework.audit import actors as audit_actors
     from casework.audit import api as audit_api
     from casework.auth import api as auth_api
@@ -61,6 +61,7 @@ def _register_features(app: Flask, api: Any) -> None:
     from casework.codelists import api as codelists_api
     from casework.handoff import api as handoff_api
     from casework.offices import api as offices_api
+    from casework.reports import api as reports_api
     from casework.security import app as security_app
     from casework.sync import api as sync_api
     from casework.vetting import api as vetting_api
@@ -73,6 +74,7 @@ def _register_features(app: Flask, api: Any) -> None:
     vetting.init_app(app)
     handoff.init_app(app)
     sync.init_app(app)  # after auth: signed device requests authenticate first
+    reports.init_app(app)
     cases_api.register_converter(app, api)
     api.register_blueprint(health.blp)
     api.register_blueprint(auth_api.blp)
@@ -89,3 +91,4 @@ def _register_features(app: Flask, api: Any) -> None:
     api.register_blueprint(codelists_api.blp)
     api.register_blueprint(sync_api.devices_blp)
     api.register_blueprint(sync_api.sync_blp)
+    api.register_blueprint(reports_api.blp)

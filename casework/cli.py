@@ -24,6 +24,7 @@ from casework.codelists.catalog import i18n_group
 from casework.db import get_db
 from casework.handoff.cli import handoff_group
 from casework.keys.cli import keys_group
+from casework.reports.cli import retention_group
 from casework.security.errors import KeyringError
 
 
@@ -210,4 +211,5 @@ main.add_command(keys_group)
 main.add_command(cases_group)
 main.add_command(handoff_group)
 main.add_command(i18n_group)
+main.add_command(retention_group)
 keys_group.add_command(reindex_command)

@@ -89,6 +89,19 @@ SCHEMA: dict[str, Key] = {
     "audit_origin": Key(str, "casework.local/audit", "Origin line of signed audit checkpoints."),
     "audit_checkpoint_every": Key(int, 1000, "Sign a checkpoint after this many entries."),
     "audit_checkpoint_minutes": Key(int, 60, "Sign a checkpoint at least this often (minutes)."),
+    "reports_min_cell": Key(
+        int, 5, "k: a published count below this is suppressed (docs/reports.md)."
+    ),
+    "reports_rounding": Key(
+        int, 0, "Round every published count to a multiple of this; 0 publishes exact counts."
+    ),
+    "reports_workers": Key(int, 2, "Processes that decrypt a large report's rows (one per core)."),
+    "retention_first_proposal": Key(
+        list,
+        [],
+        "First retention-policy proposal, 'state=days' items (closed, handed_off, arrived); "
+        "two administrators must still adopt and approve it.",
+    ),
     "shred_after_hours": Key(
         int,
         12,

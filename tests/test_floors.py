@@ -17,6 +17,8 @@ from casework.cases import erasure
 from casework.cases import service as cases_service
 from casework.handoff import service as handoff_service
 from casework.offices import service as offices_service
+from casework.reports import retention as reports_retention
+from casework.reports import service as reports_service
 from casework.sync import erasure as sync_erasure
 from casework.vetting import service as vetting_service
 from casework.workflow import facts
@@ -24,6 +26,8 @@ from casework.workflow import service as workflow_service
 from casework.workflow.machines import Process
 
 ROOT = Path(__file__).resolve().parent.parent
+# The reports record the month of each step they count in these processes.
+REPORTED_PROCESSES = (Process.VETTING, Process.DETERMINATION, Process.RESETTLEMENT)
 
 
 def test_no_package_imports_one_above_it_and_none_import_each_other() -> None:
@@ -46,13 +50,15 @@ def test_create_app_registers_every_hook(app: Flask) -> None:
         vetting_service.erase_vetting,
         handoff_service.erase_handoff_data,
         sync_erasure.erase_sync_data,
+        reports_service.erase_events,
+        reports_retention.erase_holds,
     ]
     hooks = facts.hooks(app)
     assert set(hooks.sources) == {vetting_service.vetting_facts, handoff_service.handoff_facts}
     assert hooks.scope_extensions == [handoff_service.receiving_office_scope]
     assert {(process, state) for process, state, _ in hooks.effects} == {
         (Process.HANDOFF, state) for state, _ in handoff_service.TRANSITION_EFFECTS
-    }
+    } | {(process, None) for process in REPORTED_PROCESSES}
     assert audit_service.record_refusal in app.extensions["casework.denial_hooks"]
     deactivation = app.extensions["casework.office_deactivation_hooks"]
     assert sessions.revoke_office_tokens in deactivation
@@ -91,9 +97,16 @@ def test_a_fresh_process_gets_every_hook_without_importing_the_features(
     )
     found = json.loads(result.stdout.strip().splitlines()[-1])
     assert found == {
-        "erasure": ["erase_workflow", "erase_vetting", "erase_handoff_data", "erase_sync_data"],
+        "erasure": [
+            "erase_workflow",
+            "erase_vetting",
+            "erase_handoff_data",
+            "erase_sync_data",
+            "erase_events",
+            "erase_holds",
+        ],
         "sources": ["handoff_facts", "vetting_facts"],
         "scope": ["receiving_office_scope"],
-        "effects": len(handoff_service.TRANSITION_EFFECTS),
+        "effects": len(handoff_service.TRANSITION_EFFECTS) + len(REPORTED_PROCESSES),
         "denial": 1,
     }

@@ -411,6 +411,7 @@ REAL_OBJECTS: dict[str, Callable[[World], str | None]] = {
     "handoff_id": _real_handoff,
     "alert_id": _real_alert,
     "request_id": _real_erasure_request,
+    "name": lambda world: "cases-by-office-stage",  # a report
 }
 # Body member name -> a value the service accepts where the document cannot say
 # which (an office that exists, a password the policy accepts).

@@ -44,6 +44,7 @@ from casework.offices.models import Office
 from tests.auth.helpers import TEST_PASSWORD, create_user, login_headers
 from tests.cases import matrix as cases_matrix
 from tests.handoff import matrix as handoff_matrix
+from tests.reports import matrix as reports_matrix
 from tests.sync import matrix as sync_matrix
 from tests.vetting import matrix as vetting_matrix
 from tests.workflow import matrix as workflow_matrix
@@ -329,6 +330,22 @@ ENTRIES: dict[str, Entry] = {
     ),
     "GET /api/v1/partners/<code>": Entry(
         200, lambda w: Call({"code": handoff_matrix.partner(w).code})
+    ),
+    # reports and retention (issue 22); 403 for office staff without an office
+    "GET /api/v1/reports": Entry(200),
+    "GET /api/v1/reports/<name>": Entry(
+        (200, 403), lambda w: Call({"name": "cases-by-office-stage"})
+    ),
+    "GET /api/v1/retention-policy": Entry(200),
+    "PUT /api/v1/retention-policy": Entry(
+        200,
+        lambda w: Call(json={"rules": {"closed": 1825}}, headers=reports_matrix.current_version(w)),
+    ),
+    "POST /api/v1/retention-policy/approve": Entry(
+        200, lambda w: Call(json={}, headers=reports_matrix.pending_proposal(w))
+    ),
+    "PUT /api/v1/cases/<case_ref:reference>/legal-hold": Entry(
+        200, _case({"hold": True, "reason": "Court order."}, V1), scoped=True
     ),
 }
 

@@ -79,6 +79,11 @@ class AuditAction(StrEnum):
     AUDIT_KEY_ROTATE = "audit.key_rotate"
     AUDIT_WITNESS_REGISTER = "audit.witness_register"
     AUDIT_COSIGN = "audit.cosign"
+    REPORT_RUN = "report.run"
+    RETENTION_PROPOSE = "retention.propose"
+    RETENTION_APPROVE = "retention.approve"
+    RETENTION_ERASE = "retention.erase"
+    CASE_LEGAL_HOLD = "case.legal_hold"
 
 
 class Outcome(StrEnum):

@@ -44,6 +44,10 @@ class Permission(StrEnum):
     AUDIT_CHECKPOINT = "audit:checkpoint"
     SYNC_PULL = "sync:pull"
     SYNC_PUSH = "sync:push"
+    REPORTS_READ = "reports:read"
+    REPORTS_ALL_OFFICES = "reports:all-offices"
+    RETENTION_MANAGE = "retention:manage"
+    CASES_HOLD = "cases:hold"
     SELF = "self"
     CODES_READ = "codes:read"
 
@@ -77,6 +81,9 @@ _SUPERVISOR = _VETTING_OFFICER | {
     P.HANDOFF_ACCEPT,
     P.CASES_CLOSE,
     P.CASES_ERASE,
+    P.CASES_HOLD,
+    # Anonymised statistics of their own office (small cells suppressed).
+    P.REPORTS_READ,
 }
 
 ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
@@ -96,6 +103,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
             # Partners are trust anchors of the whole deployment (where case data may go),
             # kept apart from the supervisors who approve sending: nobody does both alone.
             P.PARTNERS_MANAGE,
+            # Proposes and approves the retention policy: two administrators, four eyes.
+            P.RETENTION_MANAGE,
         }
     ),
     "caseworker": _CASEWORKER,
@@ -106,6 +115,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
     # Reviews possible duplicates across offices (impostor detection): sees each alert's
     # two references and offices, never a case's contents; belongs to no office.
     "integrity_officer": frozenset({P.SELF, P.CODES_READ, P.ALERTS_READ, P.ALERTS_CROSS_OFFICE}),
+    # Anonymised statistics of every office in aggregate; sees no case.
+    "analyst": frozenset({P.SELF, P.CODES_READ, P.REPORTS_READ, P.REPORTS_ALL_OFFICES}),
     # An enrolled field-office sync client on its own: a signed request without a
     # caseworker's device-bound token may do nothing (it acts only for a person).
     "device": frozenset(),
@@ -129,6 +140,10 @@ ROLE_SUMMARIES: dict[str, str] = {
     "integrity_officer": (
         "Reviews possible duplicates that span offices (impostor detection): sees both "
         "cases' reference and office in the alert, never a case's contents."
+    ),
+    "analyst": (
+        "Reads anonymised statistics of all offices in aggregate (small cells suppressed); "
+        "sees no case."
     ),
     "device": (
         "An enrolled field-office sync client; on its own it may do nothing, it acts for "
@@ -169,6 +184,10 @@ PERMISSION_SUMMARIES: dict[Permission, str] = {
     P.AUDIT_CHECKPOINT: "read, verify and export signed checkpoints",
     P.SYNC_PULL: "pull their office's change feed (from an enrolled device of the office)",
     P.SYNC_PUSH: "push offline changes (from an enrolled device of the office)",
+    P.REPORTS_READ: "run anonymised statistical reports (all offices, or their own office)",
+    P.REPORTS_ALL_OFFICES: "run reports over every office, in aggregate or one office at a time",
+    P.RETENTION_MANAGE: "propose and approve the retention policy (two administrators)",
+    P.CASES_HOLD: "put a case under legal hold, or lift it (stops retention erasing it)",
     P.SELF: (
         "sign in and out, read their own account, enrol in or remove their own MFA "
         "(with their password, and the current code while MFA is on)"

@@ -42,12 +42,21 @@ def test_role_shapes() -> None:
     assert all(Permission.CODES_READ in granted for granted in ROLE_PERMISSIONS.values())
     assert "device" not in STAFF_ROLES
     assert Permission.SELF not in ROLE_PERMISSIONS["device"]
-    assert {"admin", "auditor", "integrity_officer"} == OFFICELESS_ROLES
+    assert {"admin", "auditor", "integrity_officer", "analyst"} == OFFICELESS_ROLES
     assert ROLE_PERMISSIONS["integrity_officer"] == {
         Permission.SELF,
+        Permission.CODES_READ,
         Permission.ALERTS_READ,
         Permission.ALERTS_CROSS_OFFICE,
     }
+    # The analyst sees statistics only: no case, no log, no administration.
+    assert ROLE_PERMISSIONS["analyst"] == {
+        Permission.SELF,
+        Permission.CODES_READ,
+        Permission.REPORTS_READ,
+        Permission.REPORTS_ALL_OFFICES,
+    }
+    assert Permission.REPORTS_ALL_OFFICES not in ROLE_PERMISSIONS["supervisor"]
     admin = ROLE_PERMISSIONS["admin"]
     for needed in (
         Permission.OFFICES_WRITE,

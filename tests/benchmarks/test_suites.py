@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from benchmarks import audit_bench, crypto_bench, log_bench, sync_bench
+from benchmarks import audit_bench, crypto_bench, log_bench, reports_bench, sync_bench
 from benchmarks.__main__ import SUITES
 from casework.config import SCHEMA
+from casework.reports.codes import ReportName
 from tests.conftest import POSTGRES_URL
 
 
@@ -18,6 +19,7 @@ def test_make_bench_runs_every_in_process_suite() -> None:
         "log_bench",
         "sync_bench",
         "field_client_bench",
+        "reports_bench",
     }
     for name in SUITES:
         assert (Path(crypto_bench.__file__).parent / f"{name}.py").is_file()
@@ -75,3 +77,17 @@ def test_log_suite_measures_group_commit_proofs_and_verification(tmp_path: Path)
     assert large["entries"] >= 3000
     assert large["inclusion_proof_ms"]["median"] > 0
     assert large["verification"]["ok"] is True
+
+
+def test_reports_suite_times_every_report(tmp_path: Path) -> None:
+    out = tmp_path / "reports.json"
+    reports_bench.main(["--out", str(out), "--cases", "200", "--repeat", "1"])
+    results = json.loads(out.read_text(encoding="utf-8"))
+    assert results["cases"] == 200
+    assert set(results["reports"]) == {name.value for name in ReportName}
+    for figures in results["reports"].values():
+        assert figures["seconds_two_workers"] >= 0
+        assert figures["cpu_seconds_one_process"] >= 0
+    people = results["reports"]["people-by-sex-age-needs"]
+    assert people["seconds_two_workers"] > 0
+    assert people["seconds_one_process"] > 0

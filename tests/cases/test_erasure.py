@@ -211,5 +211,12 @@ def test_erasure_outside_a_request_runs_every_registered_hook(
     with app.app_context():
         erase_case(keyed_session, case)
         keyed_session.flush()
-    assert ran == ["erase_workflow", "erase_vetting", "erase_handoff_data", "erase_sync_data"]
+    assert ran == [
+        "erase_workflow",
+        "erase_vetting",
+        "erase_handoff_data",
+        "erase_sync_data",
+        "erase_events",
+        "erase_holds",
+    ]
     assert case.erased_at is not None
