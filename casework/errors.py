@@ -78,6 +78,13 @@ class Conflict(CaseworkError):
     status, slug, title = 409, "conflict", "Conflict"
 
 
+class FourEyesRequired(Conflict):
+    """409: a decision that changes a person's fate needs a second person; the first
+    (the requester, the proposer) cannot take it."""
+
+    slug, title = "four-eyes-required", "A second person must decide"
+
+
 class PreconditionFailed(CaseworkError):
     status, slug, title = 412, "precondition-failed", "The resource has changed"
 

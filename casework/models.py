@@ -17,6 +17,7 @@ MODEL_MODULES: tuple[str, ...] = (
     "casework.workflow.models",
     "casework.vetting.models",
     "casework.handoff.models",
+    "casework.sync.models",
     "casework.reports.models",
 )
 

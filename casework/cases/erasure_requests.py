@@ -26,15 +26,9 @@ from casework.authz.permissions import Permission
 from casework.cases import service
 from casework.cases.codes import ErasureStatus
 from casework.cases.models import Case, ErasureRequest
-from casework.errors import Conflict, ValidationFailed
+from casework.errors import Conflict, FourEyesRequired, ValidationFailed
 from casework.pagination import decode_cursor, encode_cursor
 from casework.timestamps import utcnow
-
-
-class FourEyesRequired(Conflict):
-    """409: the requester cannot decide their own erasure request."""
-
-    slug, title = "four-eyes-required", "Another supervisor must decide this request"
 
 
 class RequestClosed(Conflict):

@@ -31,19 +31,13 @@ from casework.authz.access import Principal
 from casework.cases import erasure_requests
 from casework.cases.codes import ResettlementStage, Stage
 from casework.cases.models import Case, ErasureRequest
-from casework.errors import Conflict, ValidationFailed
+from casework.errors import Conflict, FourEyesRequired, ValidationFailed
 from casework.reports.codes import PolicyStatus, RetentionState
 from casework.reports.models import LegalHold, RetentionPolicy, RetentionTombstone
 from casework.timestamps import utcnow
 
 POLICY_TARGET = "retention-policy"
 MAX_DAYS = 100 * 366
-
-
-class FourEyesRequired(Conflict):
-    """The approver of a retention policy must not be its proposer."""
-
-    status, slug, title = 409, "four-eyes-required", "A second person must approve"
 
 
 class NothingToApprove(Conflict):

@@ -1,7 +1,7 @@
 """Erasure with two people, and erasures waiting for the shred step.
 
 Revision ID: 0011_erasure
-Revises: 0010_handoff
+Revises: 0010_handoff, 0004_identity, 0006_audit_checkpoints
 Create Date: 2026-12-07
 
 ``erasure_requests`` holds requests to erase a case (the reason sealed under
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011_erasure"
-down_revision = "0010_handoff"
+down_revision = ("0010_handoff", "0004_identity", "0006_audit_checkpoints")  # one line from here on
 branch_labels = None
 depends_on = None
 

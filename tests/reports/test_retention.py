@@ -25,6 +25,7 @@ from casework.cases.models import Case, CaseMember, ErasureRequest
 from casework.cases.service import bulk_intake
 from casework.cli import main
 from casework.db import get_db
+from casework.errors import FourEyesRequired
 from casework.reports import retention
 from casework.reports.models import LegalHold, RetentionPolicy, RetentionTombstone
 from casework.security.app import holder
@@ -107,7 +108,7 @@ def test_configuration_only_proposes_two_administrators_still_decide(db_session:
     )
     adopted = retention.approve(db_session, admin_a, document)
     assert (adopted.status, adopted.proposed_by) == ("pending", "admin-a")
-    with pytest.raises(retention.FourEyesRequired):
+    with pytest.raises(FourEyesRequired):
         retention.approve(db_session, admin_a, retention.policy_document(db_session, first))
     active = retention.approve(db_session, admin_b, retention.policy_document(db_session, first))
     assert (active.status, active.approved_by) == ("active", "admin-b")

@@ -1,7 +1,7 @@
 """Duplicate detection that survives romanisation: alert scores and the cross-office queue.
 
-Revision ID: 0011_duplicate_variants
-Revises: 0010_handoff
+Revision ID: 0016_duplicate_variants
+Revises: 0015_partner_and_alert_versions
 Create Date: 2026-12-07
 
 ``duplicate_alerts.score`` keeps the 0-1 score an alert was raised with.
@@ -18,8 +18,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0011_duplicate_variants"
-down_revision = "0010_handoff"
+revision = "0016_duplicate_variants"
+down_revision = "0015_partner_and_alert_versions"
 branch_labels = None
 depends_on = None
 

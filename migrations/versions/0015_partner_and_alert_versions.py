@@ -1,8 +1,8 @@
 """Partners and duplicate alerts get a version, their ETag: a deactivation and a review
 take If-Match like every other write to an existing resource.
 
-Revision ID: 0011_partner_and_alert_versions
-Revises: 0010_handoff
+Revision ID: 0015_partner_and_alert_versions
+Revises: 0014_mfa_hardening
 Create Date: 2026-12-07
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0011_partner_and_alert_versions"
-down_revision = "0010_handoff"
+revision = "0015_partner_and_alert_versions"
+down_revision = "0014_mfa_hardening"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """Access log: hash tiles, tree size, key chain, witnesses, cosignatures, verifications.
 
-Revision ID: 0011_audit_tiles
-Revises: 0010_handoff
+Revision ID: 0018_audit_tiles
+Revises: 0017_sync
 Create Date: 2026-12-07
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0011_audit_tiles"
-down_revision = "0010_handoff"
+revision = "0018_audit_tiles"
+down_revision = "0017_sync"
 branch_labels = None
 depends_on = None
 

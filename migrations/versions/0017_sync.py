@@ -1,8 +1,8 @@
 """Field-office sync: devices, enrolment codes, nonces, the change feed, sealed case
 versions, pushed mutations, client references, conflicts; tokens bound to a device.
 
-Revision ID: 0011_sync
-Revises: 0010_handoff
+Revision ID: 0017_sync
+Revises: 0016_duplicate_variants
 Create Date: 2026-12-07
 
 Plaintext holds ids, offices, sequence numbers, versions, statuses and times;
@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision = "0011_sync"
-down_revision = ("0010_handoff", "0004_identity")  # auth_tokens gains device_id
+revision = "0017_sync"
+down_revision = "0016_duplicate_variants"
 branch_labels = None
 depends_on = None
 
@@ -237,6 +237,17 @@ def upgrade() -> None:
         ),
         [{"id": 1, "last_seq": 0}],
     )
+    # Rows of these tables hold sealed columns: each carries its row seal (see 0012_row_seals).
+    for table in ("sync_case_versions", "sync_conflicts", "sync_mutations"):
+        op.add_column(
+            table,
+            sa.Column(
+                "row_seal",
+                sa.LargeBinary(),
+                nullable=True,
+                comment="counter and HMAC over the row's sealed columns (docs/encryption.md)",
+            ),
+        )
 
 
 def downgrade() -> None:

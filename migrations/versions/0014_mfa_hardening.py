@@ -1,7 +1,7 @@
 """MFA for everyone who reads case data: office exemptions and forced re-enrolment.
 
-Revision ID: 0011_mfa_hardening
-Revises: 0004_identity
+Revision ID: 0014_mfa_hardening
+Revises: 0013_reports
 Create Date: 2026-12-07
 
 ``offices.mfa_exempt`` is the only way to spare an office's staff the second
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0011_mfa_hardening"
-down_revision = "0004_identity"  # users and offices: a branch of its own
+revision = "0014_mfa_hardening"
+down_revision = "0013_reports"
 branch_labels = None
 depends_on = None
 
