@@ -51,11 +51,7 @@ def setup_office(office: str, count: int, username: str, password: str) -> dict[
     from casework.auth.mfa import seal_seed
     from casework.cases.seeding import seed_cases
     from casework.security.app import current_keyring
-
-    try:
-        from casework.timestamps import utcnow
-    except ImportError:  # before the floors refactor
-        from casework.auth.timestamps import utcnow  # type: ignore[no-redef]
+    from casework.timestamps import utcnow
 
     session = db.session()
     seed_cases(session, count=count, office=office)
@@ -66,14 +62,9 @@ def setup_office(office: str, count: int, username: str, password: str) -> dict[
     user.mfa_kek_id, user.mfa_secret = seal_seed(current_keyring(), user.id, secret)
     user.mfa_enabled_at = utcnow()
     session.commit()
-    try:  # cases written by the bulk path reach the feed through its backfill, if it has one
-        from casework.sync import feed
+    from casework.sync import feed
 
-        backfill = getattr(feed, "backfill", None)
-        if backfill is not None:
-            backfill(session)
-    except ImportError:
-        pass
+    feed.backfill(session)  # cases written by the bulk path reach the feed through it
     return {"seed": secret}
 
 
@@ -84,11 +75,7 @@ def setup_admin(username: str, password: str) -> dict[str, Any]:
     from casework.auth import service as auth_service
     from casework.auth.mfa import seal_seed
     from casework.security.app import current_keyring
-
-    try:
-        from casework.timestamps import utcnow
-    except ImportError:
-        from casework.auth.timestamps import utcnow  # type: ignore[no-redef]
+    from casework.timestamps import utcnow
 
     session = db.session()
     user = auth_service.create_user(

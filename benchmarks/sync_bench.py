@@ -78,7 +78,8 @@ def _seed(app: Any, count: int) -> float:
     """Register ``count`` cases in bulk, then publish them to the feed; returns the
     seconds the feed backfill took (sealing one snapshot per case)."""
     with app.app_context(), get_db(app).session_factory() as session:
-        session.add(Office(code=OFFICE, name="Bench", country_code="JOR"))
+        # A benchmark office: its caseworkers sign in by password alone (an audited exemption).
+        session.add(Office(code=OFFICE, name="Bench", country_code="JOR", mfa_exempt=True))
         session.commit()
         attach_keyring(session, current_keyring())
         for start in range(0, count, 1000):

@@ -21,6 +21,12 @@ ALLOWED_WITHOUT_IF_MATCH = {
     # Adds a new interview beside the others (the case row is locked, the answer carries
     # its new ETag); it overwrites nothing a client could have read stale.
     "POST /api/v1/cases/{reference}/interviews",
+    # Opens a new erasure request beside any others; the case itself changes only when a
+    # second supervisor approves, and approval takes the request's If-Match.
+    "POST /api/v1/cases/{reference}/erasure-requests",
+    # Revocation is one-way and idempotent: no state a stale read could overwrite, and a
+    # stolen laptop must be revocable at once, without a read first.
+    "POST /api/v1/devices/{device_id}/revoke",
 }
 SAFE = {"get", "head", "options"}
 

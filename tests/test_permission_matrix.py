@@ -258,7 +258,7 @@ ENTRIES: dict[str, Entry] = {
         cross_office=True,
     ),
     "GET /api/v1/alerts/<uuid:alert_id>": Entry(
-        200, lambda w: Call(vetting_matrix.alert_path(w)), scoped=True
+        200, lambda w: Call(vetting_matrix.alert_path(w)), scoped=True, cross_office=True
     ),
     # consent, partners and hand-off (issue 8)
     "GET /api/v1/cases/<case_ref:reference>/consents": Entry(200, _case(), scoped=True),

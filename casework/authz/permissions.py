@@ -118,13 +118,14 @@ ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
     # Anonymised statistics of every office in aggregate; sees no case.
     "analyst": frozenset({P.SELF, P.CODES_READ, P.REPORTS_READ, P.REPORTS_ALL_OFFICES}),
     # An enrolled field-office sync client on its own: a signed request without a
-    # caseworker's device-bound token may do nothing (it acts only for a person).
-    "device": frozenset(),
+    # caseworker's device-bound token reads the code lists (no personal data) and
+    # nothing else; it acts on cases only for a signed-in person.
+    "device": frozenset({P.CODES_READ}),
 }
 
 ROLES = tuple(ROLE_PERMISSIONS)
 # Roles whose users belong to no office (they see no case, so need no scope).
-OFFICELESS_ROLES = frozenset({"admin", "auditor", "integrity_officer"})
+OFFICELESS_ROLES = frozenset({"admin", "auditor", "integrity_officer", "analyst"})
 # Roles a staff account (username and password) may hold; devices enrol instead.
 STAFF_ROLES = tuple(role for role in ROLES if role != "device")
 
@@ -146,8 +147,8 @@ ROLE_SUMMARIES: dict[str, str] = {
         "sees no case."
     ),
     "device": (
-        "An enrolled field-office sync client; on its own it may do nothing, it acts for "
-        "a signed-in caseworker of its office."
+        "An enrolled field-office sync client; on its own it reads only the code lists, "
+        "it acts for a signed-in caseworker of its office."
     ),
 }
 

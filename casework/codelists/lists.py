@@ -22,6 +22,7 @@ from casework import i18n
 from casework.audit.actions import AuditAction, Outcome
 from casework.authz.permissions import STAFF_ROLES
 from casework.cases import codes as case_codes
+from casework.sync import codes as sync_codes
 from casework.vetting.schemas import InterviewStatus
 from casework.vetting.schemas import ReviewOutcome as AlertReviewOutcome
 from casework.workflow import codes as workflow_codes
@@ -41,6 +42,7 @@ _ENGLISH: Mapping[str, str] = MappingProxyType(
         "handoff": "Hand-off",
         "case_stage": "Case stage",
         "name_birth_year": "Name and birth year",
+        "name_variant": "Name (spelling variant) and birth year",
         "lack_of_foreseeable_alternative_durable_solutions": (
             "Lack of foreseeable alternative durable solutions"
         ),
@@ -52,6 +54,9 @@ _ENGLISH: Mapping[str, str] = MappingProxyType(
         "auth.mfa_enrol": "Auth MFA enrol",
         "auth.mfa_confirm": "Auth MFA confirm",
         "user.mfa_reset": "User MFA reset",
+        "auth.mfa_remove": "Auth MFA remove",
+        "json": "JSON",
+        "csv": "CSV",
     }
 )
 
@@ -185,7 +190,7 @@ def code_lists() -> Mapping[str, CodeList]:
         (
             "alert_match_kinds",
             "What a duplicate alert matched on.",
-            ["document_number", "name_birth_year"],
+            ["document_number", "name_birth_year", "name_variant"],
         ),
         ("priorities", "Resettlement submission priority.", _enum(workflow_codes.Priority)),
         (
@@ -195,6 +200,24 @@ def code_lists() -> Mapping[str, CodeList]:
         ),
         ("handoff_kinds", "Where a case is handed.", _enum(workflow_codes.HandoffKind)),
         ("consent_purposes", "What a person consented to.", _enum(ConsentPurpose)),
+        (
+            "erasure_request_statuses",
+            "Where a request to erase a case stands.",
+            _enum(case_codes.ErasureStatus),
+        ),
+        ("report_formats", "Formats of a published report.", ["json", "csv"]),
+        ("sync_change_ops", "Kinds of change in the sync feed.", _enum(sync_codes.ChangeOp)),
+        (
+            "sync_mutation_ops",
+            "Kinds of offline change a device pushes.",
+            _enum(sync_codes.MutationOp),
+        ),
+        (
+            "sync_mutation_statuses",
+            "What became of a pushed offline change.",
+            _enum(sync_codes.MutationStatus),
+        ),
+        ("sync_conflict_keep", "How a sync conflict is resolved.", _enum(sync_codes.Keep)),
         ("audit_actions", "Actions in the access log.", _enum(AuditAction)),
         ("audit_outcomes", "Outcomes in the access log.", _enum(Outcome)),
     ]

@@ -22,6 +22,8 @@ def erase_sync_data(session: Session, case: Case) -> None:
     session.execute(
         update(Mutation)
         .where(Mutation.key_id == case.id)
-        .values({Mutation.__table__.c.result: None})
+        # The row seal goes with the sealed result, as erase_ciphertext does: an erased
+        # row has no key to check a seal with.
+        .values({Mutation.__table__.c.result: None, Mutation.__table__.c.row_seal: None})
         .execution_options(synchronize_session=False)
     )

@@ -179,9 +179,21 @@ def _errors(kind: RejectionType, fields: Mapping[str, Any] | None = None) -> dic
 
 
 def _field_errors(failed: ValidationFailed) -> dict[str, Any]:
+    """The field errors of a rejected mutation, as JSON can hold them: marshmallow keys
+    list items by position (``members.change[0]``), and JSON object keys are strings."""
     found = failed.extra.get("errors") or {}
     json_errors = found.get("json", found) if isinstance(found, dict) else {}
-    return dict(json_errors) if isinstance(json_errors, dict) else {"_schema": [failed.detail]}
+    if not isinstance(json_errors, dict):
+        return {"_schema": [failed.detail]}
+    return _string_keys(json_errors)
+
+
+def _string_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(key): _string_keys(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_string_keys(item) for item in value]
+    return value
 
 
 def _answer(mutation_id: uuid.UUID, status: MutationStatus, **values: Any) -> dict[str, Any]:

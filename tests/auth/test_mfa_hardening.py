@@ -179,7 +179,10 @@ def test_reset_forces_enrolment_even_in_an_exempt_office(
     mine = bearer(_sign_in(client, exempt_clerk)["token"])
     _enrol_and_confirm(client, mine)  # voluntarily, in an exempt office
     admin = login_headers(make_user("admin"))
-    reset = client.post(f"/api/v1/users/{exempt_clerk.id}/reset-mfa", headers=admin)
+    etag = client.get(f"/api/v1/users/{exempt_clerk.id}", headers=admin).headers["ETag"]
+    reset = client.post(
+        f"/api/v1/users/{exempt_clerk.id}/reset-mfa", headers={**admin, "If-Match": etag}
+    )
     assert reset.status_code == 204
     assert client.get(ME, headers=mine).status_code == 401  # sessions ended
     answer = _sign_in(client, exempt_clerk)

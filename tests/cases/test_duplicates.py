@@ -194,11 +194,13 @@ def test_integrity_officers_review_cross_office_alerts_without_touching_the_case
     review = f"{ALERTS}/{alert['id']}/review"
     body = {"outcome": "suspected_impostor", "notes": "Same passport, two offices."}
     office_reviewer = as_role("vetting_officer", office_a)
-    assert client.post(review, json=body, headers=office_reviewer).status_code == 404
-    done = client.post(review, json=body, headers=INTEGRITY)
+    etag = {"If-Match": f'"v{alert["version"]}"'}
+    assert client.post(review, json=body, headers={**office_reviewer, **etag}).status_code == 404
+    done = client.post(review, json=body, headers={**INTEGRITY, **etag})
     assert done.status_code == 201, done.get_json()
     assert sorted(done.get_json()["references"]) == sorted([in_a["reference"], in_b["reference"]])
-    assert client.post(review, json=body, headers=INTEGRITY).status_code == 409
+    again = {**INTEGRITY, "If-Match": done.headers["ETag"]}
+    assert client.post(review, json=body, headers=again).status_code == 409
     read = client.get(f"{CASES}/{in_a['reference']}", headers=as_role("supervisor", office_a))
     assert read.headers["ETag"] == '"v1"'  # the office's case did not change
 

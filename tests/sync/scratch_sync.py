@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from casework.cases.models import Case
 from casework.db import get_db
-from tests.auth.helpers import TEST_PASSWORD, create_user
+from tests.auth.helpers import TEST_PASSWORD, create_user, fresh_code
 from tests.cases.scratch import Scratch
 from tests.sync.signing import Device, enrol
 
@@ -22,10 +22,13 @@ def signed_in_device(scratch: Scratch, office: str, client: Any | None = None) -
     ).get_json()["code"]
     device = enrol(client, code)
     with get_db(scratch.app).session_factory() as session:
-        user = create_user(scratch.app, session, "caseworker", office, mfa=False)
-        username = user.username
+        user = create_user(scratch.app, session, "caseworker", office)  # MFA as required
         session.commit()
-    assert device.login(username, TEST_PASSWORD).status_code == 200
+        username = user.username
+        totp = fresh_code(scratch.app, session, user) if user.mfa_enabled_at else None
+        session.commit()
+    response = device.login(username, TEST_PASSWORD, totp)
+    assert response.status_code == 200, response.get_json()
     return device
 
 

@@ -69,7 +69,9 @@ def test_no_change_is_skipped_or_repeated_under_concurrent_writers(scratch: Scra
     cursor = None
     seen: list[int] = []
     while any(thread.is_alive() for thread in writers):
-        page = device.pull(cursor, 3).get_json()
+        response = device.pull(cursor, 3)
+        assert response.status_code == 200, response.get_json()
+        page = response.get_json()
         apply(replica, page["changes"])
         seen += [change["seq"] for change in page["changes"]]
         cursor = page["cursor"]

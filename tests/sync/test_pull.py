@@ -14,11 +14,12 @@ from casework.security.app import holder
 from casework.security.case_keys import attach_keyring
 from casework.sync import feed
 from casework.sync.models import CaseVersion, FeedEntry
-from tests.conftest import principal_headers, stored_ciphertexts
+from tests.conftest import erase_by_two_people, principal_headers, stored_ciphertexts
 from tests.sync.conftest import OFFICE, household
 from tests.sync.signing import Device
 
 STAFF = principal_headers("supervisor", OFFICE)
+SECOND = principal_headers("supervisor", OFFICE, user_id="second-supervisor")
 RESYNC = "urn:casework:problem:resync-required"
 
 
@@ -85,10 +86,13 @@ def test_snapshot_then_live(client: FlaskClient, device: Device, db_session: Ses
 def test_erasure_reaches_the_device_as_delete(client: FlaskClient, device: Device) -> None:
     case = create(client)
     _changes, page = pull_all(device)
-    erased = client.delete(
-        f"/api/v1/cases/{case['reference']}", headers={**STAFF, "If-Match": '"v1"'}
+    erased = erase_by_two_people(
+        client,
+        case["reference"],
+        STAFF,
+        SECOND,
     )
-    assert erased.status_code == 204, erased.get_json()
+    assert erased.status_code == 200, erased.get_json()
     live, page = pull_all(device, page["cursor"])
     assert [(c["op"], c["reference"]) for c in live] == [("delete", case["reference"])]
     assert "case" not in live[0]

@@ -12,10 +12,10 @@ from sqlalchemy.orm import Session
 
 from casework.cases.models import Case
 from casework.sync.models import Mutation, SyncConflict
-from tests.conftest import stored_ciphertexts
+from tests.conftest import erase_by_two_people, stored_ciphertexts
 from tests.sync.conftest import household
 from tests.sync.signing import Device, new_mutation
-from tests.sync.test_pull import STAFF, create, patch, pull_all
+from tests.sync.test_pull import SECOND, STAFF, create, patch, pull_all
 
 
 def intake(name: str = "Amina Test") -> dict[str, Any]:
@@ -88,6 +88,26 @@ def test_a_rejected_mutation_blocks_nothing(device: Device) -> None:
     # The rejected one used up its number: seq 3 is next.
     (nxt,) = results(device.push([new_mutation(3, "create", intake())]))
     assert nxt["status"] == "applied"
+
+
+def test_a_rejected_update_of_one_member_blocks_nothing(device: Device) -> None:
+    """Field errors keyed by a list position (members.change[0]) are stored and answered
+    as JSON can hold them, not as a 500 that a device would resend forever."""
+    body = intake()
+    (created,) = results(device.push([new_mutation(1, "create", body)]))
+    member_id = created["refs"][body["members"][0]["client_ref"]]
+    bad = {"members": {"change": [{"id": member_id, "phone": "not a phone"}]}}
+    answer = results(
+        device.push(
+            [
+                new_mutation(2, "update", bad, reference=created["reference"], base_version=1),
+                new_mutation(3, "create", intake()),
+            ]
+        )
+    )
+    assert answer[0]["status"] == "rejected"
+    assert "members" in answer[0]["errors"]["fields"]
+    assert answer[1]["status"] == "applied"
 
 
 def test_update_by_client_ref_and_merge_of_disjoint_fields(
@@ -215,7 +235,7 @@ def test_update_of_an_erased_case_is_rejected_as_gone(
     client: FlaskClient, device: Device, db_session: Session
 ) -> None:
     case = create(client)
-    client.delete(f"/api/v1/cases/{case['reference']}", headers={**STAFF, "If-Match": '"v1"'})
+    assert erase_by_two_people(client, case["reference"], STAFF, SECOND).status_code == 200
     update = new_mutation(
         1, "update", {"specific_needs": ["SC-UC"]}, reference=case["reference"], base_version=1
     )
@@ -268,11 +288,13 @@ def test_erasure_destroys_conflicts_and_results_but_keeps_exactly_once(
     )
     (conflicted,) = results(device.push([update]))
     assert conflicted["status"] == "conflict"
-    version = conflicted["version"]
-    erased = client.delete(
-        f"/api/v1/cases/{reference}", headers={**STAFF, "If-Match": f'"v{version}"'}
+    erased = erase_by_two_people(
+        client,
+        reference,
+        STAFF,
+        SECOND,
     )
-    assert erased.status_code == 204, erased.get_json()
+    assert erased.status_code == 200, erased.get_json()
     assert db_session.scalars(select(SyncConflict)).all() == []
     assert all(blob is None for blob in stored_ciphertexts(db_session, Mutation))
     (again,) = results(device.push([create_mutation]))

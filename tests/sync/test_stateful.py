@@ -24,8 +24,8 @@ from casework.offices.models import Office
 from casework.security.app import holder
 from casework.security.case_keys import attach_keyring
 from casework.sync import feed
-from tests.auth.helpers import TEST_PASSWORD, create_user
-from tests.conftest import principal_headers
+from tests.auth.helpers import TEST_PASSWORD, create_user, fresh_code
+from tests.conftest import erase_by_two_people, principal_headers
 from tests.sync.conftest import household
 from tests.sync.signing import Device, enrol
 
@@ -119,8 +119,9 @@ def test_replicas_converge_despite_a_bad_network(
                 headers=principal_headers("admin"),
             ).get_json()["code"]
             device = enrol(client, code)
-            user = create_user(app, db_session, "caseworker", office, mfa=False)
-            assert device.login(user.username, TEST_PASSWORD).status_code == 200
+            user = create_user(app, db_session, "caseworker", office)  # MFA as required
+            totp = fresh_code(app, db_session, user) if user.mfa_enabled_at else None
+            assert device.login(user.username, TEST_PASSWORD, totp).status_code == 200
             return Replica(device, office)
 
         def _server_case(self, office: str) -> Case | None:
@@ -165,10 +166,8 @@ def test_replicas_converge_despite_a_bad_network(
             if case is None:
                 return
             staff = principal_headers("supervisor", self.offices[office])
-            client.delete(
-                f"/api/v1/cases/{case.reference}",
-                headers={**staff, "If-Match": f'"v{case.version}"'},
-            )
+            second = principal_headers("supervisor", self.offices[office], user_id="second")
+            erase_by_two_people(client, case.reference, staff, second)
 
         @rule(which=st.integers(0, 2))
         def device_creates(self, which: int) -> None:

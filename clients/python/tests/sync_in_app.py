@@ -20,14 +20,10 @@ def setup_office(office: str, users: dict[str, str], passwords: dict[str, str]) 
     from casework import db
     from casework.auth import service as auth_service
     from casework.auth.mfa import seal_seed
-
-    try:
-        from casework.timestamps import utcnow
-    except ImportError:  # before the floors refactor
-        from casework.auth.timestamps import utcnow  # type: ignore[no-redef]
     from casework.offices import service as offices_service
     from casework.offices.models import Office
     from casework.security.app import current_keyring
+    from casework.timestamps import utcnow
 
     session = db.session()
     if session.get(Office, office) is None:
