@@ -8,11 +8,14 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Authenticate signed device requests (before bearer tokens), bind sign-ins to the
-    signing device, publish written cases to the feed, and erase sync data with a case."""
+    signing device, publish written cases to the feed, erase sync data with a case, and
+    name devices to the access log's auditors."""
+    from casework.audit.actors import on_resolve_actor
     from casework.cases.erasure import on_erase
-    from casework.sync import auth, erasure, feed
+    from casework.sync import auth, erasure, feed, service
 
     app.extensions.setdefault("casework.authenticators", []).insert(0, auth.device_principal)
     app.extensions["casework.request_device"] = auth.request_device
     app.extensions.setdefault("casework.session_hooks", []).append(feed.install)
     on_erase(app, erasure.erase_sync_data)
+    on_resolve_actor(app, service.describe_device)

@@ -318,3 +318,23 @@ def _record(session: Session, device: Device | None, field: str) -> None:
 def _refuse(session: Session, device: Device | None, detail: str, **extra: Any) -> BadSignature:
     _record(session, device, "signature")
     return BadSignature(detail, **extra)
+
+
+def describe_device(session: Session, key: str) -> dict[str, Any] | None:
+    """A device as the access log's auditors may know it, by id: its label, office and
+    whether it is live; None when ``key`` is no device's id. (Labels are not unique, so a
+    device is named by id only.)"""
+    try:
+        device = session.get(Device, uuid.UUID(key))
+    except ValueError:
+        return None
+    if device is None:
+        return None
+    return {
+        "id": str(device.id),
+        "kind": "device",
+        "label": device.label,
+        "role": None,
+        "office": device.office_code,
+        "active": not device.is_revoked,
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -79,3 +80,17 @@ def test_list_and_revoke(client: FlaskClient, device: Device, db_session: Sessio
     assert refused.status_code == 401
     assert refused.get_json()["type"] == "urn:casework:problem:device-revoked"
     assert "device.revoke" in actions(db_session)
+
+
+def test_an_auditor_resolves_a_device_named_in_the_log(client: FlaskClient, device: Device) -> None:
+    auditor = principal_headers("auditor")
+    answer = client.get(f"/api/v1/audit/actors/{device.device_id}", headers=auditor)
+    assert answer.status_code == 200, answer.get_json()
+    found = answer.get_json()
+    assert found["kind"] == "device"
+    assert found["id"] == str(device.device_id)
+    assert found["label"]
+    assert found["active"] is True
+    assert set(found) <= {"id", "kind", "label", "role", "office", "active"}
+    missing = client.get(f"/api/v1/audit/actors/{uuid.uuid4()}", headers=auditor)
+    assert missing.status_code == 404
