@@ -4,12 +4,15 @@ Usage::
 
     python -m benchmarks.profile_read [--cases 2000] [--requests 500] [--path read|list|...]
                                        [--database-url URL] [--top 40] [--sort cumulative]
+                                       [--no-profile] [--statements]
 
 A temporary instance folder (and, for PostgreSQL, a throw-away database on
 the server of ``--database-url``) holds synthetic cases seeded through the
 bulk path; one caseworker logs in once for a bearer token. Then the chosen
 request is repeated ``--requests`` times under cProfile, and the functions
-that dominate are printed with the mean time per request. Inherited
+that dominate are printed with the mean time per request (wall and CPU:
+``time.process_time``, which a loaded machine inflates less), then one JSON
+line with the figures (statements per request included). Inherited
 ``CASEWORK_*`` variables are dropped, as in ``make bench``.
 """
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import json
 import os
 import pstats
 import secrets
@@ -175,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sort", default="cumulative")
     parser.add_argument("--no-profile", action="store_true", help="time only")
     parser.add_argument("--statements", action="store_true", help="list the SQL statements run")
+    parser.add_argument("--save", default="", help="write the raw profile here (pstats)")
     args = parser.parse_args(argv)
     with _environment(args.database_url or None):
         app, data = _prepare(args.cases)
@@ -186,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         statements = _count_statements(app)
         profiler = cProfile.Profile()
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         if not args.no_profile:
             profiler.enable()
         for i in range(args.requests):
@@ -194,15 +199,29 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_profile:
             profiler.disable()
         elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu_started
+        summary = {
+            "path": args.path,
+            "backend": "postgresql" if args.database_url else "sqlite",
+            "requests": args.requests,
+            "wall_ms_per_request": round(elapsed / args.requests * 1000, 3),
+            "cpu_ms_per_request": round(cpu / args.requests * 1000, 3),
+            "statements_per_request": round(statements[0][0] / args.requests, 2),
+            "profiled": not args.no_profile,
+            "load_average": os.getloadavg()[0],
+        }
         print(
             f"{args.path}: {args.requests} requests in {elapsed:.2f} s, "
-            f"{elapsed / args.requests * 1000:.2f} ms each, "
-            f"{statements[0][0] / args.requests:.1f} SQL statements each"
+            f"{elapsed / args.requests * 1000:.2f} ms each ({cpu / args.requests * 1000:.2f} ms "
+            f"CPU), {statements[0][0] / args.requests:.1f} SQL statements each"
             + ("" if args.no_profile else " (under cProfile)")
         )
+        print(json.dumps(summary))
         if args.statements:
             for text, count in sorted(statements[1].items(), key=lambda item: -item[1]):
                 print(f"{count / args.requests:6.2f}  {text[:150]}")
+        if args.save and not args.no_profile:
+            profiler.dump_stats(args.save)
         if not args.no_profile:
             out = io.StringIO()
             stats = pstats.Stats(profiler, stream=out)

@@ -150,7 +150,19 @@ def needs_mfa(user: User) -> bool:
 def mfa_pending(user: User, token: AccessToken) -> bool:
     """Whether ``token`` is good only for enrolment: issued so, or its user must have MFA
     now (an exemption lifted, a role added to the configuration) and has none."""
-    return token.mfa_pending or (needs_mfa(user) and not user.is_mfa_enabled)
+    exempt = user.office is not None and user.office.mfa_exempt
+    return pending_for(
+        token.mfa_pending, user.role, exempt, user.mfa_enrolment_due, user.is_mfa_enabled
+    )
+
+
+def pending_for(
+    token_pending: bool, role: str, office_exempt: bool, enrolment_due: bool, mfa_enabled: bool
+) -> bool:
+    """:func:`mfa_pending` from the columns it reads (the token lookup selects only those)."""
+    return token_pending or (
+        settings.mfa_required_for(role, office_exempt, enrolment_due) and not mfa_enabled
+    )
 
 
 def begin_enrolment(session: Session, keyring: Keyring, user: User) -> tuple[str, str]:

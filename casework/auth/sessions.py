@@ -15,9 +15,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import NoReturn
 
 from flask import current_app, request
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -32,6 +33,7 @@ from casework.auth.tokens import hash_token, looks_like_token, new_token
 from casework.auth.totp import TotpError
 from casework.authz.access import Principal
 from casework.errors import Forbidden, TooManyRequests, Unauthorized, ValidationFailed
+from casework.offices.models import Office
 from casework.security.app import current_keyring, derived_secret
 from casework.security.keyring import Keyring
 from casework.timestamps import utcnow
@@ -417,12 +419,40 @@ def current_token(session: Session, principal: Principal) -> AccessToken | None:
 
 def is_live(token: AccessToken, now: datetime) -> bool:
     """Not revoked, within its absolute and idle lifetimes, and its user may sign in."""
-    return (
-        token.revoked_at is None
-        and now < token.expires_at
-        and now < token.last_used_at + settings.token_idle()
-        and token.user.may_sign_in
+    return _live(token.revoked_at, token.expires_at, token.last_used_at, now) and (
+        token.user.may_sign_in
     )
+
+
+def _live(
+    revoked_at: datetime | None, expires_at: datetime, last_used_at: datetime, now: datetime
+) -> bool:
+    return revoked_at is None and now < expires_at and now < last_used_at + settings.token_idle()
+
+
+#: What authenticating a bearer token needs, in one statement built once: the token, its
+#: user and the user's office, as plain columns (no ORM objects to build per request).
+_TOKEN_LOOKUP = (
+    select(
+        AccessToken.id,
+        AccessToken.user_id,
+        AccessToken.mfa_pending,
+        AccessToken.last_used_at,
+        AccessToken.expires_at,
+        AccessToken.revoked_at,
+        AccessToken.device_id,
+        User.role,
+        User.office_code,
+        User.is_active,
+        User.mfa_enabled_at,
+        User.mfa_enrolment_due,
+        Office.is_active.label("office_active"),
+        Office.mfa_exempt,
+    )
+    .join(User, User.id == AccessToken.user_id)
+    .outerjoin(Office, Office.code == User.office_code)
+    .where(AccessToken.token_hash == bindparam("token_hash"))
+)
 
 
 def bearer_principal() -> Principal | None:
@@ -450,27 +480,38 @@ def token_principal(header: str, device_id: uuid.UUID | None) -> Principal:
     if scheme.lower() != "bearer" or not looks_like_token(value):
         _reject(None)
     session = db.session()
-    token = session.scalar(select(AccessToken).where(AccessToken.token_hash == hash_token(value)))
+    row = session.execute(_TOKEN_LOOKUP, {"token_hash": hash_token(value)}).one_or_none()
     now = utcnow()
-    if token is None or not is_live(token, now) or token.device_id != device_id:
-        _reject(token)
-    assert token is not None
-    if now - token.last_used_at >= TOUCH_INTERVAL:
-        token.last_used_at = now
-    user = token.user
+    if row is None:
+        _reject(None)
+    may_sign_in = row.is_active and (row.office_code is None or bool(row.office_active))
+    live = may_sign_in and _live(row.revoked_at, row.expires_at, row.last_used_at, now)
+    if not live or row.device_id != device_id:
+        _reject(row.user_id)
+    if now - row.last_used_at >= TOUCH_INTERVAL:
+        session.execute(
+            update(AccessToken)
+            .where(AccessToken.id == row.id)
+            .values(last_used_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    exempt = row.office_code is not None and bool(row.mfa_exempt)
+    pending = mfa.pending_for(
+        row.mfa_pending, row.role, exempt, row.mfa_enrolment_due, row.mfa_enabled_at is not None
+    )
     return Principal.for_role(
-        user.role,
-        user_id=str(user.id),
-        office=user.office_code,
-        session_id=str(token.id),
-        mfa_pending=mfa.mfa_pending(user, token),
+        row.role,
+        user_id=str(row.user_id),
+        office=row.office_code,
+        session_id=str(row.id),
+        mfa_pending=pending,
         device_id=None if device_id is None else str(device_id),
     )
 
 
-def _reject(token: AccessToken | None) -> None:
+def _reject(user_id: uuid.UUID | None) -> NoReturn:
     session = db.session()
-    target = str(token.user_id) if token is not None else None
+    target = str(user_id) if user_id is not None else None
     audit.record(
         AuditAction.AUTH_TOKEN_REJECTED, target=target, outcome=Outcome.DENIED, session=session
     )

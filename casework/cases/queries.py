@@ -28,6 +28,15 @@ from casework.cases.models import Case, CaseMember
 from casework.cases.service import plain
 from casework.errors import ValidationFailed
 from casework.pagination import decode_cursor, encode_cursor
+from casework.security.case_keys import data_key_cache
+from casework.security.columns import (
+    ROW_SEAL_ATTR,
+    RowIds,
+    read_sealed_columns,
+    sealed_attributes,
+)
+from casework.security.envelope import WrappedKey
+from casework.security.models import CaseKey
 
 SUMMARY_FIELDS = ("member_count", "resettlement_stage", "specific_needs", "stage")
 UNINDEXABLE = "Must contain at least one letter or digit."
@@ -83,7 +92,8 @@ class CaseFilters:
         return sorted(f"members.{n}" if n in MEMBER_FILTERS else n for n in names)
 
 
-def _position(case: Case) -> str:
+def _position(case: Any) -> str:
+    """The cursor after ``case`` (a Case or a summary row: both have the time and the id)."""
     return encode_cursor({"t": case.created_at.isoformat(), "id": str(case.id)})
 
 
@@ -99,8 +109,13 @@ def _after(cursor: str) -> tuple[datetime.datetime, uuid.UUID]:
     return at, case_id
 
 
-def _scoped_query(principal: Principal, filters: CaseFilters, cursor: str | None) -> Any:
-    query = select(Case).where(scope_filter(principal, Case.office_code), Case.erased_at.is_(None))
+def _scoped_query(
+    principal: Principal, filters: CaseFilters, cursor: str | None, query: Any = None
+) -> Any:
+    """``query`` (default: the cases) limited to the caller's live cases matching the
+    plaintext filters, after ``cursor``, newest first."""
+    query = select(Case) if query is None else query
+    query = query.where(scope_filter(principal, Case.office_code), Case.erased_at.is_(None))
     if filters.stage:
         query = query.where(Case.stage == filters.stage)
     if filters.resettlement_stage:
@@ -158,6 +173,15 @@ def list_cases(
     page may hold fewer than ``limit`` cases while ``next_cursor`` is set
     (the client asks again to continue the scan).
     """
+    if not filters.encrypted:
+        # One statement: the page's rows with their member counts and wrapped keys.
+        query = _scoped_query(principal, filters, cursor, _summary_query())
+        rows = list(session.execute(query.limit(limit + 1)))
+        next_cursor = _position(rows[limit - 1]) if len(rows) > limit else None
+        _prime_keys(session, rows[:limit])
+        views = _summary_views(session, rows[:limit])
+        _record(session, views, AuditAction.CASE_LIST, filters.names())
+        return views, next_cursor
     page, next_cursor = _page(session, principal, filters, limit, cursor, scan_limit)
     return summaries(session, page, AuditAction.CASE_LIST, filters.names()), next_cursor
 
@@ -171,9 +195,6 @@ def _page(
     scan_limit: int,
 ) -> tuple[list[Case], str | None]:
     query = _scoped_query(principal, filters, cursor)
-    if not filters.encrypted:
-        rows = list(session.scalars(query.limit(limit + 1)))
-        return rows[:limit], (_position(rows[limit - 1]) if len(rows) > limit else None)
     batch_size = min(max(limit * 2, 50), scan_limit)
     page: list[Case] = []
     scanned = 0
@@ -190,13 +211,83 @@ def _page(
     return page, (_position(last) if last is not None else None)
 
 
-def member_counts(session: Session, cases: Sequence[Case]) -> dict[uuid.UUID, int]:
-    query = (
-        select(CaseMember.case_id, func.count())
-        .where(CaseMember.case_id.in_([c.id for c in cases]))
-        .group_by(CaseMember.case_id)
+def _summary_query() -> Any:
+    """The columns a summary shows, with the member count and the wrapped data key."""
+    count = (
+        select(func.count())
+        .where(CaseMember.case_id == Case.id)
+        .correlate(Case)
+        .scalar_subquery()
+        .label("member_count")
     )
-    return {row[0]: row[1] for row in session.execute(query)}
+    return select(
+        Case.id,
+        Case.reference,
+        Case.office_code,
+        Case.stage,
+        Case.resettlement_stage,
+        Case.created_at,
+        *sealed_attributes(Case),
+        CaseKey.kek_id,
+        CaseKey.wrapped_key,
+        count,
+    ).outerjoin(CaseKey, CaseKey.case_id == Case.id)
+
+
+def _summary_rows(session: Session, case_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Any]:
+    """:func:`_summary_query` rows of these cases by id, their wrapped keys primed in the
+    session's key cache (unwrapped on first use)."""
+    wanted = set(case_ids)
+    if not wanted:
+        return {}
+    rows = {row.id: row for row in session.execute(_summary_query().where(Case.id.in_(wanted)))}
+    _prime_keys(session, rows.values())
+    return rows
+
+
+def _prime_keys(session: Session, rows: Iterable[Any]) -> None:
+    cache = data_key_cache(session)
+    cache.prime(
+        {
+            row.id: WrappedKey(row.kek_id, bytes(row.wrapped_key))
+            for row in rows
+            if row.wrapped_key is not None and row.id not in cache
+        }
+    )
+
+
+def _summary_views(session: Session, rows: Sequence[Any]) -> list[dict[str, Any]]:
+    """Summaries of :func:`_summary_query` rows (keys primed): the needs codes decrypted
+    under each case's key once the row seal is checked."""
+    views = []
+    for row in rows:
+        columns = row._mapping
+        sealed = read_sealed_columns(
+            session, Case, RowIds(row.id, row.id), columns[ROW_SEAL_ATTR], columns, _NEEDS
+        )
+        views.append(
+            {
+                "reference": row.reference,
+                "office": row.office_code,
+                "stage": row.stage,
+                "resettlement_stage": row.resettlement_stage,
+                "member_count": row.member_count,
+                "specific_needs": sealed["specific_needs"] or [],
+            }
+        )
+    return views
+
+
+_NEEDS = ("specific_needs",)
+
+
+def _record(
+    session: Session, views: Sequence[Mapping[str, Any]], action: AuditAction, read: Iterable[str]
+) -> None:
+    """One access-log entry per case shown, appended together (one lock, one INSERT)."""
+    if views:
+        fields = sorted({*SUMMARY_FIELDS, *read})
+        record_many(action, [v["reference"] for v in views], fields=fields, session=session)
 
 
 def summaries(
@@ -213,22 +304,9 @@ def summaries(
     """
     if not cases:
         return []
-    counts = member_counts(session, cases)
-    _held = indexes.prefetch_keys(session, (c.id for c in cases))
-    fields = sorted({*SUMMARY_FIELDS, *read_fields})
-    views = [
-        {
-            "reference": case.reference,
-            "office": case.office_code,
-            "stage": case.stage,
-            "resettlement_stage": case.resettlement_stage,
-            "member_count": counts.get(case.id, 0),
-            "specific_needs": case.specific_needs or [],
-        }
-        for case in cases
-    ]
-    # Still one entry per case, appended together: one lock, one head read, one INSERT.
-    record_many(action, [case.reference for case in cases], fields=fields, session=session)
+    rows = _summary_rows(session, (case.id for case in cases))
+    views = _summary_views(session, [rows[case.id] for case in cases])
+    _record(session, views, action, read_fields)
     return views
 
 
@@ -267,20 +345,26 @@ def search(
     """
     probes, read = _search_probes(query)
     keyring = keyring_of(session)
-    found: dict[uuid.UUID, Case] = {}
+    found: dict[uuid.UUID, Any] = {}
     if principal.office is not None:
         kind = plain(query.get("document_type"))
-        for member in indexes.lookup(session, keyring, probes, office=principal.office):
+        candidates = indexes.lookup(session, keyring, probes, office=principal.office)
+        # The candidates' summary rows first: their keys, primed, open the members too.
+        rows = _summary_rows(session, (member.case_id for member in candidates))
+        for member in candidates:
             if "document_number" in query:
                 (probe,) = probes
                 confirmed = _has_document(member, probe.parts[0], kind)
             else:
                 confirmed = bool(probes & indexes.stored_probes(member))
             if confirmed:
-                found.setdefault(member.case_id, member.case)
+                found.setdefault(member.case_id, rows[member.case_id])
     if not found:
         audit.record(AuditAction.CASE_SEARCH, fields=read, session=session)
-    return summaries(session, list(found.values()), AuditAction.CASE_SEARCH, read)
+        return []
+    views = _summary_views(session, list(found.values()))
+    _record(session, views, AuditAction.CASE_SEARCH, read)
+    return views
 
 
 # --- history -------------------------------------------------------------------------------

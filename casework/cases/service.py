@@ -11,6 +11,7 @@ case is the one that indexes it. Lists, search and history are in
 from __future__ import annotations
 
 import enum
+import functools
 import logging
 import threading
 import uuid
@@ -18,8 +19,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Flask, current_app
-from sqlalchemy import Table, delete, event, insert, or_, select
+from flask import Flask, current_app, has_app_context
+from sqlalchemy import Select, Table, bindparam, delete, event, insert, or_, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, joinedload
 
@@ -45,7 +46,7 @@ from casework.db import Base
 from casework.errors import CaseworkError, NotFound, ValidationFailed
 from casework.offices.models import Office
 from casework.security.case_keys import SESSION_INFO_KEY, provision_case_key
-from casework.security.columns import RowIds, erase_ciphertext, row_seal_for
+from casework.security.columns import RowIds, erase_ciphertext, read_sealed, row_seal_for
 from casework.security.data_key_cache import DataKeyCache
 from casework.security.envelope import DataKey, WrappedKey, new_data_key, wrap_data_key
 from casework.security.keyring import Keyring
@@ -128,33 +129,83 @@ def load_case(
         raise NotFound("No such resource.") from None
     # One statement: the case, its members and its wrapped data key (primed in the
     # session's key cache, so the first decryption needs no second SELECT).
-    query = (
-        select(Case, CaseKey.kek_id, CaseKey.wrapped_key)
-        .outerjoin(CaseKey, CaseKey.case_id == Case.id)
-        .where(Case.reference == canonical)
-        .options(joinedload(Case.members))
-    )
-    if for_update:
-        query = query.with_for_update(of=Case)
-    row = session.execute(query).unique().first()
+    # A read also brings the registered one-row-per-case tables (the workflow row); a
+    # locked load does not, so that what a write changes is always read under its lock.
+    companions = () if for_update else _companions()
+    query = _load_statement(for_update, companions)
+    row = session.execute(query, {"reference": canonical}).unique().first()
     case: Case = require_can(principal, permission, row[0] if row is not None else None)
     if case.is_erased and not allow_erased:
         raise CaseErased("This case was erased; only its change history remains.")
-    if row is not None and row.wrapped_key is not None:
+    assert row is not None
+    if row.wrapped_key is not None:
         keys = session.info.get(SESSION_INFO_KEY)
         if isinstance(keys, DataKeyCache):
             keys.prime({case.id: WrappedKey(row.kek_id, bytes(row.wrapped_key))})
+    if companions:
+        loaded = session.info.setdefault(_COMPANIONS_LOADED, {})
+        for position, model in enumerate(companions, start=3):
+            loaded[(model, case.id)] = row[position]
     return case
+
+
+@functools.cache
+def _load_statement(for_update: bool, companions: tuple[type[Any], ...]) -> Select[Any]:
+    """:func:`load_case`'s statement, built once per shape: building a statement and its
+    cache key costs more than running it (about a millisecond a request)."""
+    query = (
+        select(Case, CaseKey.kek_id, CaseKey.wrapped_key)
+        .outerjoin(CaseKey, CaseKey.case_id == Case.id)
+        .where(Case.reference == bindparam("reference"))
+        .options(joinedload(Case.members))
+    )
+    for model in companions:
+        query = query.add_columns(model).outerjoin(model, model.case_id == Case.id)
+    if for_update:
+        query = query.with_for_update(of=Case)
+    return query
+
+
+_COMPANIONS = "casework.case_companions"
+_COMPANIONS_LOADED = "casework.case_companions_loaded"
+
+
+def load_with_case(app: Flask, model: type[Any]) -> None:
+    """Have :func:`load_case` (unlocked) fetch ``model``'s row of the case in its statement.
+
+    ``model`` has at most one row per case, keyed by ``case_id`` (the workflow's
+    states): a case read that shows it then needs no statement of its own; see
+    :func:`loaded_with_case`.
+    """
+    registered: list[type[Any]] = app.extensions.setdefault(_COMPANIONS, [])
+    if model not in registered:
+        registered.append(model)
+
+
+def _companions() -> tuple[type[Any], ...]:
+    if not has_app_context():
+        return ()
+    return tuple(current_app.extensions.get(_COMPANIONS, ()))
+
+
+def loaded_with_case(session: Session, model: type[Any], case: Case) -> tuple[bool, Any]:
+    """``(True, row or None)`` when this session's :func:`load_case` of ``case`` fetched
+    ``model``'s row with it; ``(False, None)`` otherwise (the caller asks for it).
+
+    Only for the read that follows the load: a row the request adds later is not seen.
+    """
+    loaded: dict[tuple[type[Any], Any], Any] = session.info.get(_COMPANIONS_LOADED, {})
+    key = (model, case.id)
+    return (True, loaded[key]) if key in loaded else (False, None)
 
 
 # --- views ---------------------------------------------------------------------------------
 
 
 def member_view(member: CaseMember) -> dict[str, Any]:
-    """A member decrypted for the API (``MemberOut``)."""
-    view: dict[str, Any] = {"id": member.id}
-    for name in MEMBER_FIELDS:
-        view[name] = getattr(member, name)
+    """A member decrypted for the API (``MemberOut``): the row's key and seal once."""
+    view: dict[str, Any] = {"id": member.id, "relationship": member.relationship}
+    view.update(read_sealed(member, _SEALED_MEMBER_FIELDS))
     view["unnamed"] = view["full_name"] is None
     view["other_names"] = view["other_names"] or []
     view["documents"] = view["documents"] or []

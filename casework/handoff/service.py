@@ -18,14 +18,15 @@ access log with field names only.
 from __future__ import annotations
 
 import base64
+import functools
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import and_, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, and_, bindparam, or_, select
+from sqlalchemy.orm import Session, aliased
 
 from casework import audit
 from casework.audit import AuditAction
@@ -492,10 +493,38 @@ def acknowledge_package(
 # --- joining the workflow -----------------------------------------------------------------
 
 
+@functools.cache
+def _consents_and_latest_statement() -> Select[Any]:
+    """The case row outer-joined to its consents and its latest hand-off (one row per
+    consent, each carrying the same hand-off); built once, bound to ``case_id``."""
+    earlier = aliased(Handoff)
+    latest_id = (
+        select(earlier.id)
+        .where(earlier.case_id == bindparam("case_id", type_=Case.id.type))
+        .order_by(earlier.requested_at.desc(), earlier.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    return (
+        select(ConsentRow, Handoff)
+        .select_from(Case)
+        .outerjoin(ConsentRow, ConsentRow.case_id == Case.id)
+        .outerjoin(Handoff, Handoff.id == latest_id)
+        .where(Case.id == bindparam("case_id", type_=Case.id.type))
+    )
+
+
+def _consents_and_latest(session: Session, case: Case) -> tuple[list[ConsentRow], Handoff | None]:
+    """The case's consent records and its latest hand-off, in one statement."""
+    rows = session.execute(_consents_and_latest_statement(), {"case_id": case.id}).all()
+    consents = [row[0] for row in rows if row[0] is not None]
+    return consents, next((row[1] for row in rows if row[1] is not None), None)
+
+
 def handoff_facts(session: Session, case: Case) -> dict[str, Any]:
     """``consents`` and ``handoff`` of :class:`~casework.workflow.guards.CaseFacts`."""
-    records = tuple(to_record(row) for row in consent_rows(session, case))
-    latest = latest_handoff(session, case.id)
+    consents, latest = _consents_and_latest(session, case)
+    records = tuple(to_record(row) for row in consents)
     fact = None
     if latest is not None:
         fact = HandoffFact(

@@ -251,6 +251,63 @@ class EncryptedField(Generic[T]):
         setattr(obj, self.storage_attr, seal_with_aad(key, encoded, aad))
 
 
+def read_sealed(obj: object, names: Iterable[str]) -> dict[str, Any]:
+    """The values of the sealed attributes ``names`` of ``obj``, as reading each would give.
+
+    For views that show a whole row (a case's sixteen member fields): the row's
+    ids, data key and seal are looked up and checked once for all of them,
+    rather than once per attribute, with the same key, associated data, seal
+    check and decoding as :meth:`EncryptedField.__get__`. A row with values
+    assigned since the last flush is read attribute by attribute.
+    """
+    fields = _fields_named(type(obj), tuple(names))
+    state = obj.__dict__
+    if not fields or state.get(PENDING_ATTRIBUTE):
+        return {field.name: getattr(obj, field.name) for field in fields}
+    first = fields[0]
+    blobs = [
+        state[f.storage_attr] if f.storage_attr in state else getattr(obj, f.storage_attr)
+        for f in fields
+    ]
+    if getattr(obj, ROW_SEAL_ATTR) is None and _all_erased(obj):
+        return dict.fromkeys((f.name for f in fields), None)
+    session = object_session(obj)
+    if session is None:
+        raise EncryptionContextError("cannot decrypt a row that is not in a session")
+    case_id, _aad = first._aad(obj)  # caches the row's framed ids
+    ids_aad = state[_AAD_IDS_ATTRIBUTE][2]
+    key = data_key_cache(session).get(case_id)
+    _verify_row(obj, key, first)
+    values: dict[str, Any] = {}
+    for field, blob in zip(fields, blobs, strict=True):
+        if blob is None:
+            values[field.name] = None
+            continue
+        if not field._aad_prefix:
+            field._aad_prefix = field_aad_prefix(field._table(), field.name_in_table)
+        values[field.name] = field.codec.decode(
+            open_with_aad(key, blob, field._aad_prefix + ids_aad)
+        )
+    return values
+
+
+_FIELDS_BY_NAMES: dict[tuple[type[Any], tuple[str, ...]], tuple[EncryptedField[Any], ...]] = {}
+
+
+def _fields_named(model: type[Any], names: tuple[str, ...]) -> tuple[EncryptedField[Any], ...]:
+    """The encrypted attributes ``names`` of ``model`` (ValueError for any other name);
+    they must share the attributes that name their case and row."""
+    found = _FIELDS_BY_NAMES.get((model, names))
+    if found is None:
+        found = tuple(getattr(model, name) for name in names)
+        if not all(isinstance(f, EncryptedField) for f in found):
+            raise ValueError(f"not every one of {names} is an encrypted attribute of {model}")
+        if len({(f.case_id_attr, f.row_id_attr) for f in found}) > 1:
+            raise ValueError("the attributes name their case and row differently")
+        _FIELDS_BY_NAMES[(model, names)] = found
+    return found
+
+
 class ClientIdMixin:
     """A UUID primary key ``id`` assigned when the object is constructed.
 
@@ -497,15 +554,73 @@ def _verify_row(obj: object, key: DataKey, field: EncryptedField[Any]) -> None:
     ):
         return
     table, ids = _row_context(obj, field)
+    _check_seal(key, type(obj), table, ids, stored, blobs, field.name_in_table)
+    obj.__dict__[_VERIFIED_ATTRIBUTE] = (getattr(obj, ROW_SEAL_ATTR), blobs)
+
+
+def _check_seal(
+    key: DataKey,
+    model: type[Any],
+    table: str,
+    ids: RowIds,
+    stored: bytes | None,
+    blobs: Iterable[bytes | None],
+    column: str,
+) -> None:
+    """Raise RowIntegrityError (naming ``column``) unless ``stored`` seals ``blobs``, the
+    row's ciphertexts in :func:`sealed_columns` order."""
     if stored is None or len(stored) <= _COUNTER_BYTES:
-        raise RowIntegrityError(table, field.name_in_table)
+        raise RowIntegrityError(table, column)
     stored = bytes(stored)
     counter = int.from_bytes(stored[:_COUNTER_BYTES], "big")
-    columns = [column for column, _attr in sealed_columns(type(obj))]
+    columns = [name for name, _attr in sealed_columns(model)]
     expected = row_seal(key, table, ids, counter, zip(columns, blobs, strict=True))
     if not hmac.compare_digest(expected, stored):
-        raise RowIntegrityError(table, field.name_in_table)
-    obj.__dict__[_VERIFIED_ATTRIBUTE] = (getattr(obj, ROW_SEAL_ATTR), blobs)
+        raise RowIntegrityError(table, column)
+
+
+def read_sealed_columns(
+    session: Session,
+    model: type[Any],
+    row_ids: RowIds,
+    seal: bytes | None,
+    ciphertexts: Mapping[str, bytes | None],
+    names: Iterable[str],
+) -> dict[str, Any]:
+    """:func:`read_sealed` for a row selected as plain columns rather than loaded as an object
+    (a list page of fifty cases): ``ciphertexts`` maps every sealed attribute of ``model``
+    (:func:`sealed_attributes`) to its stored value, ``seal`` is the row's ``row_seal``.
+
+    The same checks as reading the attributes of a loaded row: the seal over every
+    sealed column first, then each value opened under the case's key and the row's ids.
+    """
+    fields = _fields_named(model, tuple(names))
+    blobs = [ciphertexts[attr] for _column, attr in sealed_columns(model)]
+    if seal is None and all(blob is None for blob in blobs):
+        return dict.fromkeys((f.name for f in fields), None)  # erased
+    key = data_key_cache(session).get(row_ids.case_id)
+    table = model.__table__.name
+    _check_seal(key, model, table, row_ids, seal, blobs, fields[0].name_in_table)
+    values: dict[str, Any] = {}
+    for field in fields:
+        blob = ciphertexts[field.storage_attr]
+        if blob is None:
+            values[field.name] = None
+            continue
+        if not field._aad_prefix:
+            field._aad_prefix = field_aad_prefix(table, field.name_in_table)
+        plaintext = open_with_aad(key, blob, field._aad_prefix + row_ids.aad)
+        values[field.name] = field.codec.decode(plaintext)
+    return values
+
+
+def sealed_attributes(model: type[Any]) -> list[Any]:
+    """The ciphertext column attributes of ``model`` and its ``row_seal``, to select them as
+    columns for :func:`read_sealed_columns` (labelled by their storage attribute names)."""
+    return [
+        *(getattr(model, attr).label(attr) for _column, attr in sealed_columns(model)),
+        getattr(model, ROW_SEAL_ATTR).label(ROW_SEAL_ATTR),
+    ]
 
 
 def _reseal_row(obj: object, session: Session) -> None:

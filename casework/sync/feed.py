@@ -21,14 +21,14 @@ import hashlib
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from enum import Enum
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app, has_app_context
 from sqlalchemy import delete, event, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
+from casework.api import jsonable
 from casework.authz.access import Principal
 from casework.cases.models import Case
 from casework.cases.service import case_view
@@ -72,21 +72,6 @@ def checksum_of(pairs: Iterable[tuple[str, int]]) -> str:
 
 
 # --- the case view a device receives ------------------------------------------------------
-
-
-def jsonable(value: Any) -> Any:
-    """Dates, times, ids and enum members as JSON text, recursively."""
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, dict):
-        return {str(key): jsonable(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(item) for item in value]
-    return value
 
 
 def device_view(

@@ -27,7 +27,7 @@ from casework.authz.permissions import Permission
 from casework.cases.codes import ResettlementStage, Stage
 from casework.cases.models import Case
 from casework.cases.reference import InvalidReference, normalise_reference
-from casework.cases.service import CaseErased, load_case, plain
+from casework.cases.service import CaseErased, load_case, loaded_with_case, plain
 from casework.errors import Conflict
 from casework.security.columns import erase_ciphertext
 from casework.timestamps import utcnow
@@ -327,10 +327,12 @@ def contribute_to_case_view(
     """Add ``workflow`` and the caller's ``allowed_transitions`` to a case read; return the
     names of the workflow fields it carries, for the read's access-log entry.
 
-    Costs one query for the workflow row, plus the fact sources' when the
-    caller holds a permission some transition from here needs.
+    The workflow row came with the case (``load_with_case``; else one query), plus
+    the fact sources' queries when a guard of a transition the caller may take reads them.
     """
-    row = _row(session, case)
+    loaded, row = loaded_with_case(session, CaseWorkflow, case)
+    if not loaded:
+        row = _row(session, case)
     view["workflow"] = workflow_view(principal, case, row)
     view["allowed_transitions"] = _allowed(session, principal, case, row)
     return ["workflow.states", *_returned(view["workflow"])]

@@ -45,3 +45,40 @@ def test_a_rolled_back_field_fails_with_a_clear_error_and_an_access_log_entry(
     (entry,) = audit_entries(db_session, ref, "case.integrity_failed")
     assert entry.outcome == "failure"
     assert json.loads(entry.fields)[0].startswith("case_members.")
+
+
+def test_a_rolled_back_needs_list_fails_the_list_page_and_the_search(
+    client: FlaskClient, db_session: Session, worker_a: dict[str, str], register: Any
+) -> None:
+    """The list and the search read their rows as columns, not objects: the same seal check."""
+    cases = Case.__table__
+    document = "RB-424242"
+    created = register(
+        worker_a,
+        household(
+            member(documents=[{"type": "passport", "number": document}]), specific_needs=["LP-RR"]
+        ),
+    )
+    ref = created["reference"]
+    old = db_session.execute(
+        select(cases.c.id, cases.c.specific_needs).where(cases.c.reference == ref)
+    ).one()
+    changed = client.patch(
+        f"{CASES}/{ref}",
+        json={"specific_needs": ["SC-UC"]},
+        headers={**worker_a, "If-Match": '"v1"'},
+    )
+    assert changed.status_code == 200
+    listed = client.get(CASES, headers=worker_a).get_json()["items"]
+    assert [item["specific_needs"] for item in listed if item["reference"] == ref] == [["SC-UC"]]
+
+    db_session.execute(
+        update(cases).where(cases.c.id == old.id).values(specific_needs=old.specific_needs)
+    )
+    db_session.expire_all()
+    refused = client.get(CASES, headers=worker_a)
+    assert refused.status_code == 500
+    assert refused.get_json()["type"] == "urn:casework:problem:integrity-failed"
+    searched = client.post(f"{CASES}/search", json={"document_number": document}, headers=worker_a)
+    assert searched.status_code == 500
+    assert searched.get_json()["type"] == "urn:casework:problem:integrity-failed"
