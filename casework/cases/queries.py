@@ -8,6 +8,7 @@ entries of one page are appended together (:func:`~casework.audit.service.record
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -211,8 +212,10 @@ def _page(
     return page, (_position(last) if last is not None else None)
 
 
+@functools.cache
 def _summary_query() -> Any:
-    """The columns a summary shows, with the member count and the wrapped data key."""
+    """The columns a summary shows, with the member count and the wrapped data key (built
+    once: statements are immutable, and building one costs more than running it)."""
     count = (
         select(func.count())
         .where(CaseMember.case_id == Case.id)

@@ -484,8 +484,12 @@ def sealed_columns(model: type[Any]) -> tuple[tuple[str, str], ...]:
 
 
 def _row_seal_key(key: DataKey) -> bytes:
-    # One HMAC to derive: cheaper than a lookup table keyed by the data key would be.
-    return hmac.digest(key.material, _ROW_SEAL_DOMAIN, "sha256")
+    # One HMAC to derive, once per DataKey object (a case's rows share it; the object
+    # lives as long as the unit of work's key cache).
+    derived = key.row_seal_key
+    if derived is None:
+        derived = key.row_seal_key = hmac.digest(key.material, _ROW_SEAL_DOMAIN, "sha256")
+    return derived
 
 
 _NULL_MARKER = b"\xff\xff\xff\xff"

@@ -61,7 +61,7 @@ class DataKey:
     than raw bytes. The key id is a public, non-secret fingerprint.
     """
 
-    __slots__ = ("_cipher", "_material", "header", "key_id")
+    __slots__ = ("_cipher", "_material", "header", "key_id", "row_seal_key")
 
     def __init__(self, material: bytes) -> None:
         if not isinstance(material, bytes) or len(material) != KEY_BYTES:
@@ -70,6 +70,9 @@ class DataKey:
         self._cipher = AESGCM(material)
         self.key_id = hashlib.sha256(_KEY_ID_DOMAIN + material).digest()[:KEY_ID_BYTES]
         self.header = bytes((FIELD_FORMAT,)) + self.key_id
+        # Derived on first use by the row seals (casework.security.columns), kept as long
+        # as the key itself: one derivation per case and unit of work, not one per row.
+        self.row_seal_key: bytes | None = None
 
     def __repr__(self) -> str:
         return f"DataKey(key_id={self.key_id.hex()!r})"

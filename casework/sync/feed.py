@@ -129,13 +129,25 @@ def version_snapshot(session: Session, case_id: uuid.UUID, version: int) -> dict
 # --- publishing ----------------------------------------------------------------------------
 
 
+_INSTALLED = "casework.sync.feed_installed"
+
+
 def install(session: Session) -> None:
-    """Hook a request session: collect the cases it writes, publish them at commit."""
-    event.listen(session, "before_flush", _collect)
-    event.listen(session, "before_commit", _publish_before_commit)
+    """Hook a request session: collect the cases it writes, publish them at commit.
+
+    The listeners are the Session class's, added once and acting only on sessions
+    marked here: listening on each request's session object cost about as much as
+    a statement, on every request, reads included.
+    """
+    session.info[_INSTALLED] = True
+    if not event.contains(Session, "before_flush", _collect):
+        event.listen(Session, "before_flush", _collect)
+        event.listen(Session, "before_commit", _publish_before_commit)
 
 
 def _collect(session: Session, _context: Any, _instances: Any) -> None:
+    if not session.info.get(_INSTALLED):
+        return
     touched: dict[uuid.UUID, Case] = session.info.setdefault(TOUCHED, {})
     for obj in (*session.new, *session.dirty):
         if isinstance(obj, Case):
@@ -143,6 +155,8 @@ def _collect(session: Session, _context: Any, _instances: Any) -> None:
 
 
 def _publish_before_commit(session: Session) -> None:
+    if not session.info.get(_INSTALLED):
+        return
     if session.in_nested_transaction():
         return  # a savepoint: the outer commit publishes
     publish(session)
