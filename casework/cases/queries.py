@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session, load_only
 
 from casework import audit
@@ -237,13 +237,19 @@ def _summary_query() -> Any:
     ).outerjoin(CaseKey, CaseKey.case_id == Case.id)
 
 
+@functools.cache
+def _summaries_by_id() -> Any:
+    return _summary_query().where(Case.id.in_(bindparam("ids", expanding=True)))
+
+
 def _summary_rows(session: Session, case_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Any]:
     """:func:`_summary_query` rows of these cases by id, their wrapped keys primed in the
     session's key cache (unwrapped on first use)."""
     wanted = set(case_ids)
     if not wanted:
         return {}
-    rows = {row.id: row for row in session.execute(_summary_query().where(Case.id.in_(wanted)))}
+    found = session.execute(_summaries_by_id(), {"ids": list(wanted)})
+    rows = {row.id: row for row in found}
     _prime_keys(session, rows.values())
     return rows
 
