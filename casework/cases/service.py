@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Flask, current_app, has_app_context
-from sqlalchemy import Select, Table, bindparam, delete, event, insert, or_, select
+from sqlalchemy import Table, bindparam, delete, event, insert, or_, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, joinedload
 
@@ -150,7 +150,7 @@ def load_case(
 
 
 @functools.cache
-def _load_statement(for_update: bool, companions: tuple[type[Any], ...]) -> Select[Any]:
+def _load_statement(for_update: bool, companions: tuple[type[Any], ...]) -> Any:
     """:func:`load_case`'s statement, built once per shape: building a statement and its
     cache key costs more than running it (about a millisecond a request)."""
     query = (

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import Select, and_, bindparam, or_, select
+from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from casework import audit
@@ -494,7 +494,7 @@ def acknowledge_package(
 
 
 @functools.cache
-def _consents_and_latest_statement() -> Select[Any]:
+def _consents_and_latest_statement() -> Any:
     """The case row outer-joined to its consents and its latest hand-off (one row per
     consent, each carrying the same hand-off); built once, bound to ``case_id``."""
     earlier = aliased(Handoff)
