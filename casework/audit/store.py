@@ -31,11 +31,12 @@ from casework.audit.models import (
     AuditCheckpoint,
     AuditEntry,
     from_micros,
+    link_of_row,
     stored_entry,
     to_micros,
 )
 from casework.audit.signer import LogIdentity, latest_checkpoint
-from casework.audit.verify import KeyInForce, VerifyResult, verify_log
+from casework.audit.verify import KeyInForce, Link, VerifyResult, verify_links
 from casework.errors import NotFound, ValidationFailed
 from casework.pagination import decode_cursor, encode_cursor, page_size
 
@@ -44,6 +45,7 @@ SessionFactory = Callable[[], Session]
 AnySelect = Select[*tuple[Any, ...]]
 Reader = Callable[[AnySelect], Sequence[Row[Any]]]
 PAGE = 2000
+LINK_PAGE = 20_000
 
 
 def in_session(session: Session) -> Reader:
@@ -129,6 +131,24 @@ def iter_entries(
     yield from _paged(read, select(*ENTRY_COLUMNS), upto, page, stored_entry, after)
 
 
+def iter_entry_links(
+    read: Reader, upto: int, after: int = 0, page: int = LINK_PAGE
+) -> Iterator[Link]:
+    """The verifier's links (see :func:`~casework.audit.models.link_of_row`) of entries
+    ``after``+1..``upto``, in order, in large pages of raw rows: no record per entry."""
+    query = select(*ENTRY_COLUMNS)
+    while after < upto:
+        rows = read(
+            query.where(AuditEntry.seq > after, AuditEntry.seq <= upto)
+            .order_by(AuditEntry.seq)
+            .limit(page)
+        )
+        if not rows:
+            return
+        yield from map(link_of_row, rows)
+        after = rows[-1][0]
+
+
 def iter_entry_hashes(read: Reader, upto: int, page: int = PAGE * 4) -> Iterator[bytes]:
     """The entry hashes (the Merkle leaves) with seq 1..``upto``, in order."""
     query = select(AuditEntry.seq, AuditEntry.hash)
@@ -209,14 +229,15 @@ def verify_stored(
     Stored checkpoints larger than the log (a truncated table) are kept on
     purpose: they are how a rollback is seen.
     """
-    return verify_log(
-        iter_entries(read, state.size),
+    result, _end = verify_links(
+        iter_entry_links(read, state.size),
         [*pinned, *(note for _, note in state.notes)],
         identity.public_key,
         identity.key_name,
         identity.origin,
         keys,
     )
+    return result
 
 
 # --- Checkpoints and inclusion proofs. ---
