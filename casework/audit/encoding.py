@@ -248,6 +248,17 @@ def stored_row_hash(row: Sequence[Any]) -> bytes | None:
     if encoded_fields is None:
         return None
     try:
+        # target and request_id inline (as _optional): they rarely repeat.
+        if target is None:
+            target_bytes = _ABSENT
+        else:
+            target_bytes = target.encode("utf-8")
+            target_bytes = _pack_present(_PRESENT, len(target_bytes)) + target_bytes
+        if request_id is None:
+            request_bytes = _ABSENT
+        else:
+            request_bytes = request_id.encode("utf-8")
+            request_bytes = _pack_present(_PRESENT, len(request_bytes)) + request_bytes
         return sha256(
             b"".join(
                 (
@@ -257,10 +268,10 @@ def stored_row_hash(row: Sequence[Any]) -> bytes | None:
                     _common_optional(office),
                     _common_optional(device),
                     _common_text(action),
-                    _optional(target),
+                    target_bytes,
                     encoded_fields,
                     _common_text(outcome),
-                    _optional(request_id),
+                    request_bytes,
                 )
             )
         ).digest()

@@ -413,7 +413,7 @@ def _read_head(connection: Connection) -> tuple[Any, ...]:
         cursor.execute(_PG_LOCK_AND_HEAD)  # no parameters: the simple query protocol
         if cursor.description is None or len(cursor.description) != 4:
             cursor.nextset()
-        head = cursor.fetchone()
+        head: Any = cursor.fetchone()
     finally:
         cursor.close()
     return tuple(head)
