@@ -2,16 +2,24 @@
 
 A request that only reads does not take the log's lock itself. Its entries
 are handed to the process's :class:`GroupCommit`, and the request waits until
-they are durable. The first waiting thread that finds no batch in progress
-becomes the *leader*: it waits at most ``max_wait`` for the queue to fill to
-``batch_size`` entries, takes the queue, and writes it with one transaction
-(one lock, one head read, one INSERT, one fsync); the threads whose entries it
-carried are released when it commits, or all fail together when it does not.
-Entries that arrive while a batch is being written wait for the next one, so
-under load batches grow by themselves and the lock is taken once per batch
-instead of once per request. Across processes and hosts the batches of each
-process serialise on the log's lock like any other append (PostgreSQL: the
-advisory lock; SQLite: the write lock), so the chain never forks.
+they are durable. A thread that finds no batch in progress becomes the
+*leader*: it waits at most ``max_wait`` for the queue to fill to
+``batch_size`` entries, takes everything queued (up to ``batch_size``), and
+writes it with one transaction (one lock, one head read, one INSERT, one
+fsync); the threads whose entries it carried are released when it commits, or
+all fail together when it does not. Entries that arrive while a batch is being
+written wait for the next one, so under load batches grow by themselves and
+the lock is taken once per batch instead of once per request. When a batch
+ends, leadership passes straight to the oldest waiting thread.
+
+Each waiting thread sleeps on its own event and is woken once: when its batch
+has been written, or when it is to lead the next one. (A shared condition
+woken for every arrival and every batch woke every waiting thread of a busy
+worker many times per batch.)
+
+Across processes and hosts the batches of each process serialise on the log's
+lock like any other append (PostgreSQL: the advisory lock; SQLite: the write
+lock), so the chain never forks.
 
 There is no background thread: the leader is a request thread, so nothing has
 to survive a fork (gunicorn) or be stopped, and an entry is never held by a
@@ -23,8 +31,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -34,11 +42,17 @@ class AppendFailed(RuntimeError):
     """The batch carrying these entries was not written; the request must not succeed."""
 
 
-@dataclass(eq=False)
 class _Waiter(Generic[T]):
-    items: Sequence[T]
-    done: bool = False
-    error: BaseException | None = None
+    """One request's items, and the event that wakes its thread (once written, or to lead)."""
+
+    __slots__ = ("done", "error", "event", "items", "lead")
+
+    def __init__(self, items: Sequence[T]) -> None:
+        self.items = items
+        self.done = False
+        self.lead = False
+        self.error: BaseException | None = None
+        self.event = threading.Event()
 
 
 class GroupCommit(Generic[T]):
@@ -58,10 +72,12 @@ class GroupCommit(Generic[T]):
         self._write = write
         self.batch_size = batch_size
         self.max_wait = max(0.0, max_wait)
-        self._cond = threading.Condition()
-        self._queue: list[_Waiter[T]] = []
+        self._lock = threading.Lock()
+        self._filled = threading.Condition(self._lock)  # only a leader filling a batch waits
+        self._queue: deque[_Waiter[T]] = deque()
         self._queued = 0
         self._leading = False
+        self._filling = False
         self.batches = 0
         self.items = 0
 
@@ -70,56 +86,71 @@ class GroupCommit(Generic[T]):
         if not items:
             return
         waiter: _Waiter[T] = _Waiter(items)
-        with self._cond:
+        with self._lock:
             self._queue.append(waiter)
             self._queued += len(items)
-            self._cond.notify_all()
-            while not waiter.done:
-                if self._leading:
-                    self._cond.wait()
-                else:
-                    self._lead()
+            if not self._leading:
+                self._leading = waiter.lead = True
+            elif self._filling and self._queued >= self.batch_size:
+                self._filled.notify()
+        while not waiter.done:
+            if waiter.lead:
+                waiter.lead = False
+                self._lead()
+            else:
+                waiter.event.wait()
+                waiter.event.clear()
         if waiter.error is not None:
             raise AppendFailed("the access-log batch was not written") from waiter.error
 
     def _lead(self) -> None:
-        """Write one batch (called holding the lock; releases it while writing)."""
-        self._leading = True
-        try:
+        """Write one batch, then hand the lead to the oldest waiter left (or give it up).
+
+        The leader is always the oldest waiter, so its own items are in the batch.
+        """
+        with self._lock:
             if self.max_wait and self._queued < self.batch_size:
+                self._filling = True
                 deadline = time.monotonic() + self.max_wait
                 while self._queued < self.batch_size:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         break
-                    self._cond.wait(left)
+                    self._filled.wait(left)
+                self._filling = False
             batch = self._take()
-            items = [item for waiter in batch for item in waiter.items]
-            error: BaseException | None = None
-            self._cond.release()
-            try:
-                self._write(items)
-            except BaseException as failure:  # handed to every waiter of the batch
-                error = failure
-            finally:
-                self._cond.acquire()
+        items = [item for waiter in batch for item in waiter.items]
+        error: BaseException | None = None
+        try:
+            self._write(items)
+        except BaseException as failure:  # handed to every waiter of the batch
+            error = failure
+        with self._lock:
             self.batches += 1
             self.items += len(items)
             for waiter in batch:
-                waiter.done = True
                 waiter.error = error
-        finally:
-            self._leading = False
-            self._cond.notify_all()
+                waiter.done = True
+            successor = self._queue[0] if self._queue else None
+            if successor is None:
+                self._leading = False
+            else:
+                successor.lead = True
+        for waiter in batch:
+            waiter.event.set()
+        if successor is not None:
+            successor.event.set()
 
     def _take(self) -> list[_Waiter[T]]:
+        """The oldest waiters whose items fit in one batch (the first always does)."""
         taken: list[_Waiter[T]] = []
         count = 0
-        while self._queue:
-            size = len(self._queue[0].items)
+        queue = self._queue
+        while queue:
+            size = len(queue[0].items)
             if taken and count + size > self.batch_size:
                 break
-            taken.append(self._queue.pop(0))
+            taken.append(queue.popleft())
             count += size
         self._queued -= count
         return taken

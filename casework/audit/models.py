@@ -9,14 +9,21 @@ and 0006).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import BigInteger, Boolean, Integer, LargeBinary, SmallInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from casework.audit.encoding import HASH_SIZE, AuditRecord, ChainedRecord
+from casework.audit.encoding import (
+    HASH_SIZE,
+    AuditRecord,
+    ChainedRecord,
+    entry_hash,
+    stored_row_hash,
+)
 from casework.db import Base
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -105,6 +112,41 @@ ENTRY_COLUMNS = (
     AuditEntry.prev_hash,
     AuditEntry.hash,
 )
+
+
+class EntryRow(NamedTuple):
+    """A stored entry's columns as read raw (a DBAPI tuple), by name."""
+
+    seq: Any
+    at_us: Any
+    actor: Any
+    role: Any
+    office: Any
+    device: Any
+    action: Any
+    target: Any
+    fields: Any
+    outcome: Any
+    request_id: Any
+    prev_hash: Any
+    hash: Any
+
+
+def link_of_row(row: Sequence[Any]) -> tuple[int, bytes, bytes, bool]:
+    """The verifier's view of a stored row (columns as ``ENTRY_COLUMNS``): seq, prev_hash,
+    hash, and whether the hash is over the row's content.
+
+    A plainly valid row is hashed from its columns directly
+    (:func:`~casework.audit.encoding.stored_row_hash`); any other goes the slow
+    way, through :func:`stored_entry`, so that an unreadable row is named as
+    it always was.
+    """
+    digest = stored_row_hash(row)
+    if digest is not None:
+        return row[0], row[11], row[12], digest == row[12]
+    entry = stored_entry(EntryRow(*row))
+    matches = entry_hash(entry.prev_hash, entry.record) == entry.hash
+    return entry.seq, entry.prev_hash, entry.hash, matches
 
 
 def chained_from_row(row: Any) -> ChainedRecord:
@@ -204,7 +246,9 @@ class AuditTile(Base):
     Derived from the entries (see :mod:`casework.audit.tiles`), so it may be
     rewritten as it grows; a verifier rebuilds it and trusts only the signed
     roots. ``hashes`` is the concatenation, in order; its first W hashes
-    never change once written.
+    never change once written. ``inner_nodes`` (full tiles only; None for a partial
+    tile or one written before it existed) saves a proof rebuilding a node
+    from up to 128 hashes (see :data:`casework.audit.tiles.INNER_FROM`).
     """
 
     __tablename__ = "audit_tiles"
@@ -212,6 +256,9 @@ class AuditTile(Base):
     level: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
     idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     hashes: Mapped[bytes] = mapped_column(LargeBinary, comment="Concatenated 32-byte hashes.")
+    inner_nodes: Mapped[bytes | None] = mapped_column(
+        LargeBinary, comment="A full tile's inner nodes of heights 4..7 (30 hashes)."
+    )
 
 
 class AuditTree(Base):

@@ -23,23 +23,31 @@ An append that makes a checkpoint due signs it in the same transaction
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from hashlib import sha256
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flask import Flask, current_app, g, has_app_context, has_request_context, request
-from sqlalchemy import Row, event, insert, select, text
+from sqlalchemy import Connection, event, text
 from sqlalchemy.orm import Mapper, Session
 
 from casework import db
 from casework.audit import checkpoint, keys, signer, tree
 from casework.audit.actions import AuditAction, Outcome
 from casework.audit.appender import GroupCommit
-from casework.audit.encoding import GENESIS_HASH, AuditRecord, ChainedRecord, chain
-from casework.audit.models import AuditCheckpoint, AuditEntry
+from casework.audit.encoding import (
+    GENESIS_HASH,
+    AuditRecord,
+    ChainedRecord,
+    encode_body,
+    encode_head,
+)
+from casework.audit.models import ENTRY_COLUMNS, AuditCheckpoint, AuditEntry, to_micros
 
 log = logging.getLogger("casework.audit")
 
@@ -119,6 +127,27 @@ def record_many(
     return append(current, drafts)
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A draft with everything that does not depend on its place in the chain computed:
+    its time in microseconds, the tail of its canonical encoding and its stored field list.
+
+    A read request prepares its entries before it hands them to the group
+    committer, so that the batch, under the log's lock, only chains and inserts.
+    """
+
+    record: AuditRecord
+    at_us: int
+    body: bytes
+    fields: str
+
+
+def prepare(draft: AuditRecord | Prepared) -> Prepared:
+    if isinstance(draft, Prepared):
+        return draft
+    return Prepared(draft, to_micros(draft.at), encode_body(draft), json.dumps(list(draft.fields)))
+
+
 def append(
     session: Session,
     drafts: Sequence[AuditRecord],
@@ -129,28 +158,87 @@ def append(
     """Seal ``drafts`` after the head and insert them, in ``session``'s transaction.
 
     Takes the log's lock (held to the end of the transaction), reads the head
-    and the latest checkpoint in one query, inserts every entry with one
-    statement, then integrates the tiles (``integrate``, as a group-commit
-    batch does) and signs a checkpoint when one is due.
+    and the latest checkpoint, inserts every entry with one statement, then
+    integrates the tiles (``integrate``) and signs a checkpoint when one is due.
     """
-    head = _read_head(session)
-    seq, prev = (head.seq, bytes(head.hash)) if head.seq else (0, GENESIS_HASH)
-    chained: list[ChainedRecord] = []
-    for draft in drafts:
-        seq += 1
-        entry = chain(prev, replace(draft, seq=seq))
-        chained.append(entry)
-        prev = entry.hash
-    # A Core insert: the unit of work would cost more than the rest of the append.
-    session.execute(insert(AuditEntry), [AuditEntry.values_of(entry) for entry in chained])
-    if integrate:
+    rows = _append_rows(session, [prepare(draft) for draft in drafts], integrate, sign)
+    return [
+        ChainedRecord(replace(draft, seq=row[0]), row[11], row[12])
+        for draft, row in zip(drafts, rows, strict=True)
+    ]
+
+
+EntryValues = tuple[Any, ...]
+"""The column values of one entry, in the order of ``models.ENTRY_COLUMNS``."""
+
+
+def _append_rows(
+    session: Session, items: Sequence[Prepared], integrate: bool, sign: bool
+) -> list[EntryValues]:
+    """Chain ``items`` after the head and insert them with one statement (raw tuples, no ORM)."""
+    connection = session.connection()
+    head = _read_head(connection)
+    rows = seal(head[0] or 0, bytes(head[1]) if head[0] else GENESIS_HASH, items)
+    if rows:
+        insert_rows(connection, rows)
+    seq = rows[-1][0] if rows else head[0] or 0
+    if integrate and rows:
+        written = [
+            ChainedRecord(replace(item.record, seq=row[0]), row[11], row[12])
+            for item, row in zip(items, rows, strict=True)
+        ]
         try:
-            tree.integrate(session, seq, chained)
+            tree.integrate(session, seq, written)
         except tree.LogIntegrityError as error:
             log.error("audit tiles not integrated: %s", error.reason, extra={"event": "audit"})
     if sign and has_app_context():  # configuration and keys live in the application
-        signer.checkpoint_if_due(session, seq, head.checkpoint_size, head.checkpoint_at_us)
-    return chained
+        signer.checkpoint_if_due(session, seq, head[2], head[3])
+    return rows
+
+
+def seal(head: int, prev: bytes, items: Iterable[Prepared]) -> list[EntryValues]:
+    """The rows that store ``items`` chained after entry ``head`` (whose hash is ``prev``)."""
+    rows: list[EntryValues] = []
+    add = rows.append
+    seq = head
+    for item in items:
+        seq += 1
+        record = item.record
+        digest = sha256(encode_head(prev, seq, item.at_us) + item.body).digest()
+        add(
+            (
+                seq,
+                item.at_us,
+                record.actor,
+                record.role,
+                record.office,
+                record.device,
+                record.action,
+                record.target,
+                item.fields,
+                record.outcome,
+                record.request_id,
+                prev,
+                digest,
+            )
+        )
+        prev = digest
+    return rows
+
+
+def insert_rows(connection: Connection, rows: Sequence[EntryValues]) -> None:
+    """Insert sealed rows with one executemany (the caller holds the log's lock)."""
+    connection.exec_driver_sql(_insert_sql(connection), list(rows))
+
+
+_COLUMN_NAMES = ", ".join(column.key for column in ENTRY_COLUMNS)
+
+
+def _insert_sql(connection: Connection) -> str:
+    """The INSERT of one entry in the driver's own parameter style (sent with executemany)."""
+    marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    markers = ", ".join([marker] * len(ENTRY_COLUMNS))
+    return f"INSERT INTO audit_log ({_COLUMN_NAMES}) VALUES ({markers})"  # noqa: S608 (constants)
 
 
 def rotate_signing_key(session: Session, actor: Actor | None = None) -> keys.KeyRecord:
@@ -191,20 +279,20 @@ def rotate_signing_key(session: Session, actor: Actor | None = None) -> keys.Key
     return record
 
 
-def write_batch(drafts: list[AuditRecord]) -> None:
+def write_batch(drafts: Sequence[AuditRecord | Prepared]) -> None:
     """Write one group-commit batch in its own transaction (one lock, one commit).
 
     Four statements however many entries: BEGIN IMMEDIATE (SQLite) or the
-    advisory lock (PostgreSQL, with the head read), the head, one INSERT, the
-    commit. The tiles are integrated when a checkpoint is signed (every
-    ``audit_checkpoint_seconds`` while entries arrive), covering every batch
-    since: rewriting the right-edge tiles on every batch would multiply the
-    bytes each fsync writes for nothing a proof needs before the next
-    checkpoint.
+    advisory lock with the head read (PostgreSQL, one round trip), the head
+    (SQLite), one INSERT, the commit. The tiles are integrated when a
+    checkpoint is signed (every ``audit_checkpoint_seconds`` while entries
+    arrive), covering every batch since: rewriting the right-edge tiles on
+    every batch would multiply the bytes each fsync writes for nothing a
+    proof needs before the next checkpoint.
     """
     session = db.get_db().session_factory()
     try:
-        append(session, drafts)
+        _append_rows(session, [prepare(draft) for draft in drafts], False, True)
         session.commit()
     except BaseException:
         session.rollback()
@@ -213,9 +301,10 @@ def write_batch(drafts: list[AuditRecord]) -> None:
         session.close()
 
 
-def group_commit(app: Flask | None = None) -> GroupCommit[AuditRecord]:
+def group_commit(app: Flask | None = None) -> GroupCommit[AuditRecord | Prepared]:
     """The application's group committer (one per process and application)."""
-    committer: GroupCommit[AuditRecord] = (app or current_app).extensions["casework.audit.appender"]
+    extensions = (app or current_app).extensions
+    committer: GroupCommit[AuditRecord | Prepared] = extensions["casework.audit.appender"]
     return committer
 
 
@@ -231,7 +320,7 @@ def _append_pending(session: Session) -> None:
     """After commit: a read request's entries, by group commit, before the response leaves."""
     drafts = session.info.pop(PENDING, None)
     if drafts:
-        group_commit().append(drafts)
+        group_commit().append([prepare(draft) for draft in drafts])
 
 
 def flush_pending(session: Session | None = None) -> None:
@@ -241,7 +330,7 @@ def flush_pending(session: Session | None = None) -> None:
     if not drafts:
         return
     if db.is_read_mode(current):
-        group_commit().append(drafts)
+        group_commit().append([prepare(draft) for draft in drafts])
     else:
         append(current, drafts)
 
@@ -301,30 +390,33 @@ def lock_log(session: Session) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK_KEY})
 
 
-def _read_head(session: Session) -> Row[Any, Any, Any, Any]:
-    """Take the append lock, then read the head and the latest checkpoint in one query."""
-    lock_log(session)
-    return session.execute(_HEAD_QUERY).one()
-
-
-_HEAD_QUERY = select(
-    select(AuditEntry.seq).order_by(AuditEntry.seq.desc()).limit(1).scalar_subquery().label("seq"),
-    select(AuditEntry.hash)
-    .order_by(AuditEntry.seq.desc())
-    .limit(1)
-    .scalar_subquery()
-    .label("hash"),
-    select(AuditCheckpoint.size)
-    .order_by(AuditCheckpoint.size.desc())
-    .limit(1)
-    .scalar_subquery()
-    .label("checkpoint_size"),
-    select(AuditCheckpoint.signed_at_us)
-    .order_by(AuditCheckpoint.size.desc())
-    .limit(1)
-    .scalar_subquery()
-    .label("checkpoint_at_us"),
+_HEAD_SQL = (
+    "SELECT (SELECT seq FROM audit_log ORDER BY seq DESC LIMIT 1),"
+    " (SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1),"
+    " (SELECT size FROM audit_checkpoints ORDER BY size DESC LIMIT 1),"
+    " (SELECT signed_at_us FROM audit_checkpoints ORDER BY size DESC LIMIT 1)"
 )
+# PostgreSQL: the lock and the head in one round trip. Two statements in one simple
+# query: in READ COMMITTED each takes its own snapshot, so the head is read after the
+# lock is held and sees every batch committed before it.
+_PG_LOCK_AND_HEAD = f"SELECT pg_advisory_xact_lock({AUDIT_LOCK_KEY}); {_HEAD_SQL}"
+
+
+def _read_head(connection: Connection) -> tuple[Any, ...]:
+    """Take the append lock, then read the head (seq, hash) and the latest checkpoint
+    (size, signing time); each None when there is none."""
+    if connection.dialect.name != "postgresql":  # SQLite: BEGIN IMMEDIATE holds the lock
+        row = connection.exec_driver_sql(_HEAD_SQL).one()
+        return tuple(row)
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(_PG_LOCK_AND_HEAD)  # no parameters: the simple query protocol
+        if cursor.description is None or len(cursor.description) != 4:
+            cursor.nextset()
+        head: Any = cursor.fetchone()
+    finally:
+        cursor.close()
+    return tuple(head)
 
 
 def record_refusal(principal: Any) -> None:

@@ -36,6 +36,36 @@ TileKey = tuple[int, int]
 _NODE = b"\x01"
 
 
+INNER_FROM = 4
+"""A full tile also stores its inner nodes of heights 4..7 (16 + 8 + 4 + 2 hashes): a proof
+then takes any node of height 4 or more as it is, and rebuilds one of height 1..3 from at
+most 8 hashes, instead of from up to 128."""
+INNER_COUNT = sum(TILE_WIDTH >> height for height in range(INNER_FROM, TILE_HEIGHT))
+
+
+def _inner_offset(height: int) -> int:
+    """Where the nodes of ``height`` (INNER_FROM..7) start among a full tile's inner nodes."""
+    return sum(TILE_WIDTH >> h for h in range(INNER_FROM, height))
+
+
+def _full_tile(hashes: bytes | bytearray) -> tuple[bytes, bytes]:
+    """The root of a full tile and its inner nodes of heights INNER_FROM..7, concatenated."""
+    nodes = [bytes(hashes[i : i + HASH_SIZE]) for i in range(0, TILE_WIDTH * HASH_SIZE, HASH_SIZE)]
+    inner: list[bytes] = []
+    for height in range(1, TILE_HEIGHT + 1):
+        nodes = [sha256(_NODE + nodes[i] + nodes[i + 1]).digest() for i in range(0, len(nodes), 2)]
+        if INNER_FROM <= height < TILE_HEIGHT:
+            inner.extend(nodes)
+    return nodes[0], b"".join(inner)
+
+
+def inner_nodes(tile: bytes) -> bytes:
+    """The stored inner nodes of a full tile (see :data:`INNER_FROM`)."""
+    if len(tile) != TILE_WIDTH * HASH_SIZE:
+        raise ValueError("only a full tile has stored inner nodes")
+    return _full_tile(tile)[1]
+
+
 def _perfect_root(hashes: bytes | bytearray, count: int) -> bytes:
     """The root over ``count`` (a power of two) consecutive 32-byte hashes."""
     nodes = [bytes(hashes[i : i + HASH_SIZE]) for i in range(0, count * HASH_SIZE, HASH_SIZE)]
@@ -56,12 +86,17 @@ def edge_keys(size: int) -> list[TileKey]:
 
 
 def integrate(
-    size: int, edge: Mapping[TileKey, bytes], entry_hashes: Iterable[bytes]
+    size: int,
+    edge: Mapping[TileKey, bytes],
+    entry_hashes: Iterable[bytes],
+    inner: dict[TileKey, bytes] | None = None,
 ) -> tuple[int, dict[TileKey, bytes]]:
     """Append leaves (entry hashes) to a tree of ``size`` leaves; return the new size and
     every tile that changed, whole.
 
     ``edge`` holds the tiles named by :func:`edge_keys` (``size``) as stored.
+    ``inner``, when given, receives the inner nodes of every tile that became
+    full (see :data:`INNER_FROM`).
     """
     counts = [size >> (TILE_HEIGHT * level) for level in range(MAX_LEVEL + 1)]
     changed: dict[TileKey, bytearray] = {}
@@ -79,7 +114,9 @@ def integrate(
             counts[level] = count + 1
             if (count + 1) % TILE_WIDTH:
                 return
-            node = _perfect_root(tile, TILE_WIDTH)
+            node, nodes = _full_tile(tile)
+            if inner is not None:
+                inner[key] = nodes
             level += 1
 
     new_size = size
@@ -160,9 +197,16 @@ def tiles_for(ranges: Iterable[tuple[int, int]]) -> set[TileKey]:
     }
 
 
-def range_root(tiles: Mapping[TileKey, bytes], low: int, high: int) -> bytes:
+def range_root(
+    tiles: Mapping[TileKey, bytes],
+    low: int,
+    high: int,
+    inner: Mapping[TileKey, bytes | None] | None = None,
+) -> bytes:
     """The RFC 6962 root over leaves ``low..high`` from tiles (see :func:`tiles_for`).
 
+    ``inner`` holds the stored inner nodes of full tiles (None where a tile has
+    none): a node of height INNER_FROM or more is then read, not rebuilt.
     Raises KeyError or ValueError when a tile needed is missing or too short.
     """
     if low >= high:
@@ -174,7 +218,16 @@ def range_root(tiles: Mapping[TileKey, bytes], low: int, high: int) -> bytes:
         part = tile[first * HASH_SIZE : (first + count) * HASH_SIZE]
         if len(part) != count * HASH_SIZE:
             raise ValueError(f"tile {key} is shorter than the tree needs")
-        nodes.append(part if count == 1 else _perfect_root(part, count))
+        if count == 1:
+            nodes.append(part)
+            continue
+        height = count.bit_length() - 1
+        stored = inner.get(key) if inner is not None and height >= INNER_FROM else None
+        if stored is not None and len(stored) == INNER_COUNT * HASH_SIZE:
+            at = (_inner_offset(height) + (first >> height)) * HASH_SIZE
+            nodes.append(stored[at : at + HASH_SIZE])
+        else:
+            nodes.append(_perfect_root(part, count))
     root = bytes(nodes[-1])
     for node in reversed(nodes[:-1]):
         root = sha256(_NODE + node + root).digest()

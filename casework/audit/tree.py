@@ -15,21 +15,35 @@ consistency proof at a million entries reads about six rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from casework.audit import tiles
-from casework.audit.encoding import GENESIS_HASH, HASH_SIZE, ChainedRecord, entry_hash
+from casework.audit.encoding import (
+    GENESIS_HASH,
+    HASH_SIZE,
+    ChainedRecord,
+    entry_hash,
+    stored_row_hash,
+)
 from casework.audit.merkle import CompactRange
-from casework.audit.models import ENTRY_COLUMNS, AuditEntry, AuditTile, AuditTree, chained_from_row
+from casework.audit.models import (
+    ENTRY_COLUMNS,
+    AuditEntry,
+    AuditTile,
+    AuditTree,
+    EntryRow,
+    chained_from_row,
+)
 
 _TREE_ID = 1
-_READ_BATCH = 2000
+_READ_BATCH = 20_000
 
 
 class LogIntegrityError(Exception):
@@ -84,56 +98,73 @@ def integrate(session: Session, upto: int, written: Sequence[ChainedRecord] = ()
     hashes: list[bytes] = []
     prev = current.last_hash
     expected = current.size + 1
-    for entry in _entries(session, current.size, min(upto, first_written - 1)):
-        _check(entry, expected, prev, recompute=True)
-        prev = entry.hash
+    stored = _links(session, current.size, min(upto, first_written - 1))
+    for seq, prev_hash, digest, matches in stored:
+        _check_link(seq, prev_hash, matches, expected, prev)
+        prev = digest
         hashes.append(prev)
         expected += 1
     for entry in written:
         if entry.seq < expected:
             continue
-        _check(entry, expected, prev, recompute=False)
+        _check_link(entry.seq, entry.prev_hash, True, expected, prev)
         prev = entry.hash
         hashes.append(prev)
         expected += 1
     if expected != upto + 1:
         raise LogIntegrityError(expected, f"seq {expected} is missing")
     edge = read_tiles(session, tiles.edge_keys(current.size))
-    size, changed = tiles.integrate(current.size, edge, hashes)
+    inner: dict[tiles.TileKey, bytes] = {}
+    size, changed = tiles.integrate(current.size, edge, hashes, inner)
     compact = CompactRange(current.size, current.peaks)
     for data in hashes:
         compact.append(data)
-    _upsert_tiles(session, changed)
+    _upsert_tiles(session, changed, inner)
     new = TreeState(size, compact.root(), compact.peaks, prev)
     _save(session, new, exists=current is not EMPTY)
     return new
 
 
-def _check(entry: ChainedRecord, expected: int, prev: bytes, *, recompute: bool) -> None:
-    if entry.seq != expected:
+def _check_link(seq: int, prev_hash: bytes, matches: bool, expected: int, prev: bytes) -> None:
+    if seq != expected:
         raise LogIntegrityError(expected, f"seq {expected} is missing")
-    if entry.prev_hash != prev:
+    if prev_hash != prev:
         raise LogIntegrityError(expected, f"seq {expected} does not link to seq {expected - 1}")
-    if recompute and entry_hash(prev, entry.record) != entry.hash:
+    if not matches:
         raise LogIntegrityError(expected, f"seq {expected} does not match its hash")
 
 
-def _entries(session: Session, after: int, upto: int) -> Iterable[ChainedRecord]:
+def _links(session: Session, after: int, upto: int) -> Iterator[tuple[int, bytes, bytes, bool]]:
+    """Stored entries ``after``+1..``upto`` as (seq, prev_hash, hash, hash matches content),
+    hashed from raw rows in large pages; a row that is not a valid entry raises."""
+    connection = session.connection()
     while after < upto:
-        rows = session.execute(
-            select(*ENTRY_COLUMNS)
-            .where(AuditEntry.seq > after, AuditEntry.seq <= upto)
+        rows: Sequence[Any] = connection.execute(
+            _ROWS.where(AuditEntry.seq > after, AuditEntry.seq <= upto)
             .order_by(AuditEntry.seq)
             .limit(_READ_BATCH)
         ).all()
         if not rows:
             return
         for row in rows:
-            try:
-                yield chained_from_row(row)
-            except (TypeError, ValueError):
-                raise LogIntegrityError(row.seq, f"seq {row.seq} is not a valid entry") from None
-        after = rows[-1].seq
+            digest = stored_row_hash(row)
+            if digest is None:
+                try:
+                    entry = chained_from_row(EntryRow(*row))
+                except (TypeError, ValueError):
+                    raise LogIntegrityError(row[0], f"seq {row[0]} is not a valid entry") from None
+                yield (
+                    entry.seq,
+                    entry.prev_hash,
+                    entry.hash,
+                    entry_hash(entry.prev_hash, entry.record) == entry.hash,
+                )
+            else:
+                yield row[0], row[11], row[12], digest == row[12]
+        after = rows[-1][0]
+
+
+_ROWS = select(*(column.expression for column in ENTRY_COLUMNS))
 
 
 def _save(session: Session, new: TreeState, *, exists: bool) -> None:
@@ -154,30 +185,66 @@ def _save(session: Session, new: TreeState, *, exists: bool) -> None:
         session.execute(insert(AuditTree).values(id=_TREE_ID, **values))
 
 
-def _upsert_tiles(session: Session, changed: Mapping[tiles.TileKey, bytes]) -> None:
+def _upsert_tiles(
+    session: Session, changed: Mapping[tiles.TileKey, bytes], inner: Mapping[tiles.TileKey, bytes]
+) -> None:
     if not changed:
         return
-    rows = [{"level": lvl, "idx": idx, "hashes": data} for (lvl, idx), data in changed.items()]
+    rows = [
+        {"level": lvl, "idx": idx, "hashes": data, "inner_nodes": inner.get((lvl, idx))}
+        for (lvl, idx), data in changed.items()
+    ]
     dialect = session.get_bind().dialect.name
     upsert = pg_insert if dialect == "postgresql" else sqlite_insert
     statement = upsert(AuditTile)
     statement = statement.on_conflict_do_update(
         index_elements=[AuditTile.level, AuditTile.idx],
-        set_={"hashes": statement.excluded.hashes},
+        set_={
+            "hashes": statement.excluded.hashes,
+            "inner_nodes": statement.excluded.inner_nodes,
+        },
     )
     session.execute(statement, rows)
 
 
-def read_tiles(session: Session, keys: Iterable[tiles.TileKey]) -> dict[tiles.TileKey, bytes]:
-    """The stored tiles named by ``keys``, in one query (missing ones left out)."""
+def _where_keys(keys: Iterable[tiles.TileKey]) -> ColumnElement[bool] | None:
     wanted = sorted(set(keys))
     if not wanted:
+        return None
+    return or_(*(and_(AuditTile.level == lvl, AuditTile.idx == idx) for lvl, idx in wanted))
+
+
+def read_tiles(session: Session, keys: Iterable[tiles.TileKey]) -> dict[tiles.TileKey, bytes]:
+    """The stored tiles named by ``keys``, in one query (missing ones left out)."""
+    condition = _where_keys(keys)
+    if condition is None:
         return {}
-    condition = or_(*(and_(AuditTile.level == lvl, AuditTile.idx == idx) for lvl, idx in wanted))
     rows = session.execute(
         select(AuditTile.level, AuditTile.idx, AuditTile.hashes).where(condition)
     )
     return {(row.level, row.idx): bytes(row.hashes) for row in rows}
+
+
+def read_tiles_for_proof(
+    session: Session, keys: Iterable[tiles.TileKey]
+) -> tuple[dict[tiles.TileKey, bytes], dict[tiles.TileKey, bytes | None]]:
+    """The tiles named by ``keys`` and their stored inner nodes, in one query.
+
+    Plain SQL over integer keys: building the expression for every proof cost
+    more than the query.
+    """
+    wanted = sorted(set(keys))
+    if not wanted:
+        return {}, {}
+    condition = " OR ".join(f"(level = {int(lvl)} AND idx = {int(idx)})" for lvl, idx in wanted)
+    rows = session.connection().exec_driver_sql(_TILES_SQL + condition).all()
+    return (
+        {(row[0], row[1]): bytes(row[2]) for row in rows},
+        {(row[0], row[1]): None if row[3] is None else bytes(row[3]) for row in rows},
+    )
+
+
+_TILES_SQL = "SELECT level, idx, hashes, inner_nodes FROM audit_tiles WHERE "
 
 
 def read_tile(session: Session, level: int, index: int) -> bytes | None:
@@ -188,9 +255,9 @@ def read_tile(session: Session, level: int, index: int) -> bytes | None:
 
 
 def _roots(session: Session, ranges: list[tuple[int, int]]) -> list[bytes]:
-    stored = read_tiles(session, tiles.tiles_for(ranges))
+    stored, inner = read_tiles_for_proof(session, tiles.tiles_for(ranges))
     try:
-        return [tiles.range_root(stored, low, high) for low, high in ranges]
+        return [tiles.range_root(stored, low, high, inner) for low, high in ranges]
     except (KeyError, ValueError) as error:
         raise LogIntegrityError(0, f"the stored tiles do not cover the tree: {error}") from None
 

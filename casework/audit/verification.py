@@ -21,12 +21,11 @@ from sqlalchemy.orm import Session
 
 from casework.audit import keys
 from casework.audit.checkpoint import VerifierKey
-from casework.audit.encoding import GENESIS_HASH, HASH_SIZE, ChainedRecord
-from casework.audit.merkle import CompactRange
+from casework.audit.encoding import GENESIS_HASH, HASH_SIZE
 from casework.audit.models import AuditCheckpoint, AuditVerification, to_micros
 from casework.audit.signer import LogIdentity, log_identity
-from casework.audit.store import Reader, head_seq, iter_entries
-from casework.audit.verify import KeyInForce, VerifiedPrefix, VerifyResult, verify_log
+from casework.audit.store import Reader, head_seq, iter_entry_links
+from casework.audit.verify import KeyInForce, Link, VerifiedPrefix, VerifyResult, verify_links
 
 
 @dataclass(frozen=True)
@@ -38,20 +37,16 @@ class Outcome:
     at_us: int
 
 
-class _Tracked:
-    """Entries passed through, with the last hash and the Merkle peaks of what passed."""
+class _Counted:
+    """Links passed through, counted (the size the outcome reports, also on failure)."""
 
-    def __init__(self, entries: Iterable[ChainedRecord], start: VerifiedPrefix) -> None:
-        self._entries = entries
-        self.size = start.size
-        self.last_hash = start.last_hash
-        self.tree = CompactRange(start.size, start.peaks)
+    def __init__(self, links: Iterable[Link], start: int) -> None:
+        self._links = links
+        self.size = start
 
-    def __iter__(self) -> Iterator[ChainedRecord]:
-        for entry in self._entries:
-            yield entry
-            self.tree.append(entry.hash)
-            self.last_hash = entry.hash
+    def __iter__(self) -> Iterator[Link]:
+        for link in self._links:
+            yield link
             self.size += 1
 
 
@@ -91,8 +86,8 @@ def run(
         return _outcome_of(previous), None
     query = select(AuditCheckpoint.note).where(AuditCheckpoint.size > start.size)
     notes = [*pinned, *session.scalars(query.order_by(AuditCheckpoint.size))]
-    tracked = _Tracked(_entries_after(read, start.size, head), start)
-    result = verify_log(
+    tracked = _Counted(iter_entry_links(read, head, after=start.size), start.size)
+    result, end = verify_links(
         tracked,
         notes,
         identity.public_key,
@@ -103,23 +98,20 @@ def run(
     )
     now = to_micros(datetime.now(UTC))
     kind = "full" if full else "incremental"
+    reached = end if result.ok and end is not None else start
     row = AuditVerification(
         kind=kind,
         at_us=now,
         from_size=start.size,
-        size=tracked.size if result.ok else start.size,
+        size=reached.size,
         ok=result.ok,
         checkpoints=result.checkpoints,
         first_bad_seq=result.first_bad_seq,
         reason=result.reason,
-        last_hash=tracked.last_hash if result.ok else start.last_hash,
-        frontier=b"".join(tracked.tree.peaks if result.ok else start.peaks),
+        last_hash=reached.last_hash,
+        frontier=b"".join(reached.peaks),
     )
     return Outcome(result, kind, start.size, tracked.size, now), row
-
-
-def _entries_after(read: Reader, after: int, upto: int) -> Iterator[ChainedRecord]:
-    yield from iter_entries(read, upto, after=after)
 
 
 def verify_service_log(

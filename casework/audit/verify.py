@@ -105,6 +105,7 @@ class _Scan:
     checkpoints: int
     first_bad_seq: int | None = None
     reason: str | None = None
+    end: VerifiedPrefix | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,21 +145,60 @@ def verify_log(
     ``keys``, when given, replaces the single key: the chain of keys followed
     through signed rotations, each accepted only for the sizes it may sign.
     """
+    result, _end = verify_links(
+        links_of(entries), checkpoints, public_key, key_name, origin, keys, start
+    )
+    return result
+
+
+Link = tuple[int, bytes, bytes, bool]
+"""An entry as the chain check sees it: seq, prev_hash, hash, and whether the hash is
+SHA-256 over the entry's canonical encoding linked to its own prev_hash."""
+
+
+def links_of(entries: Iterable[ChainedRecord]) -> Iterator[Link]:
+    """The links of decoded entries (an export's, or a test's)."""
+    for entry in entries:
+        yield (
+            entry.record.seq,
+            entry.prev_hash,
+            entry.hash,
+            entry_hash(entry.prev_hash, entry.record) == entry.hash,
+        )
+
+
+def verify_links(
+    links: Iterable[Link],
+    checkpoints: Iterable[str],
+    public_key: Ed25519PublicKey,
+    key_name: str,
+    origin: str,
+    keys: Sequence[KeyInForce] | None = None,
+    start: VerifiedPrefix | None = None,
+) -> tuple[VerifyResult, VerifiedPrefix | None]:
+    """:func:`verify_log` over links (see :data:`Link`), computed by the caller.
+
+    Also returns where the entries end (size, last hash, Merkle peaks), None
+    when the chain broke: an incremental verification starts there next time
+    if the verdict is ok. A stored log is verified this way from raw rows,
+    without building a record per entry.
+    """
     if keys is None:
         keys = [KeyInForce(public_key, key_name, 0, None)]
     claims, rejected = _read_checkpoints(checkpoints, keys, origin)
     if start is not None:  # incremental: checkpoints at or below the verified prefix are done
         claims = {size: roots for size, roots in claims.items() if size > start.size}
-    scan = _scan(entries, claims, start or VerifiedPrefix(0, GENESIS_HASH, ()))
+    scan = _scan(links, claims, start or VerifiedPrefix(0, GENESIS_HASH, ()))
     problems = [scan.reason] if scan.reason else []
     problems += rejected
-    return VerifyResult(
+    result = VerifyResult(
         ok=not problems,
         entries=scan.entries,
         checkpoints=scan.checkpoints,
         first_bad_seq=scan.first_bad_seq,
         reason="; ".join(problems) or "ok",
     )
+    return result, scan.end
 
 
 def verify_export(
@@ -314,60 +354,55 @@ class _ChainFault(Exception):
         self.is_fork = is_fork
 
 
-def _chain(
-    entries: Iterable[ChainedRecord], history: bytearray, start: VerifiedPrefix
-) -> Iterator[bytes]:
+def _chain(links: Iterable[Link], history: bytearray, start: VerifiedPrefix) -> Iterator[bytes]:
     """Yield each entry's hash once its seq, link and hash check out.
 
     Appends the hashes to ``history``; raises :class:`_ChainFault` at the first
     entry that fails. This is the hot loop: it stays flat on purpose.
     """
     prev = start.last_hash
-    for position, entry in enumerate(entries, start=start.size + 1):
-        record = entry.record
-        if (
-            record.seq != position
-            or entry.prev_hash != prev
-            or entry_hash(prev, record) != entry.hash
-        ):
-            raise _diagnose(entry, position, prev, history, start.size)
-        prev = entry.hash
+    for position, (seq, prev_hash, digest, matches) in enumerate(links, start=start.size + 1):
+        if seq != position or prev_hash != prev or not matches:
+            raise _diagnose(seq, prev_hash, position, prev, history, start.size)
+        prev = digest
         history += prev
         yield prev
 
 
-def _scan(
-    entries: Iterable[ChainedRecord], claims: dict[int, list[bytes]], start: VerifiedPrefix
-) -> _Scan:
+def _scan(links: Iterable[Link], claims: dict[int, list[bytes]], start: VerifiedPrefix) -> _Scan:
     """Check chain and checkpoints in one pass; stop at the first fault."""
     sizes = iter(sorted(claims))
     next_size = next(sizes, None)
     frontier = CompactRange(start.size, start.peaks)
+    append = frontier.append
     history = bytearray()
-    links = _chain(entries, history, start)
+    chained = _chain(links, history, start)
     matched = 0
     vouched = position = start.size
+    last = start.last_hash
     if next_size == 0:
         matched, next_size = len(claims[0]), next(sizes, None)
     try:
-        for position, link in enumerate(links, start=start.size + 1):
-            frontier.append(link)
+        for position, link in enumerate(chained, start=start.size + 1):
+            append(link)
+            last = link
             if position != next_size:
                 continue
             contradiction = _compare_root(claims[position], frontier.root(), position, vouched)
             if contradiction:
-                return _pinpoint(links, position, matched, vouched, contradiction)
+                return _pinpoint(chained, position, matched, vouched, contradiction)
             vouched, matched = position, matched + len(claims[position])
             next_size = next(sizes, None)
     except _ChainFault as fault:
         return _Scan(fault.position - 1, matched, fault.first_bad_seq, fault.reason)
+    end = VerifiedPrefix(position, last, frontier.peaks)
     if next_size is not None:
         reason = (
             f"rollback: a signed checkpoint covers {max(claims)} entries but the log has "
             f"{position}; entries after seq {vouched} are not vouched for by any checkpoint"
         )
-        return _Scan(position, matched, position + 1, reason)
-    return _Scan(position, matched)
+        return _Scan(position, matched, position + 1, reason, end)
+    return _Scan(position, matched, end=end)
 
 
 def _pinpoint(
@@ -399,13 +434,12 @@ def _compare_root(roots: list[bytes], root: bytes, size: int, vouched: int) -> s
 
 
 def _diagnose(
-    entry: ChainedRecord, position: int, prev: bytes, history: bytearray, offset: int = 0
+    seq: int, prev_hash: bytes, position: int, prev: bytes, history: bytearray, offset: int = 0
 ) -> _ChainFault:
     """Name the first bad seq when the entry in ``position`` fails its checks."""
-    seq = entry.record.seq
-    if entry.prev_hash != prev:
-        fork_at = _fork_point(history, entry.prev_hash)
-        if fork_at is not None and entry.prev_hash != GENESIS_HASH:
+    if prev_hash != prev:
+        fork_at = _fork_point(history, prev_hash)
+        if fork_at is not None and prev_hash != GENESIS_HASH:
             fork_at += offset
         if fork_at is not None:
             reason = (
@@ -415,7 +449,7 @@ def _diagnose(
             return _ChainFault(position, fork_at, reason, is_fork=True)
     if seq != position:
         reason = f"position {position} holds seq {seq}: an entry is missing or moved"
-    elif entry.prev_hash != prev:
+    elif prev_hash != prev:
         reason = f"seq {position} does not link to the hash of seq {position - 1}"
     else:
         reason = f"seq {position} does not match its hash: its content was changed"

@@ -79,6 +79,59 @@ def test_proofs_for_any_smaller_tree_read_the_grown_tiles(size: int, data: st.Da
     assert path == merkle.inclusion_proof(leaves[:smaller], index)
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    size=st.integers(min_value=1, max_value=70_000),
+    batches=st.lists(st.integers(min_value=1, max_value=600), max_size=6),
+    data=st.data(),
+)
+def test_proofs_from_stored_inner_nodes_equal_proofs_from_all_leaves(
+    size: int, batches: list[int], data: st.DataObject
+) -> None:
+    """A full tile's stored inner nodes stand in for the nodes a proof would rebuild."""
+    leaves = _leaves(size)
+    stored: dict[tiles.TileKey, bytes] = {}
+    inner: dict[tiles.TileKey, bytes] = {}
+    done = 0
+    for count in [*batches, size]:
+        edge = {key: stored[key] for key in tiles.edge_keys(done) if key in stored}
+        done, changed = tiles.integrate(done, edge, leaves[done : done + count], inner)
+        stored.update(changed)
+    full = {key for key, data in stored.items() if len(data) == tiles.TILE_WIDTH * 32}
+    assert set(inner) == full
+    for key in full:
+        assert inner[key] == tiles.inner_nodes(stored[key])
+    index = data.draw(st.integers(min_value=0, max_value=size - 1), label="index")
+    old = data.draw(st.integers(min_value=0, max_value=size), label="old size")
+    nodes: dict[tiles.TileKey, bytes | None] = dict(inner)
+    inclusion = [
+        tiles.range_root(stored, a, b, nodes) for a, b in tiles.proof_ranges_inclusion(index, size)
+    ]
+    assert inclusion == merkle.inclusion_proof(leaves, index)
+    consistency = [
+        tiles.range_root(stored, a, b, nodes) for a, b in tiles.proof_ranges_consistency(old, size)
+    ]
+    assert consistency == merkle.consistency_proof(leaves, old)
+
+
+def test_a_tile_without_stored_inner_nodes_is_rebuilt_and_wrong_ones_are_used() -> None:
+    """Tiles written before inner nodes were stored prove as before; the inner nodes
+    are read, not recomputed (a verifier checks the proof against the signed root)."""
+    leaves = _leaves(1024)
+    stored = _build(leaves, [])
+    path = [tiles.range_root(stored, a, b) for a, b in tiles.proof_ranges_inclusion(3, 1024)]
+    absent: dict[tiles.TileKey, bytes | None] = dict.fromkeys(stored)
+    assert [
+        tiles.range_root(stored, a, b, absent) for a, b in tiles.proof_ranges_inclusion(3, 1024)
+    ] == path
+    forged: dict[tiles.TileKey, bytes | None] = {
+        key: bytes(tiles.INNER_COUNT * 32) for key in stored
+    }
+    assert [
+        tiles.range_root(stored, a, b, forged) for a, b in tiles.proof_ranges_inclusion(3, 1024)
+    ] != path
+
+
 def test_a_proof_reads_a_few_tiles_at_a_million_leaves() -> None:
     size = 1_000_000
     ranges = tiles.proof_ranges_inclusion(123_456, size)
