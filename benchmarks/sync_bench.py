@@ -6,6 +6,10 @@ baseline is the bare Flask app (``benchmarks/baseline_app.py``) driven the same 
 the same run, so each figure also comes as a ratio that the machine's drift cancels
 out of (requests/s of the sync route over requests/s of the bare route).
 
+Each figure comes with the CPU time the process spent (``cpu_seconds``, and the rate
+per CPU second), which the other jobs of a shared machine inflate far less than the
+wall time; ``load_average`` is the machine's at the end of the run.
+
 Usage, from the repository root::
 
     python benchmarks/sync_bench.py --out sync_bench.json [--cases 10000]
@@ -106,7 +110,7 @@ def _baseline(app: Any, method: str, requests: int) -> float:
 
 def pull(device: Device) -> dict[str, Any]:
     cursor, cases, requests = None, 0, 0
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     while True:
         response = device.pull(cursor, PAGE)
         assert response.status_code == 200, response.get_json()
@@ -116,27 +120,30 @@ def pull(device: Device) -> dict[str, Any]:
         cursor = page["cursor"]
         if not page["more"]:
             break
-    seconds = time.perf_counter() - began
+    seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
     return {
         "cases": cases,
         "requests": requests,
         "seconds": round(seconds, 3),
         "cases_per_s": round(cases / seconds),
+        "cpu_seconds": round(cpu, 3),
+        "cases_per_cpu_s": round(cases / cpu),
         "requests_per_s": requests / seconds,
     }
 
 
 def push(device: Device, mutations: list[dict[str, Any]]) -> dict[str, Any]:
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     for start in range(0, len(mutations), BATCH):
         response = device.push(mutations[start : start + BATCH])
         assert response.status_code == 200, response.get_json()
         statuses = {r["status"] for r in response.get_json()["results"]}
         assert statuses == {"applied"}, statuses
-    seconds = time.perf_counter() - began
+    seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
     requests = -(-len(mutations) // BATCH)
     return {"mutations": len(mutations), "requests": requests, "seconds": round(seconds, 3),
-            "mutations_per_s": round(len(mutations) / seconds),
+            "mutations_per_s": round(len(mutations) / seconds), "cpu_seconds": round(cpu, 3),
+            "mutations_per_cpu_s": round(len(mutations) / cpu),
             "requests_per_s": requests / seconds}  # fmt: skip
 
 
@@ -188,6 +195,7 @@ def run(cases: int, pushes: int) -> dict[str, Any]:
         figures["ratio_to_baseline"] = round(figures.pop("requests_per_s") / bare_post, 4)
     return {
         "backend": "sqlite",
+        "load_average": [round(value, 2) for value in os.getloadavg()],
         "baseline_get_per_s": round(bare_get),
         "baseline_post_per_s": round(bare_post),
         "feed_backfill_cases_per_s": round(cases / backfill_s),

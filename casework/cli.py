@@ -26,6 +26,7 @@ from casework.handoff.cli import handoff_group
 from casework.keys.cli import keys_group
 from casework.reports.cli import retention_group
 from casework.security.errors import KeyringError
+from casework.sync.cli import sync_group
 
 
 def _make_app() -> Flask:
@@ -212,4 +213,5 @@ main.add_command(cases_group)
 main.add_command(handoff_group)
 main.add_command(i18n_group)
 main.add_command(retention_group)
+main.add_command(sync_group)
 keys_group.add_command(reindex_command)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from flask import current_app
@@ -90,3 +92,17 @@ def keyset_page(
         return rows, None
     rows = rows[:size]
     return rows, encode_cursor({"after": getattr(rows[-1], key.key)})
+
+
+def time_id_cursor(at: datetime, row_id: uuid.UUID) -> str:
+    """The cursor after a row of a list ordered by a time, then by id."""
+    return encode_cursor({"at": at.isoformat(), "id": str(row_id)})
+
+
+def time_id_position(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """The (time, id) inside a :func:`time_id_cursor`; :class:`ValidationFailed` otherwise."""
+    position = decode_cursor(cursor)
+    try:
+        return datetime.fromisoformat(position["at"]), uuid.UUID(position["id"])
+    except (KeyError, TypeError, ValueError):
+        raise ValidationFailed(errors={"query": {"cursor": ["Not a valid cursor."]}}) from None

@@ -60,7 +60,7 @@ from casework.handoff.partner_package import (
     seal_package,
 )
 from casework.offices.models import Office
-from casework.pagination import decode_cursor, encode_cursor
+from casework.pagination import decode_cursor, encode_cursor, time_id_cursor, time_id_position
 from casework.security.columns import erase_ciphertext
 from casework.security.keyring import Keyring
 from casework.timestamps import utcnow
@@ -426,12 +426,7 @@ def list_handoffs(
         .limit(limit + 1)
     )
     if cursor:
-        position = decode_cursor(cursor)
-        try:
-            at = datetime.fromisoformat(position["at"])
-            after = uuid.UUID(position["id"])
-        except (KeyError, TypeError, ValueError):
-            raise ValidationFailed(errors={"query": {"cursor": ["Not a valid cursor."]}}) from None
+        at, after = time_id_position(cursor)
         query = query.where(
             or_(
                 Handoff.requested_at < at,
@@ -442,8 +437,7 @@ def list_handoffs(
     page = found[:limit]
     next_cursor = None
     if len(found) > limit:
-        last = page[-1]
-        next_cursor = encode_cursor({"at": last.requested_at.isoformat(), "id": str(last.id)})
+        next_cursor = time_id_cursor(page[-1].requested_at, page[-1].id)
     return page, next_cursor
 
 

@@ -10,7 +10,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from flask import current_app
 from flask.views import MethodView
+from marshmallow import RAISE
+from werkzeug.sansio.response import Response
 
 from casework import db
 from casework.api import API_PREFIX, Blueprint, problem_responses
@@ -18,6 +21,7 @@ from casework.authz.access import public, require_principal, requires
 from casework.authz.permissions import Permission
 from casework.concurrency import etag_for, require_if_match
 from casework.errors import Unauthorized
+from casework.pagination import PageArgs, page_size
 from casework.sync import auth, conflicts, pull, push, service
 from casework.sync.models import Device
 from casework.sync.schemas import (
@@ -139,7 +143,7 @@ class Changes(MethodView):
     @sync_blp.arguments(ChangesArgs, location="query")
     @sync_blp.response(200, ChangesOut)
     @sync_problems(401, 403, 409, 422)
-    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+    def get(self, args: dict[str, Any]) -> Response:
         """The office's changes after `cursor`, in the order they committed.
 
         A pull without a cursor yields one `upsert` per case in scope (the snapshot), then
@@ -150,7 +154,11 @@ class Changes(MethodView):
         must hold `count` cases whose (reference, version) pairs give `checksum`
         (see its description)."""
         device = _signed_device()
-        return pull.pull(db.session(), device, args["cursor"], args["limit"])
+        page = pull.pull(db.session(), device, args["cursor"], args["limit"])
+        # Serialised once, as the schema would (its fields pass the values through): a
+        # page holds up to 500 cases, and dumping each through the schema cost more
+        # than the rest of the pull.
+        return current_app.json.response(page)
 
 
 @sync_blp.route("/push")
@@ -176,11 +184,16 @@ class Push(MethodView):
 @sync_blp.route("/conflicts")
 class Conflicts(MethodView):
     @requires(Permission.CASES_READ)
+    @sync_blp.arguments(PageArgs, location="query", unknown=RAISE)
     @sync_blp.response(200, ConflictListOut)
-    @sync_problems(401, 403)
-    def get(self) -> dict[str, Any]:
-        """Open conflicts of your office, with both values (each read audited)."""
-        return {"items": conflicts.list_open(db.session(), require_principal())}
+    @sync_problems(401, 403, 422)
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Open conflicts of your office, oldest first, with both values (each read
+        audited). Paged like every list: `limit`, and `cursor` from `next_cursor`."""
+        items, next_cursor = conflicts.list_open(
+            db.session(), require_principal(), limit=page_size(args["limit"]), cursor=args["cursor"]
+        )
+        return {"items": items, "next_cursor": next_cursor}
 
 
 @sync_blp.route("/conflicts/<uuid:conflict_id>")

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from marshmallow import ValidationError
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from casework import audit
@@ -24,11 +24,10 @@ from casework.cases import service as cases
 from casework.cases.models import Case
 from casework.cases.schemas import CaseUpdateIn
 from casework.errors import Conflict, NotFound, ValidationFailed
+from casework.pagination import time_id_cursor, time_id_position
 from casework.sync.codes import ConflictStatus, Keep
 from casework.sync.models import SyncConflict
 from casework.timestamps import utcnow
-
-LIST_LIMIT = 200
 
 
 def view(conflict: SyncConflict) -> dict[str, Any]:
@@ -46,19 +45,32 @@ def view(conflict: SyncConflict) -> dict[str, Any]:
     }
 
 
-def list_open(session: Session, principal: Principal) -> list[dict[str, Any]]:
-    """The office's open conflicts (oldest first), each recorded as a read of its case."""
+def list_open(
+    session: Session, principal: Principal, *, limit: int, cursor: str | None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of the office's open conflicts (oldest first), each recorded as a read of
+    its case, and the cursor of the next page (None after the last)."""
     if principal.office is None:
-        return []
-    rows = session.scalars(
+        return [], None
+    query = (
         select(SyncConflict)
         .where(
             SyncConflict.office_code == principal.office,
             SyncConflict.status == ConflictStatus.OPEN.value,
         )
         .order_by(SyncConflict.created_at, SyncConflict.id)
-        .limit(LIST_LIMIT)
-    ).all()
+        .limit(limit + 1)
+    )
+    if cursor:
+        at, after = time_id_position(cursor)
+        query = query.where(
+            or_(
+                SyncConflict.created_at > at,
+                and_(SyncConflict.created_at == at, SyncConflict.id > after),
+            )
+        )
+    found = list(session.scalars(query))
+    rows = found[:limit]
     views = [view(row) for row in rows]
     record_many(
         AuditAction.SYNC_CONFLICT_READ,
@@ -66,7 +78,10 @@ def list_open(session: Session, principal: Principal) -> list[dict[str, Any]]:
         fields=["conflict.fields"],
         session=session,
     )
-    return views
+    next_cursor = None
+    if len(found) > limit:
+        next_cursor = time_id_cursor(rows[-1].created_at, rows[-1].id)
+    return views, next_cursor
 
 
 def get(session: Session, principal: Principal, conflict_id: uuid.UUID) -> SyncConflict:

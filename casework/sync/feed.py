@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -236,11 +236,32 @@ def _publish(session: Session, cases: list[Case]) -> int:
     clock.last_seq = seq + len(targets)
     offices = _office_states(session, {t.office for t in targets})
     now = utcnow()
+    added: list[dict[str, Any]] = []
+    moved: list[dict[str, Any]] = []
     for target in targets:
         seq += 1
-        _move(session, existing.get((target.office, target.case.id)), target, seq, now)
-        _account(offices[target.office], existing.get((target.office, target.case.id)), target)
+        old = existing.get((target.office, target.case.id))
+        values = {
+            "seq": seq,
+            "op": target.op.value,
+            "reference": target.case.reference,
+            "version": target.case.version,
+            "changed_at": now,
+        }
+        if old is None:
+            added.append(
+                {"id": uuid.uuid4(), "office_code": target.office, "case_id": target.case.id}
+                | values
+            )
+        else:
+            moved.append({"id": old.id} | values)
+        _account(offices[target.office], old, target)
         offices[target.office].last_seq = seq
+    # One statement each for the new entries and the moved ones, however many cases.
+    if added:
+        session.execute(insert(FeedEntry), added)
+    if moved:
+        session.execute(update(FeedEntry), moved)
     session.flush()
     _purge_tombstones(session, now)
     return clock.last_seq
@@ -267,24 +288,6 @@ def _office_states(session: Session, codes: set[str]) -> dict[str, OfficeFeed]:
         states[code] = OfficeFeed(office_code=code, last_seq=0, count=0, checksum=ZERO)
         session.add(states[code])
     return states
-
-
-def _move(session: Session, old: Any, target: _Target, seq: int, now: datetime) -> None:
-    values = {
-        "seq": seq,
-        "op": target.op.value,
-        "reference": target.case.reference,
-        "version": target.case.version,
-        "changed_at": now,
-    }
-    if old is None:
-        session.execute(
-            insert(FeedEntry).values(
-                id=uuid.uuid4(), office_code=target.office, case_id=target.case.id, **values
-            )
-        )
-    else:
-        session.execute(update(FeedEntry).where(FeedEntry.id == old.id).values(**values))
 
 
 def _account(state: OfficeFeed, old: Any, target: _Target) -> None:
@@ -326,9 +329,11 @@ def last_seq(session: Session) -> int:
     return 0 if clock is None else clock.last_seq
 
 
-def backfill(session: Session) -> int:
+def backfill(session: Session, on_batch: Callable[[], None] | None = None) -> int:
     """Publish every live case that has no feed entry yet (cases written in bulk, or
-    before sync was installed); returns how many were published."""
+    before sync was installed); returns how many were published. Idempotent: a case
+    with an entry is skipped. ``on_batch`` runs after each batch (a command commits
+    there, so the feed clock's lock is not held for the whole run)."""
     published = select(FeedEntry.case_id)
     ids = list(
         session.scalars(select(Case.id).where(Case.erased_at.is_(None), Case.id.not_in(published)))
@@ -339,4 +344,6 @@ def backfill(session: Session) -> int:
             select(Case).where(Case.id.in_(chunk)).options(selectinload(Case.members))
         ).all()
         _publish(session, sorted(cases, key=lambda c: c.id))
+        if on_batch is not None:
+            on_batch()
     return len(ids)

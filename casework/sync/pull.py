@@ -24,9 +24,8 @@ from casework.audit import AuditAction
 from casework.audit.service import record_many
 from casework.errors import CaseworkError
 from casework.security.app import derived_secret
-from casework.security.case_keys import SESSION_INFO_KEY
+from casework.security.case_keys import data_key_cache
 from casework.security.columns import RowIds
-from casework.security.data_key_cache import DataKeyCache
 from casework.security.envelope import WrappedKey
 from casework.security.models import CaseKey
 from casework.sync import signatures as sig
@@ -171,26 +170,18 @@ def _page(
 
 
 def _changes(session: Session, rows: list[Any]) -> list[dict[str, Any]]:
-    """The page's changes; snapshots decrypted in one pass (keys read with the page)."""
-    keys = session.info.get(SESSION_INFO_KEY)
-    if isinstance(keys, DataKeyCache):
-        keys.prime(
-            {
-                row.case_id: WrappedKey(row.kek_id, bytes(row.wrapped_key))
-                for row in rows
-                if row.wrapped_key is not None
-            }
-        )
+    """The page's changes; each snapshot decrypted once, under its case's key (read with
+    the page: primed together, each unwrapped on first use)."""
+    data_key_cache(session).prime(
+        {row[4]: WrappedKey(row[7], bytes(row[8])) for row in rows if row[8] is not None}
+    )
+    sealed = CaseVersion.snapshot
+    upsert = ChangeOp.UPSERT.value
     changes = []
-    for row in rows:
-        change: dict[str, Any] = {
-            "seq": row.seq,
-            "op": row.op,
-            "reference": row.reference,
-            "version": row.version,
-        }
-        if row.op == ChangeOp.UPSERT and row.snapshot is not None:
-            ids = RowIds(row.case_id, row.version_id)
-            change["case"] = CaseVersion.snapshot.plaintext(session, ids, bytes(row.snapshot))
+    for seq, op, reference, version, case_id, version_id, snapshot, _kek, _key in rows:
+        change: dict[str, Any] = {"seq": seq, "op": op, "reference": reference, "version": version}
+        if op == upsert and snapshot is not None:
+            ids = RowIds(case_id, version_id)
+            change["case"] = sealed.plaintext(session, ids, bytes(snapshot))
         changes.append(change)
     return changes

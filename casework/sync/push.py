@@ -1,11 +1,16 @@
 """Push: offline mutations applied exactly once, in device order, merged field by field.
 
-Each mutation runs in its own savepoint together with its stored result and its
-access-log entry; the request commits them with their change-feed rows. The
-device row is locked first, so two requests carrying the same mutation queue up
-and the second finds the first's stored result (``duplicate``). Results are kept
-forever, sealed under the case's key; the mutation itself is kept only as an
-HMAC of its canonical JSON, to tell a resend from a different body.
+A request's mutations run in one transaction, each in its own savepoint, so a
+mutation that fails rolls back only itself. The device row is locked first, so
+two requests carrying the same mutation queue up and the second finds the
+first's stored result (``duplicate``). Everything the mutations need is read up
+front in a few statements (:class:`_Batch`): the stored results of their ids,
+the cases they name with their members and wrapped keys (locked), this device's
+client references and earlier versions of those cases, and the sealed views
+they merge against. The results are kept forever, sealed under the case's key,
+and written together at the end of the request, in its transaction: a result
+commits with its mutation's effects or not at all. The mutation itself is kept
+only as an HMAC of its canonical JSON, to tell a resend from a different body.
 
 Three-way merge against the sealed view at ``base_version``: a field is a
 top-level field (``specific_needs``, merged as a set of additions and removals),
@@ -23,12 +28,12 @@ import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from marshmallow import ValidationError
-from sqlalchemy import select
+from sqlalchemy import Table, insert, or_, select, tuple_
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from casework.audit import AuditAction, Outcome
 from casework.audit.service import record_many
@@ -40,12 +45,15 @@ from casework.cases.reference import InvalidReference, normalise_reference
 from casework.cases.schemas import CaseUpdateIn
 from casework.errors import ValidationFailed
 from casework.security.app import derived_secret
-from casework.security.case_keys import provision_case_key
+from casework.security.case_keys import data_key_cache, provision_case_key
+from casework.security.columns import RowIds, row_seal_for
+from casework.security.envelope import WrappedKey
 from casework.security.models import CaseKey
 from casework.sync import feed
 from casework.sync.codes import MutationOp, MutationStatus, RejectionType
 from casework.sync.models import (
     RESULTS_KEY_ID,
+    CaseVersion,
     ClientRef,
     Device,
     FeedEntry,
@@ -77,6 +85,59 @@ class Applied:
     touched: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class _LogLine:
+    reference: str | None
+    fields: tuple[str, ...]
+    outcome: Outcome
+
+
+@dataclass
+class _Known:
+    """A mutation id with a result: stored by an earlier request (``row``) or decided by
+    this one (``result``, not yet written)."""
+
+    device_id: uuid.UUID
+    body_mac: bytes
+    row: Mutation | None = None
+    result: dict[str, Any] | None = None
+
+
+@dataclass
+class _Batch:
+    """What one push request reads up front and what it writes at the end."""
+
+    device: Device
+    next_seq: int
+    known: dict[uuid.UUID, _Known] = field(default_factory=dict)
+    keys: dict[uuid.UUID, WrappedKey] = field(default_factory=dict)
+    by_reference: dict[str, Case] = field(default_factory=dict)
+    by_id: dict[uuid.UUID, Case] = field(default_factory=dict)
+    case_refs: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)
+    member_refs: dict[uuid.UUID, dict[str, str]] = field(default_factory=dict)
+    own_versions: dict[uuid.UUID, set[int]] = field(default_factory=dict)
+    bases: dict[tuple[uuid.UUID, int], CaseVersion] = field(default_factory=dict)
+    was_here: dict[uuid.UUID, bool] = field(default_factory=dict)
+    taken_refs: set[uuid.UUID] = field(default_factory=set)
+    new_rows: list[dict[str, Any]] = field(default_factory=list)
+    log: list[_LogLine] = field(default_factory=list)
+    results_key: uuid.UUID | None = None
+    mac_secret: bytes = b""
+    update_schema: CaseUpdateIn | None = None
+    intake_schema: SyncIntakeIn | None = None
+
+    def prime(self, session: Session, *case_ids: uuid.UUID) -> None:
+        """Give the session's key cache the wrapped keys read up front (each savepoint's
+        end empties the cache; unwrapping again costs no query)."""
+        found = {case_id: self.keys[case_id] for case_id in case_ids if case_id in self.keys}
+        if found:
+            data_key_cache(session).prime(found)
+
+    def remember_case(self, case: Case) -> None:
+        self.by_reference[case.reference] = case
+        self.by_id[case.id] = case
+
+
 def push(
     session: Session, principal: Principal, device_id: uuid.UUID, mutations: list[dict[str, Any]]
 ) -> dict[str, Any]:
@@ -89,16 +150,17 @@ def push(
         .execution_options(populate_existing=True)
     )
     assert device is not None  # the request was signed by it
-    ids = [mutation["mutation_id"] for mutation in mutations]
-    list(session.scalars(select(Mutation).where(Mutation.mutation_id.in_(ids))))  # one read
-    log: list[_LogLine] = []
+    batch = _prefetch(session, device, mutations)
     results = []
     blocked = False
     for mutation in mutations:
-        result = _one(session, principal, device, mutation, blocked, log)
+        result = _one(session, principal, batch, mutation, blocked)
         blocked = blocked or result["status"] == MutationStatus.OUT_OF_ORDER
         results.append(result)
-    _record(session, log)
+    if device.next_seq != batch.next_seq:
+        device.next_seq = batch.next_seq
+    _write_results(session, batch)
+    _record(session, batch.log)
     published = feed.publish(session)
     return {
         "results": results,
@@ -106,15 +168,161 @@ def push(
     }
 
 
-@dataclass(frozen=True)
-class _LogLine:
-    reference: str | None
-    fields: tuple[str, ...]
-    outcome: Outcome
+# --- reading up front ----------------------------------------------------------------------
+
+
+def _as_uuid(value: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _prefetch(session: Session, device: Device, mutations: list[dict[str, Any]]) -> _Batch:
+    """One statement each: the stored results of the request's ids (with their keys),
+    the client references it uses, the cases it updates (locked, with members and keys),
+    the device's references and versions of those cases, and the bases to merge against."""
+    batch = _Batch(device=device, next_seq=device.next_seq)
+    batch.mac_secret = derived_secret("sync/mutation")
+    ids = [mutation["mutation_id"] for mutation in mutations]
+    for row, kek_id, wrapped in session.execute(
+        select(Mutation, CaseKey.kek_id, CaseKey.wrapped_key)
+        .outerjoin(CaseKey, CaseKey.case_id == Mutation.key_id)
+        .where(Mutation.mutation_id.in_(ids))
+    ):
+        batch.known[row.mutation_id] = _Known(row.device_id, bytes(row.body_mac), row=row)
+        if wrapped is not None:
+            batch.keys[row.key_id] = WrappedKey(kek_id, bytes(wrapped))
+    fresh = [m for m in mutations if m["mutation_id"] not in batch.known]
+    references, refs = _named(fresh)
+    if refs:
+        columns = (ClientRef.client_ref, ClientRef.device_id, ClientRef.case_id)
+        rows = session.execute(
+            select(*columns, ClientRef.member_id).where(ClientRef.client_ref.in_(refs))
+        )
+        for ref, owner, case_id, member_id in rows:
+            batch.taken_refs.add(ref)
+            if owner == device.id and member_id is None:
+                batch.case_refs[ref] = case_id
+    if references or batch.case_refs:
+        _lock_cases(session, batch, references, set(batch.case_refs.values()))
+    if batch.by_id:
+        _read_case_context(session, batch, fresh)
+    return batch
+
+
+def _named(mutations: list[dict[str, Any]]) -> tuple[set[str], set[uuid.UUID]]:
+    """The canonical references the updates name, and every UUID the mutations use as a
+    client reference (an update's case, a create's case and members)."""
+    references: set[str] = set()
+    refs: set[uuid.UUID] = set()
+    for mutation in mutations:
+        if mutation["op"] == MutationOp.UPDATE:
+            try:
+                references.add(normalise_reference(mutation.get("reference") or ""))
+            except InvalidReference:
+                ref = _as_uuid(mutation.get("reference"))
+                if ref is not None:
+                    refs.add(ref)
+            continue
+        changes = mutation.get("changes")
+        if not isinstance(changes, dict):
+            continue
+        members = changes.get("members")
+        candidates = [changes.get("client_ref")]
+        if isinstance(members, list):
+            candidates += [m.get("client_ref") for m in members if isinstance(m, dict)]
+        refs.update(ref for ref in map(_as_uuid, candidates) if ref is not None)
+    return references, refs
+
+
+def _case_query(where: Any) -> Any:
+    """The cases matching ``where``, locked in id order (concurrent pushes queue rather
+    than deadlock), with their members and wrapped keys."""
+    return (
+        select(Case, CaseKey.kek_id, CaseKey.wrapped_key)
+        .outerjoin(CaseKey, CaseKey.case_id == Case.id)
+        .where(where)
+        .options(selectinload(Case.members))
+        .order_by(Case.id)
+        .with_for_update(of=Case)
+        .execution_options(populate_existing=True)
+    )
+
+
+def _lock_cases(
+    session: Session, batch: _Batch, references: set[str], case_ids: set[uuid.UUID]
+) -> None:
+    where = or_(Case.reference.in_(references), Case.id.in_(case_ids))
+    for case, kek_id, wrapped in session.execute(_case_query(where)):
+        batch.remember_case(case)
+        if wrapped is not None:
+            batch.keys[case.id] = WrappedKey(kek_id, bytes(wrapped))
+
+
+def _read_case_context(session: Session, batch: _Batch, mutations: list[dict[str, Any]]) -> None:
+    """The device's member references and earlier versions of the locked cases, whether
+    the cases out of the office were in it, and the sealed bases the updates need."""
+    device = batch.device
+    ids = list(batch.by_id)
+    for case_id, ref, member_id in session.execute(
+        select(ClientRef.case_id, ClientRef.client_ref, ClientRef.member_id).where(
+            ClientRef.case_id.in_(ids),
+            ClientRef.device_id == device.id,
+            ClientRef.member_id.is_not(None),
+        )
+    ):
+        batch.member_refs.setdefault(case_id, {})[str(ref)] = str(member_id)
+    for own_case, version in session.execute(
+        select(Mutation.case_id, Mutation.case_version).where(
+            Mutation.case_id.in_(ids),
+            Mutation.device_id == device.id,
+            Mutation.case_version.is_not(None),
+        )
+    ):
+        if own_case is not None and version is not None:
+            batch.own_versions.setdefault(own_case, set()).add(version)
+    away = [case.id for case in batch.by_id.values() if case.office_code != device.office_code]
+    if away:
+        here = set(
+            session.scalars(
+                select(FeedEntry.case_id).where(
+                    FeedEntry.case_id.in_(away), FeedEntry.office_code == device.office_code
+                )
+            )
+        )
+        batch.was_here.update({case_id: case_id in here for case_id in away})
+    pairs = set()
+    for mutation in mutations:
+        if mutation["op"] != MutationOp.UPDATE:
+            continue
+        case = _prefetched(batch, mutation["reference"])
+        if case is None or case.version == mutation["base_version"]:
+            continue
+        base = _effective_base(batch, case, mutation["base_version"])
+        if base != case.version:
+            pairs.add((case.id, base))
+    if pairs:
+        query = select(CaseVersion).where(
+            tuple_(CaseVersion.case_id, CaseVersion.version).in_(sorted(pairs))
+        )
+        batch.bases.update({(row.case_id, row.version): row for row in session.scalars(query)})
+
+
+def _prefetched(batch: _Batch, reference: str) -> Case | None:
+    try:
+        return batch.by_reference.get(normalise_reference(reference))
+    except InvalidReference:
+        ref = _as_uuid(reference)
+        case_id = batch.case_refs.get(ref) if ref is not None else None
+        return batch.by_id.get(case_id) if case_id is not None else None
+
+
+# --- one mutation --------------------------------------------------------------------------
 
 
 def _record(session: Session, log: list[_LogLine]) -> None:
-    """One ``sync.push`` entry per stored result, appended together (same transaction as
+    """One ``sync.push`` entry per result, appended together (same transaction as
     the results, so they commit or vanish with them), grouped by fields and outcome."""
     groups: dict[tuple[tuple[str, ...], Outcome], list[str | None]] = {}
     for line in log:
@@ -125,53 +333,55 @@ def _record(session: Session, log: list[_LogLine]) -> None:
         )
 
 
-def body_mac(mutation: Mapping[str, Any]) -> bytes:
+def body_mac(mutation: Mapping[str, Any], secret: bytes | None = None) -> bytes:
+    """HMAC of the canonical JSON of ``mutation`` (``secret``: the derived key, when the
+    caller derived it once for many mutations)."""
     canonical = json.dumps(feed.jsonable(dict(mutation)), sort_keys=True, separators=(",", ":"))
-    return hmac.new(derived_secret("sync/mutation"), canonical.encode(), hashlib.sha256).digest()
+    key = secret if secret is not None else derived_secret("sync/mutation")
+    return hmac.new(key, canonical.encode(), hashlib.sha256).digest()
 
 
 def _one(
     session: Session,
     principal: Principal,
-    device: Device,
+    batch: _Batch,
     mutation: dict[str, Any],
     blocked: bool,
-    log: list[_LogLine],
 ) -> dict[str, Any]:
     mutation_id: uuid.UUID = mutation["mutation_id"]
-    mac = body_mac(mutation)
-    stored = session.get(Mutation, mutation_id)
+    mac = body_mac(mutation, batch.mac_secret)
     op = mutation["op"]
-    if stored is not None:
-        if stored.device_id != device.id or bytes(stored.body_mac) != mac:
-            log.append(_LogLine(None, (f"{op}.rejected", "reused-id"), Outcome.FAILURE))
+    known = batch.known.get(mutation_id)
+    if known is not None:
+        if known.device_id != batch.device.id or known.body_mac != mac:
+            batch.log.append(_LogLine(None, (f"{op}.rejected", "reused-id"), Outcome.FAILURE))
             return _answer(
                 mutation_id, MutationStatus.REJECTED, errors=_errors(RejectionType.REUSED_ID)
             )
-        answer = _duplicate(session, stored)
-        log.append(_LogLine(answer["reference"], (f"{op}.duplicate",), Outcome.SUCCESS))
+        answer = _duplicate(session, batch, mutation_id, known)
+        batch.log.append(_LogLine(answer["reference"], (f"{op}.duplicate",), Outcome.SUCCESS))
         return answer
     seq = mutation["device_seq"]
-    if blocked or seq > device.next_seq:
-        log.append(_LogLine(None, (f"{op}.out_of_order",), Outcome.FAILURE))
+    if blocked or seq > batch.next_seq:
+        batch.log.append(_LogLine(None, (f"{op}.out_of_order",), Outcome.FAILURE))
         return {
             "mutation_id": mutation_id,
             "status": MutationStatus.OUT_OF_ORDER,
-            "expected_seq": device.next_seq,
+            "expected_seq": batch.next_seq,
         }
-    if seq < device.next_seq:
+    if seq < batch.next_seq:
         outcome = Applied(MutationStatus.REJECTED, errors=_errors(RejectionType.REUSED_SEQ))
-        return _store(session, device, mutation, mac, outcome, log, consumes_seq=False)
+        return _store(session, batch, mutation, mac, outcome, consumes_seq=False)
     try:
         with session.begin_nested():
-            outcome = _apply(session, principal, device, mutation)
+            outcome = _apply(session, principal, batch, mutation)
     except Rejected as refused:
         outcome = Applied(MutationStatus.REJECTED, errors=_errors(refused.kind, refused.fields))
     except ValidationFailed as failed:
         outcome = Applied(
             MutationStatus.REJECTED, errors=_errors(RejectionType.INVALID, _field_errors(failed))
         )
-    return _store(session, device, mutation, mac, outcome, log, consumes_seq=True)
+    return _store(session, batch, mutation, mac, outcome, consumes_seq=True)
 
 
 def _errors(kind: RejectionType, fields: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -211,43 +421,48 @@ def _answer(mutation_id: uuid.UUID, status: MutationStatus, **values: Any) -> di
 
 def _store(
     session: Session,
-    device: Device,
+    batch: _Batch,
     mutation: dict[str, Any],
     mac: bytes,
     outcome: Applied,
-    log: list[_LogLine],
     *,
     consumes_seq: bool,
 ) -> dict[str, Any]:
-    """Keep the result (sealed) and record it in the access log; use up the seq."""
+    """Keep the result (written, sealed, at the end of the request) and record it in the
+    access log; use up the seq."""
     case = outcome.case
     reference = case.reference if case is not None else None
+    version = case.version if case is not None else None
     result: dict[str, Any] = {
         "status": outcome.status.value,
-        "reference": case.reference if case is not None else None,
-        "version": case.version if case is not None else None,
+        "reference": reference,
+        "version": version,
         "conflict_id": str(outcome.conflict.id) if outcome.conflict is not None else None,
         "refs": outcome.refs,
         "errors": outcome.errors,
     }
-    key_id = case.id if case is not None else _results_key(session)
-    row = Mutation(
-        mutation_id=mutation["mutation_id"],
-        device_id=device.id,
-        device_seq=mutation["device_seq"] if consumes_seq else None,
-        body_mac=mac,
-        status=outcome.status.value,
-        case_id=case.id if case is not None else None,
-        case_version=case.version if case is not None else None,
-        key_id=key_id,
-        created_at=utcnow(),
+    mutation_id = mutation["mutation_id"]
+    device_id = batch.device.id
+    batch.new_rows.append(
+        {
+            "mutation_id": mutation_id,
+            "device_id": device_id,
+            "device_seq": mutation["device_seq"] if consumes_seq else None,
+            "body_mac": mac,
+            "status": outcome.status.value,
+            "case_id": case.id if case is not None else None,
+            "case_version": version,
+            "key_id": case.id if case is not None else _results_key(session, batch),
+            "created_at": utcnow(),
+            "result": result,
+        }
     )
-    row.result = result
-    session.add(row)
+    batch.known[mutation_id] = _Known(device_id, mac, result=result)
+    if case is not None:
+        batch.own_versions.setdefault(case.id, set()).add(case.version)
     if consumes_seq:
-        device.next_seq += 1
-    session.flush()
-    log.append(
+        batch.next_seq += 1
+    batch.log.append(
         _LogLine(
             reference,
             (f"{mutation['op']}.{outcome.status.value}", *outcome.touched),
@@ -255,32 +470,57 @@ def _store(
         )
     )
     return _answer(
-        mutation["mutation_id"],
+        mutation_id,
         outcome.status,
-        reference=result["reference"],
-        version=result["version"],
+        reference=reference,
+        version=version,
         conflict_id=outcome.conflict.id if outcome.conflict is not None else None,
         refs=outcome.refs,
         errors=outcome.errors,
     )
 
 
-def _duplicate(session: Session, stored: Mutation) -> dict[str, Any]:
+def _write_results(session: Session, batch: _Batch) -> None:
+    """Seal the request's results and insert them with one statement."""
+    if not batch.new_rows:
+        return
+    batch.prime(session, *{row["key_id"] for row in batch.new_rows})
+    keys = data_key_cache(session)
+    sealed = Mutation.result
+    rows = []
+    for row in batch.new_rows:
+        key = keys.get(row["key_id"])
+        ids = RowIds(row["key_id"], row["mutation_id"])
+        blob = sealed.ciphertext(key, ids, row["result"])
+        rows.append(
+            {**row, "result": blob, "row_seal": row_seal_for(Mutation, key, ids, {"result": blob})}
+        )
+    session.execute(insert(cast(Table, Mutation.__table__)), rows)
+    batch.new_rows.clear()
+
+
+def _duplicate(
+    session: Session, batch: _Batch, mutation_id: uuid.UUID, known: _Known
+) -> dict[str, Any]:
     """The stored result of a mutation received before; its case may since be erased."""
-    result = stored.result
+    result = known.result
+    stored = known.row
+    if stored is not None:
+        batch.prime(session, stored.key_id)
+        result = stored.result
     if result is None:  # the case was erased: its key, and the sealed result, are gone
         reference = None
-        if stored.case_id is not None:
+        if stored is not None and stored.case_id is not None:
             reference = session.scalar(select(Case.reference).where(Case.id == stored.case_id))
         return _answer(
-            stored.mutation_id,
+            mutation_id,
             MutationStatus.DUPLICATE,
             reference=reference,
             errors=_errors(RejectionType.GONE),
         )
     conflict_id = result.get("conflict_id")
     return _answer(
-        stored.mutation_id,
+        mutation_id,
         MutationStatus.DUPLICATE,
         reference=result.get("reference"),
         version=result.get("version"),
@@ -290,26 +530,28 @@ def _duplicate(session: Session, stored: Mutation) -> dict[str, Any]:
     )
 
 
-def _results_key(session: Session) -> uuid.UUID:
+def _results_key(session: Session, batch: _Batch) -> uuid.UUID:
     """The pseudo-case key sealing results that belong to no case; created on first use."""
-    if session.get(CaseKey, RESULTS_KEY_ID) is None:
-        try:
-            with session.begin_nested():
-                provision_case_key(session, RESULTS_KEY_ID)
-        except IntegrityError:  # another request created it first
-            pass
-    return RESULTS_KEY_ID
+    if batch.results_key is None:
+        if session.get(CaseKey, RESULTS_KEY_ID) is None:
+            try:
+                with session.begin_nested():
+                    provision_case_key(session, RESULTS_KEY_ID)
+            except IntegrityError:  # another request created it first
+                pass
+        batch.results_key = RESULTS_KEY_ID
+    return batch.results_key
 
 
 # --- applying one mutation -----------------------------------------------------------------
 
 
 def _apply(
-    session: Session, principal: Principal, device: Device, mutation: dict[str, Any]
+    session: Session, principal: Principal, batch: _Batch, mutation: dict[str, Any]
 ) -> Applied:
     if mutation["op"] == MutationOp.CREATE:
-        return _create(session, principal, device, mutation["changes"])
-    return _update(session, principal, device, mutation)
+        return _create(session, principal, batch, mutation["changes"])
+    return _update(session, principal, batch, mutation)
 
 
 def _load(schema: Any, data: Any) -> dict[str, Any]:
@@ -324,86 +566,82 @@ def _load(schema: Any, data: Any) -> dict[str, Any]:
 
 
 def _create(
-    session: Session, principal: Principal, device: Device, changes: dict[str, Any]
+    session: Session, principal: Principal, batch: _Batch, changes: dict[str, Any]
 ) -> Applied:
     if not principal.has(Permission.CASES_CREATE):
         raise Rejected(RejectionType.FORBIDDEN)
-    household = _load(SyncIntakeIn(), changes)
+    if batch.intake_schema is None:
+        batch.intake_schema = SyncIntakeIn()
+    household = _load(batch.intake_schema, changes)
+    device = batch.device
     if household.get("office") not in (None, device.office_code):
         raise Rejected(RejectionType.INVALID, {"office": ["Only the device's own office."]})
     case_ref = household.pop("client_ref")
     member_refs = [member.pop("client_ref") for member in household["members"]]
     refs = [case_ref, *member_refs]
-    taken = session.scalars(select(ClientRef.client_ref).where(ClientRef.client_ref.in_(refs)))
-    if len(set(refs)) != len(refs) or list(taken):
+    if len(set(refs)) != len(refs) or batch.taken_refs.intersection(refs):
         raise Rejected(RejectionType.INVALID, {"client_ref": ["Already used."]})
     case = cases.intake(session, principal, household).case
     session.add(ClientRef(client_ref=case_ref, device_id=device.id, case_id=case.id))
     mapping = {str(case_ref): case.reference}
+    members: dict[str, str] = {}
     for ref, member in zip(member_refs, case.members, strict=True):
         session.add(
             ClientRef(client_ref=ref, device_id=device.id, case_id=case.id, member_id=member.id)
         )
-        mapping[str(ref)] = str(member.id)
+        mapping[str(ref)] = members[str(ref)] = str(member.id)
+    session.flush()
+    # Known from here on (the savepoint is released next: nothing can fail after this).
+    batch.taken_refs.update(refs)
+    batch.case_refs[case_ref] = case.id
+    batch.member_refs[case.id] = members
+    batch.remember_case(case)
     return Applied(MutationStatus.APPLIED, case=case, refs=mapping, touched=["case"])
 
 
-def _find_case(session: Session, device: Device, reference: str) -> Case:
-    """The case an update names (reference or client_ref), locked; Rejected otherwise."""
-    case_id: uuid.UUID | None = None
-    try:
-        canonical = normalise_reference(reference)
-        case = session.scalar(
-            select(Case)
-            .where(Case.reference == canonical)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-        return _in_scope(session, device, case)
-    except InvalidReference:
-        try:
-            ref = session.get(ClientRef, uuid.UUID(reference))
-        except ValueError:
-            ref = None
-        if ref is not None and ref.member_id is None and ref.device_id == device.id:
-            case_id = ref.case_id
-    if case_id is None:
-        raise Rejected(RejectionType.NOT_FOUND)
-    case = session.scalar(
-        select(Case)
-        .where(Case.id == case_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    return _in_scope(session, device, case)
+def _find_case(session: Session, batch: _Batch, reference: str) -> Case:
+    """The case an update names (reference or client_ref), locked; Rejected otherwise.
 
-
-def _in_scope(session: Session, device: Device, case: Case | None) -> Case:
-    """``case`` if the device's office holds it and it is not erased; Rejected otherwise."""
+    Read up front with the request's other cases; a case missing there is looked up
+    again here (it may have been written since), and found or not, answered the same."""
+    case = _prefetched(batch, reference)
     if case is None:
-        raise Rejected(RejectionType.NOT_FOUND)
-    if case.office_code != device.office_code:
-        was_here = session.scalar(
-            select(FeedEntry.id).where(
-                FeedEntry.case_id == case.id, FeedEntry.office_code == device.office_code
+        try:
+            where = Case.reference == normalise_reference(reference)
+        except InvalidReference:
+            ref = _as_uuid(reference)
+            found = session.get(ClientRef, ref) if ref is not None else None
+            if found is None or found.member_id is not None or found.device_id != batch.device.id:
+                raise Rejected(RejectionType.NOT_FOUND) from None
+            where = Case.id == found.case_id
+        row = session.execute(_case_query(where)).first()
+        if row is None:
+            raise Rejected(RejectionType.NOT_FOUND)
+        case = row[0]
+        batch.remember_case(case)
+        if row.wrapped_key is not None:
+            batch.keys[case.id] = WrappedKey(row.kek_id, bytes(row.wrapped_key))
+    return _in_scope(session, batch, case)
+
+
+def _in_scope(session: Session, batch: _Batch, case: Case) -> Case:
+    """``case`` if the device's office holds it and it is not erased; Rejected otherwise."""
+    office = batch.device.office_code
+    if case.office_code != office:
+        was_here = batch.was_here.get(case.id)
+        if was_here is None:
+            was_here = batch.was_here[case.id] = (
+                session.scalar(
+                    select(FeedEntry.id).where(
+                        FeedEntry.case_id == case.id, FeedEntry.office_code == office
+                    )
+                )
+                is not None
             )
-        )
         raise Rejected(RejectionType.EVICTED if was_here else RejectionType.NOT_FOUND)
     if case.is_erased:
         raise Rejected(RejectionType.GONE)
     return case
-
-
-def _member_ids(session: Session, device: Device, case: Case) -> dict[str, str]:
-    """This device's client_refs of the case's members -> the members' ids."""
-    rows = session.execute(
-        select(ClientRef.client_ref, ClientRef.member_id).where(
-            ClientRef.case_id == case.id,
-            ClientRef.device_id == device.id,
-            ClientRef.member_id.is_not(None),
-        )
-    )
-    return {str(ref): str(member_id) for ref, member_id in rows}
 
 
 def _translate(changes: Any, refs: Mapping[str, str]) -> Any:
@@ -433,21 +671,22 @@ def _translate(changes: Any, refs: Mapping[str, str]) -> Any:
 
 
 def _update(
-    session: Session, principal: Principal, device: Device, mutation: dict[str, Any]
+    session: Session, principal: Principal, batch: _Batch, mutation: dict[str, Any]
 ) -> Applied:
     if not principal.has(Permission.CASES_WRITE):
         raise Rejected(RejectionType.FORBIDDEN)
-    case = _find_case(session, device, mutation["reference"])
+    case = _find_case(session, batch, mutation["reference"])
+    batch.prime(session, case.id)
+    if batch.update_schema is None:
+        batch.update_schema = CaseUpdateIn()
     changes = _load(
-        CaseUpdateIn(), _translate(mutation["changes"], _member_ids(session, device, case))
+        batch.update_schema, _translate(mutation["changes"], batch.member_refs.get(case.id, {}))
     )
     base_version = mutation["base_version"]
     if base_version != case.version:
-        base_version = _effective_base(session, device, case, base_version)
+        base_version = _effective_base(batch, case, base_version)
     current = feed.jsonable(cases.case_view(case))
-    base = current if base_version == case.version else None
-    if base is None:
-        base = feed.version_snapshot(session, case.id, base_version)
+    base = current if base_version == case.version else _base(session, batch, case, base_version)
     merge = merge_changes(base, current, changes)
     touched = sorted(cases.update_case(session, case, merge.changes)) if merge.changes else []
     conflict = None
@@ -456,7 +695,7 @@ def _update(
             case_id=case.id,
             office_code=case.office_code,
             reference=case.reference,
-            device_id=device.id,
+            device_id=batch.device.id,
             mutation_id=mutation["mutation_id"],
             base_version=mutation["base_version"],
             server_version=case.version,
@@ -471,21 +710,21 @@ def _update(
     return Applied(status, case=case, conflict=conflict, touched=touched)
 
 
-def _effective_base(session: Session, device: Device, case: Case, base_version: int) -> int:
+def _base(session: Session, batch: _Batch, case: Case, version: int) -> dict[str, Any] | None:
+    """The sealed view of ``case`` at ``version`` (read up front when it could be)."""
+    row = batch.bases.get((case.id, version))
+    if row is not None:
+        return row.snapshot
+    return feed.version_snapshot(session, case.id, version)
+
+
+def _effective_base(batch: _Batch, case: Case, base_version: int) -> int:
     """Skip the versions this device's own earlier mutations produced right after its base.
 
     A device that edits a case twice offline sends both edits against the version it
     had; its first edit is not someone else's change, so the second merges against it.
     """
-    own = set(
-        session.scalars(
-            select(Mutation.case_version).where(
-                Mutation.case_id == case.id,
-                Mutation.device_id == device.id,
-                Mutation.case_version > base_version,
-            )
-        )
-    )
+    own = batch.own_versions.get(case.id, set())
     while base_version + 1 in own:
         base_version += 1
     return base_version

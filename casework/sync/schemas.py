@@ -291,6 +291,11 @@ class ConflictOut(Schema):
 
 class ConflictListOut(Schema):
     items = fields.List(fields.Nested(ConflictOut), required=True)
+    next_cursor = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "Send it as `cursor` for the next page; null after the last."},
+    )
 
 
 class ResolveIn(StrictSchema):

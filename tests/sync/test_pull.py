@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from flask.testing import FlaskClient
@@ -14,6 +15,7 @@ from casework.security.app import holder
 from casework.security.case_keys import attach_keyring
 from casework.sync import feed
 from casework.sync.models import CaseVersion, FeedEntry
+from casework.sync.models import Device as DeviceRow
 from tests.conftest import erase_by_two_people, principal_headers, stored_ciphertexts
 from tests.sync.conftest import OFFICE, household
 from tests.sync.signing import Device
@@ -55,6 +57,16 @@ def replica_checksum(changes: list[Any], replica: dict[str, int] | None = None) 
         else:
             replica.pop(change["reference"], None)
     return replica
+
+
+def hand_over(app: Any, db_session: Session, reference: str, office: str) -> None:
+    """Move a case to ``office`` as a hand-off does (a new version), published to the feed."""
+    attach_keyring(db_session, holder(app).get())
+    feed.install(db_session)
+    row = db_session.scalar(select(Case).where(Case.reference == reference))
+    assert row is not None
+    row.office_code, row.version = office, row.version + 1
+    db_session.commit()
 
 
 def test_snapshot_then_live(client: FlaskClient, device: Device, db_session: Session) -> None:
@@ -112,12 +124,7 @@ def test_a_case_handed_off_is_evicted(
     case = create(client)
     _, page = pull_all(device)
     make_office("amm")
-    attach_keyring(db_session, holder(app).get())
-    feed.install(db_session)
-    row = db_session.scalar(select(Case).where(Case.reference == case["reference"]))
-    assert row is not None
-    row.office_code, row.version = "amm", row.version + 1
-    db_session.commit()
+    hand_over(app, db_session, case["reference"], "amm")
     live, page = pull_all(device, page["cursor"])
     assert [(c["op"], c["reference"]) for c in live] == [("evict", case["reference"])]
     assert page["checkpoint"]["count"] == 0
@@ -148,3 +155,25 @@ def test_snapshots_are_sealed(client: FlaskClient, device: Device, db_session: S
     blobs = stored_ciphertexts(db_session, CaseVersion)
     assert blobs
     assert all(b"Canary" not in (blob or b"") for blob in blobs)
+
+
+def test_a_device_moved_to_another_office_must_resync(
+    client: FlaskClient, device: Device, db_session: Session, make_office: Any
+) -> None:
+    """The cursor names the office it was issued for: a device (and its user) now in
+    another office cannot continue from it, and starts again with that office's cases."""
+    create(client)
+    _, page = pull_all(device)
+    assert page["checkpoint"]["count"] == 1
+    make_office("amm")
+    row = db_session.get(DeviceRow, uuid.UUID(device.device_id))
+    assert row is not None
+    row.office_code = "amm"
+    device.user.office_code = "amm"  # type: ignore[attr-defined]
+    db_session.commit()
+    response = device.pull(page["cursor"])
+    assert response.status_code == 409
+    assert response.get_json()["type"] == RESYNC
+    fresh, page = pull_all(device)
+    assert fresh == []
+    assert page["checkpoint"]["count"] == 0

@@ -11,11 +11,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from casework.cases.models import Case
+from casework.cases.reference import new_reference
 from casework.sync.models import Mutation, SyncConflict
-from tests.conftest import erase_by_two_people, stored_ciphertexts
+from tests.conftest import erase_by_two_people, principal_headers, stored_ciphertexts
 from tests.sync.conftest import household
 from tests.sync.signing import Device, new_mutation
-from tests.sync.test_pull import SECOND, STAFF, create, patch, pull_all
+from tests.sync.test_pull import SECOND, STAFF, create, hand_over, patch, pull_all
 
 
 def intake(name: str = "Amina Test") -> dict[str, Any]:
@@ -302,3 +303,88 @@ def test_erasure_destroys_conflicts_and_results_but_keeps_exactly_once(
     assert again["reference"] == reference
     assert again["errors"]["type"] == "gone"
     assert cases_count(db_session) == 1
+
+
+def test_one_request_creates_updates_by_client_ref_and_repeats(device: Device) -> None:
+    """What one request creates, a later mutation of the same request can name by its
+    client_ref; a mutation sent twice in one request is applied once."""
+    body = intake()
+    create_mutation = new_mutation(1, "create", body)
+    member_ref = body["members"][0]["client_ref"]
+    update = new_mutation(
+        2,
+        "update",
+        {"members": {"change": [{"id": member_ref, "address": "Block 9"}]}},
+        reference=body["client_ref"],
+        base_version=1,
+    )
+    other_body = {**create_mutation, "changes": intake("Other Person")}
+    answer = results(device.push([create_mutation, update, create_mutation, other_body]))
+    assert [r["status"] for r in answer] == ["applied", "applied", "duplicate", "rejected"]
+    assert answer[1]["reference"] == answer[0]["reference"]
+    assert answer[1]["version"] == 2
+    assert answer[2]["refs"] == answer[0]["refs"]
+    assert answer[3]["errors"]["type"] == "reused-id"
+    again = results(device.push([create_mutation, update]))
+    assert [(r["status"], r["version"]) for r in again] == [("duplicate", 1), ("duplicate", 2)]
+
+
+def test_updates_of_cases_out_of_reach_say_why(
+    app: Any, client: FlaskClient, device: Device, db_session: Session, make_office: Any
+) -> None:
+    moved = create(client)
+    make_office("amm")
+    elsewhere = client.post(
+        "/api/v1/cases", json=household(), headers=principal_headers("supervisor", "amm")
+    )
+    assert elsewhere.status_code == 201, elsewhere.get_json()
+    hand_over(app, db_session, moved["reference"], "amm")
+    change = {"specific_needs": ["SC-UC"]}
+    names = [
+        moved["reference"],
+        elsewhere.get_json()["reference"],
+        new_reference(),
+        str(uuid.uuid4()),
+        "not a reference",
+    ]
+    mutations = [
+        new_mutation(seq, "update", change, reference=name, base_version=1)
+        for seq, name in enumerate(names, start=1)
+    ]
+    answer = results(device.push(mutations))
+    assert [r["errors"]["type"] for r in answer] == [
+        "evicted",
+        "not-found",
+        "not-found",
+        "not-found",
+        "not-found",
+    ]
+    assert {r["status"] for r in answer} == {"rejected"}
+
+
+def _conflict(client: FlaskClient, device: Device, seq: int) -> str:
+    case = create(client)
+    reference, member_id = case["reference"], case["members"][0]["id"]
+    patch(client, reference, 1, {"members": {"change": [{"id": member_id, "phone": "+111"}]}})
+    change = {"members": {"change": [{"id": member_id, "phone": "+222"}]}}
+    update = new_mutation(seq, "update", change, reference=reference, base_version=1)
+    (result,) = results(device.push([update]))
+    assert result["status"] == "conflict"
+    return str(result["conflict_id"])
+
+
+def test_conflicts_are_listed_a_page_at_a_time(client: FlaskClient, device: Device) -> None:
+    made = [_conflict(client, device, seq) for seq in (1, 2, 3)]
+    first = client.get("/api/v1/sync/conflicts?limit=2", headers=STAFF)
+    assert first.status_code == 200, first.get_json()
+    assert first.get_json()["next_cursor"]
+    cursor = first.get_json()["next_cursor"]
+    second = client.get(f"/api/v1/sync/conflicts?limit=2&cursor={cursor}", headers=STAFF)
+    assert second.get_json()["next_cursor"] is None
+    listed = [c["id"] for c in first.get_json()["items"] + second.get_json()["items"]]
+    assert listed == made  # oldest first, each once
+    assert client.get("/api/v1/sync/conflicts?cursor=bad", headers=STAFF).status_code == 422
+    assert client.get("/api/v1/sync/conflicts?limit=0", headers=STAFF).status_code == 422
+    whole = device.request("GET", "/api/v1/sync/conflicts").get_json()
+    assert [c["id"] for c in whole["items"]] == made
+    assert whole["next_cursor"] is None
