@@ -12,9 +12,13 @@ Measures, on the embedded SQLite backend:
   pushes them in requests of 100 and pulls the resulting changes back.
 
 Targets from the issue: 10,000 cases in at most 15 s, memory flat in the
-number of cases. Every value is synthetic. Usage, from the repository root::
+number of cases. Every value is synthetic. Besides wall time it reports the
+client process's CPU seconds (``time.process_time()``, every thread) and the
+time it was blocked on the server, and the load average around the large run.
+Usage, from the repository root::
 
     python benchmarks/field_client_bench.py --out field_client.json
+    python benchmarks/field_client_bench.py --profile client.prof   # cProfile of the pull
 """
 
 from __future__ import annotations
@@ -115,15 +119,26 @@ def _run_in_app(function: str, arguments: dict[str, Any]) -> None:
 # -- the client, in a process of its own so its peak memory is its own ---------------------
 
 
-def _client_run(home: str, edits: int) -> None:
+def _client_run(home: str, edits: int, profile: str = "") -> None:
     from casework_sync import Client
 
     figures: dict[str, Any] = {}
     with Client(Path(home), PASSPHRASE, timeout=120) as client:
         waiting = _time_waits(client)
+        profiler = None
+        if profile:
+            import cProfile
+
+            profiler = cProfile.Profile()
+            profiler.enable()
+        cpu = time.process_time()
         started = time.perf_counter()
         report = client.sync()
         figures["initial_s"] = time.perf_counter() - started
+        figures["initial_cpu_s"] = time.process_time() - cpu
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(profile)
         figures["initial_server_wait_s"] = waiting.pop()
         figures["cases"] = client.replica.case_count()
         figures["pages"] = report.pages
@@ -157,8 +172,24 @@ def _client_run(home: str, edits: int) -> None:
     print(json.dumps(figures))
 
 
-def _time_waits(client: Any) -> list[float]:
-    """Time spent waiting for the server, so the client's own share can be told apart."""
+def _time_waits(client: Any) -> Any:
+    """Time the sync spent blocked on the server, so the client's own share can be told apart.
+
+    The client counts it itself (``network_wait_s``: with pages fetched ahead, a
+    fetch overlapping the storing of the previous page is not waiting); an older
+    client is timed around its calls.
+    """
+    if hasattr(client, "network_wait_s"):
+
+        class Counted:
+            last = 0.0
+
+            def pop(self) -> float:
+                value: float = client.network_wait_s - self.last
+                self.last = client.network_wait_s
+                return value
+
+        return Counted()
     waited = [0.0]
     call = client._call
 
@@ -171,18 +202,18 @@ def _time_waits(client: Any) -> list[float]:
 
     client._call = timed
 
-    class Waits(list[float]):
-        def pop(self, index: int = -1) -> float:
+    class Timed:
+        def pop(self) -> float:
             value = waited[-1]
             waited[-1] = 0.0
             return value
 
-    return Waits()
+    return Timed()
 
 
-def _client(home: Path, edits: int) -> dict[str, Any]:
+def _client(home: Path, edits: int, profile: str = "") -> dict[str, Any]:
     completed = subprocess.run(
-        [sys.executable, __file__, "--client", str(home), str(edits)],
+        [sys.executable, __file__, "--client", str(home), str(edits), profile],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -234,7 +265,7 @@ def _device(url: str, admin: dict[str, str], office: str, home: Path, user: dict
         client.login(user["username"], user["password"], _totp(user["seed"]))
 
 
-def run(cases: int, small: int, edits: int) -> dict[str, Any]:
+def run(cases: int, small: int, edits: int, profile: str = "") -> dict[str, Any]:
     from benchmarks.gunicorn_server import GunicornConfig, GunicornServer
 
     with tempfile.TemporaryDirectory(prefix="casework-field-bench-") as scratch:
@@ -267,13 +298,19 @@ def run(cases: int, small: int, edits: int) -> dict[str, Any]:
             admin = _login(server.url, "bench-admin", admin_password, admin_seed["seed"])
             for office, user in offices.items():
                 _device(server.url, admin, office, root / office, user)
-            large = _client(root / "bench-field-l", edits)
+            load_before = os.getloadavg()
+            large = _client(root / "bench-field-l", edits, profile)
+            load_after = os.getloadavg()
             small_run = _client(root / "bench-field-s", 0)
     rate = large["cases"] / large["initial_s"] if large["initial_s"] else 0.0
     return {
         "status": "ok",
         "backend": "sqlite",
         "seeding_s": round(seeding_s, 2),
+        "load_average": {
+            "before": [round(x, 2) for x in load_before],
+            "after": [round(x, 2) for x in load_after],
+        },
         "initial_sync": {
             "cases": large["cases"],
             "seconds": round(large["initial_s"], 3),
@@ -281,6 +318,7 @@ def run(cases: int, small: int, edits: int) -> dict[str, Any]:
             "pages": large["pages"],
             "server_wait_s": round(large["initial_server_wait_s"], 3),
             "client_s": round(large["initial_s"] - large["initial_server_wait_s"], 3),
+            "client_cpu_s": round(large["initial_cpu_s"], 3),
             "checkpoint_ok": large["checkpoint_ok"],
             "max_rss_kib": large["initial_max_rss_kib"],
             "target_s": TARGET_INITIAL_S,
@@ -317,15 +355,19 @@ def main(argv: list[str] | None = None) -> int:
         _run_in_app(args[1], json.loads(args[2]))
         return 0
     if args[:1] == ["--client"]:
-        _client_run(args[1], int(args[2]))
+        _client_run(args[1], int(args[2]), args[3] if len(args) > 3 else "")
         return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path)
     parser.add_argument("--cases", type=int, default=10_000)
     parser.add_argument("--small", type=int, default=2_000)
     parser.add_argument("--edits", type=int, default=1_000)
+    parser.add_argument(
+        "--profile", type=Path, help="write cProfile stats of the large initial sync here"
+    )
     options = parser.parse_args(args)
-    figures = run(options.cases, options.small, options.edits)
+    profile = str(options.profile.resolve()) if options.profile else ""
+    figures = run(options.cases, options.small, options.edits, profile)
     text = json.dumps(figures, indent=2)
     if options.out:
         options.out.write_text(text + "\n")

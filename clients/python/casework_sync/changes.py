@@ -171,3 +171,82 @@ def fold_into_intake(intake: Mapping[str, Any], new: Mapping[str, Any]) -> Chang
     removed = {str(member_id) for member_id in operations.get("remove", [])}
     result["members"] = [m for m in members if str(m.get("client_ref")) not in removed]
     return result
+
+
+def _intake_member_ids(intake: Mapping[str, Any], path: list[str]) -> list[str]:
+    """In an intake, ``members.<n>`` (as the server's errors number them) names a member's ref."""
+    members = list(intake.get("members", []))
+    if len(path) > 1 and path[0] == "members" and path[1].isdigit():
+        position = int(path[1])
+        refs = {str(m.get("client_ref")) for m in members}
+        if path[1] not in refs and position < len(members):
+            return ["members", str(members[position]["client_ref"]), *path[2:]]
+    return path
+
+
+def _drop(changes: Changes, path: list[str], op: str) -> None:
+    """Remove ``field`` or ``members.<id>[.<field>]`` from a mutation's body."""
+    if path[0] != "members":
+        if len(path) != 1 or path[0] not in changes:
+            raise ValueError(f"the change has no field {'.'.join(path)!r}")
+        del changes[path[0]]
+        return
+    if len(path) not in (2, 3):
+        raise ValueError("members are dropped as members.<id> or members.<id>.<field>")
+    target = path[1]
+    if op == "create":
+        entries = [m for m in changes.get("members", []) if str(m.get("client_ref")) == target]
+    else:
+        operations = changes.get("members") or {}
+        entries = [m for m in operations.get("add", []) if str(m.get("client_ref")) == target]
+        entries += [c for c in operations.get("change", []) if str(c.get("id")) == target]
+    if not entries:
+        raise ValueError(f"the change has no member {target!r}")
+    for entry in entries:
+        if len(path) == 3:
+            if path[2] not in entry:
+                raise ValueError(f"the change has no field {'.'.join(path)!r}")
+            del entry[path[2]]
+    if len(path) == 2:
+        if op == "create":
+            changes["members"] = [m for m in changes["members"] if m not in entries]
+        else:
+            operations = changes["members"]
+            for name in ("add", "change"):
+                kept = [m for m in operations.get(name, []) if m not in entries]
+                if kept:
+                    operations[name] = kept
+                else:
+                    operations.pop(name, None)
+            if not operations:
+                del changes["members"]
+
+
+def corrected(
+    mutation: Mapping[str, Any],
+    assignments: list[tuple[list[str], Any]],
+    drops: list[list[str]],
+) -> Changes:
+    """A rejected mutation's body with fields set (``--set``) and removed (``--drop``).
+
+    An update keeps its shape (``members.<id>.<field>`` changes a member); an
+    intake names members by their offline ref or by their position, as the
+    server's field errors do (``members.0.sex``).
+    """
+    op = str(mutation["op"])
+    changes: Changes = copy.deepcopy(dict(mutation["changes"]))
+    if op == "create":
+        assignments = [(_intake_member_ids(changes, path), value) for path, value in assignments]
+        drops = [_intake_member_ids(changes, path) for path in drops]
+        refs = {str(member.get("client_ref")) for member in changes.get("members", [])}
+        for path, _ in assignments:
+            if path[0] == "members" and len(path) > 1 and path[1] not in refs:
+                raise ValueError(f"the new case has no member {path[1]!r}")
+    for path in drops:
+        _drop(changes, path, op)
+    if assignments:
+        fix = update_body(assignments)
+        changes = fold_into_intake(changes, fix) if op == "create" else fold_update(changes, fix)
+    if op != "create" and not changes:
+        raise ValueError("nothing left to send: dismiss the change instead")
+    return changes

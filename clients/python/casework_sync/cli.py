@@ -24,9 +24,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from casework_sync.changes import parse_assignment, update_body
+from casework_sync.changes import corrected, parse_assignment, update_body
 from casework_sync.client import Client
-from casework_sync.replica import UnknownCase
+from casework_sync.replica import ReplicaError, UnknownCase
 from casework_sync.transport import (
     DeviceRevoked,
     LinkDown,
@@ -34,7 +34,7 @@ from casework_sync.transport import (
     ServerRefused,
     SyncError,
 )
-from casework_sync.vault import KdfCost, VaultError
+from casework_sync.vault import KdfCost, Vault, VaultError
 
 DEFAULT_HOME = Path(os.environ.get("CASEWORK_SYNC_HOME", "~/.casework-sync")).expanduser()
 EXIT_FAILED, EXIT_USAGE, EXIT_LINK, EXIT_REVOKED, EXIT_LOGIN = 1, 2, 3, 4, 5
@@ -79,8 +79,41 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("sync", help="push the outbox, then pull until caught up")
     status = commands.add_parser("status", help="pending work and needs-attention")
     status.add_argument("--json", action="store_true")
-    dismiss = commands.add_parser("dismiss", help="take a result off needs-attention")
+    dismiss = commands.add_parser(
+        "dismiss",
+        aliases=["discard"],
+        help="take a result off needs-attention (a rejected change is given up; it stays stored)",
+    )
     dismiss.add_argument("mutation_id")
+    resend = commands.add_parser(
+        "resend",
+        aliases=["retry"],
+        help="fix a rejected change and queue it again (sent at the next sync)",
+    )
+    resend.add_argument("mutation_id")
+    resend.add_argument(
+        "--set",
+        dest="assignments",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="as for cases edit; in a new case, members.<n>.<field> names the n-th member",
+    )
+    resend.add_argument(
+        "--drop",
+        dest="drops",
+        action="append",
+        default=[],
+        metavar="FIELD",
+        help="leave out a field (specific_needs, members.<id>, members.<id>.<field>)",
+    )
+    resend.add_argument("--file", type=Path, help="the whole corrected body (JSON)")
+    resend.add_argument(
+        "--dry-run", action="store_true", help="print the corrected body, queue nothing"
+    )
+    passphrase = commands.add_parser("passphrase", help="change this device's passphrase")
+    passphrase.add_argument("--new-passphrase-fd", type=int)
+    passphrase.add_argument("--kdf-log2-n", type=int, help=argparse.SUPPRESS)
     return parser
 
 
@@ -118,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "run sync again when the link is back.[/yellow]"
         )
         return EXIT_LINK
-    except (ServerRefused, VaultError, SyncError) as error:
+    except (ServerRefused, VaultError, SyncError, ReplicaError) as error:
         console.print(f"[red]{error}[/red]")
         return EXIT_FAILED
 
@@ -133,8 +166,20 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         client.close()
         return 0
     passphrase = read_secret(args.passphrase_fd, "Passphrase: ")
+    if args.command == "passphrase":
+        return _change_passphrase(args, passphrase, console)
     with Client(args.home, passphrase) as client:
         return _command(client, args, console)
+
+
+def _change_passphrase(args: argparse.Namespace, passphrase: str, console: Console) -> int:
+    """Only the key file changes; the replica need not be opened (nor be free)."""
+    vault = Vault.unlock(args.home, passphrase)
+    new = read_secret(args.new_passphrase_fd, "New passphrase: ", confirm=True)
+    cost = None if args.kdf_log2_n is None else KdfCost(log2_n=args.kdf_log2_n)
+    vault.change_passphrase(new, cost)
+    console.print("Passphrase changed: only the new one opens this device now.")
+    return 0
 
 
 def _command(client: Client, args: argparse.Namespace, console: Console) -> int:
@@ -149,9 +194,40 @@ def _command(client: Client, args: argparse.Namespace, console: Console) -> int:
         return _sync(client, console)
     elif args.command == "status":
         _status(client, console, as_json=args.json)
-    elif args.command == "dismiss" and not client.dismiss(args.mutation_id):
-        console.print("No such result.")
+    elif args.command in {"dismiss", "discard"}:
+        if not client.dismiss(args.mutation_id):
+            console.print("No such result.")
+            return EXIT_FAILED
+        console.print("Taken off needs-attention (the change and its answer stay stored).")
+    elif args.command in {"resend", "retry"}:
+        return _resend(client, args, console)
+    return 0
+
+
+def _resend(client: Client, args: argparse.Namespace, console: Console) -> int:
+    try:
+        rejected = client.rejected(args.mutation_id)
+    except KeyError:
+        console.print("[red]No rejected change with this id (see casework-sync status).[/red]")
         return EXIT_FAILED
+    if rejected.get("resent_as"):
+        console.print(f"[red]Already sent again as {rejected['resent_as']}.[/red]")
+        return EXIT_FAILED
+    if args.file is not None:
+        changes = json.loads(args.file.read_text(encoding="utf-8"))
+        if not isinstance(changes, dict):
+            raise ValueError("the file must hold one JSON object")
+        rejected = {**rejected, "changes": changes}
+    changes = corrected(
+        rejected,
+        [parse_assignment(text) for text in args.assignments],
+        [[part for part in text.split(".") if part] for text in args.drops],
+    )
+    if args.dry_run:
+        console.print_json(json.dumps(changes, default=str))
+        return 0
+    new_id = client.resend(args.mutation_id, changes)
+    console.print(f"Queued again as {new_id}; it is sent at the next sync.")
     return 0
 
 
@@ -239,6 +315,12 @@ def _status(client: Client, console: Console, *, as_json: bool) -> None:
             str(item.get("mutation_id") or item.get("id") or ""),
         )
     console.print(table)
+    if any(item["kind"] == "rejected" for item in status.needs_attention):
+        console.print(
+            "Fix a rejected change and queue it again: casework-sync resend ID --set FIELD=VALUE "
+            "(or --drop FIELD, or --file BODY.json; --dry-run shows the result). "
+            "Give it up: casework-sync dismiss ID."
+        )
 
 
 def _detail(item: dict[str, Any]) -> str:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -100,6 +101,7 @@ class Client:
         timeout: float = 30.0,
         retry: RetryPolicy | None = None,
         http: httpx.Client | None = None,
+        prefetch: bool = True,
     ) -> None:
         self.home = Path(home)
         self.vault = Vault.unlock(self.home, passphrase)
@@ -112,6 +114,11 @@ class Client:
         self.transport.token = data.get("token")
         self.replica = Replica(self.home / REPLICA_FILE, b64url_decode(data["replica_key"]))
         self.retry = retry or RetryPolicy()
+        #: Fetch the next page of changes while this one is stored.
+        self.prefetch = prefetch
+        #: Seconds spent blocked on the server (a page fetched ahead while the one
+        #: before it was stored does not count): the client's share is the rest.
+        self.network_wait_s = 0.0
 
     # -- enrolment and sign-in -----------------------------------------------
 
@@ -226,15 +233,41 @@ class Client:
         """Take a result off the needs-attention list (it stays in the result store)."""
         return self.replica.dismiss(mutation_id)
 
+    def rejected(self, mutation_id: str) -> dict[str, Any]:
+        """A rejected mutation as it was sent (``op``, ``changes``...) with the server's answer."""
+        stored = self.replica.stored_result(mutation_id)
+        if stored is None or stored["result"].get("status") != "rejected":
+            raise KeyError(mutation_id)
+        return {
+            **stored["mutation"],
+            "result": stored["result"],
+            "resent_as": stored.get("resent_as"),
+        }
+
+    def resend(self, mutation_id: str, changes: dict[str, Any] | None = None) -> str:
+        """Queue a rejected mutation again, corrected (``changes``: its whole new body).
+
+        The copy goes out at the next sync under a new mutation id (returned);
+        the rejection leaves needs-attention but stays in the result store.
+        """
+        body = self.rejected(mutation_id)["changes"] if changes is None else changes
+        return self.replica.resend(mutation_id, body, self.office)
+
+    def change_passphrase(self, passphrase: str) -> None:
+        """Seal the device's keys and token under a new passphrase (the old one stops working)."""
+        self.vault.change_passphrase(passphrase)
+
     def status(self) -> Status:
         attention: list[dict[str, Any]] = []
         for stored in self.replica.results(attention_only=True):
             result, mutation = stored["result"], stored["mutation"]
+            client_ref = (mutation.get("changes") or {}).get("client_ref")
+            offline = f"local:{client_ref}" if mutation.get("op") == "create" else None
             attention.append(
                 {
                     "kind": result["status"],
                     "mutation_id": result.get("mutation_id"),
-                    "reference": result.get("reference") or mutation.get("reference"),
+                    "reference": result.get("reference") or mutation.get("reference") or offline,
                     "op": mutation.get("op"),
                     "errors": result.get("errors"),
                     "conflict_id": result.get("conflict_id"),
@@ -340,36 +373,84 @@ class Client:
             self.replica.delete_meta("cursor")
 
     def _pull_pages(self, progress: Progress | None, report: SyncReport) -> dict[str, Any]:
+        """Store pages until the last; page n+1 is fetched (in a thread) while n is stored.
+
+        Only this thread touches the replica, and a page is stored with its
+        cursor in one transaction after the page before it, so a kill at any
+        point loses at most the page in flight, which the next pull fetches again.
+        """
         if progress:
             progress("pull", report.pulled, None)
-        while True:
-            cursor = self.replica.get_meta("cursor")
-            page = self._call(
-                "GET", "/api/v1/sync/changes", params={"cursor": cursor, "limit": PULL_LIMIT}
-            ).json()
-            with self.replica.transaction():
-                gen = int(self.replica.get_meta("gen", 0))
-                self.replica.apply_page(page["changes"], gen)
-                self.replica.put_meta("cursor", page["cursor"])
-                self.replica.put_meta("checkpoint", page.get("checkpoint"))
-                resync_gen = self.replica.get_meta("resync_gen")
-                if not page.get("more") and resync_gen is not None:
-                    self.replica.sweep_before(int(resync_gen))
-                    self.replica.delete_meta("resync_gen")
-            report.pulled += len(page["changes"])
-            report.pages += 1
-            if progress:
-                progress("pull", report.pulled, None)
-            if not page.get("more"):
-                return page
+        ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="casework-sync-pull")
+        try:
+            upcoming = self._fetch_ahead(ahead, self.replica.get_meta("cursor"))
+            while True:
+                page = self._await(upcoming)
+                more = bool(page.get("more"))
+                if more:
+                    upcoming = self._fetch_ahead(ahead, page["cursor"])
+                with self.replica.transaction():
+                    gen = int(self.replica.get_meta("gen", 0))
+                    self.replica.apply_page(page["changes"], gen)
+                    self.replica.put_meta("cursor", page["cursor"])
+                    self.replica.put_meta("checkpoint", page.get("checkpoint"))
+                    resync_gen = self.replica.get_meta("resync_gen")
+                    if not more and resync_gen is not None:
+                        self.replica.sweep_before(int(resync_gen))
+                        self.replica.delete_meta("resync_gen")
+                report.pulled += len(page["changes"])
+                report.pages += 1
+                if progress:
+                    progress("pull", report.pulled, None)
+                if not more:
+                    return page
+        finally:  # after a failure here, a fetch still in flight is left to end on its own
+            ahead.shutdown(wait=False, cancel_futures=True)
+
+    def _fetch_page(self, cursor: str | None) -> dict[str, Any]:
+        """One page of changes, decoded (runs in the fetching thread: no replica here)."""
+        page: dict[str, Any] = self._request(
+            "GET", "/api/v1/sync/changes", params={"cursor": cursor, "limit": PULL_LIMIT}
+        ).json()
+        return page
+
+    def _fetch_ahead(self, ahead: ThreadPoolExecutor, cursor: str | None) -> Future[dict[str, Any]]:
+        if self.prefetch:
+            return ahead.submit(self._fetch_page, cursor)
+        done: Future[dict[str, Any]] = Future()
+        started = time.perf_counter()
+        try:
+            done.set_result(self._fetch_page(cursor))
+        except Exception as error:  # re-raised by _await, as a fetch ahead would be
+            done.set_exception(error)
+        self.network_wait_s += time.perf_counter() - started
+        return done
+
+    def _await(self, upcoming: Future[dict[str, Any]]) -> dict[str, Any]:
+        started = time.perf_counter()
+        try:
+            return upcoming.result()
+        except DeviceRevoked:
+            self.wipe()
+            raise
+        finally:
+            self.network_wait_s += time.perf_counter() - started
 
     def local_checkpoint(self) -> tuple[int, str]:
+        """The checkpoint computed from every case in the replica (the slow, plain way)."""
         return checkpoint(self.replica.server_pairs())
 
     def _verify(self, page: dict[str, Any], progress: Progress | None) -> bool:
         expected = page.get("checkpoint") or {}
-        count, checksum = self.local_checkpoint()
-        ok = count == expected.get("count") and checksum == expected.get("checksum")
+
+        def matches(found: tuple[int, str]) -> bool:
+            return found[0] == expected.get("count") and found[1] == expected.get("checksum")
+
+        count, checksum = self.replica.checkpoint()  # kept up to date as rows change
+        ok = matches((count, checksum))
+        if not ok:  # before pulling again, make sure the running sums are the rows'
+            count, checksum = self.replica.recount()
+            ok = matches((count, checksum))
         with self.replica.transaction():
             self.replica.put_meta("checkpoint_ok", ok)
         if progress:
@@ -408,13 +489,21 @@ class Client:
 
     def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """One request with retries for ambiguous failures; a revocation wipes the device."""
+        started = time.perf_counter()
+        try:
+            return self._request(method, path, **kwargs)
+        except DeviceRevoked:
+            self.wipe()
+            raise
+        finally:
+            self.network_wait_s += time.perf_counter() - started
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One request with retries for ambiguous failures (touches no replica: any thread)."""
         delay = self.retry.first_delay_s
         for attempt in range(1, self.retry.attempts + 1):
             try:
                 return self.transport.request(method, path, **kwargs)
-            except DeviceRevoked:
-                self.wipe()
-                raise
             except LinkDown:
                 if attempt == self.retry.attempts:
                     raise

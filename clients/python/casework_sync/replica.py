@@ -6,6 +6,12 @@ cannot be moved to another row unnoticed. Rows are found by an HMAC of the
 reference, never the reference itself. What stays in the clear is
 bookkeeping: device sequence numbers, mutation ids (random UUIDs), result
 statuses and counts.
+
+The checkpoint (count and XOR of SHA-256 of ``"<reference>:<version>"`` over
+the server's cases) is kept up to date as rows change: each server row holds
+its own digest, sealed, in ``pair``, and the running total is sealed in
+``meta`` with the transaction that changed it. Verifying after a pull costs
+nothing; a mismatch recounts from every case before anything else is trusted.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import sqlite3
 import uuid
 from collections.abc import Iterator
@@ -22,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from casework_sync.changes import (
     Case,
@@ -30,11 +38,24 @@ from casework_sync.changes import (
     fold_into_intake,
     fold_update,
 )
-from casework_sync.vault import open_sealed, seal, shred
+from casework_sync.vault import NONCE_BYTES, shred
 
 REPLICA_FILE = "replica.db"
 FINAL_STATUSES = frozenset({"applied", "duplicate", "conflict", "rejected"})
 ATTENTION_STATUSES = frozenset({"conflict", "rejected"})
+#: Row ids looked up in one statement (well under SQLite's bound on parameters).
+_LOOKUP_CHUNK = 500
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
+_UPSERT_CASE = (
+    "INSERT INTO cases(row_id, is_server, gen, blob, pair) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT(row_id) DO UPDATE SET is_server = excluded.is_server, "
+    "gen = excluded.gen, blob = excluded.blob, pair = excluded.pair"
+)
+_UPSERT_CASE_KEEP_GEN = (
+    "INSERT INTO cases(row_id, is_server, blob, pair) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT(row_id) DO UPDATE SET is_server = excluded.is_server, "
+    "blob = excluded.blob, pair = excluded.pair"
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -42,7 +63,8 @@ CREATE TABLE IF NOT EXISTS cases (
     row_id TEXT PRIMARY KEY,
     is_server INTEGER NOT NULL,
     gen INTEGER NOT NULL DEFAULT 0,
-    blob BLOB NOT NULL
+    blob BLOB NOT NULL,
+    pair BLOB
 );
 CREATE TABLE IF NOT EXISTS aliases (alias TEXT PRIMARY KEY, row_id TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS outbox (
@@ -83,29 +105,46 @@ class Replica:
 
     def __init__(self, path: Path, key: bytes) -> None:
         self.path = path
-        self._key = key
+        self._aead = AESGCM(key)
         self._index_key = hmac.new(key, b"row ids", hashlib.sha256).digest()
+        #: The checkpoint's running (count, xor) while a transaction changes it.
+        self._sums: tuple[int, int] | None = None
+        self._sums_dirty = False
         self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
         self.db.execute("PRAGMA journal_mode=WAL")
+        # FULL: every commit (a local edit, a result, a pulled page with its cursor)
+        # is on disk before the next request; it costs one fsync per transaction.
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.execute("PRAGMA secure_delete=ON")
+        # SQLite's default page cache (2 MiB): memory stays flat in the number of cases.
+        self.db.execute("PRAGMA temp_store=MEMORY")
         self.db.executescript(_SCHEMA)
         self._check_key()
+        self._upgrade()
 
     # -- sealing -------------------------------------------------------------
 
-    def _seal(self, table: str, row: str, value: Any) -> bytes:
-        data = json.dumps(value, separators=(",", ":"), default=str).encode("utf-8")
-        return seal(self._key, data, f"{table}:{row}".encode())
+    def _seal_bytes(self, table: str, row: str, data: bytes) -> bytes:
+        """AES-256-GCM, fresh nonce, ``table:row`` as associated data (nonce || ciphertext)."""
+        nonce = os.urandom(NONCE_BYTES)
+        return nonce + self._aead.encrypt(nonce, data, f"{table}:{row}".encode())
 
-    def _open(self, table: str, row: str, blob: bytes) -> Any:
+    def _open_bytes(self, table: str, row: str, blob: bytes) -> bytes:
         try:
-            return json.loads(open_sealed(self._key, blob, f"{table}:{row}".encode()))
+            return self._aead.decrypt(
+                blob[:NONCE_BYTES], blob[NONCE_BYTES:], f"{table}:{row}".encode()
+            )
         except InvalidTag:
             raise ReplicaError(f"A {table} row does not open with this device's key.") from None
 
+    def _seal(self, table: str, row: str, value: Any) -> bytes:
+        return self._seal_bytes(table, row, _ENCODER.encode(value).encode("utf-8"))
+
+    def _open(self, table: str, row: str, blob: bytes) -> Any:
+        return json.loads(self._open_bytes(table, row, blob))
+
     def row_id(self, key: str) -> str:
-        return hmac.new(self._index_key, key.encode("utf-8"), hashlib.sha256).hexdigest()
+        return hmac.digest(self._index_key, key.encode("utf-8"), "sha256").hex()
 
     def _check_key(self) -> None:
         row = self.db.execute("SELECT value FROM meta WHERE name = 'check'").fetchone()
@@ -119,11 +158,17 @@ class Replica:
     def transaction(self) -> Iterator[None]:
         """One local transaction (BEGIN IMMEDIATE): all of it lands, or none of it."""
         self.db.execute("BEGIN IMMEDIATE")
+        self._sums, self._sums_dirty = None, False  # read afresh: another process may write
         try:
             yield
+            if self._sums_dirty and self._sums is not None:
+                count, total = self._sums
+                self._put_meta("checkpoint_sums", {"count": count, "xor": f"{total:064x}"})
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
+        finally:
+            self._sums, self._sums_dirty = None, False
         self.db.execute("COMMIT")
 
     def close(self) -> None:
@@ -163,21 +208,85 @@ class Replica:
         return None if row is None else self._open("cases", row_id, row[0])
 
     def _store(self, row_id: str, record: dict[str, Any], gen: int | None = None) -> None:
-        is_server = 1 if record.get("reference") and record.get("base") is not None else 0
+        """Write one case row (in a transaction), keeping the checkpoint's sums in step."""
+        row = self.db.execute("SELECT pair FROM cases WHERE row_id = ?", (row_id,)).fetchone()
+        digest = _pair_digest(record)
+        self._adjust_sums(row_id, row[0] if row else None, digest)
+        is_server = 0 if digest is None else 1
+        pair = None if digest is None else self._seal_bytes("pairs", row_id, digest)
+        blob = self._seal("cases", row_id, record)
         if gen is None:
-            self.db.execute(
-                "INSERT INTO cases(row_id, is_server, blob) VALUES (?, ?, ?) "
-                "ON CONFLICT(row_id) DO UPDATE SET is_server = excluded.is_server, "
-                "blob = excluded.blob",
-                (row_id, is_server, self._seal("cases", row_id, record)),
-            )
+            self.db.execute(_UPSERT_CASE_KEEP_GEN, (row_id, is_server, blob, pair))
         else:
-            self.db.execute(
-                "INSERT INTO cases(row_id, is_server, gen, blob) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT(row_id) DO UPDATE SET is_server = excluded.is_server, "
-                "gen = excluded.gen, blob = excluded.blob",
-                (row_id, is_server, gen, self._seal("cases", row_id, record)),
-            )
+            self.db.execute(_UPSERT_CASE, (row_id, is_server, gen, blob, pair))
+
+    def _delete_case(self, row_id: str) -> None:
+        """Remove one case row (in a transaction), taking it out of the checkpoint's sums."""
+        row = self.db.execute("SELECT pair FROM cases WHERE row_id = ?", (row_id,)).fetchone()
+        if row is not None:
+            self._adjust_sums(row_id, row[0], None)
+            self.db.execute("DELETE FROM cases WHERE row_id = ?", (row_id,))
+
+    # -- the checkpoint ------------------------------------------------------
+
+    def _load_sums(self) -> tuple[int, int]:
+        """The running sums (kept in memory only for the length of a transaction)."""
+        if self._sums is not None:
+            return self._sums
+        stored = self.get_meta("checkpoint_sums")
+        sums = (int(stored["count"]), int(stored["xor"], 16))
+        if self.db.in_transaction:
+            self._sums = sums
+        return sums
+
+    def _adjust_sums(self, row_id: str, old_pair: bytes | None, new: bytes | None) -> None:
+        """Take a row's old digest out of the running sums and put its new one in."""
+        if not self.db.in_transaction:
+            raise ReplicaError("Case rows change only inside a transaction.")
+        old = None if old_pair is None else self._open_bytes("pairs", row_id, old_pair)
+        if old == new:
+            return
+        count, total = self._load_sums()
+        if old is not None:
+            count, total = count - 1, total ^ int.from_bytes(old, "big")
+        if new is not None:
+            count, total = count + 1, total ^ int.from_bytes(new, "big")
+        self._sums, self._sums_dirty = (count, total), True
+
+    def checkpoint(self) -> tuple[int, str]:
+        """(count, checksum) of the server's cases held here, from the running sums."""
+        count, total = self._load_sums()
+        return count, f"{total:064x}"
+
+    def recount(self) -> tuple[int, str]:
+        """The checkpoint counted again from every case (and the running sums set to it).
+
+        Only a defect could make the running sums drift from the rows; this is
+        what a mismatch falls back on before the replica is pulled again.
+        """
+        fixes: list[tuple[int, bytes | None, str]] = []
+        count = total = 0
+        with self.transaction():
+            cursor = self.db.execute("SELECT row_id, is_server, blob, pair FROM cases")
+            for row_id, is_server, blob, pair in cursor:  # one row in memory at a time
+                digest = _pair_digest(self._open("cases", row_id, blob))
+                if digest is not None:
+                    count, total = count + 1, total ^ int.from_bytes(digest, "big")
+                stored = None if pair is None else self._open_bytes("pairs", row_id, pair)
+                if stored != digest or is_server != (digest is not None):
+                    sealed = None if digest is None else self._seal_bytes("pairs", row_id, digest)
+                    fixes.append((0 if digest is None else 1, sealed, row_id))
+            self.db.executemany("UPDATE cases SET is_server = ?, pair = ? WHERE row_id = ?", fixes)
+            self._sums, self._sums_dirty = (count, total), True
+        return count, f"{total:064x}"
+
+    def _upgrade(self) -> None:
+        """Give a replica written before the running checkpoint its ``pair`` column and sums."""
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(cases)")}
+        if "pair" not in columns:
+            self.db.execute("ALTER TABLE cases ADD COLUMN pair BLOB")
+        if self.get_meta("checkpoint_sums") is None:
+            self.recount()
 
     def record(self, key: str) -> dict[str, Any]:
         """The stored record of a case: ``reference``, ``base`` (server's), ``local``, ``refs``."""
@@ -229,6 +338,12 @@ class Replica:
 
     def create_case(self, intake: dict[str, Any], office: str | None) -> tuple[str, Case]:
         """Record a new case and its ``create`` mutation in one transaction; returns its id."""
+        with self.transaction():
+            client_ref, local, _ = self._create(intake, office)
+        return client_ref, local
+
+    def _create(self, intake: dict[str, Any], office: str | None) -> tuple[str, Case, str]:
+        """The new case and its mutation (in a transaction): offline id, view, mutation id."""
         body = dict(intake)
         body.setdefault("client_ref", str(uuid.uuid4()))
         body["members"] = [
@@ -237,62 +352,70 @@ class Replica:
         ]
         client_ref = str(body["client_ref"])
         local = case_from_intake(body, office)
-        with self.transaction():
-            row_id = self.row_id(client_ref)
-            record = {"reference": None, "client_ref": client_ref, "base": None, "local": local}
-            record["refs"] = {}
-            self._store(row_id, record)
-            self._enqueue(
-                row_id, {"mutation_id": str(uuid.uuid4()), "op": "create", "changes": body}
-            )
-        return client_ref, local
+        row_id = self.row_id(client_ref)
+        if self._resolve(client_ref) is not None:
+            raise ReplicaError("A case with this offline id is already in the replica.")
+        record = {"reference": None, "client_ref": client_ref, "base": None, "local": local}
+        record["refs"] = {}
+        self._store(row_id, record)
+        mutation_id = str(uuid.uuid4())
+        self._enqueue(row_id, {"mutation_id": mutation_id, "op": "create", "changes": body})
+        return client_ref, local, mutation_id
 
     def update_case(self, key: str, changes: dict[str, Any]) -> Case:
         """Apply an edit locally and queue its ``update`` mutation, in one transaction."""
         with self.transaction():
-            row_id = self._resolve(key)
-            record = None if row_id is None else self._load(row_id)
-            if record is None or row_id is None:
-                raise UnknownCase(key)
-            members = changes.get("members") or {}
-            changes = dict(changes)
-            if members.get("add"):
-                changes["members"] = dict(
-                    members,
-                    add=[
-                        dict(m, client_ref=m.get("client_ref") or str(uuid.uuid4()))
-                        for m in members["add"]
-                    ],
-                )
-            current = record["local"] if record.get("local") is not None else record["base"]
-            record["local"] = apply_update(current, changes, record.get("refs", {}))
-            self._store(row_id, record)
-            if not self._fold_into_unsent(row_id, changes):
-                base_version = record["base"]["version"] if record.get("base") else 1
-                mutation = {
-                    "mutation_id": str(uuid.uuid4()),
-                    "op": "update",
-                    "reference": record.get("reference") or record["client_ref"],
-                    "base_version": base_version,
-                    "changes": changes,
-                }
-                self._enqueue(row_id, mutation)
-        return record["local"]
+            local, _ = self._update(key, changes)
+        return local
 
-    def _fold_into_unsent(self, row_id: str, changes: dict[str, Any]) -> bool:
+    def _update(self, key: str, changes: dict[str, Any]) -> tuple[Case, str]:
+        """The edit and its mutation (in a transaction): the local view and the mutation id."""
+        row_id = self._resolve(key)
+        record = None if row_id is None else self._load(row_id)
+        if record is None or row_id is None:
+            raise UnknownCase(key)
+        members = changes.get("members") or {}
+        changes = dict(changes)
+        if members.get("add"):
+            changes["members"] = dict(
+                members,
+                add=[
+                    dict(m, client_ref=m.get("client_ref") or str(uuid.uuid4()))
+                    for m in members["add"]
+                ],
+            )
+        current = record["local"] if record.get("local") is not None else record["base"]
+        record["local"] = apply_update(current, changes, record.get("refs", {}))
+        self._store(row_id, record)
+        mutation_id = self._fold_into_unsent(row_id, changes)
+        if mutation_id is None:
+            base_version = record["base"]["version"] if record.get("base") else 1
+            mutation_id = str(uuid.uuid4())
+            mutation = {
+                "mutation_id": mutation_id,
+                "op": "update",
+                "reference": record.get("reference") or record["client_ref"],
+                "base_version": base_version,
+                "changes": changes,
+            }
+            self._enqueue(row_id, mutation)
+        return record["local"], mutation_id
+
+    def _fold_into_unsent(self, row_id: str, changes: dict[str, Any]) -> str | None:
         """Fold an edit into the case's last mutation if it was never sent (same transaction).
 
         Once a mutation may have reached the server its body never changes:
-        a resend must be byte-for-byte the same mutation.
+        a resend must be byte-for-byte the same mutation. Returns the id of the
+        mutation folded into, or None when there is none.
         """
         row = self.db.execute(
-            "SELECT device_seq, is_sent, blob FROM outbox WHERE case_row = ? "
+            "SELECT device_seq, is_sent, blob, mutation_id FROM outbox WHERE case_row = ? "
             "ORDER BY device_seq DESC LIMIT 1",
             (row_id,),
         ).fetchone()
         if row is None or row[1]:
-            return False
-        seq, _, blob = row
+            return None
+        seq, _, blob, mutation_id = row
         mutation = self._open("outbox", str(seq), blob)
         if mutation["op"] == "create":
             mutation["changes"] = fold_into_intake(mutation["changes"], changes)
@@ -302,7 +425,7 @@ class Replica:
             "UPDATE outbox SET blob = ? WHERE device_seq = ?",
             (self._seal("outbox", str(seq), mutation), seq),
         )
-        return True
+        return str(mutation_id)
 
     def mark_sent(self, mutations: list[PendingMutation]) -> None:
         """Record, before sending, that these may reach the server: they are frozen from now."""
@@ -376,7 +499,7 @@ class Replica:
             record.setdefault("refs", {}).update(result.get("refs") or {})
             new_row = self.row_id(reference)
             if new_row != row_id:
-                self.db.execute("DELETE FROM cases WHERE row_id = ?", (row_id,))
+                self._delete_case(row_id)
                 self.db.execute(
                     "INSERT OR REPLACE INTO aliases(alias, row_id) VALUES (?, ?)", (row_id, new_row)
                 )
@@ -389,7 +512,7 @@ class Replica:
                 row_id = new_row
         elif mutation["op"] == "create" and result["status"] == "rejected":
             # The intake body and its errors stay in the result store (needs attention).
-            self.db.execute("DELETE FROM cases WHERE row_id = ?", (row_id,))
+            self._delete_case(row_id)
             return
         if result["status"] == "applied":
             self._advance_base(record, mutation, result)
@@ -449,42 +572,141 @@ class Replica:
             )
         return cursor.rowcount > 0
 
+    def stored_result(self, mutation_id: str) -> dict[str, Any] | None:
+        """``{"result", "mutation"}`` (and ``resent_as`` once resent) of a settled mutation."""
+        row = self.db.execute(
+            "SELECT blob FROM results WHERE mutation_id = ?", (mutation_id,)
+        ).fetchone()
+        return None if row is None else self._open("results", mutation_id, row[0])
+
+    def resend(self, mutation_id: str, changes: dict[str, Any], office: str | None) -> str:
+        """Queue a corrected copy of a rejected mutation; returns the id it goes out under.
+
+        In one transaction: the case is changed (or, for a rejected new case,
+        recorded again under the same offline id) and queued like any offline
+        edit, and the rejection leaves needs-attention, keeping its body and
+        errors and noting the new mutation. A new id: the server keeps its
+        answer to the old one forever.
+        """
+        with self.transaction():
+            stored = self.stored_result(mutation_id)
+            if stored is None or stored["result"].get("status") != "rejected":
+                raise ReplicaError("Only a rejected mutation can be sent again.")
+            if stored.get("resent_as"):
+                raise ReplicaError(f"Already sent again as {stored['resent_as']}.")
+            mutation = stored["mutation"]
+            if mutation["op"] == "create":
+                intake = dict(changes, client_ref=mutation["changes"]["client_ref"])
+                _, _, new_id = self._create(intake, office)
+            else:
+                _, new_id = self._update(str(mutation["reference"]), changes)
+            stored["resent_as"] = new_id
+            self.db.execute(
+                "UPDATE results SET needs_attention = 0, blob = ? WHERE mutation_id = ?",
+                (self._seal("results", mutation_id, stored), mutation_id),
+            )
+        return new_id
+
     # -- pulled changes ------------------------------------------------------
 
     def apply_page(self, changes: list[dict[str, Any]], gen: int) -> None:
-        """Merge one page of the feed (call in the page's transaction)."""
-        has_pending = self.pending_count() > 0
-        for change in changes:
-            self.apply_change(change, gen, has_pending=has_pending)
+        """Merge one page of the feed (call in the page's transaction); pending edits stay on top.
 
-    def apply_change(self, change: dict[str, Any], gen: int, *, has_pending: bool = True) -> None:
-        """Merge one feed entry (call in a transaction); pending edits stay on top."""
-        reference = change["reference"]
-        row_id = self.row_id(reference)
-        row = self.db.execute("SELECT blob FROM cases WHERE row_id = ?", (row_id,)).fetchone()
-        if row is None:
-            alias = self.db.execute(
-                "SELECT row_id FROM aliases WHERE alias = ?", (row_id,)
-            ).fetchone()
-            row_id = alias[0] if alias else row_id
-            record = self._load(row_id) if alias else None
-        else:
-            record = self._open("cases", row_id, row[0])
-        if change["op"] == "upsert":
-            if record is None:
-                record = {"reference": reference, "client_ref": None, "refs": {}, "local": None}
-            record["reference"] = reference
-            record["base"] = change["case"]
-            if has_pending:
-                self._overlay(row_id, record)
-            else:
+        The page's rows are read in a few statements, merged in memory in feed
+        order (a case may appear more than once), and written with one
+        ``executemany``: the same result as merging entry by entry.
+        """
+        if not changes:
+            return
+        ids = {change["reference"]: self.row_id(change["reference"]) for change in changes}
+        stored = self._rows(set(ids.values()))
+        aliases = self._aliases([row_id for row_id in set(ids.values()) if row_id not in stored])
+        stored.update(self._rows({t for t in aliases.values() if t not in stored}))
+        pending = {row[0] for row in self.db.execute("SELECT DISTINCT case_row FROM outbox")}
+        merged: dict[str, dict[str, Any] | None] = {}  # row id -> record; None: deleted
+        removed: set[str] = set()
+
+        def current(row_id: str) -> dict[str, Any] | None:
+            if row_id in merged:
+                return merged[row_id]
+            if row_id in stored:
+                merged[row_id] = self._open("cases", row_id, stored[row_id][0])
+                return merged[row_id]
+            return None
+
+        for change in changes:
+            reference = change["reference"]
+            row_id = ids[reference]
+            record = current(row_id)
+            if record is None and row_id in aliases:
+                row_id = aliases[row_id]
+                record = current(row_id)
+            if change["op"] == "upsert":
+                if record is None:
+                    record = {"reference": reference, "client_ref": None, "refs": {}}
+                record["reference"] = reference
+                record["base"] = change["case"]
                 record["local"] = None
-            self._store(row_id, record, gen)
-        elif record is not None:
-            # delete or evict: the case is gone from this office. Pending edits stay
-            # in the outbox; the server answers them ``rejected`` (gone/evicted).
-            self.db.execute("DELETE FROM cases WHERE row_id = ?", (row_id,))
-            self.db.execute("DELETE FROM aliases WHERE row_id = ?", (row_id,))
+                if row_id in pending:
+                    self._overlay(row_id, record)
+                merged[row_id] = record
+            elif record is not None:
+                # delete or evict: the case is gone from this office. Pending edits stay
+                # in the outbox; the server answers them ``rejected`` (gone/evicted).
+                merged[row_id] = None
+                removed.add(row_id)
+                aliases = {alias: t for alias, t in aliases.items() if t != row_id}
+        self._write_merged(merged, stored, removed, gen)
+
+    def apply_change(self, change: dict[str, Any], gen: int) -> None:
+        """Merge one feed entry (call in a transaction)."""
+        self.apply_page([change], gen)
+
+    def _rows(self, row_ids: set[str]) -> dict[str, tuple[bytes, bytes | None]]:
+        """row id -> (blob, pair) of the rows among ``row_ids`` that exist."""
+        found: dict[str, tuple[bytes, bytes | None]] = {}
+        wanted = list(row_ids)
+        for start in range(0, len(wanted), _LOOKUP_CHUNK):
+            chunk = wanted[start : start + _LOOKUP_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            query = f"SELECT row_id, blob, pair FROM cases WHERE row_id IN ({marks})"  # noqa: S608
+            for row_id, blob, pair in self.db.execute(query, chunk):
+                found[row_id] = (blob, pair)
+        return found
+
+    def _aliases(self, row_ids: list[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for start in range(0, len(row_ids), _LOOKUP_CHUNK):
+            chunk = row_ids[start : start + _LOOKUP_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            query = f"SELECT alias, row_id FROM aliases WHERE alias IN ({marks})"  # noqa: S608
+            found.update(self.db.execute(query, chunk))
+        return found
+
+    def _write_merged(
+        self,
+        merged: dict[str, dict[str, Any] | None],
+        stored: dict[str, tuple[bytes, bytes | None]],
+        removed: set[str],
+        gen: int,
+    ) -> None:
+        upserts: list[tuple[str, int, int, bytes, bytes | None]] = []
+        deletes: list[tuple[str]] = []
+        for row_id, record in merged.items():
+            old_pair = stored[row_id][1] if row_id in stored else None
+            if record is None:
+                if row_id in stored:
+                    self._adjust_sums(row_id, old_pair, None)
+                    deletes.append((row_id,))
+                continue
+            digest = _pair_digest(record)
+            self._adjust_sums(row_id, old_pair, digest)
+            pair = None if digest is None else self._seal_bytes("pairs", row_id, digest)
+            blob = self._seal("cases", row_id, record)
+            upserts.append((row_id, 0 if digest is None else 1, gen, blob, pair))
+        self.db.executemany("DELETE FROM cases WHERE row_id = ?", deletes)
+        self.db.executemany("DELETE FROM aliases WHERE row_id = ?", [(r,) for r in removed])
+        self.db.executemany(_UPSERT_CASE, upserts)
 
     def sweep_before(self, gen: int) -> int:
         """After a clean pull: drop server cases the snapshot no longer holds."""
@@ -494,7 +716,7 @@ class Replica:
             (gen,),
         ).fetchall()
         for (row_id,) in rows:
-            self.db.execute("DELETE FROM cases WHERE row_id = ?", (row_id,))
+            self._delete_case(row_id)
             self.db.execute("DELETE FROM aliases WHERE row_id = ?", (row_id,))
         return len(rows)
 
@@ -513,6 +735,14 @@ class Replica:
     def conflicts(self) -> list[dict[str, Any]]:
         rows = self.db.execute("SELECT conflict_id, blob FROM conflicts ORDER BY conflict_id")
         return [self._open("conflicts", cid, blob) for cid, blob in rows]
+
+
+def _pair_digest(record: dict[str, Any]) -> bytes | None:
+    """SHA-256 of ``"<reference>:<version>"`` for a case as the server sent it, else None."""
+    if not record.get("reference") or record.get("base") is None:
+        return None
+    text = f"{record['reference']}:{int(record['base']['version'])}"
+    return hashlib.sha256(text.encode()).digest()
 
 
 def wipe(home: Path) -> None:

@@ -86,7 +86,13 @@ class Transport:
         self.server = server.rstrip("/")
         self.signer = signer
         self.token: str | None = None
-        self.http = http or httpx.Client(timeout=timeout, trust_env=False)
+        # One kept-alive HTTP/1.1 connection: requests go one at a time (a page
+        # fetched ahead is the only one in flight); gzip is accepted and decoded.
+        self.http = http or httpx.Client(
+            timeout=timeout,
+            trust_env=False,
+            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+        )
 
     def close(self) -> None:
         self.http.close()

@@ -65,20 +65,34 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write then rename, fsynced, so a crash leaves the old file or the new one."""
-    temporary = path.with_name(path.name + ".tmp")
+def staged_path(path: Path) -> Path:
+    return path.with_name(path.name + ".tmp")
+
+
+def stage(path: Path, data: bytes) -> Path:
+    """Write ``data`` beside ``path``, fsynced; nothing reads it until :func:`install`."""
+    temporary = staged_path(path)
     with open(temporary, "wb") as handle:
+        os.fchmod(handle.fileno(), 0o600)
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
-    os.chmod(temporary, 0o600)
+    return temporary
+
+
+def install(temporary: Path, path: Path) -> None:
+    """Rename the staged file over ``path`` and fsync the folder: one atomic step."""
     os.replace(temporary, path)
     directory = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(directory)
     finally:
         os.close(directory)
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write then rename, fsynced, so a crash leaves the old file or the new one."""
+    install(stage(path, data), path)
 
 
 class Vault:
@@ -124,22 +138,51 @@ class Vault:
             plaintext = open_sealed(kek, sealed, _AAD)
         except InvalidTag:
             raise WrongPassphrase("Wrong passphrase.") from None
+        # A key file staged by a passphrase change that never got renamed into place:
+        # the change did not happen, this (old) file is the one that counts.
+        shred(staged_path(path))
         return cls(path, kek, salt, cost, json.loads(plaintext))
 
-    def save(self) -> None:
+    def _document(self, kek: bytes, salt: bytes, cost: KdfCost) -> bytes:
         document = {
             "format": FORMAT,
             "kdf": {
                 "name": "scrypt",
-                "salt": _b64(self._salt),
-                "log2_n": self._cost.log2_n,
-                "r": self._cost.r,
-                "p": self._cost.p,
+                "salt": _b64(salt),
+                "log2_n": cost.log2_n,
+                "r": cost.r,
+                "p": cost.p,
             },
-            "sealed": _b64(seal(self._kek, json.dumps(self.data).encode("utf-8"), _AAD)),
+            "sealed": _b64(seal(kek, json.dumps(self.data).encode("utf-8"), _AAD)),
         }
+        return json.dumps(document).encode("ascii")
+
+    def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        write_atomically(self.path, json.dumps(document).encode("ascii"))
+        write_atomically(self.path, self._document(self._kek, self._salt, self._cost))
+
+    def stage_passphrase(
+        self, passphrase: str, cost: KdfCost | None = None
+    ) -> tuple[Path, bytes, bytes, KdfCost]:
+        """First half of :meth:`change_passphrase`: the new key file, written but not in place."""
+        if not passphrase:
+            raise VaultError("The passphrase must not be empty.")
+        cost = cost or self._cost
+        salt = secrets.token_bytes(16)
+        kek = _derive(passphrase, salt, cost)
+        return stage(self.path, self._document(kek, salt, cost)), kek, salt, cost
+
+    def change_passphrase(self, passphrase: str, cost: KdfCost | None = None) -> None:
+        """Re-seal everything (device key, replica key, token) under a new passphrase.
+
+        The new key file is written and fsynced beside the old one, then
+        renamed over it: a crash at any point leaves a file that the old
+        passphrase opens, or one that the new one opens, never neither. The
+        replica key itself does not change, so the replica is not rewritten.
+        """
+        staged, kek, salt, cost = self.stage_passphrase(passphrase, cost)
+        install(staged, self.path)
+        self._kek, self._salt, self._cost = kek, salt, cost
 
 
 def shred(path: Path) -> None:

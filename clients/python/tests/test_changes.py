@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from casework_sync.changes import apply_update, parse_assignment, update_body
+from casework_sync.changes import apply_update, corrected, parse_assignment, update_body
 
 
 def test_assignments_become_one_update_body() -> None:
@@ -64,3 +64,55 @@ def test_specific_needs_replace_the_list(needs: list[str]) -> None:
         "specific_needs": needs,
         "members": [],
     }
+
+
+def test_a_rejected_body_is_corrected_by_set_and_drop() -> None:
+    update = {
+        "op": "update",
+        "changes": {
+            "specific_needs": ["BAD"],
+            "members": {
+                "change": [{"id": "m1", "phone": "x", "sex": "zz"}],
+                "add": [{"client_ref": "c9", "sex": "male", "full_name": "K"}],
+            },
+        },
+    }
+    fixed = corrected(
+        update,
+        [parse_assignment("members.m1.sex=female")],
+        [["specific_needs"], ["members", "m1", "phone"], ["members", "c9"]],
+    )
+    assert fixed == {"members": {"change": [{"id": "m1", "sex": "female"}]}}
+    assert update["changes"]["specific_needs"] == ["BAD"]  # the stored body is left as it was
+    with pytest.raises(ValueError, match="nothing left"):
+        corrected(
+            {"op": "update", "changes": {"specific_needs": ["BAD"]}}, [], [["specific_needs"]]
+        )
+    with pytest.raises(ValueError, match="no member"):
+        corrected(update, [], [["members", "m7"]])
+
+
+def test_an_intake_names_members_by_position_or_offline_ref() -> None:
+    create = {
+        "op": "create",
+        "changes": {
+            "client_ref": "case-1",
+            "members": [
+                {"client_ref": "a", "sex": "zz", "full_name": "A"},
+                {"client_ref": "b", "sex": "male", "full_name": "B", "phone": "1"},
+            ],
+        },
+    }
+    fixed = corrected(
+        create,
+        [parse_assignment("members.0.sex=female"), parse_assignment("specific_needs=ER")],
+        [["members", "b", "phone"]],
+    )
+    assert fixed["members"] == [
+        {"client_ref": "a", "sex": "female", "full_name": "A"},
+        {"client_ref": "b", "sex": "male", "full_name": "B"},
+    ]
+    assert fixed["specific_needs"] == ["ER"]
+    assert corrected(create, [], [["members", "1"]])["members"][0]["client_ref"] == "a"
+    with pytest.raises(ValueError, match="no member"):
+        corrected(create, [parse_assignment("members.7.sex=female")], [])

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from sync_harness import PASSPHRASE, SyncServer, intake, new_device, server_has_sync
 
-from casework_sync import DeviceRevoked
+from casework_sync import Client, DeviceRevoked
 from casework_sync.replica import REPLICA_FILE
 from casework_sync.vault import KEY_FILE
 
@@ -337,3 +337,43 @@ def test_a_cursor_the_server_refuses_starts_a_clean_pull(
         assert b.case(pending)["reference"]  # the outbox went out first, nothing lost
         server_pairs = server.in_app("case_versions", office=server.office)
         assert dict(b.replica.server_pairs()) == server_pairs
+
+
+def test_rejected_changes_are_fixed_from_the_command_and_then_applied(
+    server: SyncServer, tmp_path: Path
+) -> None:
+    home = tmp_path / "fix"
+    with new_device(server, home, server.take()) as device:
+        bad_case = device.new_case(intake("Fix Me Person", sex="zz"))
+        good_case = device.new_case(intake("Fine Person"))
+        assert device.sync().pushed == {"rejected": 1, "applied": 1}
+        reference = device.case(good_case)["reference"]
+        device.edit_case(reference, {"specific_needs": ["NOT-A-CODE"]})
+        assert device.sync().pushed == {"rejected": 1}
+        created, edited = device.status().needs_attention
+        assert created["reference"] == f"local:{bad_case}"
+        assert edited["reference"] == reference
+    for rejected, fix in ((created, "members.0.sex=female"), (edited, "specific_needs=SM-MI")):
+        resent = _cli(
+            home,
+            "--passphrase-fd",
+            "{0}",
+            "resend",
+            rejected["mutation_id"],
+            "--set",
+            fix,
+            secrets=(PASSPHRASE,),
+        )
+        assert resent.returncode == 0, resent.stdout + resent.stderr
+    synced = _cli(home, "--passphrase-fd", "{0}", "sync", secrets=(PASSPHRASE,))
+    assert synced.returncode == 0, synced.stdout + synced.stderr
+    assert "Pushed: 2 applied" in synced.stdout
+    with Client(home, PASSPHRASE) as device:
+        assert device.case(bad_case)["reference"]
+        assert device.case(bad_case)["members"][0]["sex"] == "female"
+        assert device.case(reference)["specific_needs"] == ["SM-MI"]
+        status = device.status()
+        assert status.needs_attention == []
+        assert status.results == {"rejected": 2, "applied": 3}
+    versions = server.in_app("case_versions", office=server.office)
+    assert versions[reference] == 2

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from casework_sync.checkpoint import checkpoint
 from casework_sync.replica import REPLICA_FILE, Replica, ReplicaError, UnknownCase
 
 INTAKE = {
@@ -262,3 +263,159 @@ def test_a_row_moved_to_another_id_does_not_open(tmp_path: Path) -> None:
     raw.close()
     with pytest.raises(ReplicaError):
         list(store.iter_cases())
+
+
+def _plain_checkpoint(replica: Replica) -> tuple[int, str]:
+    return checkpoint(replica.server_pairs())
+
+
+def test_the_running_checkpoint_follows_every_kind_of_change(replica: Replica) -> None:
+    assert replica.checkpoint() == (0, "0" * 64)
+    with replica.transaction():  # one page naming a case several times, as the feed may
+        replica.apply_page(
+            [
+                _upsert("P1", 1),
+                _upsert("P2", 1),
+                _upsert("P1", 2),
+                {"seq": 4, "op": "delete", "reference": "P2"},
+                _upsert("P3", 1),
+                _upsert("P2", 3),
+            ],
+            0,
+        )
+    assert dict(replica.server_pairs()) == {"P1": 2, "P2": 3, "P3": 1}
+    assert replica.checkpoint() == _plain_checkpoint(replica)
+    client_ref, _ = replica.create_case(INTAKE, "amm-01")  # not the server's: not counted
+    replica.update_case("P1", {"specific_needs": ["a"]})
+    assert replica.checkpoint() == _plain_checkpoint(replica)
+    create, update = replica.pending()
+    replica.mark_sent([create, update])
+    with replica.transaction():
+        replica.apply_page([_upsert("NEWREF", 1)], 0)  # pulled before its create's answer
+        replica.settle(
+            create,
+            {
+                "mutation_id": create.mutation_id,
+                "status": "applied",
+                "reference": "NEWREF",
+                "version": 1,
+                "refs": {client_ref: "NEWREF"},
+            },
+        )
+        replica.settle(
+            update, {"mutation_id": update.mutation_id, "status": "applied", "version": 3}
+        )
+    assert dict(replica.server_pairs()) == {"P1": 3, "P2": 3, "P3": 1, "NEWREF": 1}
+    assert replica.checkpoint() == _plain_checkpoint(replica)
+    with replica.transaction():
+        replica.apply_page([_upsert("P3", 2)], 1)
+        replica.sweep_before(1)
+    assert dict(replica.server_pairs()) == {"P3": 2}
+    assert replica.checkpoint() == _plain_checkpoint(replica)
+
+    def killed_mid_page() -> None:
+        with replica.transaction():
+            replica.apply_page([_upsert("P9", 1), _upsert("P3", 5)], 1)
+            raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):  # a rolled-back page leaves the sums as they were
+        killed_mid_page()
+    assert replica.checkpoint() == _plain_checkpoint(replica) == checkpoint([("P3", 2)])
+    assert replica.recount() == _plain_checkpoint(replica)
+
+
+def test_a_pull_merges_under_edits_of_a_case_created_offline(replica: Replica) -> None:
+    client_ref, _ = replica.create_case(INTAKE, "amm-01")
+    [create] = replica.pending()
+    replica.mark_sent([create])
+    with replica.transaction():
+        replica.settle(
+            create,
+            {"mutation_id": create.mutation_id, "status": "applied", "reference": "R7"},
+        )
+    replica.update_case(client_ref, {"specific_needs": ["ER"]})
+    with replica.transaction():
+        replica.apply_page([_upsert("R7", 1), _upsert("R7", 2, stage="registered")], 0)
+    assert replica.case(client_ref)["specific_needs"] == ["ER"]
+    assert replica.case("R7")["stage"] == "registered"
+    assert replica.checkpoint() == _plain_checkpoint(replica) == checkpoint([("R7", 2)])
+
+
+def test_a_replica_written_before_the_running_checkpoint_is_upgraded(tmp_path: Path) -> None:
+    key = secrets.token_bytes(32)
+    store = Replica(tmp_path / REPLICA_FILE, key)
+    with store.transaction():
+        store.apply_page([_upsert("U1", 4), _upsert("U2", 1)], 0)
+    expected = store.checkpoint()
+    store.close()
+    raw = sqlite3.connect(tmp_path / REPLICA_FILE)
+    raw.execute("ALTER TABLE cases DROP COLUMN pair")
+    raw.execute("DELETE FROM meta WHERE name = 'checkpoint_sums'")
+    raw.commit()
+    raw.close()
+    reopened = Replica(tmp_path / REPLICA_FILE, key)
+    assert reopened.checkpoint() == expected == checkpoint([("U1", 4), ("U2", 1)])
+    with reopened.transaction():
+        reopened.apply_page([{"seq": 9, "op": "delete", "reference": "U1"}], 0)
+    assert reopened.checkpoint() == checkpoint([("U2", 1)])
+    reopened.close()
+
+
+def _rejected(replica: Replica, errors: dict[str, Any]) -> str:
+    [pending] = replica.pending()
+    replica.mark_sent([pending])
+    with replica.transaction():
+        replica.settle(
+            pending, {"mutation_id": pending.mutation_id, "status": "rejected", "errors": errors}
+        )
+    return pending.mutation_id
+
+
+def test_a_rejected_update_is_resent_corrected_under_a_new_id(replica: Replica) -> None:
+    with replica.transaction():
+        replica.apply_page([_upsert("REF1", 3)], 0)
+    replica.update_case("REF1", {"specific_needs": ["BAD"]})
+    rejected = _rejected(replica, {"type": "invalid", "fields": {"specific_needs": {}}})
+    assert replica.case("REF1")["specific_needs"] == []  # the server's value again
+    new_id = replica.resend(rejected, {"specific_needs": ["SM-MI"]}, "amm-01")
+    [pending] = replica.pending()
+    assert pending.mutation_id == new_id != rejected
+    assert pending.body["changes"] == {"specific_needs": ["SM-MI"]}
+    assert pending.body["base_version"] == 3
+    assert replica.case("REF1")["specific_needs"] == ["SM-MI"]
+    assert replica.results(attention_only=True) == []
+    [kept] = replica.results()  # never dropped: the rejection stays, pointing at its resend
+    assert kept["resent_as"] == new_id
+    assert kept["mutation"]["changes"] == {"specific_needs": ["BAD"]}
+    with pytest.raises(ReplicaError, match="Already sent again"):
+        replica.resend(rejected, {"specific_needs": ["ER"]}, "amm-01")
+    assert replica.pending_count() == 1
+
+
+def test_a_rejected_new_case_is_recorded_again_under_its_offline_id(replica: Replica) -> None:
+    client_ref, _ = replica.create_case(INTAKE, "amm-01")
+    rejected = _rejected(replica, {"type": "invalid", "fields": {"members": {"0": {}}}})
+    with pytest.raises(UnknownCase):
+        replica.case(client_ref)
+    [stored] = replica.results(attention_only=True)
+    fixed = dict(stored["mutation"]["changes"], specific_needs=["ER"])
+    new_id = replica.resend(rejected, fixed, "amm-01")
+    [pending] = replica.pending()
+    assert (pending.mutation_id, pending.body["op"]) == (new_id, "create")
+    assert pending.body["changes"]["client_ref"] == client_ref
+    assert replica.case(client_ref)["specific_needs"] == ["ER"]
+    assert replica.results(attention_only=True) == []
+
+
+def test_only_a_rejected_mutation_can_be_resent(replica: Replica) -> None:
+    with replica.transaction():
+        replica.apply_page([_upsert("REF1", 1)], 0)
+    replica.update_case("REF1", {"specific_needs": ["a"]})
+    [pending] = replica.pending()
+    with replica.transaction():
+        replica.settle(pending, {"mutation_id": pending.mutation_id, "status": "applied"})
+    with pytest.raises(ReplicaError):
+        replica.resend(pending.mutation_id, {"specific_needs": ["b"]}, None)
+    with pytest.raises(ReplicaError):
+        replica.resend("no-such-id", {"specific_needs": ["b"]}, None)
+    assert replica.pending_count() == 0
