@@ -265,7 +265,7 @@ def add_entries(
 @functools.lru_cache(maxsize=256)
 def _lookup_statement(
     shape: tuple[tuple[str, int], ...], office: bool, exclude_office: bool, exclude_case: bool
-) -> Select[tuple[CaseMember, str, bytes]]:
+) -> Select[CaseMember, str, bytes]:
     """The lookup's statement for one shape: which (index, root) pairs are probed and
     which filters apply; the values, office and case are bound parameters.
 
