@@ -222,12 +222,30 @@ def score_case(ours: Sequence[Person], other: Case, candidates: Iterable[CaseMem
 
 
 def people_of(case: Case) -> tuple[list[Person], set[indexes.Probe]]:
-    """Our members as :class:`Person` and the probes that look them up (years +-1)."""
-    plains = [indexes.plain_member(m) for m in case.members]
+    """Our members as :class:`Person` and the probes that look them up (years +-1);
+    decrypts the stored members (see :func:`people_from` for values in hand)."""
+    return people_from(indexes.plain_member(m) for m in case.members)
+
+
+def people_from(plains: Iterable[Mapping[str, Any]]) -> tuple[list[Person], set[indexes.Probe]]:
+    """:func:`people_of` from plain member values (API field names), e.g. the intake
+    body a case was just registered with: nothing to decrypt."""
+    people = [Person.of(plain) for plain in plains]
     probes: set[indexes.Probe] = set()
-    for plain in plains:
-        probes |= indexes.member_probes(plain, year_slack=indexes.YEAR_SLACK)
-    return [Person.of(p) for p in plains], probes
+    for person in people:
+        probes |= probes_of(person)
+    return people, probes
+
+
+def probes_of(person: Person) -> set[indexes.Probe]:
+    """The probes that look ``person`` up: what :func:`casework.cases.indexes.member_probes`
+    gives with the year slack, from the name forms the score computed already."""
+    probes = {indexes.Probe(indexes.DOCUMENT_NUMBER, (key,)) for _, key in person.documents}
+    if person.year is not None:
+        years = range(person.year - indexes.YEAR_SLACK, person.year + indexes.YEAR_SLACK + 1)
+        for forms in person.names:
+            probes |= indexes.forms_probes(forms, years)
+    return probes
 
 
 def matches(
@@ -236,11 +254,15 @@ def matches(
     *,
     office: str | None = None,
     exclude_office: str | None = None,
+    members: Sequence[Mapping[str, Any]] | None = None,
+    known: indexes.Values | None = None,
 ) -> tuple[list[Match], int]:
     """Cases scoring at least :data:`THRESHOLD` against ``case`` (best first), and how
     many candidate members were decrypted to find them. ``office``/``exclude_office``
-    as in :func:`casework.cases.indexes.lookup`."""
-    people, probes = people_of(case)
+    as in :func:`casework.cases.indexes.lookup`; ``members``: ``case``'s plain member
+    values when in hand (else they are decrypted); ``known``: index values already
+    computed for this request."""
+    people, probes = people_of(case) if members is None else people_from(members)
     candidates = indexes.lookup(
         session,
         keyring_of(session),
@@ -248,8 +270,8 @@ def matches(
         office=office,
         exclude_office=exclude_office,
         exclude_case=case.id,
+        known=known,
     )
-    indexes.prefetch_keys(session, (c.case_id for c in candidates))
     by_case: dict[uuid.UUID, list[CaseMember]] = {}
     for candidate in candidates:
         by_case.setdefault(candidate.case_id, []).append(candidate)
@@ -278,16 +300,26 @@ def queue_check(session: Session, case: Case) -> None:
     )
 
 
-def find_duplicates(session: Session, principal: Principal, case: Case) -> list[dict[str, Any]]:
+def find_duplicates(
+    session: Session,
+    principal: Principal,
+    case: Case,
+    members: Sequence[Mapping[str, Any]] | None = None,
+    known: indexes.Values | None = None,
+) -> list[dict[str, Any]]:
     """Cases of ``case``'s office (the caller's) that may hold the same people, best first.
 
     Each item: ``reference``, ``score`` (0-1), ``matched_on``. Other offices are
     not looked at here: the case is queued for :func:`scan_pending` instead, so
-    neither the answer nor its time depends on what other offices hold.
+    neither the answer nor its time depends on what other offices hold. At
+    intake, ``members`` (the body's plain member values) and ``known`` (the
+    index values computed to store them) spare decrypting and hashing again.
     """
     found: list[dict[str, Any]] = []
     if in_scope(principal, case.office_code):
-        kept, decrypted = matches(session, case, office=case.office_code)
+        kept, decrypted = matches(
+            session, case, office=case.office_code, members=members, known=known
+        )
         session.info[DECRYPTED_KEY] = decrypted
         found = [_view(m) for m in kept]
     queue_check(session, case)

@@ -44,19 +44,21 @@ entries written before a root rotation keep matching until
 
 from __future__ import annotations
 
+import functools
 import uuid
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import Select, and_, bindparam, delete, or_, select
 from sqlalchemy.orm import Session, contains_eager
 
 from casework.cases.models import BlindIndexEntry, Case, CaseMember
-from casework.cases.names import EmptyName, name_forms
+from casework.cases.names import EmptyName, NameForms, name_forms
 from casework.cases.rules import birth_year_of
 from casework.security.blind_index import BlindIndexer, normalise
+from casework.security.case_keys import SESSION_INFO_KEY as KEY_CACHE
 from casework.security.case_keys import data_key_cache
 from casework.security.envelope import WrappedKey
 from casework.security.errors import BlindIndexError
@@ -131,9 +133,15 @@ def name_probes(full_name: str, years: Iterable[int]) -> set[Probe]:
         forms = name_forms(full_name)
     except EmptyName:
         return set()
+    return forms_probes(forms, years)
+
+
+def forms_probes(forms: NameForms, years: Iterable[int]) -> set[Probe]:
+    """:func:`name_probes` of a name whose forms are already computed."""
+    tokens = " ".join(forms.tokens)
     probes: set[Probe] = set()
     for year in years:
-        probes.add(Probe(NAME_BIRTH_YEAR, (" ".join(forms.tokens), str(year))))
+        probes.add(Probe(NAME_BIRTH_YEAR, (tokens, str(year))))
         for family, given in forms.splits:
             if given:
                 probes.add(Probe(NAME_VARIANT, (family, given, str(year))))
@@ -199,6 +207,33 @@ def value_of(keyring: Keyring, probe: Probe, version: int | None = None) -> int 
         return None
 
 
+class Values:
+    """Index values of probes, each computed once: the HMACs of one intake.
+
+    An intake stores each member's keys at its birth year and then looks the
+    same keys up at that year and its neighbours; sharing one :class:`Values`
+    computes each (probe, root) HMAC once instead of twice. It holds values
+    derived from one request's personal data, so it lives for that request
+    only: never keep one in a module, a session or a cache.
+    """
+
+    __slots__ = ("_current", "_memo", "keyring")
+
+    def __init__(self, keyring: Keyring) -> None:
+        self.keyring = keyring
+        self._current = keyring.blind_index_root().version
+        self._memo: dict[tuple[Probe, int], int | None] = {}
+
+    def of(self, probe: Probe, version: int | None = None) -> int | None:
+        """:func:`value_of` ``probe`` under root ``version`` (default: the current root)."""
+        key = (probe, version or self._current)
+        try:
+            return self._memo[key]
+        except KeyError:
+            found = self._memo[key] = value_of(self.keyring, probe, key[1])
+            return found
+
+
 def write_entries(session: Session, keyring: Keyring, member: CaseMember) -> int:
     """Replace ``member``'s entries by those of its current values under the current root."""
     session.execute(delete(BlindIndexEntry).where(BlindIndexEntry.member_id == member.id))
@@ -206,11 +241,17 @@ def write_entries(session: Session, keyring: Keyring, member: CaseMember) -> int
 
 
 def add_entries(
-    session: Session, keyring: Keyring, member: CaseMember, probes: Iterable[Probe]
+    session: Session,
+    keyring: Keyring,
+    member: CaseMember,
+    probes: Iterable[Probe],
+    known: Values | None = None,
 ) -> int:
-    """Add entries for ``probes`` of a member that has none under the current root yet."""
+    """Add entries for ``probes`` of a member that has none under the current root yet;
+    ``known`` shares the HMACs with the duplicate lookup of the same intake."""
     version = keyring.blind_index_root().version
-    values = {(p.index, v) for p in probes if (v := value_of(keyring, p)) is not None}
+    known = known or Values(keyring)
+    values = {(p.index, v) for p in probes if (v := known.of(p, version)) is not None}
     rows = [
         BlindIndexEntry(
             member=member, case_id=member.case_id, name=name, root_version=version, value=value
@@ -221,6 +262,56 @@ def add_entries(
     return len(rows)
 
 
+@functools.lru_cache(maxsize=256)
+def _lookup_statement(
+    shape: tuple[tuple[str, int], ...], office: bool, exclude_office: bool, exclude_case: bool
+) -> Select[CaseMember, str, bytes]:
+    """The lookup's statement for one shape: which (index, root) pairs are probed and
+    which filters apply; the values, office and case are bound parameters.
+
+    Built once per shape, so an intake neither builds the expression nor computes its
+    cache key again (SQLAlchemy memoises both on the statement object). It holds no
+    value: ``values_<n>`` (an expanding IN list per pair), ``office``,
+    ``exclude_office`` and ``exclude_case`` are supplied at execution.
+    """
+    conditions = [
+        and_(
+            BlindIndexEntry.name == name,
+            BlindIndexEntry.root_version == version,
+            BlindIndexEntry.value.in_(bindparam(f"values_{i}", expanding=True)),
+        )
+        for i, (name, version) in enumerate(shape)
+    ]
+    # One statement. The matching entries are a materialised CTE that drives the
+    # join, so the blind-index b-tree leads whatever the planner thinks of the
+    # office's size: entries first, then their members by primary key. No ORDER BY
+    # in SQL: an index that yields the office's cases in order would tempt the
+    # planner to walk the whole office; the few candidates are sorted in Python.
+    hits = (
+        select(BlindIndexEntry.member_id)
+        .where(or_(*conditions))
+        .distinct()
+        .cte("hits")
+        .prefix_with("MATERIALIZED")
+    )
+    query = (
+        select(CaseMember, CaseKey.kek_id, CaseKey.wrapped_key)
+        .select_from(hits)
+        .join(CaseMember, CaseMember.id == hits.c.member_id)
+        .join(CaseMember.case)
+        .outerjoin(CaseKey, CaseKey.case_id == Case.id)
+        .options(contains_eager(CaseMember.case))
+        .where(Case.erased_at.is_(None))
+    )
+    if office:
+        query = query.where(Case.office_code == bindparam("office"))
+    if exclude_office:
+        query = query.where(Case.office_code != bindparam("exclude_office"))
+    if exclude_case:
+        query = query.where(Case.id != bindparam("exclude_case"))
+    return query
+
+
 def lookup(
     session: Session,
     keyring: Keyring,
@@ -229,51 +320,44 @@ def lookup(
     office: str | None = None,
     exclude_office: str | None = None,
     exclude_case: uuid.UUID | None = None,
+    known: Values | None = None,
 ) -> list[CaseMember]:
     """Members whose entries match any probe: candidates, to be confirmed by decrypting.
 
     ``office`` restricts the lookup to one office's cases in SQL, before any
     row is loaded, so a scoped search never touches another office's data;
     ``exclude_office`` keeps every office but that one (the cross-office scan).
-    Erased cases have no entries and are never returned.
+    Erased cases have no entries and are never returned. The candidates' wrapped
+    data keys come in the same statement and are primed in the session's key
+    cache (unwrapped only when a field is read). ``known``: values already
+    computed for this request (:class:`Values`).
     """
-    # One IN list per (index, root): the statement's shape stays the same from one
-    # intake to the next, so SQLAlchemy compiles it once, not per set of probes.
+    known = known or Values(keyring)
     wanted: dict[tuple[str, int], set[int]] = {}
     for probe in set(probes):
         for root in keyring.blind_index_roots:
-            value = value_of(keyring, probe, root.version)
+            value = known.of(probe, root.version)
             if value is not None:
                 wanted.setdefault((probe.index, root.version), set()).add(value)
-    conditions = [
-        and_(
-            BlindIndexEntry.name == name,
-            BlindIndexEntry.root_version == version,
-            BlindIndexEntry.value.in_(sorted(values)),
-        )
-        for (name, version), values in sorted(wanted.items())
-    ]
-    if not conditions:
+    if not wanted:
         return []
-    # Two steps, so that the blind-index b-tree drives the lookup whatever the
-    # planner thinks of the office's size: matching entries first, then their rows.
-    member_ids = set(session.scalars(select(BlindIndexEntry.member_id).where(or_(*conditions))))
-    if not member_ids:
-        return []
-    query = (
-        select(CaseMember)
-        .join(CaseMember.case)
-        .options(contains_eager(CaseMember.case))
-        .where(CaseMember.id.in_(member_ids), Case.erased_at.is_(None))
-        .order_by(Case.created_at, CaseMember.position)
+    shape = tuple(sorted(wanted))
+    query = _lookup_statement(
+        shape, office is not None, exclude_office is not None, exclude_case is not None
     )
-    if office is not None:
-        query = query.where(Case.office_code == office)
-    if exclude_office is not None:
-        query = query.where(Case.office_code != exclude_office)
-    if exclude_case is not None:
-        query = query.where(Case.id != exclude_case)
-    return list(session.scalars(query).unique())
+    parameters: dict[str, Any] = {f"values_{i}": sorted(wanted[key]) for i, key in enumerate(shape)}
+    filters = {"office": office, "exclude_office": exclude_office, "exclude_case": exclude_case}
+    parameters.update((name, value) for name, value in filters.items() if value is not None)
+    members: list[CaseMember] = []
+    wrapped: dict[uuid.UUID, WrappedKey] = {}
+    for member, kek_id, blob in session.execute(query, parameters):
+        members.append(member)
+        if blob is not None:
+            wrapped[member.case_id] = WrappedKey(kek_id, bytes(blob))
+    members.sort(key=lambda m: (m.case.created_at, m.case_id, m.position))
+    if wrapped and KEY_CACHE in session.info:  # a session without a keyring decrypts nothing
+        data_key_cache(session).prime(wrapped)
+    return members
 
 
 def recompute_all(

@@ -354,14 +354,16 @@ def intake(session: Session, principal: Principal, household: Mapping[str, Any])
     is not told about (:mod:`casework.cases.duplicates`).
     """
     office = _intake_office(session, principal, household.get("office"))
-    (case,) = _add_cases(session, office, [household])
+    known = indexes.Values(keyring_of(session))  # the HMACs stored, reused by the lookup
+    (case,) = _add_cases(session, office, [household], known)
     audit.record(
         AuditAction.CASE_CREATE,
         target=case.reference,
         fields=written_fields(household),
         session=session,
     )
-    found = duplicates.find_duplicates(session, principal, case)
+    members = [plain(m) for m in household["members"]]  # in hand: not decrypted again
+    found = duplicates.find_duplicates(session, principal, case, members, known)
     return IntakeResult(case, found)
 
 
@@ -374,7 +376,10 @@ def register(
 
 
 def _add_cases(
-    session: Session, office: str, households: Sequence[Mapping[str, Any]]
+    session: Session,
+    office: str,
+    households: Sequence[Mapping[str, Any]],
+    known: indexes.Values | None = None,
 ) -> list[Case]:
     keyring = keyring_of(session)
     references = _free_references(session, len(households))
@@ -385,7 +390,7 @@ def _add_cases(
             provision_case_key(session, case.id)
     for _case, members in built:
         for member, probes in members:
-            indexes.add_entries(session, keyring, member, probes)
+            indexes.add_entries(session, keyring, member, probes, known)
     session.flush()  # encrypts every field while the new data keys are in the cache
     return [case for case, _members in built]
 
