@@ -381,13 +381,16 @@ def _worker_context() -> multiprocessing.context.BaseContext:
     Never a fork of the web process (its threads, locks and connections would
     come along); and, unlike ``spawn``, a run does not pay for importing the
     application in every worker again: the first run starts the server, later
-    runs fork from it in milliseconds. The KEK material and the database's
-    address reach each worker through the pool's initialiser, never the server.
+    runs fork from it in milliseconds. The server also imports the calling
+    program's main module once (``__main__``): otherwise multiprocessing runs
+    that module again in every worker it starts, which cost more than a small
+    report. The KEK material and the database's address reach each worker
+    through the pool's initialiser, never the server.
     """
     if "forkserver" not in multiprocessing.get_all_start_methods():  # pragma: no cover
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["casework.reports.counting"])
+    context.set_forkserver_preload(["__main__", "casework.reports.counting"])
     return context
 
 
