@@ -35,6 +35,12 @@ SUITES: tuple[str, ...] = (
     "field_client_bench",
     "reports_bench",
 )
+SUITE_ARGS: dict[str, tuple[str, ...]] = {
+    # The issue's figure is 100,000 cases (docs/reports.md has the command); make bench
+    # runs a fifth of that so the whole run stays within its time.
+    "reports_bench": ("--cases", "20000", "--repeat", "1"),
+}
+"""Arguments a suite gets besides ``--out FILE``: sizes that fit in a ``make bench`` run."""
 BENCHMARKS_DIR = Path(__file__).resolve().parent
 SUITE_TIMEOUT_S = 900
 
@@ -84,16 +90,16 @@ def run_suites() -> dict[str, Any]:
             outcomes[name] = {"status": "skipped", "reason": "not yet available"}
             continue
         _log(f"suite {name}")
-        outcomes[name] = _run_suite(script)
+        outcomes[name] = _run_suite(script, SUITE_ARGS.get(name, ()))
     return outcomes
 
 
-def _run_suite(script: Path) -> dict[str, Any]:
+def _run_suite(script: Path, extra: tuple[str, ...] = ()) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="casework-suite-") as scratch:
         out = Path(scratch) / "out.json"
         try:
             completed = subprocess.run(
-                [sys.executable, str(script), "--out", str(out)],
+                [sys.executable, str(script), "--out", str(out), *extra],
                 cwd=REPO_ROOT,
                 stdin=subprocess.DEVNULL,
                 capture_output=True,

@@ -11,18 +11,16 @@ names of the filters used, never their values and never a count.
 
 from __future__ import annotations
 
-import itertools
 import multiprocessing
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import String, select, type_coerce
+from sqlalchemy import String, bindparam, select, type_coerce
+from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
 
 from casework import audit
@@ -44,7 +42,7 @@ from casework.reports.codes import (
     FunnelStep,
     ReportName,
 )
-from casework.reports.counting import CaseRow, CountContext
+from casework.reports.counting import CountContext
 from casework.reports.models import ReportEvent
 from casework.reports.suppression import Atom, Link, Table, tabulate, withhold
 from casework.security.keyring import Keyring
@@ -239,18 +237,6 @@ def scoped_filters(session: Session, principal: Principal, filters: Filters) -> 
 # --- counting -------------------------------------------------------------------------------
 
 
-def _month(moment: datetime | str) -> str:
-    """``YYYY-MM`` of a stored time: a datetime, or SQLite's text read without conversion."""
-    if isinstance(moment, str):
-        return moment[:7]
-    return f"{moment.year:04d}-{moment.month:02d}"
-
-
-def _id_bytes(value: uuid.UUID | str) -> bytes:
-    """A stored id as 16 bytes: a UUID (PostgreSQL) or SQLite's 32 hex digits."""
-    return value.bytes if isinstance(value, uuid.UUID) else bytes.fromhex(value)
-
-
 def _plain_rows(session: Session, query: Any, size: int = 5000) -> Iterator[tuple[Any, ...]]:
     """The rows of ``query`` (a SELECT without parameters) straight from the driver's cursor,
     in the session's transaction: no SQLAlchemy row objects for hundreds of thousands of rows."""
@@ -286,73 +272,47 @@ def _context(session: Session, reference_year: int) -> CountContext:
     return CountContext(keks, families, reference_year)
 
 
-def _case_rows(session: Session) -> Iterator[CaseRow]:
-    """Each live case with its key and its members' four counted attributes (ciphertext)."""
-    cases, members, keys = Case.__table__, CaseMember.__table__, CaseKey.__table__
-    query = (
-        select(
-            _raw(cases.c.id),
-            keys.c.kek_id,
-            keys.c.wrapped_key,
-            cases.c.office_code,
+def _slice_query(kind: str) -> Any:
+    """The SELECT of one slice of cases (ids ``lo`` to ``hi``): each live case's key and the
+    ciphertext of what ``kind`` counts (the people's four attributes, or the events), by case."""
+    cases, keys = Case.__table__, CaseKey.__table__
+    head = (_raw(cases.c.id), keys.c.kek_id, keys.c.wrapped_key, cases.c.office_code)
+    if kind == "persons":
+        members = CaseMember.__table__
+        query = select(
+            *head,
             _raw(cases.c.created_at),
             cases.c.specific_needs,
             _raw(members.c.id),
-            members.c.sex,
-            members.c.birth_year,
-            members.c.birth_registration,
-            members.c.nationality_status,
+            *(members.c[column] for column in counting.PERSON_COLUMNS),
+        ).join(members, members.c.case_id == cases.c.id)
+    else:
+        events = ReportEvent.__table__
+        query = select(*head, _raw(events.c.id), _raw(events.c.occurred_at), events.c.details).join(
+            events, events.c.case_id == cases.c.id
         )
-        .join(keys, keys.c.case_id == cases.c.id)
-        .join(members, members.c.case_id == cases.c.id)
-        .where(cases.c.erased_at.is_(None))
+    return (
+        query.join(keys, keys.c.case_id == cases.c.id)
+        .where(
+            cases.c.erased_at.is_(None),
+            cases.c.id >= bindparam("lo", type_=cases.c.id.type),
+            cases.c.id <= bindparam("hi", type_=cases.c.id.type),
+        )
         .order_by(cases.c.id)
     )
-    current: CaseRow | None = None
-    last = None
-    rows: list[tuple[Any, ...]] = []
-    for row in _plain_rows(session, query):
-        case_id, kek_id, wrapped, office, created, needs, member_id, *blobs = row
-        if case_id != last:
-            if current is not None:
-                yield current
-            last, rows = case_id, []
-            current = (_id_bytes(case_id), kek_id, wrapped, office, _month(created), needs, rows)
-        rows.append((_id_bytes(member_id), *blobs))
-    if current is not None:
-        yield current
 
 
-def _event_rows(session: Session, kind: str) -> Iterator[CaseRow]:
-    """Each live case's counted events (ciphertext), with its key."""
-    events, cases, keys = ReportEvent.__table__, Case.__table__, CaseKey.__table__
-    query = (
-        select(
-            _raw(cases.c.id),
-            keys.c.kek_id,
-            keys.c.wrapped_key,
-            cases.c.office_code,
-            _raw(events.c.id),
-            _raw(events.c.occurred_at),
-            events.c.details,
-        )
-        .join(cases, cases.c.id == events.c.case_id)
-        .join(keys, keys.c.case_id == cases.c.id)
-        .where(cases.c.erased_at.is_(None))
-        .order_by(cases.c.id)
-    )
-    current: CaseRow | None = None
-    last = None
-    rows: list[tuple[Any, ...]] = []
-    for case_id, kek_id, wrapped, office, event_id, occurred, blob in _plain_rows(session, query):
-        if case_id != last:
-            if current is not None:
-                yield current
-            last, rows = case_id, []
-            current = (_id_bytes(case_id), kek_id, wrapped, office, "", kind, rows)
-        rows.append((_id_bytes(event_id), _month(occurred), blob))
-    if current is not None:
-        yield current
+def _statement(session: Session, kind: str) -> counting.Statement:
+    compiled = _slice_query(kind).compile(dialect=session.connection().dialect)
+    order = tuple(compiled.positiontup or ()) if compiled.positional else None
+    return counting.Statement(str(compiled), order)
+
+
+def _slices(session: Session, size: int) -> list[counting.Bounds]:
+    """The live cases, by id, in slices of ``size``: what one batch reads and counts."""
+    cases = Case.__table__
+    query = select(_raw(cases.c.id)).where(cases.c.erased_at.is_(None)).order_by(cases.c.id)
+    return counting.chunks([row[0] for row in _plain_rows(session, query)], size)
 
 
 def _count_cases(session: Session) -> Counter[Atom]:
@@ -361,40 +321,51 @@ def _count_cases(session: Session) -> Counter[Atom]:
         cases.c.erased_at.is_(None)
     )
     out: Counter[Atom] = Counter()
-    for office, created, stage in session.execute(query):
-        out[(office, _month(created), (stage,))] += 1
+    for office, created, stage in _plain_rows(session, query):
+        out[(office, counting.month_of(created), (stage,))] += 1
     return out
 
 
+def _shared(url: URL) -> bool:
+    """Whether other processes can open the database: not an in-memory SQLite one."""
+    if url.get_backend_name() != "sqlite":
+        return True
+    database = url.database or ""
+    return database not in ("", ":memory:") and "mode=memory" not in str(url)
+
+
 def _count(
-    rows: Iterator[CaseRow],
+    session: Session,
     kind: str,
     ctx: CountContext,
     workers: int,
     worker_cpu: list[float] | None = None,
 ) -> dict[str, Counter[Atom]]:
-    """Count ``rows`` in batches: in this process for few, in ``workers`` processes for many.
+    """Count ``kind`` slice by slice: in this process for few, in ``workers`` processes for many.
 
-    The rows are read here while the workers decrypt, so reading and
-    decryption overlap; what comes back from a worker is counts only.
+    Each worker opens its own connection and reads its slices itself (the
+    committed rows: a report is read-only), so this process ships no
+    ciphertext; what comes back from a worker is counts only.
     """
-    batches = counting.batched(rows, BATCH_CASES)
-    head = list(itertools.islice(batches, POOL_MIN_BATCHES))
+    statement = _statement(session, kind)
+    slices = _slices(session, BATCH_CASES)
+    url = session.connection().engine.url
     totals: dict[str, Counter[Atom]] = {}
-    if workers < 2 or len(head) < POOL_MIN_BATCHES:
-        for batch in itertools.chain(head, batches):
-            _merge(totals, counting.count_batch(ctx, kind, batch))
+    if workers < 2 or len(slices) < POOL_MIN_BATCHES or not _shared(url):
+        reader = counting.Reader(ctx)
+        connection = session.connection().connection
+        for bounds in slices:
+            _merge(totals, reader.count(kind, counting.fetch(connection, statement, bounds)))
         return totals
     pool = ProcessPoolExecutor(
         max_workers=workers,
         mp_context=_worker_context(),
         initializer=counting.init_worker,
-        initargs=(ctx,),
+        initargs=(ctx, url),
     )
     with pool:
         futures = [
-            pool.submit(counting.count_in_worker, kind, batch)
-            for batch in itertools.chain(head, batches)
+            pool.submit(counting.count_in_worker, kind, statement, bounds) for bounds in slices
         ]
         for future in futures:
             counted, seconds = future.result()
@@ -410,13 +381,16 @@ def _worker_context() -> multiprocessing.context.BaseContext:
     Never a fork of the web process (its threads, locks and connections would
     come along); and, unlike ``spawn``, a run does not pay for importing the
     application in every worker again: the first run starts the server, later
-    runs fork from it in milliseconds. The KEK material reaches each worker
+    runs fork from it in milliseconds. The server also imports the calling
+    program's main module once (``__main__``): otherwise multiprocessing runs
+    that module again in every worker it starts, which cost more than a small
+    report. The KEK material and the database's address reach each worker
     through the pool's initialiser, never the server.
     """
     if "forkserver" not in multiprocessing.get_all_start_methods():  # pragma: no cover
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["casework.reports.counting"])
+    context.set_forkserver_preload(["__main__", "casework.reports.counting"])
     return context
 
 
@@ -430,15 +404,14 @@ def count_atoms(
 ) -> dict[str, Counter[Atom]]:
     """The atoms of the reports read from ``source``: people and children come together.
 
-    ``worker_cpu``, when given, receives the CPU seconds of each batch counted
+    ``worker_cpu``, when given, receives the CPU seconds of each slice counted
     in a worker process (for benchmarks).
     """
     if source == "cases":
         return {ReportName.CASES_BY_OFFICE_STAGE.value: _count_cases(session)}
     ctx = _context(session, utcnow().year)
-    if source in ("people", "children"):
-        return _count(_case_rows(session), "persons", ctx, settings.workers, worker_cpu)
-    return _count(_event_rows(session, source), source, ctx, settings.workers, worker_cpu)
+    kind = "persons" if source in ("people", "children") else source
+    return _count(session, kind, ctx, settings.workers, worker_cpu)
 
 
 # --- a run ----------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ import csv
 import io
 import itertools
 import json
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -201,25 +200,6 @@ def test_only_whole_offices_and_months(
 
 def test_an_unknown_report_is_not_found(client: FlaskClient, analyst: dict[str, str]) -> None:
     assert client.get(f"{REPORTS}/everyone", headers=analyst).status_code == 404
-
-
-def test_worker_processes_count_what_the_calling_process_counts(
-    app: Any,
-    db_session: Session,
-    population: Any,
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """The pool path (spawned workers on both cores) gives the same atoms, and logs no value."""
-    settings = service.Settings(k=K, rounding=0, workers=2)
-    with app.app_context():
-        alone = service.count_atoms(db_session, "people", settings)
-        monkeypatch.setattr(service, "BATCH_CASES", 3)
-        with caplog.at_level(logging.DEBUG):
-            pooled = service.count_atoms(db_session, "people", settings)
-    assert pooled == alone
-    assert sum(alone[ReportName.PEOPLE_BY_SEX_AGE_NEEDS.value].values()) >= 41
-    assert "stateless_determined" not in caplog.text
 
 
 def test_rounding_publishes_multiples(app: Any, db_session: Session, population: Any) -> None:
