@@ -34,6 +34,7 @@ SUITES: tuple[str, ...] = (
     "sync_bench",
     "field_client_bench",
     "reports_bench",
+    "shred_bench",
 )
 BENCHMARKS_DIR = Path(__file__).resolve().parent
 SUITE_TIMEOUT_S = 900
