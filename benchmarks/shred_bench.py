@@ -83,7 +83,7 @@ def load_keys(app: Flask, count: int) -> tuple[float, dict[uuid.UUID, bytes]]:
 def shred(app: Flask, batch_size: int) -> tuple[float, float, str]:
     """Run ``casework keys shred`` as a timer would; return wall s, its CPU s, last line."""
     environ = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k != "CASEWORK_KEYRING"},  # the run's own
         "CASEWORK_DATABASE_URL": str(get_db(app).engine.url.render_as_string(hide_password=False)),
         "CASEWORK_INSTANCE_PATH": app.instance_path,
         "CASEWORK_LOG_LEVEL": "WARNING",
