@@ -34,6 +34,7 @@ SUITES: tuple[str, ...] = (
     "sync_bench",
     "field_client_bench",
     "reports_bench",
+    "shred_bench",
 )
 SUITE_ARGS: dict[str, tuple[str, ...]] = {
     # The figure is 100,000 cases (docs/reports.md has the command); make bench

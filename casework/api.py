@@ -11,9 +11,9 @@ import http
 import re
 import unicodedata
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Any, cast
 
 from flask import Flask, Response, current_app, json, send_from_directory, url_for
@@ -337,6 +337,26 @@ def _is_forbidden(char: str, allowed: frozenset[str]) -> bool:
     # blind index or the cipher; NUL and other controls break storage and logs.
     category = unicodedata.category(char)
     return category == "Cs" or (category == "Cc" and char not in allowed)
+
+
+REPEATED = "Listed more than once."
+
+
+def enum_in(enum: type[StrEnum], description: str, **kwargs: Any) -> fields.Enum:
+    """An input field taking one of ``enum``'s values (documented as an enum in OpenAPI)."""
+    return fields.Enum(enum, by_value=True, metadata={"description": description}, **kwargs)
+
+
+def matches(pattern: re.Pattern[str], message: str) -> validate.Validator:
+    """A validator: the whole value matches ``pattern``, published as ``^...$`` (ECMA-262)."""
+    return Pattern(f"^{pattern.pattern}$", error=message)
+
+
+def unique(values: Iterable[Any]) -> None:
+    """A list validator: no item may appear twice."""
+    items = list(values)
+    if len(items) != len(set(items)):
+        raise ValidationError(REPEATED)
 
 
 class StrictInteger(fields.Integer):

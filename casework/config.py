@@ -73,6 +73,9 @@ SCHEMA: dict[str, Key] = {
     ),
     "token_idle_minutes": Key(int, 30, "A staff token expires after this much inactivity."),
     "token_absolute_hours": Key(int, 12, "A staff token expires this long after login."),
+    "mfa_enrolment_minutes": Key(
+        int, 15, "A token good only for MFA enrolment expires this long after it became so."
+    ),
     "sync_tombstone_retention_days": Key(
         int, 180, "Sync: erased/evicted feed entries kept this long; older cursors resync."
     ),

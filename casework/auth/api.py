@@ -23,6 +23,7 @@ from casework.auth.schemas import (
     MfaConfirmSchema,
     MfaEnrolmentSchema,
     MfaReauthSchema,
+    MfaResetSchema,
     PasswordResetSchema,
     TokenSchema,
     UserCreateSchema,
@@ -132,17 +133,15 @@ class MfaEnrol(MethodView):
     @problems(blp, 401, 403, 422, 429)
     def post(self, body: dict[str, Any]) -> dict[str, str]:
         """Start TOTP enrolment or re-enrolment: a new seed for the authenticator app (shown
-        once). Needs the password, and the current code while MFA is on (403
+        once). Needs the password, the current code while MFA is on, and after an
+        administrator's MFA reset the enrolment code it handed out (403
         `reauthentication-failed` when wrong; failures count towards the sign-in lock).
-        Re-enrolling switches MFA off until the new seed is confirmed."""
-        _, user = _caller()
+        Re-enrolling switches MFA off until the new seed is confirmed; a token good only
+        for enrolment expires within `mfa_enrolment_minutes`."""
+        principal, user = _caller()
+        proof = sessions.MfaProof(body["password"], body.get("totp"), body.get("enrolment_code"))
         secret, uri = sessions.start_mfa_enrolment(
-            db.session(),
-            current_keyring(),
-            user,
-            body["password"],
-            body.get("totp"),
-            request.remote_addr,
+            db.session(), current_keyring(), principal, user, proof, request.remote_addr
         )
         return {"secret": secret, "otpauth_uri": uri}
 
@@ -261,14 +260,17 @@ class UserPasswordReset(MethodView):
 @users_blp.route("/<uuid:user_id>/reset-mfa")
 class UserMfaReset(MethodView):
     @requires(Permission.USERS_WRITE)
-    @users_blp.response(204, headers=ETAG_HEADER)
+    @users_blp.response(200, MfaResetSchema, headers=ETAG_HEADER)
     @users_blp.doc(parameters=[IF_MATCH])
     @problems(users_blp, 401, 403, 404, 412, 428)
-    def post(self, user_id: uuid.UUID) -> tuple[str, int, dict[str, str]]:
+    def post(self, user_id: uuid.UUID) -> tuple[dict[str, str], int, dict[str, str]]:
         """Remove the user's TOTP seed (lost phone); their sessions end and their next
-        sign-in must enrol again, even in an office exempt from MFA."""
+        sign-in must enrol again, even in an office exempt from MFA. Answers the one-time
+        enrolment code (shown once): give it to the user in person or by a channel you
+        trust, after checking who they are; their enrolment needs it with the password.
+        Any later change of the account voids it (reset again for a new one)."""
         session = db.session()
         user = service.get_user(session, user_id, for_update=True)
         require_if_match(user.version)
-        service.reset_mfa(session, user)
-        return "", 204, {"ETag": etag_for(user.version)}
+        code = service.reset_mfa(session, user)
+        return {"enrolment_code": code}, 200, {"ETag": etag_for(user.version)}

@@ -16,6 +16,9 @@ Sealed seed, format 1: ``0x01 || nonce (12) || AES-GCM(base32 seed) || tag (16)`
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import os
 import uuid
 from datetime import datetime
@@ -38,6 +41,7 @@ from casework.auth.totp import (
     verify_totp,
 )
 from casework.errors import Conflict
+from casework.security.app import derived_secret
 from casework.security.errors import DecryptionError
 from casework.security.framing import length_prefixed
 from casework.security.keyring import Keyring
@@ -48,6 +52,8 @@ _NONCE_BYTES = 12
 _DOMAIN = b"casework.mfa-seed.v1"
 _PURPOSE = b"totp"
 ISSUER = "casework"
+_RESET_DOMAIN = b"casework.mfa-reset-code.v1"
+_RESET_CODE_BYTES = 10  # 80 bits, 16 base32 characters
 
 
 def _aad(kek_id: str, user_id: uuid.UUID) -> bytes:
@@ -165,6 +171,28 @@ def pending_for(
     )
 
 
+def reset_code(user: User) -> str:
+    """The one-time enrolment code an administrator's MFA reset hands out, as ``XXXX-...``.
+
+    After a reset the password alone would let whoever knows it enrol their own
+    authenticator before the owner does; the owner gets this code out of band
+    (from the administrator who checked who they are) and enrolment needs it.
+    Nothing is stored: it is an HMAC of the user id and the account's version,
+    so it dies with the next administrative change (another reset re-issues it),
+    and it is only asked for while enrolment is due (until confirmed).
+    """
+    message = _RESET_DOMAIN + user.id.bytes + user.version.to_bytes(8, "big")
+    digest = hmac.new(derived_secret("auth/mfa-reset"), message, hashlib.sha256).digest()
+    text = base64.b32encode(digest[:_RESET_CODE_BYTES]).decode("ascii")
+    return "-".join(text[i : i + 4] for i in range(0, len(text), 4))
+
+
+def reset_code_matches(user: User, code: str) -> bool:
+    """Whether ``code`` is the user's current reset code (dashes, spaces and case ignored)."""
+    given = code.replace("-", "").replace(" ", "").upper().encode("ascii", "replace")
+    return hmac.compare_digest(given, reset_code(user).replace("-", "").encode("ascii"))
+
+
 def begin_enrolment(session: Session, keyring: Keyring, user: User) -> tuple[str, str]:
     """Give ``user`` a new (pending) seed; return ``(secret, otpauth_uri)``.
 
@@ -197,8 +225,9 @@ def confirm_enrolment(
     check_code(session, keyring, user, code, now)
     user.mfa_enabled_at = now
     user.mfa_enrolment_due = False
-    if token is not None:
+    if token is not None:  # a full token now, as long-lived as a full sign-in would have been
         token.mfa_pending = False
+        token.expires_at = max(token.expires_at, token.created_at + settings.token_lifetime())
     revoke_other_tokens(session, user.id, token.id if token is not None else None)
     audit.record(AuditAction.AUTH_MFA_CONFIRM, target=str(user.id), session=session)
 

@@ -89,6 +89,21 @@ class MfaReauthSchema(StrictSchema):
         load_only=True,
         metadata={"description": "The current one-time code; required while MFA is on."},
     )
+    enrolment_code = fields.String(
+        validate=validate.Length(min=1, max=32),
+        load_only=True,
+        metadata={
+            "description": "The code an administrator's MFA reset handed out; required to "
+            "enrol after a reset."
+        },
+    )
+
+
+class MfaResetSchema(Schema):
+    enrolment_code = fields.String(
+        required=True,
+        metadata={"description": "One-time code the user's next enrolment needs (shown once)."},
+    )
 
 
 class MfaConfirmSchema(StrictSchema):

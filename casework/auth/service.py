@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from casework import audit
 from casework.audit import AuditAction
 from casework.auth import settings
-from casework.auth.mfa import clear_mfa
+from casework.auth.mfa import clear_mfa, reset_code
 from casework.auth.models import LoginThrottle, User
 from casework.auth.passwords import hash_password, policy_violations
 from casework.auth.sessions import normalise_username, revoke_user_tokens
@@ -195,17 +195,20 @@ def reset_password(session: Session, user: User, password: str) -> None:
     )
 
 
-def reset_mfa(session: Session, user: User) -> None:
-    """Remove the user's TOTP seed (a lost phone) and end their sessions.
+def reset_mfa(session: Session, user: User) -> str:
+    """Remove the user's TOTP seed (a lost phone), end their sessions, return the enrolment code.
 
     Their next password login must enrol again, even in an office exempt from MFA:
-    the reset is the moment a stranger could have taken the account over.
+    the reset is the moment a stranger could have taken the account over. The
+    enrolment needs the returned code (see :func:`casework.auth.mfa.reset_code`),
+    so a stranger holding only the password cannot enrol first.
     """
     clear_mfa(user)
     user.mfa_enrolment_due = True
     user.version += 1
     revoke_user_tokens(session, user.id)
     audit.record(AuditAction.USER_MFA_RESET, target=str(user.id), fields=["mfa"], session=session)
+    return reset_code(user)
 
 
 def generate_password() -> str:

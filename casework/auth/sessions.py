@@ -70,6 +70,15 @@ def request_device() -> DeviceBinding | None:
 
 
 @dataclass(frozen=True)
+class MfaProof:
+    """What a change of one's own second factor is sent with besides the bearer token."""
+
+    password: str
+    totp: str | None = None
+    enrolment_code: str | None = None
+
+
+@dataclass(frozen=True)
 class IssuedToken:
     """A new bearer token, shown once; only its digest is stored."""
 
@@ -196,12 +205,15 @@ def reauthenticate(
     code: str | None,
     client_address: str | None,
     action: AuditAction,
+    reset_code: str | None = None,
 ) -> None:
     """Check the caller's password, and the current code when their MFA is on.
 
     A bearer token alone must not change the second factor (a stolen token would
     become a permanent takeover). Guesses count on the same per-account and
     per-address counters as sign-in, so a token gives no extra password guesses.
+    With ``reset_code`` (enrolment after an administrator's reset) that code is
+    checked too, as one more credential on the same counters.
     Raises TooManyRequests while locked, ValidationFailed when MFA is on and no
     code was sent, ReauthenticationFailed (403) for a wrong password or code.
     """
@@ -219,6 +231,8 @@ def reauthenticate(
         db.persist_despite_error()
         raise TooManyRequests(wait, "Too many failed attempts; try again later.")
     failed_on = _check_second_proof(session, user, password, code, now)
+    if failed_on is None and reset_code is not None:
+        failed_on = None if mfa.reset_code_matches(user, reset_code) else "enrolment_code"
     if failed_on is None:
         counters[0].failures, counters[0].last_failure_at = 0, None  # the account key
         return
@@ -250,14 +264,41 @@ def _check_second_proof(
 def start_mfa_enrolment(
     session: Session,
     keyring: Keyring,
+    principal: Principal,
     user: User,
-    password: str,
-    code: str | None,
+    proof: MfaProof,
     client_address: str | None,
 ) -> tuple[str, str]:
-    """Re-authenticate the caller, then give them a new pending seed (see mfa.begin_enrolment)."""
-    reauthenticate(session, user, password, code, client_address, AuditAction.AUTH_MFA_ENROL)
-    return mfa.begin_enrolment(session, keyring, user)
+    """Re-authenticate the caller, then give them a new pending seed (see mfa.begin_enrolment).
+
+    After an administrator's reset the enrolment code the reset handed out is
+    needed as well (422 without it): the password alone must not let someone
+    else enrol first. If the caller's token is now good only for enrolment, it
+    lives no longer than the enrolment window.
+    """
+    if user.mfa_enrolment_due and not proof.enrolment_code:
+        raise ValidationFailed(
+            errors={
+                "json": {
+                    "enrolment_code": [
+                        "The enrolment code from the administrator's MFA reset is required."
+                    ]
+                }
+            }
+        )
+    reset_code = proof.enrolment_code if user.mfa_enrolment_due else None
+    reauthenticate(
+        session,
+        user,
+        proof.password,
+        proof.totp,
+        client_address,
+        AuditAction.AUTH_MFA_ENROL,
+        reset_code=reset_code,
+    )
+    answer = mfa.begin_enrolment(session, keyring, user)
+    _limit_to_enrolment_window(session, principal, user)
+    return answer
 
 
 def remove_own_mfa(
@@ -273,6 +314,14 @@ def remove_own_mfa(
         mfa.remove_mfa(session, user, None)  # raises Conflict: nothing to remove
     reauthenticate(session, user, password, code, client_address, AuditAction.AUTH_MFA_REMOVE)
     mfa.remove_mfa(session, user, current_token(session, principal))
+    _limit_to_enrolment_window(session, principal, user)
+
+
+def _limit_to_enrolment_window(session: Session, principal: Principal, user: User) -> None:
+    """Shorten the caller's token to the enrolment window if it is now good only for that."""
+    token = current_token(session, principal)
+    if token is not None and mfa.needs_mfa(user) and not user.is_mfa_enabled:
+        token.expires_at = min(token.expires_at, utcnow() + settings.enrolment_window())
 
 
 # --- throttle counters -----------------------------------------------------
@@ -358,7 +407,11 @@ def issue_token(
 ) -> IssuedToken:
     """Store the digest of a new token for ``user`` and return the token itself."""
     raw = new_token()
-    expires_at = now + settings.token_lifetime()
+    # Enrolment-only access rests on the password alone: it gets minutes, not hours.
+    lifetime = settings.token_lifetime()
+    if mfa_pending:
+        lifetime = min(lifetime, settings.enrolment_window())
+    expires_at = now + lifetime
     session.add(
         AccessToken(
             token_hash=hash_token(raw),

@@ -71,6 +71,11 @@ def token_lifetime(app: Flask | None = None) -> timedelta:
     return timedelta(hours=_settings(app)["token_absolute_hours"])
 
 
+def enrolment_window(app: Flask | None = None) -> timedelta:
+    """How long a token good only for MFA enrolment lives: password-only access, kept short."""
+    return timedelta(minutes=_settings(app)["mfa_enrolment_minutes"])
+
+
 def mfa_roles(app: Flask | None = None) -> frozenset[str]:
     """The roles that must use TOTP: the defaults and whatever the configuration adds."""
     return DEFAULT_MFA_ROLES | frozenset(_settings(app)["mfa_required_roles"])
@@ -95,7 +100,12 @@ def check(app: Flask) -> None:
     unknown = sorted(set(settings["mfa_required_roles"]) - set(ROLE_PERMISSIONS))
     if unknown:
         raise ConfigError(f"mfa_required_roles names unknown roles: {', '.join(unknown)}")
-    for key in ("token_idle_minutes", "token_absolute_hours", "login_max_failures"):
+    for key in (
+        "token_idle_minutes",
+        "token_absolute_hours",
+        "login_max_failures",
+        "mfa_enrolment_minutes",
+    ):
         if settings[key] < 1:
             raise ConfigError(f"{key} must be at least 1")
     if settings["login_failure_window_minutes"] < 1:

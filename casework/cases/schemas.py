@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any
 
@@ -46,7 +45,15 @@ from marshmallow import (
     validates_schema,
 )
 
-from casework.api import StrictBoolean, StrictInteger, StrictSchema, Text
+from casework.api import (
+    REPEATED,
+    StrictBoolean,
+    StrictInteger,
+    StrictSchema,
+    Text,
+    enum_in,
+    unique,
+)
 from casework.cases import codes, rules
 from casework.cases.codes import (
     BirthRegistration,
@@ -77,7 +84,6 @@ NOT_A_NEED = "Not a known specific-needs code."
 NOT_A_COUNTRY = "Not an ISO 3166-1 alpha-3 country code (or XXA, XXB, XXC, XXX)."
 NOT_AN_OFFICE = "Must be an office code: 2 to 32 lower-case letters, digits or hyphens."
 NOT_A_PHONE = "Must be a phone number: digits, spaces and + ( ) . / - only."
-REPEATED = "Listed more than once."
 NOT_A_MOTHER_INDEX = "Must be the position (from 0) of another member in this request."
 NOTHING_TO_CHANGE = "Nothing to change."
 CHANGED_TWICE = "This member is changed more than once in this request."
@@ -88,10 +94,6 @@ REQUIRED_WITH = "Required with {other}."
 
 
 # --- fields -------------------------------------------------------------------------------
-
-
-def _enum_in(enum: type[StrEnum], description: str, **kwargs: Any) -> fields.Enum:
-    return fields.Enum(enum, by_value=True, metadata={"description": description}, **kwargs)
 
 
 def _enum_out(enum: type[StrEnum], description: str, **kwargs: Any) -> fields.String:
@@ -141,15 +143,10 @@ def _date_of_birth(value: Any) -> None:
         raise ValidationError(message)
 
 
-def _unique(values: Iterable[Any]) -> None:
-    items = list(values)
-    _check(len(items) == len(set(items)), REPEATED)
-
-
 def _needs_field(**kwargs: Any) -> fields.List:
     return fields.List(
         fields.String(validate=_need_code),
-        validate=[validate.Length(max=NEEDS_MAX_ITEMS), _unique],
+        validate=[validate.Length(max=NEEDS_MAX_ITEMS), unique],
         metadata={
             "description": (
                 "UNHCR specific-needs codes of the household (e.g. LP-RR, SC-UC), each at "
@@ -169,7 +166,7 @@ NAME_LATER = "Name an unnamed child by setting full_name; unnamed is set at regi
 
 
 class DocumentIn(StrictSchema):
-    type = _enum_in(DocumentType, "Kind of document.", required=True)
+    type = enum_in(DocumentType, "Kind of document.", required=True)
     number = Text(
         max_length=DOCUMENT_NUMBER_MAX,
         required=True,
@@ -189,7 +186,7 @@ class RegistrationRiskIn(StrictSchema):
             )
         },
     )
-    decision = _enum_in(RegistrationDecision, "What was decided about registration.", required=True)
+    decision = enum_in(RegistrationDecision, "What was decided about registration.", required=True)
     reason = Text(
         max_length=REASON_MAX,
         multiline=True,
@@ -201,8 +198,8 @@ class RegistrationRiskIn(StrictSchema):
 class MemberFields(StrictSchema):
     """The fields of a household member shared by intake, add and change."""
 
-    relationship = _enum_in(Relationship, "Relationship to the principal applicant.", required=True)
-    sex = _enum_in(Sex, "Sex as recorded.", required=True)
+    relationship = enum_in(Relationship, "Relationship to the principal applicant.", required=True)
+    sex = enum_in(Sex, "Sex as recorded.", required=True)
     birth_year = StrictInteger(
         allow_none=True,
         validate=_birth_year,
@@ -260,12 +257,12 @@ class MemberFields(StrictSchema):
         allow_none=True,
         metadata={"description": "The person's account, in the caseworker's words."},
     )
-    birth_registration = _enum_in(
+    birth_registration = enum_in(
         BirthRegistration,
         "Children only (see mother): how far the birth is registered.",
         allow_none=True,
     )
-    nationality_status = _enum_in(
+    nationality_status = enum_in(
         NationalityStatus, "Children only: nationality or risk of statelessness.", allow_none=True
     )
     registration_risk = fields.Nested(
@@ -350,8 +347,8 @@ class MemberChangeIn(MemberFields):
     """A change to one member: its ``id`` and only the fields that change (null clears)."""
 
     id = fields.UUID(required=True, metadata={"description": "The member to change."})
-    relationship = _enum_in(Relationship, "Relationship to the principal applicant.")
-    sex = _enum_in(Sex, "Sex as recorded.")
+    relationship = enum_in(Relationship, "Relationship to the principal applicant.")
+    sex = enum_in(Sex, "Sex as recorded.")
     full_name = Text(max_length=NAME_MAX, metadata={"description": "Full name."})
     mother = fields.UUID(allow_none=True, metadata={"description": _MOTHER_ID_DESCRIPTION})
 
@@ -466,7 +463,7 @@ class SearchIn(StrictSchema):
     """
 
     document_number = Text(max_length=DOCUMENT_NUMBER_MAX)
-    document_type = _enum_in(DocumentType, "Narrows a document search to one kind.")
+    document_type = enum_in(DocumentType, "Narrows a document search to one kind.")
     full_name = Text(max_length=NAME_MAX)
     birth_year = StrictInteger(validate=_birth_year)
 
@@ -626,8 +623,8 @@ class CaseListArgs(PageArgs):
     class Meta:
         unknown = RAISE
 
-    stage = _enum_in(Stage, "Only cases at this stage.")
-    resettlement_stage = _enum_in(ResettlementStage, "Only cases at this resettlement stage.")
+    stage = enum_in(Stage, "Only cases at this stage.")
+    resettlement_stage = enum_in(ResettlementStage, "Only cases at this resettlement stage.")
     office = fields.String(
         validate=_office_code,
         metadata={"description": "Only this office's cases (empty outside your scope)."},
@@ -635,10 +632,10 @@ class CaseListArgs(PageArgs):
     specific_need = fields.String(
         validate=_need_code, metadata={"description": "Cases with this specific-needs code."}
     )
-    nationality_status = _enum_in(
+    nationality_status = enum_in(
         NationalityStatus, "Cases with a child of this nationality status."
     )
-    birth_registration = _enum_in(
+    birth_registration = enum_in(
         BirthRegistration, "Cases with a child whose birth registration is at this step."
     )
 

@@ -17,7 +17,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from casework.api import Pattern, StrictSchema, Text
+from casework.api import Pattern, StrictSchema, Text, enum_in, matches, unique
 from casework.handoff.models import RECORD_STATUSES
 from casework.handoff.partner_package import KEY_BYTES, PackageError, load_partner_public_key
 from casework.offices.schemas import OFFICE_CODE
@@ -39,9 +39,6 @@ from casework.workflow.schemas import (
     NOT_AN_IDENTIFIER,
     NOT_FOR_KIND,
     RECIPIENTS_MAX,
-    _enum_in,
-    _matches,
-    _unique,
 )
 
 PARTNER_CODE = Pattern(
@@ -63,11 +60,11 @@ def _decode(value: str) -> bytes:
 class ConsentIn(StrictSchema):
     """Consent given by one member. Withdrawal has its own request and takes effect at once."""
 
-    purpose = _enum_in(ConsentPurpose, "What the data may be used for.", required=True)
+    purpose = enum_in(ConsentPurpose, "What the data may be used for.", required=True)
     recipients = fields.List(
-        fields.String(validate=_matches(IDENTIFIER, NOT_AN_IDENTIFIER)),
+        fields.String(validate=matches(IDENTIFIER, NOT_AN_IDENTIFIER)),
         required=True,
-        validate=[validate.Length(min=1, max=RECIPIENTS_MAX), _unique],
+        validate=[validate.Length(min=1, max=RECIPIENTS_MAX), unique],
         metadata={
             "description": (
                 "Who may receive the data: partner codes for referral and data sharing, "
@@ -80,12 +77,12 @@ class ConsentIn(StrictSchema):
     expires_at = fields.AwareDateTime(allow_none=True)
     fields_ = fields.List(
         fields.String(
-            validate=[validate.Length(max=FIELD_NAME_MAX), _matches(FIELD_NAME, NOT_A_FIELD_NAME)]
+            validate=[validate.Length(max=FIELD_NAME_MAX), matches(FIELD_NAME, NOT_A_FIELD_NAME)]
         ),
         data_key="fields",
         attribute="fields",
         load_default=list,
-        validate=[validate.Length(max=CONSENT_FIELDS_MAX), _unique],
+        validate=[validate.Length(max=CONSENT_FIELDS_MAX), unique],
         metadata={"description": "Names of the case fields that may travel; none by default."},
     )
 
@@ -108,9 +105,9 @@ class ConsentIn(StrictSchema):
 class HandoffIn(StrictSchema):
     """Ask to hand the case to another office, or to a registered partner organisation."""
 
-    kind = _enum_in(HandoffKind, "office or partner.", required=True)
+    kind = enum_in(HandoffKind, "office or partner.", required=True)
     office = fields.String(validate=OFFICE_CODE, metadata={"example": "irb-02"})
-    partner = fields.String(validate=_matches(IDENTIFIER, NOT_AN_IDENTIFIER))
+    partner = fields.String(validate=matches(IDENTIFIER, NOT_AN_IDENTIFIER))
 
     @validates_schema
     def _one_target(self, data: dict[str, Any], **_: Any) -> None:

@@ -35,7 +35,7 @@ from casework.security.app import KeyringHolder, holder
 from casework.security.case_keys import attach_keyring
 from casework.security.columns import seal_unsealed_rows, sealed_models
 from casework.security.errors import KeyringError
-from casework.security.keyring import Keyring, KeyState, is_kek_id, utc_now
+from casework.security.keyring import Kek, Keyring, KeyState, is_kek_id, utc_now
 from casework.security.keyring_providers import FileKeyringProvider
 
 RELOAD_GRACE_SECONDS = 2.0
@@ -100,16 +100,48 @@ def require_writable(keys: KeyringHolder, command: str) -> None:
         )
 
 
-def start_rotation(app: Flask, keys: KeyringHolder, keyring: Keyring) -> tuple[str, str]:
-    """Rotate, save the keyring, then commit the access-log entry; return ``(old, new)`` ids.
+Begin = Callable[[Session, Keyring], tuple[Kek, Kek] | None]
+"""Makes a new KEK active in the keyring (recording it); returns ``(old, new)``, or None
+when there is nothing to begin (the job only resumes)."""
 
-    The keyring is saved before anything is wrapped under the new KEK, and
-    before the commit: if saving fails, nothing was recorded or changed.
+
+@contextlib.contextmanager
+def rewrap_job(
+    app: Flask,
+    keys: KeyringHolder,
+    begin: Begin | None,
+    *,
+    batch_size: int,
+    announce: str,
+) -> Iterator[tuple[Keyring, dict[str, int]]]:
+    """Under the keyring lock: begin, re-wrap everything behind, then let the caller finish.
+
+    Yields the keyring as the file holds it and the rows re-wrapped by kind;
+    the caller's block (retiring KEKs, the closing access-log entry) still runs
+    under the lock. A new KEK is saved to the keyring file before the commit that
+    records it and before anything is wrapped under it, so a process killed at any
+    point leaves every row wrapped under a KEK the file holds. ``announce`` is
+    printed with ``{old}`` and ``{new}`` filled in when a KEK was made active.
+    Raises ClickException when ``begin`` refuses (KeysRefused).
     """
-    with transaction(app) as session:
-        old, new = keys_service.begin_rotation(session, keyring)
-        keys.save(keyring)
-    return old.kek_id, new.kek_id
+    with keyring_lock(keys):
+        keyring = keys.provider.load()  # the file as it is now, not a cached copy
+        settle_until = None
+        if begin is not None:
+            try:
+                with transaction(app) as session:
+                    started = begin(session, keyring)
+                    if started is not None:
+                        keys.save(keyring)  # before the commit and before any re-wrap
+            except KeysRefused as refusal:
+                raise click.ClickException(str(refusal)) from None
+            if started is not None:
+                settle_until = time.monotonic() + RELOAD_GRACE_SECONDS
+                click.echo(announce.format(old=started[0].kek_id, new=started[1].kek_id))
+        done = rewrap_all(
+            app, keyring, batch_size=batch_size, on_batch=_print_progress, settle_until=settle_until
+        )
+        yield keyring, done
 
 
 def rewrap_all(
@@ -148,7 +180,7 @@ def rewrap_all(
                 continue
             batch += 1
             done[kind.name] += result.count
-            after = result.last_case_id
+            after = result.cursor
             remaining = max(behind[kind.name] - done[kind.name], 0)
             on_batch(Progress(kind, batch, done[kind.name], remaining))
     return done
@@ -192,27 +224,13 @@ def rotate_command(resume: bool, batch_size: int) -> None:
     keys = holder(app)
     if not resume:
         require_writable(keys, "rotate")
-    with keyring_lock(keys):
-        keyring = keys.provider.load()  # the file as it is now, not a cached copy
-        settle_until = None
-        if not resume:
-            try:
-                old, new = start_rotation(app, keys, keyring)
-            except KeysRefused as refusal:
-                raise click.ClickException(str(refusal)) from None
-            settle_until = time.monotonic() + RELOAD_GRACE_SECONDS
-            click.echo(f"KEK {new} is active; KEK {old} is decrypt-only until re-wrapped.")
-        done = rewrap_all(
-            app,
-            keyring,
-            batch_size=batch_size,
-            on_batch=_print_progress,
-            settle_until=settle_until,
-        )
-        with transaction(app) as session:
-            status = keys_service.key_status(session, keyring)
-            if any(done.values()):
-                keys_service.record_rotation(session, keyring, done, status.behind())
+    begin = None if resume else keys_service.begin_rotation
+    announce = "KEK {new} is active; KEK {old} is decrypt-only until re-wrapped."
+    job = rewrap_job(app, keys, begin, batch_size=batch_size, announce=announce)
+    with job as (keyring, done), transaction(app) as session:
+        status = keys_service.key_status(session, keyring)
+        if any(done.values()):
+            keys_service.record_rotation(session, keyring, done, status.behind())
     _report_rotation(done, status)
 
 
@@ -273,19 +291,9 @@ def shred_command(if_due: bool, batch_size: int) -> None:
         click.echo(f"no shred due ({status.pending} erasure(s) pending)")
         return
     require_writable(keys, "shred")
-    with keyring_lock(keys):
-        keyring = keys.provider.load()  # the file as it is now, not a cached copy
-        settle_until = None
-        with transaction(app) as session:
-            started = keys_service.begin_shred(session, keyring)
-            if started is not None:
-                keys.save(keyring)  # before the commit and before any re-wrap
-        if started is not None:
-            settle_until = time.monotonic() + RELOAD_GRACE_SECONDS
-            click.echo(f"KEK {started[1].kek_id} is active; older KEKs will be destroyed.")
-        done = rewrap_all(
-            app, keyring, batch_size=batch_size, on_batch=_print_progress, settle_until=settle_until
-        )
+    announce = "KEK {new} is active; older KEKs will be destroyed."
+    begin = keys_service.begin_shred
+    with rewrap_job(app, keys, begin, batch_size=batch_size, announce=announce) as (keyring, done):
         try:
             with transaction(app) as session:
                 if any(done.values()):

@@ -12,7 +12,6 @@ keeps what it did. Access-log entries carry KEK ids and counts, never case ids.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,7 +24,7 @@ from casework import audit
 from casework.audit import AuditAction, Outcome
 from casework.auth.mfa import reencrypt_mfa_seeds
 from casework.auth.models import User
-from casework.keys.rotation import Batch, rewrap_after
+from casework.keys.rotation import Batch, Cursor, rewrap_after
 from casework.security.errors import SecurityError
 from casework.security.keyring import Kek, Keyring, KeyState
 from casework.security.models import CaseKey, ShredMark
@@ -42,7 +41,7 @@ class SealedKind:
     label: str
     columns: tuple[str, ...]
     count_by_kek: Callable[[Session], dict[str, int]]
-    rewrap: Callable[[Session, Keyring, uuid.UUID | None, int], Batch]
+    rewrap: Callable[[Session, Keyring, Cursor | None, int], Batch]
 
 
 def _case_keys_by_kek(session: Session) -> dict[str, int]:
@@ -51,7 +50,7 @@ def _case_keys_by_kek(session: Session) -> dict[str, int]:
 
 
 def _rewrap_case_keys(
-    session: Session, keyring: Keyring, after: uuid.UUID | None, limit: int
+    session: Session, keyring: Keyring, after: Cursor | None, limit: int
 ) -> Batch:
     return rewrap_after(session, keyring, after, limit=limit)
 
@@ -66,7 +65,7 @@ def _mfa_seeds_by_kek(session: Session) -> dict[str, int]:
 
 
 def _reseal_mfa_seeds(
-    session: Session, keyring: Keyring, _after: uuid.UUID | None, _limit: int
+    session: Session, keyring: Keyring, _after: Cursor | None, _limit: int
 ) -> Batch:
     # Seeds are few (one per staff member): the identity feature re-seals them all at once.
     return Batch(reencrypt_mfa_seeds(session, keyring), None)

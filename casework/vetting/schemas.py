@@ -16,7 +16,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from casework.api import Pattern, StrictBoolean, StrictSchema, Text
+from casework.api import Pattern, StrictBoolean, StrictSchema, Text, unique
 from casework.workflow.codes import CHECK_STATUSES, CheckType, MedicalExamination
 from casework.workflow.schemas import (
     FINDINGS_MAX,
@@ -26,7 +26,6 @@ from casework.workflow.schemas import (
     NOT_A_LANGUAGE,
     NOT_A_STATUS,
     NOTHING_TO_CHANGE,
-    REPEATED,
     REQUIRED_WHEN_COMPLETED,
 )
 
@@ -50,11 +49,6 @@ class ReviewOutcome(StrEnum):
     SUSPECTED_IMPOSTOR = "suspected_impostor"
 
 
-def _unique(values: list[Any]) -> None:
-    if len(values) != len(set(values)):
-        raise ValidationError(REPEATED)
-
-
 def _not_in_future(value: Any) -> None:
     # A day of slack: the interview may have happened "today" in a zone ahead of UTC.
     if value > datetime.now(UTC).date() + timedelta(days=1):
@@ -74,7 +68,7 @@ def _enum_out(enum: type[StrEnum], description: str, **kwargs: Any) -> fields.St
 def _members(**kwargs: Any) -> fields.List:
     return fields.List(
         fields.UUID(),
-        validate=[validate.Length(min=1, max=INTERVIEW_MEMBERS_MAX), _unique],
+        validate=[validate.Length(min=1, max=INTERVIEW_MEMBERS_MAX), unique],
         metadata={"description": "Ids of the household members interviewed (of this case)."},
         **kwargs,
     )

@@ -16,7 +16,13 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
-from casework.api import Pattern, ProblemSchema, StrictSchema, Text
+from casework.api import (
+    ProblemSchema,
+    StrictSchema,
+    Text,
+    enum_in,
+    unique,
+)
 from casework.cases.codes import ResettlementStage, Stage
 from casework.workflow.codes import MAX_SUBMISSION_CATEGORIES, Priority, SubmissionCategory
 from casework.workflow.guards import is_destination_country
@@ -52,7 +58,6 @@ NOT_AN_IDENTIFIER = "Must be 2 to 64 letters, digits, dots, underscores or hyphe
 NOT_A_FIELD_NAME = "Must be a field name: lower-case words joined by underscores and dots."
 NOT_A_LANGUAGE = "Must be a language code (ISO 639, optionally with a BCP 47 subtag)."
 NOT_A_STATUS = "Not a status of this check."
-REPEATED = "Listed more than once."
 IN_THE_FUTURE = "Must not be in the future."
 EXPIRES_BEFORE_GIVEN = "Must be later than given_at."
 NOTHING_TO_CHANGE = "Nothing to change."
@@ -66,24 +71,10 @@ NOT_FOR_KIND = "Not used by a hand-off of this kind."
 _CHOICE_FIELDS = ("reason", "outcome", "decision")
 
 
-def _enum_in(enum: type[StrEnum], description: str, **kwargs: Any) -> fields.Enum:
-    return fields.Enum(enum, by_value=True, metadata={"description": description}, **kwargs)
-
-
 def _enum_out(enum: type[StrEnum], description: str) -> fields.String:
     # Output takes plain strings or members alike; OneOf documents the values.
     values = [member.value for member in enum]
     return fields.String(validate=validate.OneOf(values), metadata={"description": description})
-
-
-def _matches(pattern: re.Pattern[str], message: str) -> validate.Validator:
-    # Pattern matches the whole value and publishes ^...$ (ECMA-262) in OpenAPI.
-    return Pattern(f"^{pattern.pattern}$", error=message)
-
-
-def _unique(values: list[Any]) -> None:
-    if len(values) != len(set(values)):
-        raise ValidationError(REPEATED)
 
 
 # --- the published state machines (GET /api/v1/workflow) ---------------------------------
@@ -252,7 +243,7 @@ class TransitionIn(StrictSchema):
     says which. A ``from`` that is no longer the case's state answers 409.
     """
 
-    process = _enum_in(Process, "The process to move.", required=True)
+    process = enum_in(Process, "The process to move.", required=True)
     to = fields.String(required=True, metadata={"example": "vetting"})
     name = fields.String(metadata={"description": "The transition's name, as offered."})
     from_ = fields.String(
@@ -317,10 +308,10 @@ class SubmissionIn(StrictSchema):
     """The resettlement submission as drafted; review needs all three parts."""
 
     destination_country = fields.String(validate=_destination, metadata={"example": "CAN"})
-    priority = _enum_in(Priority, "How fast the case must be processed.")
+    priority = enum_in(Priority, "How fast the case must be processed.")
     categories = fields.List(
-        _enum_in(SubmissionCategory, "A UNHCR submission category."),
-        validate=[validate.Length(min=1, max=MAX_SUBMISSION_CATEGORIES), _unique],
+        enum_in(SubmissionCategory, "A UNHCR submission category."),
+        validate=[validate.Length(min=1, max=MAX_SUBMISSION_CATEGORIES), unique],
         metadata={"description": "One or two submission categories, the main one first."},
     )
 

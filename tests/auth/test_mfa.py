@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -195,7 +195,9 @@ def test_admin_can_reset_mfa(
     assert client.post(url, headers=admin).status_code == 428
     etag = client.get(f"/api/v1/users/{supervisor.id}", headers=admin).headers["ETag"]
     assert client.post(url, headers={**admin, "If-Match": '"v999"'}).status_code == 412
-    assert client.post(url, headers={**admin, "If-Match": etag}).status_code == 204
+    reset = client.post(url, headers={**admin, "If-Match": etag})
+    assert reset.status_code == 200
+    assert len(reset.get_json()["enrolment_code"].replace("-", "")) == 16
     assert client.get(ME, headers=headers).status_code == 401  # sessions ended
     assert _login(client).get_json()["mfa_enrolment_required"] is True
     assert (
@@ -208,10 +210,29 @@ def test_admin_can_reset_mfa(
     )
 
 
-def test_pending_token_expires_like_any_other(
+def test_a_pending_token_lives_only_the_enrolment_window_until_confirmed(
     client: FlaskClient, db_session: Session, supervisor: User
 ) -> None:
     token = _login(client).get_json()["token"]
     row = db_session.scalars(select(AccessToken).where(AccessToken.user_id == supervisor.id)).one()
     assert row.mfa_pending is True
-    assert client.post(ENROL, json=PASSWORD, headers=bearer(token)).status_code == 200
+    assert row.expires_at - row.created_at == timedelta(minutes=15)  # mfa_enrolment_minutes
+    started = client.post(ENROL, json=PASSWORD, headers=bearer(token))
+    assert started.status_code == 200
+    code = totp_at(started.get_json()["secret"], _now_step())
+    assert client.post(CONFIRM, json={"totp": code}, headers=bearer(token)).status_code == 200
+    db_session.refresh(row)
+    assert row.mfa_pending is False
+    assert row.expires_at - row.created_at == timedelta(hours=12)  # token_absolute_hours
+
+
+def test_a_pending_token_past_its_window_is_refused(
+    client: FlaskClient, db_session: Session, supervisor: User
+) -> None:
+    token = _login(client).get_json()["token"]
+    row = db_session.scalars(select(AccessToken).where(AccessToken.user_id == supervisor.id)).one()
+    row.created_at -= timedelta(minutes=16)
+    row.last_used_at = row.created_at
+    row.expires_at -= timedelta(minutes=16)
+    db_session.flush()
+    assert client.post(ENROL, json=PASSWORD, headers=bearer(token)).status_code == 401

@@ -7,16 +7,18 @@ exempt office; only an office's audited ``mfa_exempt`` spares its staff.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from casework.audit.models import AuditEntry
-from casework.auth.models import User
+from casework.auth.models import AccessToken, User
 from casework.auth.totp import time_step
 from casework.offices.models import Office
 from tests.auth.helpers import LOGIN, TEST_PASSWORD, bearer, fresh_code, totp_at
@@ -183,18 +185,101 @@ def test_reset_forces_enrolment_even_in_an_exempt_office(
     reset = client.post(
         f"/api/v1/users/{exempt_clerk.id}/reset-mfa", headers={**admin, "If-Match": etag}
     )
-    assert reset.status_code == 204
+    assert reset.status_code == 200
     assert client.get(ME, headers=mine).status_code == 401  # sessions ended
     answer = _sign_in(client, exempt_clerk)
     assert answer["mfa_enrolment_required"] is True
     pending = bearer(answer["token"])
     assert client.get(ME, headers=pending).status_code == 403
-    _enrol_and_confirm(client, pending)
+    _enrol_and_confirm(client, pending, enrolment_code=reset.get_json()["enrolment_code"])
     db_session.expire_all()
     user = db_session.get(User, exempt_clerk.id)
     assert user is not None
     assert user.mfa_enrolment_due is False
     assert _actions(db_session, "user.mfa_reset") == ["user.mfa_reset:success"]
+
+
+def _reset(client: FlaskClient, admin: dict[str, str], user: User) -> str:
+    etag = client.get(f"/api/v1/users/{user.id}", headers=admin).headers["ETag"]
+    reset = client.post(f"/api/v1/users/{user.id}/reset-mfa", headers={**admin, "If-Match": etag})
+    assert reset.status_code == 200, reset.get_json()
+    code: str = reset.get_json()["enrolment_code"]
+    return code
+
+
+def test_after_a_reset_the_password_alone_cannot_enrol(
+    client: FlaskClient, db_session: Session, clerk: User, login_headers: Any, make_user: Any
+) -> None:
+    code = _reset(client, login_headers(make_user("admin")), clerk)
+    # Whoever knows the password signs in, and gets a token good only for enrolment ...
+    pending = bearer(_sign_in(client, clerk)["token"])
+    for path in ("/api/v1/cases", ME, "/api/v1/users"):
+        assert client.get(path, headers=pending).status_code == 403, path
+    # ... with which they cannot enrol an authenticator of their own without the code.
+    missing = client.post(ENROL, json={"password": TEST_PASSWORD}, headers=pending)
+    assert missing.status_code == 422
+    assert "enrolment_code" in missing.get_json()["errors"]["json"]
+    wrong = client.post(
+        ENROL,
+        json={"password": TEST_PASSWORD, "enrolment_code": "AAAA-AAAA-AAAA-AAAA"},
+        headers=pending,
+    )
+    assert wrong.status_code == 403
+    assert wrong.get_json()["type"] == REAUTH_FAILED
+    db_session.expire_all()
+    assert db_session.get(User, clerk.id).mfa_secret is None  # type: ignore[union-attr]
+    failures = db_session.scalars(
+        select(AuditEntry.fields).where(
+            AuditEntry.action == "auth.mfa_enrol", AuditEntry.outcome == "failure"
+        )
+    ).all()
+    assert [json.loads(f) for f in failures] == [["enrolment_code"]]
+    # The owner, given the code by the administrator, enrols (any spelling of it).
+    _enrol_and_confirm(client, pending, enrolment_code=code.lower().replace("-", " "))
+    db_session.expire_all()
+    assert db_session.get(User, clerk.id).mfa_enrolment_due is False  # type: ignore[union-attr]
+
+
+def test_a_later_change_of_the_account_voids_the_enrolment_code(
+    client: FlaskClient, clerk: User, login_headers: Any, make_user: Any
+) -> None:
+    admin = login_headers(make_user("admin"))
+    first = _reset(client, admin, clerk)
+    second = _reset(client, admin, clerk)  # e.g. the first code went astray
+    assert first != second
+    pending = bearer(_sign_in(client, clerk)["token"])
+    stale = client.post(
+        ENROL, json={"password": TEST_PASSWORD, "enrolment_code": first}, headers=pending
+    )
+    assert stale.status_code == 403
+    _enrol_and_confirm(client, pending, enrolment_code=second)
+
+
+def test_an_enrolment_code_is_asked_only_after_a_reset(
+    client: FlaskClient, make_office: Any, make_user: Any
+) -> None:
+    make_office("kbl")
+    newcomer = make_user("caseworker", "kbl", mfa=False)  # first enrolment: password only
+    pending = bearer(_sign_in(client, newcomer)["token"])
+    _enrol_and_confirm(client, pending)
+
+
+def test_removing_ones_mfa_leaves_a_token_for_the_enrolment_window_only(
+    app: Flask, client: FlaskClient, db_session: Session, clerk: User
+) -> None:
+    answer = _sign_in(client, clerk, totp=fresh_code(app, db_session, clerk))
+    headers = bearer(answer["token"])
+    removed = client.delete(
+        MFA,
+        json={"password": TEST_PASSWORD, "totp": fresh_code(app, db_session, clerk)},
+        headers=headers,
+    )
+    assert removed.status_code == 200, removed.get_json()
+    token = db_session.scalars(
+        select(AccessToken).where(AccessToken.user_id == clerk.id, AccessToken.revoked_at.is_(None))
+    ).one()
+    db_session.refresh(token)
+    assert token.expires_at - datetime.now(UTC) <= timedelta(minutes=15)
 
 
 # --- item: MFA for everyone who reads case data ----------------------------------------------

@@ -5,7 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from benchmarks import audit_bench, crypto_bench, log_bench, reports_bench, sync_bench
+from benchmarks import (
+    audit_bench,
+    crypto_bench,
+    log_bench,
+    reports_bench,
+    shred_bench,
+    sync_bench,
+)
 from benchmarks.__main__ import SUITES
 from casework.config import SCHEMA
 from casework.reports.codes import ReportName
@@ -20,6 +27,7 @@ def test_make_bench_runs_every_in_process_suite() -> None:
         "sync_bench",
         "field_client_bench",
         "reports_bench",
+        "shred_bench",
     }
     for name in SUITES:
         assert (Path(crypto_bench.__file__).parent / f"{name}.py").is_file()
@@ -91,3 +99,19 @@ def test_reports_suite_times_every_report(tmp_path: Path) -> None:
     people = results["reports"]["people-by-sex-age-needs"]
     assert people["seconds_two_workers"] > 0
     assert people["seconds_one_process"] > 0
+
+
+def test_shred_suite_re_wraps_every_key_and_checks_them(tmp_path: Path) -> None:
+    out = tmp_path / "shred.json"
+    database = ["--postgres", POSTGRES_URL] if POSTGRES_URL else ["--no-postgres"]
+    sizes = ["--keys", "300", "--batch-size", "64"]
+    assert shred_bench.main(["--out", str(out), *sizes, *database]) == 0
+    results = json.loads(out.read_text(encoding="utf-8"))
+    backends = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
+    for backend in backends:
+        run = results[backend]
+        assert run["keys"] == 300
+        assert run["all_under_new_kek"] is True
+        assert run["sample_opens"] is True
+        assert run["keys_per_s"] > 0
+        assert "re-wrapped under KEK" in run["last_line"]

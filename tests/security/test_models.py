@@ -11,7 +11,9 @@ def test_case_keys_table_follows_the_naming_convention() -> None:
     table = Base.metadata.tables["case_keys"]
     assert table.primary_key.name == "pk_case_keys"
     assert [c.name for c in table.primary_key.columns] == ["case_id"]
-    assert {index.name for index in table.indexes} == {"ix_case_keys_kek_id"}
+    assert {index.name for index in table.indexes} == {"ix_case_keys_kek_id_case_id"}
+    (walk,) = table.indexes  # a re-wrap batch is a range scan of one KEK's keys
+    assert [c.name for c in walk.columns] == ["kek_id", "case_id"]
     assert isinstance(table.c.wrapped_key.type, LargeBinary)
     assert not table.c.wrapped_key.nullable
     assert table.c.rotated_at.nullable

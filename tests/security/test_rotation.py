@@ -1,5 +1,6 @@
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import Engine, select
@@ -39,6 +40,11 @@ def test_rewrap_moves_the_same_data_key_under_the_active_kek(keyring: Keyring) -
         rewrap(keyring, old, case_id)
 
 
+def _utc(moment: datetime | None) -> datetime:
+    assert moment is not None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def _seed(engine: Engine, keyring: Keyring, count: int) -> dict[uuid.UUID, str]:
     names = {}
     with open_session(engine, keyring) as session:
@@ -57,6 +63,7 @@ def test_batches_re_wrap_every_key_and_fields_stay_readable(
     names = _seed(engine, keyring, 7)
     old = keyring.active_kek().kek_id
     keyring.rotate()
+    started = datetime.now(UTC)
     batches = []
     with open_session(engine, keyring) as session:
         assert keys_behind(session, keyring) == 7
@@ -67,7 +74,11 @@ def test_batches_re_wrap_every_key_and_fields_stay_readable(
         assert keys_behind(session, keyring) == 0
         rows = session.scalars(select(CaseKey)).all()
         assert {row.kek_id for row in rows} == {keyring.active_kek().kek_id}
-        assert all(row.rotated_at is not None for row in rows)
+        # Written in the columns' stored form: read back as the same instant.
+        assert all(
+            started - timedelta(seconds=1) <= _utc(row.rotated_at) <= datetime.now(UTC)
+            for row in rows
+        )
     with open_session(engine, keyring) as session:
         retire_kek(session, keyring, old)
     assert [k.state for k in keyring.keks] == [KeyState.DESTROYED, KeyState.ACTIVE]

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import select, text
+from sqlalchemy import insert, select, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.orm import Session
 
@@ -35,6 +35,8 @@ from casework.keys.cli import Progress, rewrap_all
 from casework.offices.models import Office
 from casework.security.app import ensure_keyring, holder
 from casework.security.case_keys import attach_keyring, provision_case_key
+from casework.security.keyring import utc_now
+from casework.security.models import ShredMark
 
 from .test_keys_cli import (
     counts_by_kek,
@@ -258,7 +260,7 @@ def test_keys_under_a_destroyed_kek_do_not_stall_the_job(
 
 _KILLED_CLI = textwrap.dedent(
     """
-    import os, signal
+    import os, signal, sys
     from casework.cli import main
     from casework.keys import rotation
     real, calls = rotation.rewrap, [0]
@@ -268,7 +270,7 @@ _KILLED_CLI = textwrap.dedent(
             os.kill(os.getpid(), signal.SIGKILL)
         return real(*args)
     rotation.rewrap = rewrap
-    main(["keys", "rotate", "--batch-size", "100"])
+    main(["keys", sys.argv[1], "--batch-size", "100"])
     """
 )
 
@@ -297,7 +299,11 @@ def scratch_url(database_url: str, tmp_path: Path) -> Iterator[str]:
     admin.dispose()
 
 
-def test_a_killed_process_resumes(scratch_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", ["rotate", "shred"])
+def test_a_killed_process_resumes(scratch_url: str, tmp_path: Path, command: str) -> None:
+    """Killed in its fifth batch, a rotation or a shred leaves every key openable with the
+    keyring file as it is on disk (committed batches under the new KEK, saved before
+    them; the rest under the old one, still there), and running it again finishes."""
     instance = tmp_path / "instance"
     application = create_app({"database_url": scratch_url, "instance_path": str(instance)})
     ensure_keyring(application)
@@ -306,6 +312,7 @@ def test_a_killed_process_resumes(scratch_url: str, tmp_path: Path) -> None:
     engine: Engine = make_engine(scratch_url)
     with engine.begin() as connection:
         names = seed_cases(connection, keyring, CASES)
+        connection.execute(insert(ShredMark.__table__), [{"kek_id": old, "marked_at": utc_now()}])
 
     environment = {k: v for k, v in os.environ.items() if k != "CASEWORK_KEYRING"}
     environment |= {
@@ -314,7 +321,7 @@ def test_a_killed_process_resumes(scratch_url: str, tmp_path: Path) -> None:
         "CASEWORK_INSTANCE_PATH": str(instance),
     }
     killed = subprocess.run(
-        [sys.executable, "-c", _KILLED_CLI],
+        [sys.executable, "-c", _KILLED_CLI, command],
         cwd=REPO,
         env=environment,
         capture_output=True,
@@ -326,12 +333,21 @@ def test_a_killed_process_resumes(scratch_url: str, tmp_path: Path) -> None:
     assert "case keys: batch 4, 400 re-wrapped, 600 behind" in killed.stdout
     assert "batch 5" not in killed.stdout
 
-    new = keyring_of(application).active_kek().kek_id
+    on_disk = keyring_of(application)  # the file the dead process left
+    new = on_disk.active_kek().kek_id
     document = status_json(application)
     assert counts_by_kek(document) == {old: ("decrypt_only", 600, 0), new: ("active", 400, 0)}
-    resumed = invoke(application, "keys", "rotate", "--resume", "--batch-size", BATCH)
-    assert resumed.exit_code == 0, resumed.output  # the dead process's file lock is gone
-    assert invoke(application, "keys", "retire", old).exit_code == 0
+    with engine.begin() as connection:
+        assert read_names(connection, on_disk) == names
+    if command == "rotate":
+        resumed = invoke(application, "keys", "rotate", "--resume", "--batch-size", BATCH)
+        assert resumed.exit_code == 0, resumed.output  # the dead process's file lock is gone
+        assert invoke(application, "keys", "retire", old).exit_code == 0
+    else:
+        resumed = invoke(application, "keys", "shred", "--batch-size", BATCH)
+        assert resumed.exit_code == 0, resumed.output
+        assert f"destroyed KEK(s): {old}" in resumed.output
+    assert keyring_of(application).active_kek().kek_id == new  # no further KEK
     with engine.begin() as connection:
         assert read_names(connection, keyring_of(application)) == names
     engine.dispose()
