@@ -1,7 +1,7 @@
 """Case keys: index (kek_id, case_id), so a re-wrap batch is a range scan of one KEK's keys.
 
 Revision ID: 0020_case_key_index
-Revises: 0019_auditlog
+Revises: 0019_audit_inner_nodes
 Create Date: 2026-12-07
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0020_case_key_index"
-down_revision = "0019_auditlog"
+down_revision = "0019_audit_inner_nodes"
 branch_labels = None
 depends_on = None
 

@@ -1,6 +1,6 @@
 """Access log: a full hash tile keeps its inner nodes of heights 4..7.
 
-Revision ID: 0019_auditlog
+Revision ID: 0019_audit_inner_nodes
 Revises: 0018_audit_tiles
 Create Date: 2026-12-07
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0019_auditlog"
+revision = "0019_audit_inner_nodes"
 down_revision = "0018_audit_tiles"
 branch_labels = None
 depends_on = None
