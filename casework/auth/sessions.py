@@ -533,7 +533,9 @@ def token_principal(header: str, device_id: uuid.UUID | None) -> Principal:
     if scheme.lower() != "bearer" or not looks_like_token(value):
         _reject(None)
     session = db.session()
-    row = session.execute(_TOKEN_LOOKUP, {"token_hash": hash_token(value)}).one_or_none()
+    # Plain columns: run on the session's connection, without the ORM's per-statement work.
+    lookup = session.connection().execute(_TOKEN_LOOKUP, {"token_hash": hash_token(value)})
+    row = lookup.one_or_none()
     now = utcnow()
     if row is None:
         _reject(None)

@@ -167,8 +167,9 @@ class LazyFacts:
         if name not in self._asked:
             values = self._fetch(name)
             self._asked.update(values.keys() | {name})
-            if values:
-                self._fetched.update(values)
+            fresh = {key: value for key, value in values.items() if key not in self._own}
+            if fresh:  # a field already known (the caller settled it) keeps its value
+                self._fetched.update(fresh)
                 self._facts = CaseFacts(**self._own, **self._fetched)
         return getattr(self._facts, name)
 

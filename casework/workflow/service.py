@@ -241,6 +241,11 @@ def _allowed(
     if not _may_move_any(case, row, actor):
         return []
     own = _own_facts(case, row, utcnow())
+    if row is None or row.handoff_status == HandoffStatus.NONE.value:
+        # Hand-off records are made only by the ``request`` transition, which leaves "none"
+        # in the same transaction: a case still at "none" has none, so the hand-off
+        # source's query (consents, latest hand-off) is not needed to refuse ``request``.
+        own["handoff"] = None
     lazy = facts.LazyFacts(own, lambda name: facts.gather_field(session, case, name))
     found = engine.allowed_for_case(cast(CaseFacts, lazy), actor)
     return [engine.transition_ref(t) for t in found]
