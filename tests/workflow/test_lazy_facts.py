@@ -129,6 +129,29 @@ def test_a_new_intake_case_asks_only_for_the_hand_off() -> None:
     assert calls == ["handoff_facts"]
 
 
+def test_a_settled_hand_off_is_neither_fetched_nor_overwritten() -> None:
+    """A case read at hand-off "none" settles ``handoff`` (no record can exist: only the
+    ``request`` transition makes one, and leaves "none" in the same transaction): the
+    caseworker's read asks no source, and a source asked later for another field of its
+    own does not replace the settled value."""
+    calls: list[str] = []
+    whole = facts()
+    own = {name: getattr(whole, name) for name in _OWN_FACTS} | {"handoff": None}
+    stray = Handoff(kind=HandoffKind.PARTNER, target=PARTNER, requested_by="u-2")
+
+    def fetch(name: str) -> dict[str, Any]:
+        calls.append(name)
+        return {"consents": (consent(recipient=PARTNER),), "handoff": stray}
+
+    settled = cast(CaseFacts, LazyFacts(own, fetch))
+    allowed = engine.allowed_for_case(settled, actor("caseworker"))
+    assert [t.name for t in allowed] == ["start_vetting"]
+    assert calls == []
+    assert len(settled.consents) == 1
+    assert calls == ["consents"]
+    assert settled.handoff is None
+
+
 def test_vetting_decisions_ask_the_vetting_source_once() -> None:
     calls: list[str] = []
     whole = facts(stage=Stage.VETTING, vetting=VettingState.IN_PROGRESS)
