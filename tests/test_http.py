@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from casework import create_app
 from casework.audit.models import AuditEntry
-from casework.logs import JsonFormatter
+from casework.logs import JsonFormatter, LineHandler
 from tests.conftest import principal_headers
 
 PROBLEM = "application/problem+json"
@@ -130,6 +130,43 @@ def test_request_log_line_has_route_template_not_url(
     line = JsonFormatter().format(record)
     assert "secret-value" not in line
     assert json.loads(line)["request_id"]
+
+
+def _record(message: str) -> logging.LogRecord:
+    return logging.LogRecord("casework.request", logging.INFO, __file__, 1, message, (), None)
+
+
+def test_log_lines_go_out_whole_from_many_threads_without_a_lock(tmp_path: Any) -> None:
+    import threading
+
+    handler = LineHandler(open(tmp_path / "log", "a", encoding="utf-8"))  # noqa: SIM115
+    handler.setFormatter(JsonFormatter())
+    assert handler.lock is None  # nothing for a thread to queue behind
+    long_message = "x" * 10_000  # beyond PIPE_BUF: written under the handler's own lock
+
+    def write(number: int) -> None:
+        for _ in range(200):
+            handler.handle(_record(f"t{number}" if number % 2 else long_message))
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    handler.stream.close()
+    lines = (tmp_path / "log").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 1200
+    assert all(json.loads(line)["logger"] == "casework.request" for line in lines)
+
+
+def test_log_lines_reach_a_stream_without_a_descriptor() -> None:
+    import io
+
+    stream = io.StringIO()
+    handler = LineHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    handler.handle(_record("request"))
+    assert json.loads(stream.getvalue())["msg"] == "request"
 
 
 def test_internal_error_hides_exception_text(scratch_app: Flask) -> None:
