@@ -44,6 +44,7 @@ from casework.workflow.service import workflow_view
 
 TOUCHED = "casework.sync.touched"
 CAPTURED = "casework.sync.captured"
+VIEWS = "casework.sync.views"
 _UNKNOWN = object()
 _PUBLISHING = "casework.sync.publishing"
 ZERO = bytes(32)
@@ -75,17 +76,29 @@ def checksum_of(pairs: Iterable[tuple[str, int]]) -> str:
 
 
 def device_view(
-    session: Session, case: Case, workflow: CaseWorkflow | object | None = _UNKNOWN
+    session: Session,
+    case: Case,
+    workflow: CaseWorkflow | object | None = _UNKNOWN,
+    view: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``GET /cases/{reference}`` less what depends on the caller or the moment: the case,
     its members and the workflow states (no ``allowed_transitions``, no duplicates, no
     sealed workflow outcomes, whose visibility depends on the reader's permissions).
-    ``workflow``: the case's workflow row when the caller loaded it already (or None)."""
-    view = case_view(case)
+    ``workflow``: the case's workflow row when the caller loaded it already (or None);
+    ``view``: the case's :func:`case_view` when the caller built it already."""
+    view = dict(case_view(case) if view is None else view)
     row = session.get(CaseWorkflow, case.id) if workflow is _UNKNOWN else workflow
     view["workflow"] = workflow_view(_NOBODY, case, row)  # type: ignore[arg-type]
     result: dict[str, Any] = jsonable(view)
     return result
+
+
+def remember_view(session: Session, case: Case, view: dict[str, Any]) -> None:
+    """Hand the feed the :func:`case_view` of ``case`` at its current version, built by a
+    writer that had the values in hand (a sync push), so that publishing it does not
+    decrypt the case again. Only for this version: a later write bumps the version."""
+    views: dict[tuple[uuid.UUID, int], dict[str, Any]] = session.info.setdefault(VIEWS, {})
+    views[(case.id, case.version)] = view
 
 
 def capture_version(
@@ -114,7 +127,9 @@ def capture_version(
         if found is None:
             found = CaseVersion(case_id=case.id, version=case.version, created_at=utcnow())
             session.add(found)
-        found.snapshot = device_view(session, case, workflow)
+        views = session.info.get(VIEWS)
+        view = views.pop((case.id, case.version), None) if views else None
+        found.snapshot = device_view(session, case, workflow, view)
     captured[(case.id, case.version)] = found
 
 
@@ -178,6 +193,7 @@ def publish(session: Session) -> int | None:
         return _publish(session, [touched[key] for key in sorted(touched)])
     finally:
         session.info[_PUBLISHING] = False
+        session.info.pop(VIEWS, None)  # views of this transaction only
 
 
 @dataclass
