@@ -29,6 +29,8 @@ from sqlalchemy import Table, delete, event, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from casework.api import jsonable
+from casework.audit import SYSTEM, AuditAction
+from casework.audit.service import record_many
 from casework.authz.access import Principal
 from casework.cases.models import Case
 from casework.cases.service import case_view
@@ -52,6 +54,8 @@ ZERO = bytes(32)
 CLOCK_ID = 1
 _PURGE_BATCH = 200
 _BACKFILL_BATCH = 500
+#: What a sealed snapshot holds, as the access log names it (a pull or a backfill).
+SNAPSHOT_FIELDS = ("case", "members", "workflow.states")
 #: Nobody's permissions: the workflow view it gets holds only what every reader sees.
 _NOBODY = Principal(user_id=None, role="sync-feed", office=None)
 
@@ -377,7 +381,10 @@ def backfill(session: Session, on_batch: Callable[[], None] | None = None) -> in
     """Publish every live case that has no feed entry yet (cases written in bulk, or
     before sync was installed); returns how many were published. Idempotent: a case
     with an entry is skipped. ``on_batch`` runs after each batch (a command commits
-    there, so the feed clock's lock is not held for the whole run)."""
+    there, so the feed clock's lock is not held for the whole run).
+
+    Each case is decrypted to seal its snapshot: one ``sync.backfill`` entry per case,
+    by the system, in the batch's transaction."""
     published = select(FeedEntry.case_id)
     ids = list(
         session.scalars(select(Case.id).where(Case.erased_at.is_(None), Case.id.not_in(published)))
@@ -387,7 +394,16 @@ def backfill(session: Session, on_batch: Callable[[], None] | None = None) -> in
         cases = session.scalars(
             select(Case).where(Case.id.in_(chunk)).options(selectinload(Case.members))
         ).all()
-        _publish(session, sorted(cases, key=lambda c: c.id))
+        ordered = sorted(cases, key=lambda c: c.id)
+        _publish(session, ordered)
+        references = [case.reference for case in ordered]
+        record_many(
+            AuditAction.SYNC_BACKFILL,
+            references,
+            fields=SNAPSHOT_FIELDS,
+            actor=SYSTEM,
+            session=session,
+        )
         if on_batch is not None:
             on_batch()
     return len(ids)

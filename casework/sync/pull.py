@@ -30,14 +30,14 @@ from casework.security.envelope import WrappedKey
 from casework.security.models import CaseKey
 from casework.sync import signatures as sig
 from casework.sync.codes import ChangeOp
-from casework.sync.feed import ZERO, retention
+from casework.sync.feed import SNAPSHOT_FIELDS, ZERO, retention
 from casework.sync.models import CaseVersion, Device, FeedEntry, OfficeFeed
 from casework.timestamps import utcnow
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
 _MAC_BYTES = 16
-PULLED_FIELDS = ("case", "members", "workflow.states")
+PULLED_FIELDS = SNAPSHOT_FIELDS
 
 
 class ResyncRequired(CaseworkError):
