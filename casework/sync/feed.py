@@ -316,12 +316,16 @@ def _table(model: type[Any]) -> Table:
 
 
 def _prime_keys(session: Session, ids: list[uuid.UUID]) -> None:
-    """Read the wrapped keys of ``ids`` in one query (unwrapped on first use)."""
+    """Read the wrapped keys of ``ids`` the session has not unwrapped yet (a push has
+    unwrapped its cases' keys already) in one query; unwrapped on first use."""
     keys = session.info.get(SESSION_INFO_KEY)
-    if isinstance(keys, DataKeyCache):
+    if not isinstance(keys, DataKeyCache):
+        return
+    missing = [case_id for case_id in ids if case_id not in keys]
+    if missing:
         rows = session.execute(
             select(CaseKey.case_id, CaseKey.kek_id, CaseKey.wrapped_key).where(
-                CaseKey.case_id.in_(ids)
+                CaseKey.case_id.in_(missing)
             )
         )
         keys.prime({row.case_id: WrappedKey(row.kek_id, bytes(row.wrapped_key)) for row in rows})

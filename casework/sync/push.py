@@ -1,7 +1,9 @@
 """Push: offline mutations applied exactly once, in device order, merged field by field.
 
-A request's mutations run in one transaction, each in its own savepoint, so a
-mutation that fails rolls back only itself. The device row is locked first, so
+A request's mutations run in one transaction. A create runs in its own savepoint,
+so one that fails rolls back only itself; an update is merged and checked before
+its first write, so one that is refused has written nothing, and the updates'
+writes are flushed together. The device row is locked first, so
 two requests carrying the same mutation queue up and the second finds the
 first's stored result (``duplicate``). Everything the mutations need is read up
 front in a few statements (:class:`_Batch`): the stored results of their ids,
