@@ -66,6 +66,7 @@ class AuditAction(StrEnum):
     SYNC_SIGNATURE_REJECTED = "sync.signature_rejected"
     SYNC_CONFLICT_READ = "sync.conflict_read"
     SYNC_CONFLICT_RESOLVE = "sync.conflict_resolve"
+    SYNC_BACKFILL = "sync.backfill"
     KEYS_ROTATE = "keys.rotate"
     KEYS_RETIRE = "keys.retire"
     KEYS_REINDEX = "keys.reindex"

@@ -202,18 +202,26 @@ def loaded_with_case(session: Session, model: type[Any], case: Case) -> tuple[bo
 # --- views ---------------------------------------------------------------------------------
 
 
-def member_view(member: CaseMember) -> dict[str, Any]:
-    """A member decrypted for the API (``MemberOut``): the row's key and seal once."""
+def member_view(member: CaseMember, stored: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A member decrypted for the API (``MemberOut``): the row's key and seal once.
+
+    ``stored``: the member's sealed values when the caller holds them already
+    (:func:`stored_values`), so they are not decrypted again.
+    """
     view: dict[str, Any] = {"id": member.id, "relationship": member.relationship}
-    view.update(read_sealed(member, _SEALED_MEMBER_FIELDS))
+    view.update(read_sealed(member, _SEALED_MEMBER_FIELDS) if stored is None else stored)
     view["unnamed"] = view["full_name"] is None
     view["other_names"] = view["other_names"] or []
     view["documents"] = view["documents"] or []
     return view
 
 
-def case_view(case: Case) -> dict[str, Any]:
-    """A whole case decrypted for the API (``CaseOut``)."""
+def case_view(
+    case: Case, stored: Mapping[uuid.UUID, Mapping[str, Any]] | None = None
+) -> dict[str, Any]:
+    """A whole case decrypted for the API (``CaseOut``); ``stored``: members' sealed values
+    already in hand, by member id (:func:`stored_values`)."""
+    known = stored or {}
     return {
         "reference": case.reference,
         "office": case.office_code,
@@ -223,7 +231,7 @@ def case_view(case: Case) -> dict[str, Any]:
         "version": case.version,
         "created_at": case.created_at,
         "updated_at": case.updated_at,
-        "members": [member_view(member) for member in case.members],
+        "members": [member_view(member, known.get(member.id)) for member in case.members],
     }
 
 
@@ -549,6 +557,19 @@ _SEALED_MEMBER_FIELDS = tuple(name for name in MEMBER_FIELDS if name != "relatio
 
 # --- change --------------------------------------------------------------------------------
 
+Stored = dict[uuid.UUID, dict[str, Any]]
+"""Members' sealed values by member id, decrypted once (:func:`stored_values`)."""
+
+
+def stored_values(case: Case) -> Stored:
+    """Every member's sealed values, each row's seal checked and its fields opened once.
+
+    A caller that needs the case's view, its household rules and the view after
+    a change (a sync push) decrypts the household once and passes this on;
+    :func:`apply_update` keeps it current with the values it writes.
+    """
+    return {member.id: read_sealed(member, _SEALED_MEMBER_FIELDS) for member in case.members}
+
 
 @dataclass
 class _Plan:
@@ -562,22 +583,38 @@ class _Plan:
     removed: list[CaseMember]
 
 
-def _rule_view(member: CaseMember) -> dict[str, Any]:
-    view = {name: getattr(member, name) for name in RULE_FIELDS}
+@dataclass
+class CaseUpdate:
+    """A PATCH checked against the case (:func:`plan_update`): what :func:`apply_update` writes."""
+
+    needs: list[str] | None = None
+    plan: _Plan | None = None
+
+
+_SEALED_RULE_FIELDS = tuple(name for name in RULE_FIELDS if name != "relationship")
+
+
+def _rule_view(member: CaseMember, stored: Stored | None = None) -> dict[str, Any]:
+    values = stored.get(member.id) if stored is not None else None
+    if values is None:
+        view = {name: getattr(member, name) for name in RULE_FIELDS}
+    else:
+        view = {name: values[name] for name in _SEALED_RULE_FIELDS}
+        view["relationship"] = member.relationship
     view["id"] = member.id
     return view
 
 
-def _plan(case: Case, operations: Mapping[str, Any]) -> _Plan:
-    stored = {member.id: member for member in case.members}
+def _plan(case: Case, operations: Mapping[str, Any], stored: Stored | None = None) -> _Plan:
+    stored_members = {member.id: member for member in case.members}
     changes = {c["id"]: plain(c) for c in operations.get("change", [])}
     removed_ids = list(operations.get("remove", []))
     errors: dict[str, Any] = {}
     for position, member_id in enumerate(changes):
-        if member_id not in stored:
+        if member_id not in stored_members:
             errors.setdefault("change", {})[position] = {"id": [NO_SUCH_MEMBER]}
     for position, member_id in enumerate(removed_ids):
-        if member_id not in stored:
+        if member_id not in stored_members:
             errors.setdefault("remove", {})[position] = [NO_SUCH_MEMBER]
     if errors:
         raise ValidationFailed(errors={"json": {"members": errors}})
@@ -587,7 +624,7 @@ def _plan(case: Case, operations: Mapping[str, Any]) -> _Plan:
     for member in case.members:
         if member.id in removed_ids:
             continue
-        view = _rule_view(member)
+        view = _rule_view(member, stored)
         if member.id in changes:
             view.update(changes[member.id])
             origin.append(("change", change_positions[member.id]))
@@ -598,7 +635,7 @@ def _plan(case: Case, operations: Mapping[str, Any]) -> _Plan:
     for position, data in enumerate(added):
         merged.append({**data, "id": None})
         origin.append(("add", position))
-    removed = [stored[member_id] for member_id in removed_ids]
+    removed = [stored_members[member_id] for member_id in removed_ids]
     return _Plan(merged, origin, changes, added, removed)
 
 
@@ -632,14 +669,25 @@ def _without_aged_out(problems: dict[str, list[str]]) -> dict[str, list[str]]:
     return {name: messages for name, messages in kept.items() if messages}
 
 
-def _apply_changes(session: Session, keyring: Keyring, case: Case, plan: _Plan) -> set[str]:
+def _apply_changes(
+    session: Session, keyring: Keyring, case: Case, plan: _Plan, stored: Stored | None = None
+) -> set[str]:
     changed: set[str] = set()
     by_id = {member.id: member for member in case.members}
     for member_id, change in plan.changes.items():
         member = by_id[member_id]
-        names = [name for name in change if name != "id" and getattr(member, name) != change[name]]
+        values = stored.get(member_id) if stored is not None else None
+        names = [
+            name
+            for name in change
+            if name != "id"
+            and (values[name] if values is not None and name in values else getattr(member, name))
+            != change[name]
+        ]
         for name in names:
             setattr(member, name, change[name])
+            if values is not None and name in values:
+                values[name] = getattr(member, name)  # as stored: decoded, not decrypted
         changed.update(f"members.{name}" for name in names)
         if INDEXED_FIELDS.intersection(names):
             indexes.write_entries(session, keyring, member)
@@ -667,6 +715,51 @@ def _apply_removals(session: Session, case: Case, plan: _Plan) -> set[str]:
     return {"members.remove"} if plan.removed else set()
 
 
+def plan_update(case: Case, changes: Mapping[str, Any], stored: Stored | None = None) -> CaseUpdate:
+    """Check a PATCH (``CaseUpdateIn`` data) against ``case``, writing nothing.
+
+    The household as it would be afterwards must pass every intake rule
+    (ValidationFailed otherwise). ``stored``: :func:`stored_values` of the case,
+    when the caller decrypted them already.
+    """
+    update = CaseUpdate()
+    if "specific_needs" in changes:
+        needs = list(plain(changes["specific_needs"]))
+        if needs != (case.specific_needs or []):
+            update.needs = needs
+    operations = changes.get("members")
+    if operations:
+        update.plan = _plan(case, operations, stored)
+        _check_household(update.plan)
+    return update
+
+
+def apply_update(
+    session: Session, case: Case, update: CaseUpdate, stored: Stored | None = None
+) -> set[str]:
+    """Write a checked PATCH to ``case``; return the field names changed. A change that
+    changes nothing leaves the version as it is.
+
+    Neither records nor flushes: :func:`update_case` does both, and a sync push
+    records and flushes a whole request's writes together. ``stored`` is kept
+    equal to the members' values as written (added members are not in it).
+    """
+    changed: set[str] = set()
+    if update.needs is not None:
+        case.specific_needs = update.needs
+        changed.add("specific_needs")
+    plan = update.plan
+    if plan is not None:
+        keyring = keyring_of(session)
+        changed |= _apply_changes(session, keyring, case, plan, stored)
+        changed |= _apply_additions(session, keyring, case, plan)
+        changed |= _apply_removals(session, case, plan)
+    if changed:
+        case.version += 1
+        case.updated_at = utcnow()
+    return changed
+
+
 def update_case(session: Session, case: Case, changes: Mapping[str, Any]) -> list[str]:
     """Apply a PATCH (``CaseUpdateIn`` data) to ``case``; return the field names changed.
 
@@ -674,23 +767,8 @@ def update_case(session: Session, case: Case, changes: Mapping[str, Any]) -> lis
     (ValidationFailed otherwise, and nothing is written). A change that
     changes nothing leaves the version as it is.
     """
-    keyring = keyring_of(session)
-    changed: set[str] = set()
-    if "specific_needs" in changes:
-        needs = list(plain(changes["specific_needs"]))
-        if needs != (case.specific_needs or []):
-            case.specific_needs = needs
-            changed.add("specific_needs")
-    operations = changes.get("members")
-    if operations:
-        plan = _plan(case, operations)
-        _check_household(plan)
-        changed |= _apply_changes(session, keyring, case, plan)
-        changed |= _apply_additions(session, keyring, case, plan)
-        changed |= _apply_removals(session, case, plan)
+    changed = apply_update(session, case, plan_update(case, changes))
     if changed:
-        case.version += 1
-        case.updated_at = utcnow()
         audit.record(
             AuditAction.CASE_UPDATE, target=case.reference, fields=sorted(changed), session=session
         )

@@ -25,14 +25,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app, has_app_context
-from sqlalchemy import delete, event, insert, select, update
+from sqlalchemy import Table, delete, event, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from casework.api import jsonable
+from casework.audit import SYSTEM, AuditAction
+from casework.audit.service import record_many
 from casework.authz.access import Principal
 from casework.cases.models import Case
 from casework.cases.service import case_view
-from casework.security.case_keys import SESSION_INFO_KEY
+from casework.security.case_keys import SESSION_INFO_KEY, data_key_cache
+from casework.security.columns import ROW_SEAL_COLUMN, RowIds, row_seal_for
 from casework.security.data_key_cache import DataKeyCache
 from casework.security.envelope import WrappedKey
 from casework.security.models import CaseKey
@@ -44,12 +47,15 @@ from casework.workflow.service import workflow_view
 
 TOUCHED = "casework.sync.touched"
 CAPTURED = "casework.sync.captured"
+VIEWS = "casework.sync.views"
 _UNKNOWN = object()
 _PUBLISHING = "casework.sync.publishing"
 ZERO = bytes(32)
 CLOCK_ID = 1
 _PURGE_BATCH = 200
 _BACKFILL_BATCH = 500
+#: What a sealed snapshot holds, as the access log names it (a pull or a backfill).
+SNAPSHOT_FIELDS = ("case", "members", "workflow.states")
 #: Nobody's permissions: the workflow view it gets holds only what every reader sees.
 _NOBODY = Principal(user_id=None, role="sync-feed", office=None)
 
@@ -75,17 +81,29 @@ def checksum_of(pairs: Iterable[tuple[str, int]]) -> str:
 
 
 def device_view(
-    session: Session, case: Case, workflow: CaseWorkflow | object | None = _UNKNOWN
+    session: Session,
+    case: Case,
+    workflow: CaseWorkflow | object | None = _UNKNOWN,
+    view: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``GET /cases/{reference}`` less what depends on the caller or the moment: the case,
     its members and the workflow states (no ``allowed_transitions``, no duplicates, no
     sealed workflow outcomes, whose visibility depends on the reader's permissions).
-    ``workflow``: the case's workflow row when the caller loaded it already (or None)."""
-    view = case_view(case)
+    ``workflow``: the case's workflow row when the caller loaded it already (or None);
+    ``view``: the case's :func:`case_view` when the caller built it already."""
+    view = dict(case_view(case) if view is None else view)
     row = session.get(CaseWorkflow, case.id) if workflow is _UNKNOWN else workflow
     view["workflow"] = workflow_view(_NOBODY, case, row)  # type: ignore[arg-type]
     result: dict[str, Any] = jsonable(view)
     return result
+
+
+def remember_view(session: Session, case: Case, view: dict[str, Any]) -> None:
+    """Hand the feed the :func:`case_view` of ``case`` at its current version, built by a
+    writer that had the values in hand (a sync push), so that publishing it does not
+    decrypt the case again. Only for this version: a later write bumps the version."""
+    views: dict[tuple[uuid.UUID, int], dict[str, Any]] = session.info.setdefault(VIEWS, {})
+    views[(case.id, case.version)] = view
 
 
 def capture_version(
@@ -114,7 +132,9 @@ def capture_version(
         if found is None:
             found = CaseVersion(case_id=case.id, version=case.version, created_at=utcnow())
             session.add(found)
-        found.snapshot = device_view(session, case, workflow)
+        views = session.info.get(VIEWS)
+        view = views.pop((case.id, case.version), None) if views else None
+        found.snapshot = device_view(session, case, workflow, view)
     captured[(case.id, case.version)] = found
 
 
@@ -178,6 +198,7 @@ def publish(session: Session) -> int | None:
         return _publish(session, [touched[key] for key in sorted(touched)])
     finally:
         session.info[_PUBLISHING] = False
+        session.info.pop(VIEWS, None)  # views of this transaction only
 
 
 @dataclass
@@ -218,16 +239,15 @@ def _publish(session: Session, cases: list[Case]) -> int:
     }
     _prime_keys(session, ids)
     targets: list[_Target] = []
+    versions: list[dict[str, Any]] = []
     for case in cases:
         if case.erased_at is not None:
             targets.append(_Target(case.office_code, case, ChangeOp.DELETE))
             continue
-        capture_version(
-            session,
-            case,
-            stored=(case.id, case.version) in stored,
-            workflow=workflows.get(case.id),
-        )
+        if (case.id, case.version) in stored:
+            capture_version(session, case, stored=True, workflow=workflows.get(case.id))
+        else:
+            versions.append(_version_row(session, case, workflows.get(case.id)))
         targets.append(_Target(case.office_code, case, ChangeOp.UPSERT))
         for row in by_case.get(case.id, ()):
             if row.office_code != case.office_code and row.op == ChangeOp.UPSERT:
@@ -257,7 +277,9 @@ def _publish(session: Session, cases: list[Case]) -> int:
             moved.append({"id": old.id} | values)
         _account(offices[target.office], old, target)
         offices[target.office].last_seq = seq
-    # One statement each for the new entries and the moved ones, however many cases.
+    # One statement each for the new versions, entries and moved ones, however many cases.
+    if versions:
+        session.execute(insert(_table(CaseVersion)), versions)
     if added:
         session.execute(insert(FeedEntry), added)
     if moved:
@@ -267,13 +289,43 @@ def _publish(session: Session, cases: list[Case]) -> int:
     return clock.last_seq
 
 
+def _version_row(session: Session, case: Case, workflow: CaseWorkflow | None) -> dict[str, Any]:
+    """The row sealing ``case``'s view at its version, for an insert of many (the same
+    ciphertext and row seal as :func:`capture_version`'s object, without a unit of work)."""
+    views = session.info.get(VIEWS)
+    view = views.pop((case.id, case.version), None) if views else None
+    row_id = uuid.uuid4()
+    ids = RowIds(case.id, row_id)
+    key = data_key_cache(session).get(case.id)
+    blob = CaseVersion.snapshot.ciphertext(key, ids, device_view(session, case, workflow, view))
+    return {
+        "id": row_id,
+        "case_id": case.id,
+        "version": case.version,
+        "created_at": utcnow(),
+        CaseVersion.snapshot.name_in_table: blob,
+        ROW_SEAL_COLUMN: row_seal_for(
+            CaseVersion, key, ids, {CaseVersion.snapshot.name_in_table: blob}
+        ),
+    }
+
+
+def _table(model: type[Any]) -> Table:
+    table: Table = model.__table__
+    return table
+
+
 def _prime_keys(session: Session, ids: list[uuid.UUID]) -> None:
-    """Read the wrapped keys of ``ids`` in one query (unwrapped on first use)."""
+    """Read the wrapped keys of ``ids`` the session has not unwrapped yet (a push has
+    unwrapped its cases' keys already) in one query; unwrapped on first use."""
     keys = session.info.get(SESSION_INFO_KEY)
-    if isinstance(keys, DataKeyCache):
+    if not isinstance(keys, DataKeyCache):
+        return
+    missing = [case_id for case_id in ids if case_id not in keys]
+    if missing:
         rows = session.execute(
             select(CaseKey.case_id, CaseKey.kek_id, CaseKey.wrapped_key).where(
-                CaseKey.case_id.in_(ids)
+                CaseKey.case_id.in_(missing)
             )
         )
         keys.prime({row.case_id: WrappedKey(row.kek_id, bytes(row.wrapped_key)) for row in rows})
@@ -333,7 +385,10 @@ def backfill(session: Session, on_batch: Callable[[], None] | None = None) -> in
     """Publish every live case that has no feed entry yet (cases written in bulk, or
     before sync was installed); returns how many were published. Idempotent: a case
     with an entry is skipped. ``on_batch`` runs after each batch (a command commits
-    there, so the feed clock's lock is not held for the whole run)."""
+    there, so the feed clock's lock is not held for the whole run).
+
+    Each case is decrypted to seal its snapshot: one ``sync.backfill`` entry per case,
+    by the system, in the batch's transaction."""
     published = select(FeedEntry.case_id)
     ids = list(
         session.scalars(select(Case.id).where(Case.erased_at.is_(None), Case.id.not_in(published)))
@@ -343,7 +398,16 @@ def backfill(session: Session, on_batch: Callable[[], None] | None = None) -> in
         cases = session.scalars(
             select(Case).where(Case.id.in_(chunk)).options(selectinload(Case.members))
         ).all()
-        _publish(session, sorted(cases, key=lambda c: c.id))
+        ordered = sorted(cases, key=lambda c: c.id)
+        _publish(session, ordered)
+        references = [case.reference for case in ordered]
+        record_many(
+            AuditAction.SYNC_BACKFILL,
+            references,
+            fields=SNAPSHOT_FIELDS,
+            actor=SYSTEM,
+            session=session,
+        )
         if on_batch is not None:
             on_batch()
     return len(ids)

@@ -25,19 +25,20 @@ from casework.audit.service import record_many
 from casework.errors import CaseworkError
 from casework.security.app import derived_secret
 from casework.security.case_keys import data_key_cache
-from casework.security.columns import RowIds
+from casework.security.columns import ROW_SEAL_COLUMN, RowIds, read_sealed_columns
 from casework.security.envelope import WrappedKey
 from casework.security.models import CaseKey
 from casework.sync import signatures as sig
 from casework.sync.codes import ChangeOp
-from casework.sync.feed import ZERO, retention
+from casework.sync.feed import SNAPSHOT_FIELDS, ZERO, retention
 from casework.sync.models import CaseVersion, Device, FeedEntry, OfficeFeed
 from casework.timestamps import utcnow
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
 _MAC_BYTES = 16
-PULLED_FIELDS = ("case", "members", "workflow.states")
+PULLED_FIELDS = SNAPSHOT_FIELDS
+SNAPSHOT = ("snapshot",)
 
 
 class ResyncRequired(CaseworkError):
@@ -149,6 +150,7 @@ def _page(
             FeedEntry.case_id,
             CaseVersion.id.label("version_id"),
             snapshot.label("snapshot"),
+            CaseVersion.__table__.c[ROW_SEAL_COLUMN].label("row_seal"),
             CaseKey.kek_id,
             CaseKey.wrapped_key,
         )
@@ -170,18 +172,21 @@ def _page(
 
 
 def _changes(session: Session, rows: list[Any]) -> list[dict[str, Any]]:
-    """The page's changes; each snapshot decrypted once, under its case's key (read with
-    the page: primed together, each unwrapped on first use)."""
+    """The page's changes; each snapshot's row seal checked and the snapshot decrypted once,
+    under its case's key (read with the page: primed together, each unwrapped on first use)."""
     data_key_cache(session).prime(
-        {row[4]: WrappedKey(row[7], bytes(row[8])) for row in rows if row[8] is not None}
+        {row[4]: WrappedKey(row[8], bytes(row[9])) for row in rows if row[9] is not None}
     )
-    sealed = CaseVersion.snapshot
+    storage = CaseVersion.snapshot.storage_attr
     upsert = ChangeOp.UPSERT.value
     changes = []
-    for seq, op, reference, version, case_id, version_id, snapshot, _kek, _key in rows:
+    for seq, op, reference, version, case_id, version_id, snapshot, seal, _kek, _key in rows:
         change: dict[str, Any] = {"seq": seq, "op": op, "reference": reference, "version": version}
         if op == upsert and snapshot is not None:
             ids = RowIds(case_id, version_id)
-            change["case"] = sealed.plaintext(session, ids, bytes(snapshot))
+            blobs = {storage: bytes(snapshot)}
+            stored = bytes(seal) if seal is not None else None
+            opened = read_sealed_columns(session, CaseVersion, ids, stored, blobs, SNAPSHOT)
+            change["case"] = opened["snapshot"]
         changes.append(change)
     return changes

@@ -1,7 +1,9 @@
 """Push: offline mutations applied exactly once, in device order, merged field by field.
 
-A request's mutations run in one transaction, each in its own savepoint, so a
-mutation that fails rolls back only itself. The device row is locked first, so
+A request's mutations run in one transaction. A create runs in its own savepoint,
+so one that fails rolls back only itself; an update is merged and checked before
+its first write, so one that is refused has written nothing, and the updates'
+writes are flushed together. The device row is locked first, so
 two requests carrying the same mutation queue up and the second finds the
 first's stored result (``duplicate``). Everything the mutations need is read up
 front in a few statements (:class:`_Batch`): the stored results of their ids,
@@ -121,6 +123,7 @@ class _Batch:
     taken_refs: set[uuid.UUID] = field(default_factory=set)
     new_rows: list[dict[str, Any]] = field(default_factory=list)
     log: list[_LogLine] = field(default_factory=list)
+    writes: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
     results_key: uuid.UUID | None = None
     mac_secret: bytes = b""
     update_schema: CaseUpdateIn | None = None
@@ -160,7 +163,7 @@ def push(
     if device.next_seq != batch.next_seq:
         device.next_seq = batch.next_seq
     _write_results(session, batch)
-    _record(session, batch.log)
+    _record(session, batch)
     published = feed.publish(session)
     return {
         "results": results,
@@ -321,11 +324,17 @@ def _prefetched(batch: _Batch, reference: str) -> Case | None:
 # --- one mutation --------------------------------------------------------------------------
 
 
-def _record(session: Session, log: list[_LogLine]) -> None:
-    """One ``sync.push`` entry per result, appended together (same transaction as
-    the results, so they commit or vanish with them), grouped by fields and outcome."""
+def _record(session: Session, batch: _Batch) -> None:
+    """The ``case.update`` entry of each update that changed a case, then one ``sync.push``
+    entry per result: appended together, grouped by fields (and outcome), in the
+    transaction of the results and the changes, so they commit or vanish with them."""
+    writes: dict[tuple[str, ...], list[str | None]] = {}
+    for reference, fields in batch.writes:
+        writes.setdefault(fields, []).append(reference)
+    for fields, references in writes.items():
+        record_many(AuditAction.CASE_UPDATE, references, fields=fields, session=session)
     groups: dict[tuple[tuple[str, ...], Outcome], list[str | None]] = {}
-    for line in log:
+    for line in batch.log:
         groups.setdefault((line.fields, line.outcome), []).append(line.reference)
     for (fields, outcome), references in groups.items():
         record_many(
@@ -373,8 +382,12 @@ def _one(
         outcome = Applied(MutationStatus.REJECTED, errors=_errors(RejectionType.REUSED_SEQ))
         return _store(session, batch, mutation, mac, outcome, consumes_seq=False)
     try:
-        with session.begin_nested():
-            outcome = _apply(session, principal, batch, mutation)
+        if mutation["op"] == MutationOp.UPDATE:
+            # No savepoint: an update is refused before it writes anything (see _update).
+            outcome = _update(session, principal, batch, mutation)
+        else:
+            with session.begin_nested():
+                outcome = _create(session, principal, batch, mutation["changes"])
     except Rejected as refused:
         outcome = Applied(MutationStatus.REJECTED, errors=_errors(refused.kind, refused.fields))
     except ValidationFailed as failed:
@@ -546,14 +559,6 @@ def _results_key(session: Session, batch: _Batch) -> uuid.UUID:
 # --- applying one mutation -----------------------------------------------------------------
 
 
-def _apply(
-    session: Session, principal: Principal, batch: _Batch, mutation: dict[str, Any]
-) -> Applied:
-    if mutation["op"] == MutationOp.CREATE:
-        return _create(session, principal, batch, mutation["changes"])
-    return _update(session, principal, batch, mutation)
-
-
 def _load(schema: Any, data: Any) -> dict[str, Any]:
     try:
         loaded: dict[str, Any] = schema.load(data)
@@ -673,6 +678,13 @@ def _translate(changes: Any, refs: Mapping[str, str]) -> Any:
 def _update(
     session: Session, principal: Principal, batch: _Batch, mutation: dict[str, Any]
 ) -> Applied:
+    """Check, merge, then write an update, in that order: every refusal (Rejected,
+    ValidationFailed) comes before the first write, so a refused update leaves nothing
+    and needs no savepoint. Its writes are flushed with the request's others.
+
+    The household is decrypted once (:func:`cases.stored_values`): the merge view, the
+    household rules and the feed's snapshot of the new version all come from it.
+    """
     if not principal.has(Permission.CASES_WRITE):
         raise Rejected(RejectionType.FORBIDDEN)
     case = _find_case(session, batch, mutation["reference"])
@@ -685,12 +697,32 @@ def _update(
     base_version = mutation["base_version"]
     if base_version != case.version:
         base_version = _effective_base(batch, case, base_version)
-    current = feed.jsonable(cases.case_view(case))
+    stored = cases.stored_values(case)
+    current = feed.jsonable(cases.case_view(case, stored))
     base = current if base_version == case.version else _base(session, batch, case, base_version)
     merge = merge_changes(base, current, changes)
-    touched = sorted(cases.update_case(session, case, merge.changes)) if merge.changes else []
+    checked = cases.plan_update(case, merge.changes, stored) if merge.changes else None
+    try:
+        return _write_update(session, batch, mutation, case, stored, checked, merge.conflicts)
+    except (Rejected, ValidationFailed) as error:  # would leave a half-written mutation
+        raise RuntimeError("a sync update was refused after it began writing") from error
+
+
+def _write_update(
+    session: Session,
+    batch: _Batch,
+    mutation: dict[str, Any],
+    case: Case,
+    stored: cases.Stored,
+    checked: cases.CaseUpdate | None,
+    conflicts: list[dict[str, Any]],
+) -> Applied:
+    touched = sorted(cases.apply_update(session, case, checked, stored)) if checked else []
+    if touched:
+        batch.writes.append((case.reference, tuple(touched)))
+        feed.remember_view(session, case, cases.case_view(case, stored))
     conflict = None
-    if merge.conflicts:
+    if conflicts:
         conflict = SyncConflict(
             case_id=case.id,
             office_code=case.office_code,
@@ -703,9 +735,8 @@ def _update(
             version=1,
             created_at=utcnow(),
         )
-        conflict.fields = {"items": merge.conflicts}
+        conflict.fields = {"items": conflicts}
         session.add(conflict)
-        session.flush()
     status = MutationStatus.CONFLICT if conflict is not None else MutationStatus.APPLIED
     return Applied(status, case=case, conflict=conflict, touched=touched)
 

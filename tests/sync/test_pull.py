@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from casework.audit.models import AuditEntry
@@ -23,6 +23,7 @@ from tests.sync.signing import Device
 STAFF = principal_headers("supervisor", OFFICE)
 SECOND = principal_headers("supervisor", OFFICE, user_id="second-supervisor")
 RESYNC = "urn:casework:problem:resync-required"
+VERSIONS = CaseVersion.__table__
 
 
 def create(client: FlaskClient, **member: Any) -> dict[str, Any]:
@@ -177,3 +178,20 @@ def test_a_device_moved_to_another_office_must_resync(
     fresh, page = pull_all(device)
     assert fresh == []
     assert page["checkpoint"]["count"] == 0
+
+
+def test_a_snapshot_altered_in_the_database_is_refused(
+    client: FlaskClient, device: Device, db_session: Session
+) -> None:
+    """A pull checks each sealed snapshot's row seal before opening it: a row altered
+    outside casework answers the integrity problem, never the snapshot."""
+    create(client)
+    row = db_session.scalars(select(CaseVersion)).one()
+    seal = bytearray(db_session.scalar(select(VERSIONS.c.row_seal).where(VERSIONS.c.id == row.id)))
+    seal[-1] ^= 1
+    db_session.execute(update(VERSIONS).where(VERSIONS.c.id == row.id).values(row_seal=bytes(seal)))
+    db_session.commit()
+    refused = device.pull(None, 100)
+    assert refused.status_code == 500
+    assert refused.get_json()["type"] == "urn:casework:problem:integrity-failed"
+    assert "Amina" not in refused.get_data(as_text=True)

@@ -388,3 +388,113 @@ def test_conflicts_are_listed_a_page_at_a_time(client: FlaskClient, device: Devi
     whole = device.request("GET", "/api/v1/sync/conflicts").get_json()
     assert [c["id"] for c in whole["items"]] == made
     assert whole["next_cursor"] is None
+
+
+def _entries(session: Session, reference: str, action: str) -> list[Any]:
+    from casework.audit.models import AuditEntry
+
+    query = select(AuditEntry).where(AuditEntry.target == reference, AuditEntry.action == action)
+    return list(session.scalars(query.order_by(AuditEntry.seq)))
+
+
+def test_updates_of_one_request_publish_each_case_as_stored(
+    app: Any, device: Device, db_session: Session
+) -> None:
+    """A request's updates are written together; the snapshot the feed seals for each case
+    is the case as its rows decrypt, and every write is a ``case.update`` entry too."""
+    from casework.security.app import holder
+    from casework.security.case_keys import attach_keyring
+    from casework.sync import feed
+
+    body = intake()
+    child_ref = str(uuid.uuid4())
+    body["members"].append(
+        {"relationship": "child", "sex": "male", "birth_year": 2015, "full_name": "Sami Test"}
+        | {"client_ref": child_ref}
+    )
+    (created,) = results(device.push([new_mutation(1, "create", body)]))
+    assert created["status"] == "applied", created["errors"]
+    reference = created["reference"]
+    principal = created["refs"][body["members"][0]["client_ref"]]
+    first = {
+        "specific_needs": ["SC-UC"],
+        "members": {"change": [{"id": principal, "phone": "+962791111111", "other_names": []}]},
+    }
+    second = {
+        "members": {
+            "remove": [child_ref],
+            "add": [{"relationship": "spouse", "sex": "male", "full_name": "Omar Test"}],
+        }
+    }
+    third = {"members": {"change": [{"id": principal, "phone": "+962793333333"}]}}
+    attach_keyring(db_session, holder(app).get())
+
+    def pulled_and_stored() -> tuple[Any, Any]:
+        changes, _page = pull_all(device)
+        (pulled,) = [c for c in changes if c["reference"] == reference]
+        db_session.expire_all()
+        row = db_session.scalar(select(Case).where(Case.reference == reference))
+        assert row is not None
+        return pulled, feed.device_view(db_session, row)
+
+    (one,) = results(
+        device.push([new_mutation(2, "update", first, reference=reference, base_version=1)])
+    )
+    assert (one["status"], one["version"]) == ("applied", 2)
+    pulled, stored = pulled_and_stored()
+    assert pulled["version"] == 2
+    assert pulled["case"] == stored
+    assert pulled["case"]["members"][0]["phone"] == "+962791111111"
+    answer = results(
+        device.push(
+            [
+                new_mutation(3, "update", second, reference=body["client_ref"], base_version=2),
+                new_mutation(4, "update", third, reference=reference, base_version=2),
+            ]
+        )
+    )
+    assert [(r["status"], r["version"]) for r in answer] == [("applied", 3), ("applied", 4)]
+    pulled, stored = pulled_and_stored()
+    assert pulled["version"] == 4
+    assert pulled["case"] == stored
+    assert [m["full_name"] for m in pulled["case"]["members"]] == ["Amina Test", "Omar Test"]
+    updates = _entries(db_session, reference, "case.update")
+    assert [json.loads(e.fields) for e in updates] == [
+        ["members.phone", "specific_needs"],
+        ["members.add", "members.full_name", "members.relationship", "members.remove",
+         "members.sex"],
+        ["members.phone"],
+    ]  # fmt: skip
+    assert {e.device for e in updates} == {device.device_id}
+
+
+def test_an_update_refused_by_the_household_rules_leaves_nothing(
+    device: Device, db_session: Session
+) -> None:
+    """Refused after its merge (no principal applicant left): neither its needs nor its
+    member change are written, and the next mutation of the request still applies."""
+    body = intake()
+    (created,) = results(device.push([new_mutation(1, "create", body)]))
+    reference = created["reference"]
+    member = created["refs"][body["members"][0]["client_ref"]]
+    no_principal = {"change": [{"id": member, "relationship": "child"}]}
+    refused = {"specific_needs": ["SC-UC"], "members": no_principal}
+    fine = {"members": {"change": [{"id": member, "phone": "+962792222222"}]}}
+    answer = results(
+        device.push(
+            [
+                new_mutation(2, "update", refused, reference=reference, base_version=1),
+                new_mutation(3, "update", fine, reference=reference, base_version=1),
+            ]
+        )
+    )
+    assert answer[0]["status"] == "rejected"
+    assert answer[0]["errors"]["type"] == "invalid"
+    assert (answer[1]["status"], answer[1]["version"]) == ("applied", 2)
+    changes, _page = pull_all(device)
+    (pulled,) = [c for c in changes if c["reference"] == reference]
+    assert pulled["case"]["specific_needs"] == []
+    assert pulled["case"]["members"][0]["relationship"] == "principal_applicant"
+    assert pulled["case"]["members"][0]["phone"] == "+962792222222"
+    updates = _entries(db_session, reference, "case.update")
+    assert [json.loads(e.fields) for e in updates] == [["members.phone"]]
