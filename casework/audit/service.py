@@ -305,13 +305,16 @@ def write_batch(drafts: Sequence[AuditRecord | Prepared]) -> None:
     """
     session = db.get_db().session_factory()
     try:
-        _append_rows(session, [prepare(draft) for draft in drafts], False, True)
+        rows = _append_rows(session, [prepare(draft) for draft in drafts], False, True)
         session.commit()
     except BaseException:
         session.rollback()
         raise
     finally:
         session.close()
+    links = signer.written_links()
+    if links is not None:
+        links.add(rows)
 
 
 def group_commit(app: Flask | None = None) -> GroupCommit[AuditRecord | Prepared]:
@@ -473,6 +476,7 @@ def init_app(app: Flask) -> None:
     signer.check_origin(app)
     keys.init_app(app)
     settings = app.config["CASEWORK"]
+    app.extensions[signer.WRITTEN_LINKS] = tree.WrittenLinks()
     app.extensions["casework.audit.appender"] = GroupCommit(
         write_batch,
         batch_size=int(settings["audit_batch_size"]),
