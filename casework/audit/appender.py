@@ -73,7 +73,9 @@ class GroupCommit(Generic[T]):
     ``write(items)`` must write every item durably or raise; it runs in the
     leader's thread, outside this object's lock. ``batch_size`` bounds the
     items per batch (a request's items are never split); ``max_wait`` is how
-    long a leader waits for a batch to fill before writing what it has.
+    long a leader waits for a batch to fill before writing what it has. It
+    stops waiting as soon as the requests it can expect are queued: those the
+    last batch carried and those that arrived while it was being written.
     """
 
     def __init__(
@@ -90,6 +92,10 @@ class GroupCommit(Generic[T]):
         self._queued = 0
         self._leading = False
         self._filling = False
+        self._enough = batch_size  # what a filling leader waits for
+        # The last batch's items and those that arrived while it was written (before
+        # the first batch, nothing is known: wait for a full batch).
+        self._expected = batch_size
         self.batches = 0
         self.items = 0
 
@@ -103,7 +109,7 @@ class GroupCommit(Generic[T]):
             self._queued += len(items)
             if not self._leading:
                 self._leading = waiter.lead = True
-            elif self._filling and self._queued >= self.batch_size:
+            elif self._filling and self._queued >= self._enough:
                 self._filled.notify()
         while not waiter.done:
             if waiter.lead:
@@ -120,10 +126,14 @@ class GroupCommit(Generic[T]):
         The leader is always the oldest waiter, so its own items are in the batch.
         """
         with self._lock:
-            if self.max_wait and self._queued < self.batch_size:
+            # Waiting to fill, the leader expects back the requests of the last batch
+            # (released when it committed) and those that queued while it was written:
+            # once they are here, waiting longer only adds latency.
+            self._enough = min(self.batch_size, max(1, self._expected))
+            if self.max_wait and self._queued < self._enough:
                 self._filling = True
                 deadline = time.monotonic() + self.max_wait
-                while self._queued < self.batch_size:
+                while self._queued < self._enough:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         break
@@ -139,6 +149,7 @@ class GroupCommit(Generic[T]):
         with self._lock:
             self.batches += 1
             self.items += len(items)
+            self._expected = len(items) + self._queued
             for waiter in batch:
                 waiter.error = error
                 waiter.done = True
