@@ -16,6 +16,10 @@ reachable, PostgreSQL:
 Usage, from the repository root::
 
     python benchmarks/log_bench.py --out log_bench.json [--entries 1000000] [--no-postgres]
+                                   [--seconds 10] [--appends-only] [--postgres URL]
+
+``--postgres`` is the URL of a server (and a database) the benchmark may create
+its own throw-away database from.
 """
 
 from __future__ import annotations
@@ -222,6 +226,8 @@ def suite(url: str, folder: Path, entries: int, seconds: float) -> dict[str, Any
         # audit_batch_max_wait_ms=2: the leader waits up to 2 ms for the writers just
         # released to queue again, so a batch carries all 32 instead of half of them.
         waiting = group_commit_appends(app, seconds, max_wait_ms=2)
+        if not entries:  # --appends-only: a quick iteration on the append path
+            return {"group_commit": appends, "group_commit_wait_2ms": waiting}
         large = proofs_and_verification(app, entries)
     return {"group_commit": appends, "group_commit_wait_2ms": waiting, "million": large}
 
@@ -237,7 +243,14 @@ def main(argv: list[str] | None = None) -> None:
         or "postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
     )
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument(
+        "--appends-only",
+        action="store_true",
+        help="skip building the large log (proofs and verification): the append runs only",
+    )
     args = parser.parse_args(argv)
+    if args.appends_only:
+        args.entries = 0
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="casework-logbench-") as scratch:
         folder = Path(scratch)

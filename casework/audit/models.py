@@ -64,7 +64,7 @@ class AuditEntry(Base):
     outcome: Mapped[str] = mapped_column(String(16), index=True)
     request_id: Mapped[str | None] = mapped_column(String(64))
     prev_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
-    hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
 
     @classmethod
     def from_chained(cls, chained: ChainedRecord) -> AuditEntry:

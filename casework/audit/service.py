@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from hashlib import sha256
 from typing import Any
@@ -44,7 +44,9 @@ from casework.audit.encoding import (
     GENESIS_HASH,
     AuditRecord,
     ChainedRecord,
-    encode_body,
+    body_around_target,
+    check_target,
+    derived,
     encode_head,
 )
 from casework.audit.models import ENTRY_COLUMNS, AuditCheckpoint, AuditEntry, to_micros
@@ -119,38 +121,64 @@ def record_many(
     if not targets:
         return []
     current = session if session is not None else db.session()
-    draft = _build(action, None, fields, outcome, actor)
-    drafts = [replace(draft, target=target) for target in targets]
+    items = prepare_targets(_build(action, None, fields, outcome, actor), targets)
     if db.is_read_mode(current):
-        current.info.setdefault(PENDING, []).extend(drafts)
+        current.info.setdefault(PENDING, []).extend(items)
         return []
-    return append(current, drafts)
+    return append(current, items)
 
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """A draft with everything that does not depend on its place in the chain computed:
-    its time in microseconds, the tail of its canonical encoding and its stored field list.
+    """An entry with everything that does not depend on its place in the chain computed:
+    its stored column values from ``at_us`` to ``request_id`` (the row without seq and
+    hashes) and the tail of its canonical encoding.
 
-    A read request prepares its entries before it hands them to the group
-    committer, so that the batch, under the log's lock, only chains and inserts.
+    An entry is validated once, when it is built; a batch of entries that share
+    everything but the target (:func:`prepare_targets`) validates what they share
+    once. Under the log's lock a batch then only chains and inserts.
+    ``draft`` is the validated record the entry was built from (any seq; its
+    target may be another one: the entry's own is ``values[6]``).
     """
 
-    record: AuditRecord
-    at_us: int
+    draft: AuditRecord
+    values: tuple[Any, ...]
     body: bytes
-    fields: str
+
+    def record_at(self, seq: int) -> AuditRecord:
+        """The entry's record at ``seq``, as its row stores it."""
+        return derived(self.draft, seq, self.values[6])
 
 
 def prepare(draft: AuditRecord | Prepared) -> Prepared:
     if isinstance(draft, Prepared):
         return draft
-    return Prepared(draft, to_micros(draft.at), encode_body(draft), json.dumps(list(draft.fields)))
+    return prepare_targets(draft, [draft.target])[0]
+
+
+def prepare_targets(draft: AuditRecord, targets: Iterable[str | None]) -> list[Prepared]:
+    """One prepared entry per target, each as ``draft`` about that target; what they share
+    is encoded once, and each target checked as :class:`AuditRecord` would."""
+    head = (
+        to_micros(draft.at),
+        draft.actor,
+        draft.role,
+        draft.office,
+        draft.device,
+        draft.action,
+    )
+    tail = (json.dumps(list(draft.fields)), draft.outcome, draft.request_id)
+    body = body_around_target(draft)
+    prepared = []
+    for target in targets:
+        check_target(target)
+        prepared.append(Prepared(draft, (*head, target, *tail), body(target)))
+    return prepared
 
 
 def append(
     session: Session,
-    drafts: Sequence[AuditRecord],
+    drafts: Sequence[AuditRecord | Prepared],
     *,
     integrate: bool = False,
     sign: bool = True,
@@ -161,10 +189,15 @@ def append(
     and the latest checkpoint, inserts every entry with one statement, then
     integrates the tiles (``integrate``) and signs a checkpoint when one is due.
     """
-    rows = _append_rows(session, [prepare(draft) for draft in drafts], integrate, sign)
+    items = [prepare(draft) for draft in drafts]
+    rows = _append_rows(session, items, integrate, sign)
+    return _chained(items, rows)
+
+
+def _chained(items: Sequence[Prepared], rows: Sequence[EntryValues]) -> list[ChainedRecord]:
     return [
-        ChainedRecord(replace(draft, seq=row[0]), row[11], row[12])
-        for draft, row in zip(drafts, rows, strict=True)
+        ChainedRecord(item.record_at(row[0]), row[11], row[12])
+        for item, row in zip(items, rows, strict=True)
     ]
 
 
@@ -183,12 +216,8 @@ def _append_rows(
         insert_rows(connection, rows)
     seq = rows[-1][0] if rows else head[0] or 0
     if integrate and rows:
-        written = [
-            ChainedRecord(replace(item.record, seq=row[0]), row[11], row[12])
-            for item, row in zip(items, rows, strict=True)
-        ]
         try:
-            tree.integrate(session, seq, written)
+            tree.integrate(session, seq, _chained(items, rows))
         except tree.LogIntegrityError as error:
             log.error("audit tiles not integrated: %s", error.reason, extra={"event": "audit"})
     if sign and has_app_context():  # configuration and keys live in the application
@@ -203,25 +232,9 @@ def seal(head: int, prev: bytes, items: Iterable[Prepared]) -> list[EntryValues]
     seq = head
     for item in items:
         seq += 1
-        record = item.record
-        digest = sha256(encode_head(prev, seq, item.at_us) + item.body).digest()
-        add(
-            (
-                seq,
-                item.at_us,
-                record.actor,
-                record.role,
-                record.office,
-                record.device,
-                record.action,
-                record.target,
-                item.fields,
-                record.outcome,
-                record.request_id,
-                prev,
-                digest,
-            )
-        )
+        values = item.values
+        digest = sha256(encode_head(prev, seq, values[0]) + item.body).digest()
+        add((seq, *values, prev, digest))
         prev = digest
     return rows
 
@@ -292,13 +305,16 @@ def write_batch(drafts: Sequence[AuditRecord | Prepared]) -> None:
     """
     session = db.get_db().session_factory()
     try:
-        _append_rows(session, [prepare(draft) for draft in drafts], False, True)
+        rows = _append_rows(session, [prepare(draft) for draft in drafts], False, True)
         session.commit()
     except BaseException:
         session.rollback()
         raise
     finally:
         session.close()
+    links = signer.written_links()
+    if links is not None:
+        links.add(rows)
 
 
 def group_commit(app: Flask | None = None) -> GroupCommit[AuditRecord | Prepared]:
@@ -460,6 +476,7 @@ def init_app(app: Flask) -> None:
     signer.check_origin(app)
     keys.init_app(app)
     settings = app.config["CASEWORK"]
+    app.extensions[signer.WRITTEN_LINKS] = tree.WrittenLinks()
     app.extensions["casework.audit.appender"] = GroupCommit(
         write_batch,
         batch_size=int(settings["audit_batch_size"]),

@@ -110,6 +110,15 @@ def _key_in_force(session: Session, origin: str) -> Ed25519PrivateKey | None:
     return None
 
 
+WRITTEN_LINKS = "casework.audit.written_links"
+
+
+def written_links() -> tree.WrittenLinks | None:
+    """The links of the entries this process's group commits wrote (see ``tree.WrittenLinks``)."""
+    links: tree.WrittenLinks | None = current_app.extensions.get(WRITTEN_LINKS)
+    return links
+
+
 def now_micros() -> int:
     """The current UTC time in microseconds (one place, so tests can move the clock)."""
     return to_micros(datetime.now(UTC))
@@ -192,7 +201,7 @@ def _sign(
     session: Session, size: int, signing_key: Ed25519PrivateKey, origin: str, now_us: int
 ) -> AuditCheckpoint:
     """Integrate the tiles up to ``size`` (the head) and sign the tree's root there."""
-    state = tree.integrate(session, size)
+    state = tree.integrate(session, size, known=written_links())
     if state.size != size:  # the tiles already reach past ``size``: sign a smaller tree
         raise LogIntegrityError(size + 1, "the tiles are ahead of the size to sign")
     note = sign_checkpoint(signing_key, origin, origin, size, state.root)

@@ -138,17 +138,7 @@ def iter_entry_links(
 ) -> Iterator[Link]:
     """The verifier's links (see :func:`~casework.audit.models.link_of_row`) of entries
     ``after``+1..``upto``, in order, in large pages of raw rows: no record per entry."""
-    query = select(*ENTRY_COLUMNS)
-    while after < upto:
-        rows = read(
-            query.where(AuditEntry.seq > after, AuditEntry.seq <= upto)
-            .order_by(AuditEntry.seq)
-            .limit(page)
-        )
-        if not rows:
-            return
-        yield from map(link_of_row, rows)
-        after = rows[-1][0]
+    yield from _paged(read, select(*ENTRY_COLUMNS), upto, page, link_of_row, after)
 
 
 def iter_entry_hashes(read: Reader, upto: int, page: int = PAGE * 4) -> Iterator[bytes]:
@@ -173,9 +163,8 @@ def _paged(
         )
         if not rows:
             return
-        for row in rows:
-            yield convert(row)
-        after = rows[-1].seq
+        yield from map(convert, rows)
+        after = rows[-1][0]  # seq, the first column of every paged query
 
 
 def checkpoint_notes(session: Session, upto: int | None = None) -> list[tuple[int, str]]:

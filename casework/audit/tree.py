@@ -15,11 +15,12 @@ consistency proof at a million entries reads about six rows.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -84,11 +85,63 @@ def state(session: Session) -> TreeState:
     return TreeState(row.size, bytes(row.root), peaks, bytes(row.last_hash))
 
 
-def integrate(session: Session, upto: int, written: Sequence[ChainedRecord] = ()) -> TreeState:
+class WrittenLinks:
+    """The links (seq, prev_hash, hash) of entries this process sealed and committed,
+    kept until they are integrated, so that a checkpoint need not read them back.
+
+    Only what this process computed and saw committed is kept (group-commit
+    batches, added after their commit), never bytes read from the database:
+    entries other processes or transactions wrote are still read and checked.
+    A checkpoint then vouches for what this process wrote; a row changed in
+    the database since no longer matches a signed root, which the verifier
+    names like any altered row. Links are still checked, so a batch chained
+    to an altered head is refused as before.
+    """
+
+    def __init__(self, limit: int = 200_000) -> None:
+        self._limit = limit
+        self._links: dict[int, tuple[bytes, bytes]] = {}  # in seq order
+        self._last = 0
+        self._lock = threading.Lock()
+
+    def add(self, rows: Iterable[Sequence[Any]]) -> None:
+        """Keep committed rows (columns as ``ENTRY_COLUMNS``), in seq order."""
+        with self._lock:
+            links = self._links
+            for row in rows:
+                if row[0] <= self._last:  # the log went back (a restored database)
+                    links.clear()
+                links[row[0]] = (row[11], row[12])
+                self._last = row[0]
+            while len(links) > self._limit:  # the oldest go; they would be read back
+                del links[next(iter(links))]
+
+    def take(self, after: int, upto: int) -> dict[int, tuple[bytes, bytes]]:
+        """The kept links of seq ``after``+1..``upto``; forget every link up to ``upto``."""
+        with self._lock:
+            links = self._links
+            taken = {}
+            while links:
+                seq = next(iter(links))
+                if seq > upto:
+                    break
+                link = links.pop(seq)
+                if seq > after:
+                    taken[seq] = link
+            return taken
+
+
+def integrate(
+    session: Session,
+    upto: int,
+    written: Sequence[ChainedRecord] = (),
+    known: WrittenLinks | None = None,
+) -> TreeState:
     """Extend the tiles to ``upto`` entries; the caller holds the log's lock.
 
     ``written`` are entries this transaction has just sealed (consecutive, the
-    last of them being ``upto``): they need not be read back. Raises
+    last of them being ``upto``): they need not be read back, nor need the
+    entries ``known`` holds (committed earlier by this process). Raises
     :class:`LogIntegrityError` at the first entry that does not verify.
     """
     current = state(session)
@@ -98,7 +151,11 @@ def integrate(session: Session, upto: int, written: Sequence[ChainedRecord] = ()
     hashes: list[bytes] = []
     prev = current.last_hash
     expected = current.size + 1
-    stored = _links(session, current.size, min(upto, first_written - 1))
+    before_written = min(upto, first_written - 1)
+    kept = known.take(current.size, before_written) if known is not None else {}
+    if kept and not _still_stored(session, kept):
+        kept = {}
+    stored = _links(session, current.size, before_written, kept)
     for seq, prev_hash, digest, matches in stored:
         _check_link(seq, prev_hash, matches, expected, prev)
         prev = digest
@@ -134,15 +191,38 @@ def _check_link(seq: int, prev_hash: bytes, matches: bool, expected: int, prev: 
         raise LogIntegrityError(expected, f"seq {expected} does not match its hash")
 
 
-def _links(session: Session, after: int, upto: int) -> Iterator[tuple[int, bytes, bytes, bool]]:
-    """Stored entries ``after``+1..``upto`` as (seq, prev_hash, hash, hash matches content),
+def _still_stored(session: Session, kept: dict[int, tuple[bytes, bytes]]) -> bool:
+    """Whether the database still holds the last kept entry as this process wrote it.
+
+    Kept links of a database since restored, or of a transaction rolled back
+    around the batch's (tests), do not match: then every one is read back.
+    """
+    last = next(reversed(kept))
+    stored = session.connection().execute(_HASH_AT, {"seq": last}).scalar()
+    return stored is not None and bytes(stored) == kept[last][1]
+
+
+_HASH_AT = select(AuditEntry.hash).where(AuditEntry.seq == bindparam("seq"))
+
+
+def _links(
+    session: Session, after: int, upto: int, kept: Mapping[int, tuple[bytes, bytes]]
+) -> Iterator[tuple[int, bytes, bytes, bool]]:
+    """Entries ``after``+1..``upto`` as (seq, prev_hash, hash, hash matches content): from
+    ``kept`` (see :class:`WrittenLinks`) where it has them, else read from the database and
     hashed from raw rows in large pages; a row that is not a valid entry raises."""
     connection = session.connection()
     while after < upto:
+        link = kept.get(after + 1)
+        if link is not None:
+            after += 1
+            yield after, link[0], link[1], True
+            continue
+        end = after + 1  # read up to the next kept entry
+        while end < upto and end - after < _READ_BATCH and end + 1 not in kept:
+            end += 1
         rows: Sequence[Any] = connection.execute(
-            _ROWS.where(AuditEntry.seq > after, AuditEntry.seq <= upto)
-            .order_by(AuditEntry.seq)
-            .limit(_READ_BATCH)
+            _ROWS.where(AuditEntry.seq > after, AuditEntry.seq <= end).order_by(AuditEntry.seq)
         ).all()
         if not rows:
             return

@@ -16,7 +16,11 @@ from casework.audit.encoding import (
     GENESIS_HASH,
     AuditRecord,
     ChainedRecord,
+    body_around_target,
     chain,
+    check_target,
+    derived,
+    encode_body,
     encode_entry,
     entry_hash,
     normalise_fields,
@@ -191,6 +195,39 @@ records = st.builds(
 @given(record=records, prev=st.binary(min_size=32, max_size=32))
 def test_every_encoding_decodes_back_exactly(record: AuditRecord, prev: bytes) -> None:
     assert _decode(encode_entry(prev, record)) == (record, prev)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    record=records,
+    seq=st.integers(1, 2**64 - 1),
+    target=_optional_texts,
+    prev=st.binary(min_size=32, max_size=32),
+)
+def test_a_batch_validated_once_encodes_as_each_entry_validated_alone(
+    record: AuditRecord, seq: int, target: str | None, prev: bytes
+) -> None:
+    """record_many encodes the shared parts once and copies the record without checking
+    it again: the bytes and the record are those of the entry built on its own."""
+    alone = dataclasses.replace(record, seq=seq, target=target)
+    check_target(target)
+    copy = derived(record, seq, target)
+    assert copy == alone
+    assert body_around_target(record)(target) == encode_body(alone)
+    assert entry_hash(prev, copy) == entry_hash(prev, alone)
+
+
+@pytest.mark.parametrize("target", [42, b"ref", "C-\ud800"])
+def test_a_target_that_cannot_be_encoded_is_refused_once_per_batch(target: object) -> None:
+    with pytest.raises(ValueError, match=r"\w"):
+        check_target(target)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"\w"):
+        make_record(target=target)
+
+
+def test_a_derived_record_checks_its_seq() -> None:
+    with pytest.raises(ValueError, match=r"\w"):
+        derived(make_record(), 0, "C-1")
 
 
 @settings(max_examples=200, deadline=None)

@@ -96,6 +96,28 @@ def test_max_wait_lets_a_batch_fill() -> None:
     assert len(batches) <= 2
 
 
+def test_a_filling_leader_stops_waiting_once_the_expected_requests_are_back() -> None:
+    """After a batch of four, the next leader waits for four, not for max_wait."""
+    batches: list[list[int]] = []
+    committer: GroupCommit[int] = GroupCommit(batches.append, batch_size=512, max_wait=2.0)
+
+    def round_of_four(first: int) -> float:
+        started = time.monotonic()
+        threads = [
+            threading.Thread(target=committer.append, args=([n],)) for n in range(first, first + 4)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        return time.monotonic() - started
+
+    round_of_four(0)  # nothing known yet: the leader waits up to max_wait
+    assert round_of_four(4) < 1.0
+    assert sorted(n for b in batches for n in b) == list(range(8))
+    assert len(batches[-1]) == 4
+
+
 # --- Through the application. ---
 
 

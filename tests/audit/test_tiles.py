@@ -258,3 +258,69 @@ def test_tile_route_serves_raw_hashes(app: Flask, client: FlaskClient, db_sessio
     assert client.get(f"{BASE}/tiles/tile/0/x001/000").status_code == 404
     assert client.get(f"{BASE}/tiles/tile/0/1").status_code == 404
     assert client.get(f"{BASE}/tiles/tile/0/001").status_code == 404  # not full yet
+
+
+# --- Links this process wrote, kept for the next checkpoint. ---
+
+
+def test_a_checkpoint_takes_this_process_s_committed_batches_from_memory(
+    app: Flask, db_session: Session
+) -> None:
+    """Rows altered after their batch committed are not read back: the checkpoint vouches
+    for what was written, and the verifier names the altered row against it."""
+    from casework.audit import store
+    from tests.audit.helpers import allow_tampering
+
+    with app.app_context():
+        signer.sign_now(db_session)  # forget links of earlier tests
+        drafts = [entry.record for entry in fill(db_session, 3)]
+        first = tree.state(db_session).size
+        write_batch(drafts)
+        write_batch(drafts)
+        forged = first + 5
+        allow_tampering(db_session.connection())
+        db_session.execute(
+            AuditEntry.__table__.update().where(AuditEntry.seq == forged).values(target="FORGED")
+        )
+        checkpoint = signer.sign_now(db_session)  # read back, the forged row would refuse it
+        leaves = _stored_leaves(db_session)
+        assert checkpoint.size == len(leaves)
+        assert bytes(checkpoint.root) == merkle.root(leaves)
+        result = store.verify_stored(
+            store.log_state(db_session), store.in_session(db_session), signer.log_identity()
+        )
+        assert not result.ok
+        assert result.first_bad_seq == forged
+
+
+def test_kept_links_the_database_no_longer_holds_are_read_back(
+    app: Flask, db_session: Session
+) -> None:
+    with app.app_context():
+        fill(db_session, 12)
+        size = tree.state(db_session).size
+        head = len(_stored_leaves(db_session))
+        stale = tree.WrittenLinks()
+        stale.add(
+            [(seq, *[None] * 10, bytes(32), bytes([seq % 256]) * 32) for seq in range(1, head + 1)]
+        )
+        state = tree.integrate(db_session, head, known=stale)
+        leaves = _stored_leaves(db_session)
+        assert (state.size, state.root) == (head, merkle.root(leaves))
+        assert stale.take(size, head) == {}  # taken once, then forgotten
+
+
+def test_written_links_keep_seq_order_and_a_bound() -> None:
+    links = tree.WrittenLinks(limit=3)
+
+    def row(seq: int) -> tuple[Any, ...]:
+        return (seq, *[None] * 10, bytes(32), seq.to_bytes(32, "big"))
+
+    links.add([row(1), row(2), row(3), row(4)])
+    assert sorted(links.take(0, 10)) == [2, 3, 4]  # 1 went over the bound
+    links.add([row(5), row(6)])
+    links.add([row(2)])  # the log went back: what was kept is dropped
+    assert sorted(links.take(0, 10)) == [2]
+    links.add([row(3), row(4), row(5)])
+    assert sorted(links.take(3, 4)) == [4]
+    assert sorted(links.take(0, 10)) == [5]
