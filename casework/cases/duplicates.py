@@ -24,6 +24,7 @@ Who learns of a match (docs/permissions.md):
 from __future__ import annotations
 
 import datetime
+import functools
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -230,19 +231,24 @@ def people_of(case: Case) -> tuple[list[Person], set[indexes.Probe]]:
 def people_from(plains: Iterable[Mapping[str, Any]]) -> tuple[list[Person], set[indexes.Probe]]:
     """:func:`people_of` from plain member values (API field names), e.g. the intake
     body a case was just registered with: nothing to decrypt."""
-    people = [Person.of(plain) for plain in plains]
+    return lookup_of([Person.of(plain) for plain in plains])
+
+
+def lookup_of(people: list[Person]) -> tuple[list[Person], set[indexes.Probe]]:
+    """``people`` and the probes that look them up (years +-1)."""
     probes: set[indexes.Probe] = set()
     for person in people:
         probes |= probes_of(person)
     return people, probes
 
 
-def probes_of(person: Person) -> set[indexes.Probe]:
+def probes_of(person: Person, year_slack: int = indexes.YEAR_SLACK) -> set[indexes.Probe]:
     """The probes that look ``person`` up: what :func:`casework.cases.indexes.member_probes`
-    gives with the year slack, from the name forms the score computed already."""
+    gives with ``year_slack``, from the name forms the score computed already (with
+    ``year_slack`` 0: the keys a member is stored under)."""
     probes = {indexes.Probe(indexes.DOCUMENT_NUMBER, (key,)) for _, key in person.documents}
     if person.year is not None:
-        years = range(person.year - indexes.YEAR_SLACK, person.year + indexes.YEAR_SLACK + 1)
+        years = range(person.year - year_slack, person.year + year_slack + 1)
         for forms in person.names:
             probes |= indexes.forms_probes(forms, years)
     return probes
@@ -256,13 +262,19 @@ def matches(
     exclude_office: str | None = None,
     members: Sequence[Mapping[str, Any]] | None = None,
     known: indexes.Values | None = None,
+    people: list[Person] | None = None,
 ) -> tuple[list[Match], int]:
     """Cases scoring at least :data:`THRESHOLD` against ``case`` (best first), and how
     many candidate members were decrypted to find them. ``office``/``exclude_office``
     as in :func:`casework.cases.indexes.lookup`; ``members``: ``case``'s plain member
-    values when in hand (else they are decrypted); ``known``: index values already
-    computed for this request."""
-    people, probes = people_of(case) if members is None else people_from(members)
+    values when in hand (else they are decrypted), or ``people``, their :class:`Person`
+    already made; ``known``: index values already computed for this request."""
+    if people is not None:
+        people, probes = lookup_of(people)
+    elif members is not None:
+        people, probes = people_from(members)
+    else:
+        people, probes = people_of(case)
     candidates = indexes.lookup(
         session,
         keyring_of(session),
@@ -292,12 +304,15 @@ def _view(match: Match) -> dict[str, Any]:
 def queue_check(session: Session, case: Case) -> None:
     """Queue ``case`` for the cross-office comparison (idempotent; one row per case)."""
     session.flush()  # the case must exist before the queue names it
-    session.execute(
-        _dialect(session)
-        .insert(DuplicateCheck)
-        .values(case_id=case.id, queued_at=utcnow())
-        .on_conflict_do_nothing()
-    )
+    statement = _queue_statement(session.get_bind().dialect.name)
+    session.execute(statement, {"case_id": case.id, "queued_at": utcnow()})
+
+
+@functools.cache
+def _queue_statement(dialect: str) -> Any:
+    """:func:`queue_check`'s INSERT, built once per dialect (the values are bound)."""
+    module = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(DuplicateCheck).on_conflict_do_nothing()
 
 
 def find_duplicates(
@@ -306,19 +321,21 @@ def find_duplicates(
     case: Case,
     members: Sequence[Mapping[str, Any]] | None = None,
     known: indexes.Values | None = None,
+    people: list[Person] | None = None,
 ) -> list[dict[str, Any]]:
     """Cases of ``case``'s office (the caller's) that may hold the same people, best first.
 
     Each item: ``reference``, ``score`` (0-1), ``matched_on``. Other offices are
     not looked at here: the case is queued for :func:`scan_pending` instead, so
     neither the answer nor its time depends on what other offices hold. At
-    intake, ``members`` (the body's plain member values) and ``known`` (the
-    index values computed to store them) spare decrypting and hashing again.
+    intake, ``members`` (the body's plain member values) or ``people`` (made of
+    them to compute the stored keys) and ``known`` (the index values computed to
+    store them) spare decrypting, parsing names and hashing again.
     """
     found: list[dict[str, Any]] = []
     if in_scope(principal, case.office_code):
         kept, decrypted = matches(
-            session, case, office=case.office_code, members=members, known=known
+            session, case, office=case.office_code, members=members, known=known, people=people
         )
         session.info[DECRYPTED_KEY] = decrypted
         found = [_view(m) for m in kept]

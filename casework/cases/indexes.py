@@ -60,6 +60,7 @@ from casework.cases.rules import birth_year_of
 from casework.security.blind_index import BlindIndexer, normalise
 from casework.security.case_keys import SESSION_INFO_KEY as KEY_CACHE
 from casework.security.case_keys import data_key_cache
+from casework.security.columns import read_sealed
 from casework.security.envelope import WrappedKey
 from casework.security.errors import BlindIndexError
 from casework.security.keyring import Keyring
@@ -168,16 +169,14 @@ def member_probes(member: dict[str, Any], *, year_slack: int = 0) -> set[Probe]:
     return probes
 
 
+#: The member attributes duplicate detection and the index keys read.
+PLAIN_FIELDS = ("documents", "full_name", "other_names", "birth_year", "date_of_birth", "sex")
+
+
 def plain_member(member: CaseMember) -> dict[str, Any]:
-    """The attributes of a stored member that duplicate detection reads (decrypts them)."""
-    return {
-        "documents": member.documents,
-        "full_name": member.full_name,
-        "other_names": member.other_names,
-        "birth_year": member.birth_year,
-        "date_of_birth": member.date_of_birth,
-        "sex": member.sex,
-    }
+    """The attributes of a stored member that duplicate detection reads (decrypts them,
+    with the row's key and seal looked up and checked once for all of them)."""
+    return read_sealed(member, PLAIN_FIELDS)
 
 
 def stored_probes(member: CaseMember, *, year_slack: int = 0) -> set[Probe]:
@@ -212,17 +211,19 @@ class Values:
 
     An intake stores each member's keys at its birth year and then looks the
     same keys up at that year and its neighbours; sharing one :class:`Values`
-    computes each (probe, root) HMAC once instead of twice. It holds values
-    derived from one request's personal data, so it lives for that request
-    only: never keep one in a module, a session or a cache.
+    computes each (probe, root) HMAC once instead of twice, and normalises each
+    key part once (a name's tokens recur in the keys of three years). It holds
+    values derived from one request's personal data, so it lives for that
+    request only: never keep one in a module, a session or a cache.
     """
 
-    __slots__ = ("_current", "_memo", "keyring")
+    __slots__ = ("_current", "_memo", "_normal", "keyring")
 
     def __init__(self, keyring: Keyring) -> None:
         self.keyring = keyring
         self._current = keyring.blind_index_root().version
         self._memo: dict[tuple[Probe, int], int | None] = {}
+        self._normal: dict[str, str] = {}
 
     def of(self, probe: Probe, version: int | None = None) -> int | None:
         """:func:`value_of` ``probe`` under root ``version`` (default: the current root)."""
@@ -230,8 +231,21 @@ class Values:
         try:
             return self._memo[key]
         except KeyError:
-            found = self._memo[key] = value_of(self.keyring, probe, key[1])
+            found = self._memo[key] = self._value(probe, key[1])
             return found
+
+    def _value(self, probe: Probe, version: int) -> int | None:
+        normal = self._normal
+        parts = []
+        for part in probe.parts:
+            found = normal.get(part)
+            if found is None:
+                found = normal[part] = normalise(part)
+            parts.append(found)
+        try:
+            return indexer(self.keyring, probe.index, version).normalised(probe.index, parts)
+        except BlindIndexError:
+            return None
 
 
 def write_entries(session: Session, keyring: Keyring, member: CaseMember) -> int:
