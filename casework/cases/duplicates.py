@@ -43,7 +43,7 @@ from casework.authz.access import Principal, in_scope
 from casework.authz.permissions import Permission
 from casework.cases import indexes
 from casework.cases.indexes import keyring_of
-from casework.cases.models import Case, CaseMember, DuplicateAlert, DuplicateCheck
+from casework.cases.models import Case, DuplicateAlert, DuplicateCheck
 from casework.cases.names import EmptyName, NameForms, name_forms
 from casework.cases.rules import birth_year_of
 from casework.errors import NotFound, ValidationFailed
@@ -190,33 +190,37 @@ def _household_share(ours: Sequence[Person], theirs: Sequence[Person], skip: int
 class Match:
     """A case that may hold one of our people, with its best score."""
 
-    case: Case
+    case_id: uuid.UUID
+    reference: str
     score: float
     matched_on: tuple[str, ...]
 
 
-def score_case(ours: Sequence[Person], other: Case, candidates: Iterable[CaseMember]) -> Match:
-    """The best member pair between our people and ``candidates`` (members of ``other``).
+def score_case(
+    session: Session, ours: Sequence[Person], candidates: Sequence[indexes.Candidate]
+) -> Match:
+    """The best member pair between our people and ``candidates`` (members of one case).
 
     When the best pair falls short of :data:`THRESHOLD` but is close (>= 0.6),
-    the rest of ``other``'s household is decrypted: members found in both cases
+    the rest of that case's household is decrypted: members found in both cases
     add :data:`HOUSEHOLD_WEIGHT` of the way to 1.0.
     """
     best, best_index, matched = 0.0, 0, set()
-    for member in candidates:
-        theirs = Person.of(indexes.plain_member(member))
+    for candidate in candidates:
+        theirs = Person.of(candidate.plain)
         for index, person in enumerate(ours):
             score, on = score_people(person, theirs)
             if score >= THRESHOLD:
                 matched.add(on)
             if score > best:
                 best, best_index = score, index
+    first = candidates[0]
     if 0.6 <= best < THRESHOLD and len(ours) > 1:
-        household = [Person.of(indexes.plain_member(m)) for m in other.members]
+        household = [Person.of(plain) for plain in indexes.household(session, first.case_id)]
         best += (1 - best) * HOUSEHOLD_WEIGHT * _household_share(ours, household, best_index)
         if best >= THRESHOLD:
             matched.add(indexes.NAME_VARIANT)
-    return Match(other, round(min(best, 1.0), 4), tuple(sorted(matched)))
+    return Match(first.case_id, first.reference, round(min(best, 1.0), 4), tuple(sorted(matched)))
 
 
 # --- finding candidates ----------------------------------------------------------------------
@@ -275,7 +279,7 @@ def matches(
         people, probes = people_from(members)
     else:
         people, probes = people_of(case)
-    candidates = indexes.lookup(
+    candidates = indexes.candidates(
         session,
         keyring_of(session),
         probes,
@@ -284,18 +288,18 @@ def matches(
         exclude_case=case.id,
         known=known,
     )
-    by_case: dict[uuid.UUID, list[CaseMember]] = {}
+    by_case: dict[uuid.UUID, list[indexes.Candidate]] = {}
     for candidate in candidates:
         by_case.setdefault(candidate.case_id, []).append(candidate)
-    found = [score_case(people, members[0].case, members) for members in by_case.values()]
+    found = [score_case(session, people, members) for members in by_case.values()]
     kept = [m for m in found if m.score >= THRESHOLD]
-    kept.sort(key=lambda m: (-m.score, m.case.reference))
+    kept.sort(key=lambda m: (-m.score, m.reference))
     return kept, len(candidates)
 
 
 def _view(match: Match) -> dict[str, Any]:
     return {
-        "reference": match.case.reference,
+        "reference": match.reference,
         "score": match.score,
         "matched_on": list(match.matched_on),
     }
@@ -371,7 +375,8 @@ def scan_pending(session: Session, *, limit: int | None = None) -> int:
             kept, _decrypted = matches(session, case, exclude_office=case.office_code)
             for match in kept:
                 on = match.matched_on[0] if match.matched_on else indexes.NAME_VARIANT
-                raised += raise_alert(session, case, match.case, on, match.score)
+                other = session.get_one(Case, match.case_id)
+                raised += raise_alert(session, case, other, on, match.score)
         session.execute(delete(DuplicateCheck).where(DuplicateCheck.case_id == case_id))
     return raised
 
