@@ -316,7 +316,8 @@ def queue_check(session: Session, case: Case) -> None:
 def _queue_statement(dialect: str) -> Any:
     """:func:`queue_check`'s INSERT, built once per dialect (the values are bound)."""
     module = postgresql if dialect == "postgresql" else sqlite
-    return module.insert(DuplicateCheck).on_conflict_do_nothing()
+    table: Any = DuplicateCheck.__table__  # the table, not the entity: no ORM bulk path
+    return module.insert(table).on_conflict_do_nothing()
 
 
 def find_duplicates(

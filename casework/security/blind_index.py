@@ -14,7 +14,6 @@ PostgreSQL and SQLite and compare cheaply in a b-tree.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -183,7 +182,7 @@ class BlindIndexer:
         if not all(parts):
             raise BlindIndexError("a value is empty after normalisation and cannot be indexed")
         message = length_prefixed(*(part.encode("utf-8") for part in parts))
-        digest = hmac.new(self._field_key(field), message, hashlib.sha256).digest()
+        digest = hmac.digest(self._field_key(field), message, "sha256")
         return int.from_bytes(digest[:8], "big") >> (64 - self.bits)
 
     def index(
