@@ -447,8 +447,15 @@ def _add_cases(
     ]
     session.flush()  # encrypts every field while the new data keys are in the cache
     if entries:  # after the members they name
-        session.execute(insert(_table(BlindIndexEntry)), entries)
+        session.execute(_insert_entries(), entries)
     return built
+
+
+@functools.cache
+def _insert_entries() -> Any:
+    """The blind-index rows' INSERT, built once (a statement built per call computes its
+    cache key again each time)."""
+    return insert(_table(BlindIndexEntry))
 
 
 def _entry_rows(
