@@ -471,7 +471,7 @@ def candidates(
         shape, office is not None, exclude_office is not None, exclude_case is not None
     )
     filters = {"office": office, "exclude_office": exclude_office, "exclude_case": exclude_case}
-    rows = list(session.execute(query, _parameters(shape, wanted, filters)))
+    rows = _rows(session, query, _parameters(shape, wanted, filters))
     if not rows:
         return []
     rows.sort(key=lambda row: (row.created_at, row.case_id, row.position))
@@ -480,8 +480,15 @@ def candidates(
 
 def household(session: Session, case_id: uuid.UUID) -> list[dict[str, Any]]:
     """:data:`PLAIN_FIELDS` of every member of a case, in position order (decrypted)."""
-    rows = list(session.execute(_household_statement(), {"case_id": case_id}))
+    rows = _rows(session, _household_statement(), {"case_id": case_id})
     return [candidate.plain for candidate in _decrypted(session, rows)]
+
+
+def _rows(session: Session, query: Any, parameters: dict[str, Any]) -> list[Any]:
+    """``query``'s rows, run on the session's connection: plain columns need none of the
+    ORM's result machinery. Pending changes are flushed first, as a query would."""
+    session.flush()
+    return list(session.connection().execute(query, parameters))
 
 
 @functools.cache

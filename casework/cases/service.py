@@ -313,7 +313,9 @@ def _references_for(session: Session, office: str, count: int) -> list[str]:
     active (ValidationFailed otherwise): the office and a first draw are checked with
     one statement; a draw that clashes (one in a billion) is drawn again."""
     draw = _draw_references(count)
-    row = session.execute(_office_statement(), {"office": office, "draw": draw}).first()
+    session.flush()  # as a query would: then plain columns, without the ORM's result machinery
+    found = session.connection().execute(_office_statement(), {"office": office, "draw": draw})
+    row = found.first()
     if row is None or not row.is_active:
         raise ValidationFailed(errors={"json": {"office": [NO_SUCH_OFFICE]}})
     return _free_references(session, count) if row.taken else draw
