@@ -309,7 +309,8 @@ def queue_check(session: Session, case: Case) -> None:
     """Queue ``case`` for the cross-office comparison (idempotent; one row per case)."""
     session.flush()  # the case must exist before the queue names it
     statement = _queue_statement(session.get_bind().dialect.name)
-    session.connection().execute(statement, {"case_id": case.id, "queued_at": utcnow()})
+    # Through the session: a read-mode request's session becomes a writer before it.
+    session.execute(statement, {"case_id": case.id, "queued_at": utcnow()})
 
 
 @functools.cache
