@@ -24,6 +24,7 @@ Who learns of a match (docs/permissions.md):
 from __future__ import annotations
 
 import datetime
+import functools
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -42,7 +43,7 @@ from casework.authz.access import Principal, in_scope
 from casework.authz.permissions import Permission
 from casework.cases import indexes
 from casework.cases.indexes import keyring_of
-from casework.cases.models import Case, CaseMember, DuplicateAlert, DuplicateCheck
+from casework.cases.models import Case, DuplicateAlert, DuplicateCheck
 from casework.cases.names import EmptyName, NameForms, name_forms
 from casework.cases.rules import birth_year_of
 from casework.errors import NotFound, ValidationFailed
@@ -189,33 +190,37 @@ def _household_share(ours: Sequence[Person], theirs: Sequence[Person], skip: int
 class Match:
     """A case that may hold one of our people, with its best score."""
 
-    case: Case
+    case_id: uuid.UUID
+    reference: str
     score: float
     matched_on: tuple[str, ...]
 
 
-def score_case(ours: Sequence[Person], other: Case, candidates: Iterable[CaseMember]) -> Match:
-    """The best member pair between our people and ``candidates`` (members of ``other``).
+def score_case(
+    session: Session, ours: Sequence[Person], candidates: Sequence[indexes.Candidate]
+) -> Match:
+    """The best member pair between our people and ``candidates`` (members of one case).
 
     When the best pair falls short of :data:`THRESHOLD` but is close (>= 0.6),
-    the rest of ``other``'s household is decrypted: members found in both cases
+    the rest of that case's household is decrypted: members found in both cases
     add :data:`HOUSEHOLD_WEIGHT` of the way to 1.0.
     """
     best, best_index, matched = 0.0, 0, set()
-    for member in candidates:
-        theirs = Person.of(indexes.plain_member(member))
+    for candidate in candidates:
+        theirs = Person.of(candidate.plain)
         for index, person in enumerate(ours):
             score, on = score_people(person, theirs)
             if score >= THRESHOLD:
                 matched.add(on)
             if score > best:
                 best, best_index = score, index
+    first = candidates[0]
     if 0.6 <= best < THRESHOLD and len(ours) > 1:
-        household = [Person.of(indexes.plain_member(m)) for m in other.members]
+        household = [Person.of(plain) for plain in indexes.household(session, first.case_id)]
         best += (1 - best) * HOUSEHOLD_WEIGHT * _household_share(ours, household, best_index)
         if best >= THRESHOLD:
             matched.add(indexes.NAME_VARIANT)
-    return Match(other, round(min(best, 1.0), 4), tuple(sorted(matched)))
+    return Match(first.case_id, first.reference, round(min(best, 1.0), 4), tuple(sorted(matched)))
 
 
 # --- finding candidates ----------------------------------------------------------------------
@@ -230,19 +235,24 @@ def people_of(case: Case) -> tuple[list[Person], set[indexes.Probe]]:
 def people_from(plains: Iterable[Mapping[str, Any]]) -> tuple[list[Person], set[indexes.Probe]]:
     """:func:`people_of` from plain member values (API field names), e.g. the intake
     body a case was just registered with: nothing to decrypt."""
-    people = [Person.of(plain) for plain in plains]
+    return lookup_of([Person.of(plain) for plain in plains])
+
+
+def lookup_of(people: list[Person]) -> tuple[list[Person], set[indexes.Probe]]:
+    """``people`` and the probes that look them up (years +-1)."""
     probes: set[indexes.Probe] = set()
     for person in people:
         probes |= probes_of(person)
     return people, probes
 
 
-def probes_of(person: Person) -> set[indexes.Probe]:
+def probes_of(person: Person, year_slack: int = indexes.YEAR_SLACK) -> set[indexes.Probe]:
     """The probes that look ``person`` up: what :func:`casework.cases.indexes.member_probes`
-    gives with the year slack, from the name forms the score computed already."""
+    gives with ``year_slack``, from the name forms the score computed already (with
+    ``year_slack`` 0: the keys a member is stored under)."""
     probes = {indexes.Probe(indexes.DOCUMENT_NUMBER, (key,)) for _, key in person.documents}
     if person.year is not None:
-        years = range(person.year - indexes.YEAR_SLACK, person.year + indexes.YEAR_SLACK + 1)
+        years = range(person.year - year_slack, person.year + year_slack + 1)
         for forms in person.names:
             probes |= indexes.forms_probes(forms, years)
     return probes
@@ -256,14 +266,20 @@ def matches(
     exclude_office: str | None = None,
     members: Sequence[Mapping[str, Any]] | None = None,
     known: indexes.Values | None = None,
+    people: list[Person] | None = None,
 ) -> tuple[list[Match], int]:
     """Cases scoring at least :data:`THRESHOLD` against ``case`` (best first), and how
     many candidate members were decrypted to find them. ``office``/``exclude_office``
     as in :func:`casework.cases.indexes.lookup`; ``members``: ``case``'s plain member
-    values when in hand (else they are decrypted); ``known``: index values already
-    computed for this request."""
-    people, probes = people_of(case) if members is None else people_from(members)
-    candidates = indexes.lookup(
+    values when in hand (else they are decrypted), or ``people``, their :class:`Person`
+    already made; ``known``: index values already computed for this request."""
+    if people is not None:
+        people, probes = lookup_of(people)
+    elif members is not None:
+        people, probes = people_from(members)
+    else:
+        people, probes = people_of(case)
+    candidates = indexes.candidates(
         session,
         keyring_of(session),
         probes,
@@ -272,18 +288,18 @@ def matches(
         exclude_case=case.id,
         known=known,
     )
-    by_case: dict[uuid.UUID, list[CaseMember]] = {}
+    by_case: dict[uuid.UUID, list[indexes.Candidate]] = {}
     for candidate in candidates:
         by_case.setdefault(candidate.case_id, []).append(candidate)
-    found = [score_case(people, members[0].case, members) for members in by_case.values()]
+    found = [score_case(session, people, members) for members in by_case.values()]
     kept = [m for m in found if m.score >= THRESHOLD]
-    kept.sort(key=lambda m: (-m.score, m.case.reference))
+    kept.sort(key=lambda m: (-m.score, m.reference))
     return kept, len(candidates)
 
 
 def _view(match: Match) -> dict[str, Any]:
     return {
-        "reference": match.case.reference,
+        "reference": match.reference,
         "score": match.score,
         "matched_on": list(match.matched_on),
     }
@@ -292,12 +308,17 @@ def _view(match: Match) -> dict[str, Any]:
 def queue_check(session: Session, case: Case) -> None:
     """Queue ``case`` for the cross-office comparison (idempotent; one row per case)."""
     session.flush()  # the case must exist before the queue names it
-    session.execute(
-        _dialect(session)
-        .insert(DuplicateCheck)
-        .values(case_id=case.id, queued_at=utcnow())
-        .on_conflict_do_nothing()
-    )
+    statement = _queue_statement(session.get_bind().dialect.name)
+    # Through the session: a read-mode request's session becomes a writer before it.
+    session.execute(statement, {"case_id": case.id, "queued_at": utcnow()})
+
+
+@functools.cache
+def _queue_statement(dialect: str) -> Any:
+    """:func:`queue_check`'s INSERT, built once per dialect (the values are bound)."""
+    module = postgresql if dialect == "postgresql" else sqlite
+    table: Any = DuplicateCheck.__table__  # the table, not the entity: no ORM bulk path
+    return module.insert(table).on_conflict_do_nothing()
 
 
 def find_duplicates(
@@ -306,19 +327,21 @@ def find_duplicates(
     case: Case,
     members: Sequence[Mapping[str, Any]] | None = None,
     known: indexes.Values | None = None,
+    people: list[Person] | None = None,
 ) -> list[dict[str, Any]]:
     """Cases of ``case``'s office (the caller's) that may hold the same people, best first.
 
     Each item: ``reference``, ``score`` (0-1), ``matched_on``. Other offices are
     not looked at here: the case is queued for :func:`scan_pending` instead, so
     neither the answer nor its time depends on what other offices hold. At
-    intake, ``members`` (the body's plain member values) and ``known`` (the
-    index values computed to store them) spare decrypting and hashing again.
+    intake, ``members`` (the body's plain member values) or ``people`` (made of
+    them to compute the stored keys) and ``known`` (the index values computed to
+    store them) spare decrypting, parsing names and hashing again.
     """
     found: list[dict[str, Any]] = []
     if in_scope(principal, case.office_code):
         kept, decrypted = matches(
-            session, case, office=case.office_code, members=members, known=known
+            session, case, office=case.office_code, members=members, known=known, people=people
         )
         session.info[DECRYPTED_KEY] = decrypted
         found = [_view(m) for m in kept]
@@ -354,7 +377,8 @@ def scan_pending(session: Session, *, limit: int | None = None) -> int:
             kept, _decrypted = matches(session, case, exclude_office=case.office_code)
             for match in kept:
                 on = match.matched_on[0] if match.matched_on else indexes.NAME_VARIANT
-                raised += raise_alert(session, case, match.case, on, match.score)
+                other = session.get_one(Case, match.case_id)
+                raised += raise_alert(session, case, other, on, match.score)
         session.execute(delete(DuplicateCheck).where(DuplicateCheck.case_id == case_id))
     return raised
 

@@ -44,6 +44,7 @@ entries written before a root rotation keep matching until
 
 from __future__ import annotations
 
+import datetime
 import functools
 import uuid
 import weakref
@@ -60,6 +61,13 @@ from casework.cases.rules import birth_year_of
 from casework.security.blind_index import BlindIndexer, normalise
 from casework.security.case_keys import SESSION_INFO_KEY as KEY_CACHE
 from casework.security.case_keys import data_key_cache
+from casework.security.columns import (
+    ROW_SEAL_ATTR,
+    RowIds,
+    read_sealed,
+    read_sealed_columns,
+    sealed_attributes,
+)
 from casework.security.envelope import WrappedKey
 from casework.security.errors import BlindIndexError
 from casework.security.keyring import Keyring
@@ -168,16 +176,14 @@ def member_probes(member: dict[str, Any], *, year_slack: int = 0) -> set[Probe]:
     return probes
 
 
+#: The member attributes duplicate detection and the index keys read.
+PLAIN_FIELDS = ("documents", "full_name", "other_names", "birth_year", "date_of_birth", "sex")
+
+
 def plain_member(member: CaseMember) -> dict[str, Any]:
-    """The attributes of a stored member that duplicate detection reads (decrypts them)."""
-    return {
-        "documents": member.documents,
-        "full_name": member.full_name,
-        "other_names": member.other_names,
-        "birth_year": member.birth_year,
-        "date_of_birth": member.date_of_birth,
-        "sex": member.sex,
-    }
+    """The attributes of a stored member that duplicate detection reads (decrypts them,
+    with the row's key and seal looked up and checked once for all of them)."""
+    return read_sealed(member, PLAIN_FIELDS)
 
 
 def stored_probes(member: CaseMember, *, year_slack: int = 0) -> set[Probe]:
@@ -212,17 +218,19 @@ class Values:
 
     An intake stores each member's keys at its birth year and then looks the
     same keys up at that year and its neighbours; sharing one :class:`Values`
-    computes each (probe, root) HMAC once instead of twice. It holds values
-    derived from one request's personal data, so it lives for that request
-    only: never keep one in a module, a session or a cache.
+    computes each (probe, root) HMAC once instead of twice, and normalises each
+    key part once (a name's tokens recur in the keys of three years). It holds
+    values derived from one request's personal data, so it lives for that
+    request only: never keep one in a module, a session or a cache.
     """
 
-    __slots__ = ("_current", "_memo", "keyring")
+    __slots__ = ("_current", "_memo", "_normal", "keyring")
 
     def __init__(self, keyring: Keyring) -> None:
         self.keyring = keyring
         self._current = keyring.blind_index_root().version
         self._memo: dict[tuple[Probe, int], int | None] = {}
+        self._normal: dict[str, str] = {}
 
     def of(self, probe: Probe, version: int | None = None) -> int | None:
         """:func:`value_of` ``probe`` under root ``version`` (default: the current root)."""
@@ -230,8 +238,21 @@ class Values:
         try:
             return self._memo[key]
         except KeyError:
-            found = self._memo[key] = value_of(self.keyring, probe, key[1])
+            found = self._memo[key] = self._value(probe, key[1])
             return found
+
+    def _value(self, probe: Probe, version: int) -> int | None:
+        normal = self._normal
+        parts = []
+        for part in probe.parts:
+            found = normal.get(part)
+            if found is None:
+                found = normal[part] = normalise(part)
+            parts.append(found)
+        try:
+            return indexer(self.keyring, probe.index, version).normalised(probe.index, parts)
+        except BlindIndexError:
+            return None
 
 
 def write_entries(session: Session, keyring: Keyring, member: CaseMember) -> int:
@@ -262,18 +283,8 @@ def add_entries(
     return len(rows)
 
 
-@functools.lru_cache(maxsize=256)
-def _lookup_statement(
-    shape: tuple[tuple[str, int], ...], office: bool, exclude_office: bool, exclude_case: bool
-) -> Select[CaseMember, str, bytes]:
-    """The lookup's statement for one shape: which (index, root) pairs are probed and
-    which filters apply; the values, office and case are bound parameters.
-
-    Built once per shape, so an intake neither builds the expression nor computes its
-    cache key again (SQLAlchemy memoises both on the statement object). It holds no
-    value: ``values_<n>`` (an expanding IN list per pair), ``office``,
-    ``exclude_office`` and ``exclude_case`` are supplied at execution.
-    """
+def _hits(shape: tuple[tuple[str, int], ...]) -> Any:
+    """The members whose entries match: a materialised CTE over one shape's pairs."""
     conditions = [
         and_(
             BlindIndexEntry.name == name,
@@ -287,22 +298,17 @@ def _lookup_statement(
     # office's size: entries first, then their members by primary key. No ORDER BY
     # in SQL: an index that yields the office's cases in order would tempt the
     # planner to walk the whole office; the few candidates are sorted in Python.
-    hits = (
+    return (
         select(BlindIndexEntry.member_id)
         .where(or_(*conditions))
         .distinct()
         .cte("hits")
         .prefix_with("MATERIALIZED")
     )
-    query = (
-        select(CaseMember, CaseKey.kek_id, CaseKey.wrapped_key)
-        .select_from(hits)
-        .join(CaseMember, CaseMember.id == hits.c.member_id)
-        .join(CaseMember.case)
-        .outerjoin(CaseKey, CaseKey.case_id == Case.id)
-        .options(contains_eager(CaseMember.case))
-        .where(Case.erased_at.is_(None))
-    )
+
+
+def _filtered(query: Any, office: bool, exclude_office: bool, exclude_case: bool) -> Any:
+    query = query.where(Case.erased_at.is_(None))
     if office:
         query = query.where(Case.office_code == bindparam("office"))
     if exclude_office:
@@ -310,6 +316,54 @@ def _lookup_statement(
     if exclude_case:
         query = query.where(Case.id != bindparam("exclude_case"))
     return query
+
+
+@functools.lru_cache(maxsize=256)
+def _lookup_statement(
+    shape: tuple[tuple[str, int], ...], office: bool, exclude_office: bool, exclude_case: bool
+) -> Select[CaseMember, str, bytes]:
+    """The lookup's statement for one shape: which (index, root) pairs are probed and
+    which filters apply; the values, office and case are bound parameters.
+
+    Built once per shape, so an intake neither builds the expression nor computes its
+    cache key again (SQLAlchemy memoises both on the statement object). It holds no
+    value: ``values_<n>`` (an expanding IN list per pair), ``office``,
+    ``exclude_office`` and ``exclude_case`` are supplied at execution.
+    """
+    hits = _hits(shape)
+    query = (
+        select(CaseMember, CaseKey.kek_id, CaseKey.wrapped_key)
+        .select_from(hits)
+        .join(CaseMember, CaseMember.id == hits.c.member_id)
+        .join(CaseMember.case)
+        .outerjoin(CaseKey, CaseKey.case_id == Case.id)
+        .options(contains_eager(CaseMember.case))
+    )
+    return _filtered(query, office, exclude_office, exclude_case)
+
+
+def _wanted(
+    keyring: Keyring, probes: Iterable[Probe], known: Values | None
+) -> dict[tuple[str, int], set[int]]:
+    """The values to look for, by (index, root): every probe under every root."""
+    known = known or Values(keyring)
+    wanted: dict[tuple[str, int], set[int]] = {}
+    for probe in set(probes):
+        for root in keyring.blind_index_roots:
+            value = known.of(probe, root.version)
+            if value is not None:
+                wanted.setdefault((probe.index, root.version), set()).add(value)
+    return wanted
+
+
+def _parameters(
+    shape: tuple[tuple[str, int], ...],
+    wanted: dict[tuple[str, int], set[int]],
+    filters: dict[str, Any],
+) -> dict[str, Any]:
+    parameters: dict[str, Any] = {f"values_{i}": sorted(wanted[key]) for i, key in enumerate(shape)}
+    parameters.update((name, value) for name, value in filters.items() if value is not None)
+    return parameters
 
 
 def lookup(
@@ -332,22 +386,15 @@ def lookup(
     cache (unwrapped only when a field is read). ``known``: values already
     computed for this request (:class:`Values`).
     """
-    known = known or Values(keyring)
-    wanted: dict[tuple[str, int], set[int]] = {}
-    for probe in set(probes):
-        for root in keyring.blind_index_roots:
-            value = known.of(probe, root.version)
-            if value is not None:
-                wanted.setdefault((probe.index, root.version), set()).add(value)
+    wanted = _wanted(keyring, probes, known)
     if not wanted:
         return []
     shape = tuple(sorted(wanted))
     query = _lookup_statement(
         shape, office is not None, exclude_office is not None, exclude_case is not None
     )
-    parameters: dict[str, Any] = {f"values_{i}": sorted(wanted[key]) for i, key in enumerate(shape)}
     filters = {"office": office, "exclude_office": exclude_office, "exclude_case": exclude_case}
-    parameters.update((name, value) for name, value in filters.items() if value is not None)
+    parameters = _parameters(shape, wanted, filters)
     members: list[CaseMember] = []
     wrapped: dict[uuid.UUID, WrappedKey] = {}
     for member, kek_id, blob in session.execute(query, parameters):
@@ -358,6 +405,123 @@ def lookup(
     if wrapped and KEY_CACHE in session.info:  # a session without a keyring decrypts nothing
         data_key_cache(session).prime(wrapped)
     return members
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A member a lookup proposed, decrypted for comparison: where it sits (its case's
+    reference and registration time, its position) and :data:`PLAIN_FIELDS`."""
+
+    member_id: uuid.UUID
+    case_id: uuid.UUID
+    position: int
+    reference: str
+    created_at: datetime.datetime
+    plain: dict[str, Any]
+
+
+@functools.lru_cache(maxsize=256)
+def _candidate_statement(
+    shape: tuple[tuple[str, int], ...], office: bool, exclude_office: bool, exclude_case: bool
+) -> Any:
+    """:func:`_lookup_statement` selecting columns, not objects: what
+    :func:`candidates` decrypts (the member's sealed columns and seal, its case's
+    reference and time, the wrapped key), with the same joins, filters and bound values."""
+    hits = _hits(shape)
+    query = (
+        select(*_candidate_columns(), Case.reference, Case.created_at)
+        .select_from(hits)
+        .join(CaseMember, CaseMember.id == hits.c.member_id)
+        .join(Case, Case.id == CaseMember.case_id)
+        .outerjoin(CaseKey, CaseKey.case_id == Case.id)
+    )
+    return _filtered(query, office, exclude_office, exclude_case)
+
+
+@functools.cache
+def _candidate_columns() -> tuple[Any, ...]:
+    return (
+        CaseMember.id,
+        CaseMember.case_id,
+        CaseMember.position,
+        *sealed_attributes(CaseMember),
+        CaseKey.kek_id,
+        CaseKey.wrapped_key,
+    )
+
+
+def candidates(
+    session: Session,
+    keyring: Keyring,
+    probes: Iterable[Probe],
+    *,
+    office: str | None = None,
+    exclude_office: str | None = None,
+    exclude_case: uuid.UUID | None = None,
+    known: Values | None = None,
+) -> list[Candidate]:
+    """:func:`lookup`'s members (same filters, same order), decrypted for duplicate
+    detection without loading them as objects: each row's seal is checked and
+    :data:`PLAIN_FIELDS` opened under its case's key, read in the same statement."""
+    wanted = _wanted(keyring, probes, known)
+    if not wanted:
+        return []
+    shape = tuple(sorted(wanted))
+    query = _candidate_statement(
+        shape, office is not None, exclude_office is not None, exclude_case is not None
+    )
+    filters = {"office": office, "exclude_office": exclude_office, "exclude_case": exclude_case}
+    rows = _rows(session, query, _parameters(shape, wanted, filters))
+    if not rows:
+        return []
+    rows.sort(key=lambda row: (row.created_at, row.case_id, row.position))
+    return _decrypted(session, rows)
+
+
+def household(session: Session, case_id: uuid.UUID) -> list[dict[str, Any]]:
+    """:data:`PLAIN_FIELDS` of every member of a case, in position order (decrypted)."""
+    rows = _rows(session, _household_statement(), {"case_id": case_id})
+    return [candidate.plain for candidate in _decrypted(session, rows)]
+
+
+def _rows(session: Session, query: Any, parameters: dict[str, Any]) -> list[Any]:
+    """``query``'s rows, run on the session's connection: plain columns need none of the
+    ORM's result machinery. Pending changes are flushed first, as a query would."""
+    session.flush()
+    return list(session.connection().execute(query, parameters))
+
+
+@functools.cache
+def _household_statement() -> Any:
+    return (
+        select(*_candidate_columns(), Case.reference, Case.created_at)
+        .join(Case, Case.id == CaseMember.case_id)
+        .outerjoin(CaseKey, CaseKey.case_id == Case.id)
+        .where(CaseMember.case_id == bindparam("case_id"))
+        .order_by(CaseMember.position)
+    )
+
+
+def _decrypted(session: Session, rows: Sequence[Any]) -> list[Candidate]:
+    cache = data_key_cache(session)
+    cache.prime(
+        {
+            row.case_id: WrappedKey(row.kek_id, bytes(row.wrapped_key))
+            for row in rows
+            if row.wrapped_key is not None and row.case_id not in cache
+        }
+    )
+    found = []
+    for row in rows:
+        columns = row._mapping
+        ids = RowIds(row.case_id, row.id)
+        plain = read_sealed_columns(
+            session, CaseMember, ids, columns[ROW_SEAL_ATTR], columns, PLAIN_FIELDS
+        )
+        found.append(
+            Candidate(row.id, row.case_id, row.position, row.reference, row.created_at, plain)
+        )
+    return found
 
 
 def recompute_all(

@@ -101,11 +101,27 @@ def _fold(char: str) -> str:
     return char
 
 
+def _fold_ascii(char: str) -> str:
+    """What one ASCII character becomes through :func:`normalise_name`'s steps (each is
+    character-wise on ASCII, and the Unicode normal forms leave it as it is)."""
+    joined = char.translate(_JOINERS)
+    if joined and unicodedata.category(joined) == "Sk":
+        return ""
+    return "".join(_fold(c) for c in joined.casefold())
+
+
+# ASCII names take one translate instead of the Unicode steps; the table is built
+# from those steps, so both paths agree.
+_ASCII_TABLE = str.maketrans({chr(code): _fold_ascii(chr(code)) for code in range(128)})
+
+
 def normalise_name(text: str) -> str:
     """Steps 1-3 of the module doc: the tokens of ``text``, in order, joined by spaces.
 
     No romanisation is applied; an empty result means the text had no letters.
     """
+    if text.isascii():
+        return " ".join(text.translate(_ASCII_TABLE).split())
     joined = "".join(c for c in text.translate(_JOINERS) if unicodedata.category(c) != "Sk")
     decomposed = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", joined).casefold())
     folded = unicodedata.normalize("NFC", "".join(_fold(c) for c in decomposed))

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Flask, current_app, has_app_context
-from sqlalchemy import Table, bindparam, delete, event, insert, or_, select
+from sqlalchemy import Table, bindparam, delete, event, func, insert, or_, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, joinedload
 
@@ -31,7 +31,7 @@ from casework.authz.access import Principal, deny, in_scope, require_can
 from casework.authz.permissions import Permission
 from casework.cases import duplicates, erasure, indexes, rules
 from casework.cases.codes import ErasureStatus, ResettlementStage, Stage
-from casework.cases.indexes import Probe, keyring_of
+from casework.cases.indexes import keyring_of
 from casework.cases.models import (
     MEMBER_FIELDS,
     BlindIndexEntry,
@@ -284,9 +284,49 @@ def _free_references(session: Session, count: int) -> list[str]:
     chosen: set[str] = set()
     while len(chosen) < count:
         draw = {new_reference() for _ in range(count - len(chosen))} - chosen
-        taken = set(session.scalars(select(Case.reference).where(Case.reference.in_(draw))))
+        taken = set(session.scalars(_taken_statement(), {"draw": list(draw)}))
         chosen |= draw - taken
     return list(chosen)
+
+
+def _draw_references(count: int) -> list[str]:
+    """``count`` distinct random references, not yet checked against the store."""
+    drawn: set[str] = set()
+    while len(drawn) < count:
+        drawn.add(new_reference())
+    return list(drawn)
+
+
+@functools.cache
+def _taken_statement() -> Any:
+    """The drawn references (``draw``) that stored cases use; built once."""
+    return select(Case.reference).where(Case.reference.in_(bindparam("draw", expanding=True)))
+
+
+@functools.cache
+def _office_statement() -> Any:
+    """Whether the office is active and how many drawn references are taken: one statement
+    where two would do, built once (the office and references are bound)."""
+    taken = (
+        select(func.count())
+        .select_from(Case)
+        .where(Case.reference.in_(bindparam("draw", expanding=True)))
+        .scalar_subquery()
+    )
+    return select(Office.is_active, taken.label("taken")).where(Office.code == bindparam("office"))
+
+
+def _references_for(session: Session, office: str, count: int) -> list[str]:
+    """``count`` free references for new cases of ``office``, which must exist and be
+    active (ValidationFailed otherwise): the office and a first draw are checked with
+    one statement; a draw that clashes (one in a billion) is drawn again."""
+    draw = _draw_references(count)
+    session.flush()  # as a query would: then plain columns, without the ORM's result machinery
+    found = session.connection().execute(_office_statement(), {"office": office, "draw": draw})
+    row = found.first()
+    if row is None or not row.is_active:
+        raise ValidationFailed(errors={"json": {"office": [NO_SUCH_OFFICE]}})
+    return _free_references(session, count) if row.taken else draw
 
 
 def _assign(member: CaseMember, data: Mapping[str, Any], fields: Iterable[str]) -> None:
@@ -295,9 +335,18 @@ def _assign(member: CaseMember, data: Mapping[str, Any], fields: Iterable[str]) 
             setattr(member, name, data.get(name))
 
 
-def _build_case(
-    office: str, reference: str, household: Mapping[str, Any]
-) -> tuple[Case, list[tuple[CaseMember, set[Probe]]]]:
+@dataclass
+class _NewCase:
+    """A case built for intake (not yet added), with what the request knows in plain."""
+
+    case: Case
+    #: the members' plain values as stored (intake ``mother`` positions become ids)
+    members: list[dict[str, Any]]
+    #: each member as duplicate detection reads it, and the keys it is stored under
+    people: list[duplicates.Person]
+
+
+def _build_case(office: str, reference: str, household: Mapping[str, Any]) -> _NewCase:
     """A new case and its members (not yet added); intake ``mother`` indexes become ids."""
     now = utcnow()
     case = Case(
@@ -312,7 +361,6 @@ def _build_case(
     case.specific_needs = list(plain(household.get("specific_needs") or []))
     members_data = [plain(m) for m in household["members"]]
     ids = [uuid.uuid4() for _ in members_data]
-    built = []
     for position, data in enumerate(members_data):
         mother = data.get("mother")
         data["mother"] = ids[mother] if isinstance(mother, int) else mother
@@ -321,20 +369,19 @@ def _build_case(
         )
         _assign(member, data, MEMBER_FIELDS)
         case.members.append(member)
-        built.append((member, indexes.member_probes(data)))
-    return case, built
+    people = [duplicates.Person.of(data) for data in members_data]
+    return _NewCase(case, members_data, people)
 
 
-def _intake_office(session: Session, principal: Principal, requested: str | None) -> str:
+def _intake_office(principal: Principal, requested: str | None) -> str:
+    """The office a new case goes to: the one asked for, else the caller's; it must be in
+    the caller's scope (whether it exists and is active is checked with the references)."""
     office = requested or principal.office
     if office is None:
         deny(principal, NO_OFFICE)
     assert office is not None
     if not in_scope(principal, office):
         deny(principal, OTHER_OFFICE)
-    found = session.get(Office, office)
-    if found is None or not found.is_active:
-        raise ValidationFailed(errors={"json": {"office": [NO_SUCH_OFFICE]}})
     return office
 
 
@@ -359,20 +406,21 @@ def intake(session: Session, principal: Principal, household: Mapping[str, Any])
 
     Duplicates in the caller's office are returned with their score; the case
     is queued for the comparison with other offices, whose alerts the caller
-    is not told about (:mod:`casework.cases.duplicates`).
+    is not told about (:mod:`casework.cases.duplicates`). What the body says is
+    in hand: the stored keys and the duplicate lookup use it, never decrypting
+    what was just written, and each name is parsed and each HMAC computed once.
     """
-    office = _intake_office(session, principal, household.get("office"))
+    office = _intake_office(principal, household.get("office"))
     known = indexes.Values(keyring_of(session))  # the HMACs stored, reused by the lookup
-    (case,) = _add_cases(session, office, [household], known)
+    (new,) = _add_cases(session, office, [household], known)
     audit.record(
         AuditAction.CASE_CREATE,
-        target=case.reference,
+        target=new.case.reference,
         fields=written_fields(household),
         session=session,
     )
-    members = [plain(m) for m in household["members"]]  # in hand: not decrypted again
-    found = duplicates.find_duplicates(session, principal, case, members, known)
-    return IntakeResult(case, found)
+    found = duplicates.find_duplicates(session, principal, new.case, new.members, known, new.people)
+    return IntakeResult(new.case, found)
 
 
 def register(
@@ -388,19 +436,55 @@ def _add_cases(
     office: str,
     households: Sequence[Mapping[str, Any]],
     known: indexes.Values | None = None,
-) -> list[Case]:
+) -> list[_NewCase]:
+    """Build, key and write the cases of ``households`` for ``office`` (ValidationFailed
+    unless it exists and is active): one flush for the rows, then one INSERT for every
+    blind-index entry, computed from the plain values (nothing is decrypted)."""
     keyring = keyring_of(session)
-    references = _free_references(session, len(households))
+    references = _references_for(session, office, len(households))
     built = [_build_case(office, ref, h) for ref, h in zip(references, households, strict=True)]
     with session.no_autoflush:  # nothing may be sealed before its case has a data key
-        for case, _members in built:
-            session.add(case)
-            provision_case_key(session, case.id)
-    for _case, members in built:
-        for member, probes in members:
-            indexes.add_entries(session, keyring, member, probes, known)
+        for new in built:
+            session.add(new.case)
+            provision_case_key(session, new.case.id, drawn=True)
+    values = known or indexes.Values(keyring)
+    root = keyring.blind_index_root().version
+    entries = [
+        entry
+        for new in built
+        for member, person in zip(new.case.members, new.people, strict=True)
+        for entry in _entry_rows(values, root, member.id, new.case.id, person)
+    ]
     session.flush()  # encrypts every field while the new data keys are in the cache
-    return [case for case, _members in built]
+    if entries:  # after the members they name
+        session.execute(_insert_entries(), entries)
+    return built
+
+
+@functools.cache
+def _insert_entries() -> Any:
+    """The blind-index rows' INSERT, built once (a statement built per call computes its
+    cache key again each time)."""
+    return insert(_table(BlindIndexEntry))
+
+
+def _entry_rows(
+    values: indexes.Values,
+    root: int,
+    member_id: uuid.UUID,
+    case_id: uuid.UUID,
+    person: duplicates.Person,
+) -> list[dict[str, Any]]:
+    """The blind-index rows of a new member under root ``root``: its keys at its own year."""
+    found = {
+        (probe.index, value)
+        for probe in duplicates.probes_of(person, year_slack=0)
+        if (value := values.of(probe, root)) is not None
+    }
+    return [
+        {"member_id": member_id, "case_id": case_id, "name": n, "root_version": root, "value": v}
+        for n, v in sorted(found)
+    ]
 
 
 def bulk_intake(
@@ -419,10 +503,7 @@ def bulk_intake(
     data that the caller has validated. Raises ValidationFailed when the
     office does not exist or is inactive.
     """
-    found = session.get(Office, office)
-    if found is None or not found.is_active:
-        raise ValidationFailed(errors={"json": {"office": [NO_SUCH_OFFICE]}})
-    cases = _add_cases(session, office, households)
+    cases = [new.case for new in _add_cases(session, office, households)]
     if not audit_each:
         names = {name for household in households for name in written_fields(household)}
         audit.record(AuditAction.CASE_CREATE, fields=sorted(names), session=session)
@@ -456,17 +537,15 @@ def bulk_register(
     no validation: ``households`` are ``IntakeIn`` data the caller validated.
     Raises ValidationFailed when the office does not exist or is inactive.
     """
-    found = session.get(Office, office)
-    if found is None or not found.is_active:
-        raise ValidationFailed(errors={"json": {"office": [NO_SUCH_OFFICE]}})
+    references = _references_for(session, office, len(households))
     keyring = keyring_of(session)
     kek = keyring.active_kek()
     root = keyring.blind_index_root().version
+    values = indexes.Values(keyring)  # for this call only: it holds keys of personal data
     now = utcnow()
     rows: dict[str, list[dict[str, Any]]] = {"cases": [], "keys": [], "members": [], "index": []}
-    references = _free_references(session, len(households))
     for reference, household in zip(references, households, strict=True):
-        _bulk_rows(rows, keyring, kek.kek_id, root, office, reference, household, now)
+        _bulk_rows(rows, keyring, kek.kek_id, root, values, office, reference, household, now)
     session.execute(insert(_table(Case)), rows["cases"])
     session.execute(insert(_table(CaseKey)), rows["keys"])
     session.execute(insert(_table(CaseMember)), rows["members"])
@@ -483,6 +562,7 @@ def _bulk_rows(
     keyring: Keyring,
     kek_id: str,
     root: int,
+    values: indexes.Values,
     office: str,
     reference: str,
     household: Mapping[str, Any],
@@ -530,21 +610,8 @@ def _bulk_rows(
             row[field_.name_in_table] = field_.ciphertext(key, row_ids, data.get(name))
         row["row_seal"] = row_seal_for(CaseMember, key, row_ids, row)
         rows["members"].append(row)
-        values = {
-            (p.index, v)
-            for p in indexes.member_probes(data)
-            if (v := indexes.value_of(keyring, p)) is not None
-        }
-        rows["index"].extend(
-            {
-                "member_id": ids[position],
-                "case_id": case_id,
-                "name": n,
-                "root_version": root,
-                "value": v,
-            }
-            for n, v in sorted(values)
-        )
+        person = duplicates.Person.of(data)
+        rows["index"].extend(_entry_rows(values, root, ids[position], case_id, person))
 
 
 def _table(model: type[Any]) -> Table:

@@ -14,7 +14,6 @@ PostgreSQL and SQLite and compare cheaply in a b-tree.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -88,6 +87,19 @@ def _fold_char(char: str) -> str:
     return char
 
 
+def _fold_ascii(char: str) -> str:
+    """What one ASCII character becomes through :func:`normalise`'s steps (each is
+    character-wise on ASCII, and NFKC leaves it as it is)."""
+    if _is_dropped_before_normalising(char):
+        return ""
+    return "".join(_fold_char(c) for c in char.casefold())
+
+
+# ASCII text (most names and document numbers) takes one translate instead of the
+# Unicode steps; the table is built from those steps, so both paths agree.
+_ASCII_TABLE = str.maketrans({chr(code): _fold_ascii(chr(code)) for code in range(128)})
+
+
 def normalise(
     value: str, *, token_map: TokenMap | None = None, tokens_unordered: bool = False
 ) -> str:
@@ -103,9 +115,12 @@ def normalise(
     in other scripts (Indic vowel signs, Japanese voiced kana): that adds
     candidates, it never loses a match.
     """
-    text = "".join(c for c in value if not _is_dropped_before_normalising(c))
-    text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text).casefold())
-    text = unicodedata.normalize("NFKC", "".join(_fold_char(c) for c in text))
+    if value.isascii():
+        text = value.translate(_ASCII_TABLE)
+    else:
+        text = "".join(c for c in value if not _is_dropped_before_normalising(c))
+        text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text).casefold())
+        text = unicodedata.normalize("NFKC", "".join(_fold_char(c) for c in text))
     tokens = text.split()
     if token_map is not None:
         tokens = [mapped for token in tokens for mapped in token_map(token).split()]
@@ -167,7 +182,7 @@ class BlindIndexer:
         if not all(parts):
             raise BlindIndexError("a value is empty after normalisation and cannot be indexed")
         message = length_prefixed(*(part.encode("utf-8") for part in parts))
-        digest = hmac.new(self._field_key(field), message, hashlib.sha256).digest()
+        digest = hmac.digest(self._field_key(field), message, "sha256")
         return int.from_bytes(digest[:8], "big") >> (64 - self.bits)
 
     def index(
@@ -187,6 +202,14 @@ class BlindIndexer:
             raise BlindIndexError(f"{field} must never be indexed alone: use a compound index")
         normalised = normalise(value, token_map=token_map, tokens_unordered=tokens_unordered)
         return self._truncated_mac(field, [normalised])
+
+    def normalised(self, field: str, parts: Sequence[str]) -> int:
+        """:meth:`index` (one part) or :meth:`compound` (several) of parts that are already
+        :func:`normalise`'s output (no token map, order kept): for a caller that indexes
+        one value under several keys and normalises each value once."""
+        if len(parts) == 1 and field in NEVER_INDEX_ALONE:
+            raise BlindIndexError(f"{field} must never be indexed alone: use a compound index")
+        return self._truncated_mac(field, parts)
 
     def compound(
         self,

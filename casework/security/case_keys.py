@@ -2,9 +2,12 @@
 
 A request's session carries a :class:`DataKeyCache` in ``session.info``; the
 encrypted attributes of :mod:`casework.security.columns` find their keys there.
-The cache is emptied whenever the session's transaction (or a savepoint) ends,
-so a key provisioned in a rolled-back transaction can never encrypt data whose
-key row was not stored, and unwrapped keys do not outlive the unit of work.
+The cache is emptied whenever the session's transaction ends or a savepoint is
+rolled back, so a key provisioned in a rolled-back transaction can never encrypt
+data whose key row was not stored, and unwrapped keys do not outlive the unit of
+work. A savepoint that is released keeps them: its key rows stay pending in the
+enclosing transaction (a sync push applies each mutation in a savepoint and
+reads the new cases' keys again when it seals the results and the feed).
 """
 
 from __future__ import annotations
@@ -47,14 +50,17 @@ def data_key_cache(session: Session) -> DataKeyCache:
     return cache
 
 
-def provision_case_key(session: Session, case_id: uuid.UUID) -> CaseKey:
+def provision_case_key(session: Session, case_id: uuid.UUID, *, drawn: bool = False) -> CaseKey:
     """Create, wrap and add a new data key for a new case; return its (pending) row.
 
     Raises DataKeyExistsError if the case already has a key: replacing it would
-    make every field already stored for the case unreadable.
+    make every field already stored for the case unreadable. ``drawn``: the
+    caller has just drawn ``case_id`` at random (a case being built), so no
+    stored row is looked for; were one there, the key row's primary key would
+    refuse the insert and the transaction would fail, writing nothing.
     """
     cache = data_key_cache(session)
-    if case_id in cache or session.get(CaseKey, case_id) is not None:
+    if case_id in cache or (not drawn and session.get(CaseKey, case_id) is not None):
         raise DataKeyExistsError("the case already has a data key")
     material = new_data_key()
     wrapped = wrap_data_key(cache.keyring, material, case_id)
@@ -66,9 +72,19 @@ def provision_case_key(session: Session, case_id: uuid.UUID) -> CaseKey:
 
 @event.listens_for(Session, "after_transaction_end")
 def _end_of_unit_of_work(session: Session, transaction: SessionTransaction) -> None:
-    """Empty the cache when the outermost transaction or a savepoint ends."""
-    if transaction.parent is not None and not transaction.nested:
-        return
+    """Empty the cache when the outermost transaction ends (commit or rollback)."""
+    if transaction.parent is None:
+        _clear(session)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _savepoint_rolled_back(session: Session, previous_transaction: SessionTransaction) -> None:
+    """Empty the cache when a savepoint is rolled back: a key it provisioned has no row."""
+    if previous_transaction.nested:
+        _clear(session)
+
+
+def _clear(session: Session) -> None:
     cache: Any = session.info.get(SESSION_INFO_KEY)
     if isinstance(cache, DataKeyCache):
         cache.clear()

@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 
 from benchmarks.duplicate_pairs import household_of, pairs
 from casework.authz.access import Principal
-from casework.cases import duplicates, indexes, service
+from casework.cases import duplicates, indexes, reference, service
+from casework.cases.models import Case
 from casework.security.blind_index import BlindIndexer
 from casework.security.case_keys import data_key_cache
 from tests.cases.conftest import member, unique
@@ -125,3 +126,56 @@ def test_the_check_reads_candidates_with_their_keys_in_one_statement(
     # the candidate member, its case and its wrapped key came with the lookup
     assert [i for i in selects if i > lookups[0]] == []
     assert data_key_cache(keyed_session).unwraps == 1  # the candidate's, not the new case's
+
+
+def test_candidates_are_the_lookups_members_decrypted(
+    app: Flask, keyed_session: Session, worker: Principal
+) -> None:
+    with app.test_request_context():
+        for body in _bodies():
+            service.intake(keyed_session, worker, body)
+        keyed_session.flush()
+        keyring = indexes.keyring_of(keyed_session)
+        for body in _bodies():
+            probes = duplicates.people_from(_plain(body["members"]))[1]
+            members = indexes.lookup(keyed_session, keyring, probes, office=OFFICE)
+            found = indexes.candidates(keyed_session, keyring, probes, office=OFFICE)
+            assert members, "each body finds at least its own registration"
+            assert [(c.member_id, c.case_id, c.position) for c in found] == [
+                (m.id, m.case_id, m.position) for m in members
+            ]
+            assert [c.reference for c in found] == [m.case.reference for m in members]
+            assert [c.plain for c in found] == [indexes.plain_member(m) for m in members]
+            case_id = members[0].case_id
+            stored = keyed_session.get_one(Case, case_id).members
+            assert indexes.household(keyed_session, case_id) == [
+                indexes.plain_member(m) for m in stored
+            ]
+
+
+def test_an_intake_checks_its_office_and_references_in_one_statement(
+    app: Flask,
+    keyed_session: Session,
+    worker: Principal,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with app.test_request_context():
+        taken = service.intake(keyed_session, worker, _bodies()[0]).case.reference
+        keyed_session.flush()
+        statements: list[str] = []
+        bind = keyed_session.connection()
+
+        @event.listens_for(bind, "before_cursor_execute")
+        def _record(_c: Any, _cur: Any, statement: str, *_args: Any) -> None:
+            statements.append(statement.lstrip().upper())
+
+        try:
+            service.intake(keyed_session, worker, _bodies()[1])
+        finally:
+            event.remove(bind, "before_cursor_execute", _record)
+        first_insert = next(i for i, s in enumerate(statements) if s.startswith("INSERT"))
+        assert len(statements[:first_insert]) == 1  # the office and the drawn reference
+        draws = iter([taken, *(reference.new_reference() for _ in range(3))])
+        monkeypatch.setattr(service, "new_reference", lambda: next(draws))
+        again = service.intake(keyed_session, worker, _bodies()[2]).case
+        assert again.reference != taken  # a drawn reference in use is drawn again

@@ -326,3 +326,16 @@ def test_different_syllables_do_not_share_a_key(one: str, other: str) -> None:
     a, b = name_forms(one), name_forms(other)
     assert a.tokens != b.tokens
     assert not set(a.splits) & set(b.splits)
+
+
+@settings(max_examples=500)
+@given(st.text(alphabet=st.characters(max_codepoint=127)))
+def test_ascii_names_normalise_as_the_unicode_steps_do(text: str) -> None:
+    # An ideographic space (a separator) sends the same text through the Unicode steps.
+    assert normalise_name(text) == normalise_name(text + "\u3000")
+
+
+def test_every_ascii_character_normalises_as_the_unicode_steps_do() -> None:
+    for code in range(128):
+        text = f"a{chr(code)}b{chr(code)}"
+        assert normalise_name(text) == normalise_name(text + "\u3000"), repr(chr(code))

@@ -221,3 +221,30 @@ def test_measured_candidate_rate_matches_the_documented_expectation() -> None:
 def test_documented_figures_for_the_default_bit_length() -> None:
     figures = [expected_false_candidates(n, DEFAULT_BITS) for n in (10**4, 10**5, 10**6)]
     assert figures == pytest.approx([0.153, 1.53, 15.26], rel=0.01)
+
+
+@settings(max_examples=500)
+@given(st.text(alphabet=st.characters(max_codepoint=127)))
+def test_ascii_text_normalises_as_the_unicode_steps_do(value: str) -> None:
+    # An ideographic space (a separator) sends the same text through the Unicode steps.
+    assert normalise(value) == normalise(value + "\u3000")
+    assert normalise(value, tokens_unordered=True) == normalise(
+        value + "\u3000", tokens_unordered=True
+    )
+
+
+def test_every_ascii_character_normalises_as_the_unicode_steps_do() -> None:
+    for code in range(128):
+        value = f"a{chr(code)}b{chr(code)}"
+        assert normalise(value) == normalise(value + "\u3000"), repr(chr(code))
+
+
+def test_normalised_parts_give_the_index_and_compound_values(indexer: BlindIndexer) -> None:
+    assert indexer.normalised("document_number", ["p 123 456"]) == indexer.index(
+        "document_number", "P 123-456"
+    )
+    assert indexer.normalised("name_birth_year", ["jose obrien", "1985"]) == indexer.compound(
+        "name_birth_year", ["José O'Brien", 1985]
+    )
+    with pytest.raises(BlindIndexError):
+        indexer.normalised("sex", ["female"])

@@ -2,7 +2,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, event, select
 from sqlalchemy.orm import Session
 
 from casework.security.case_keys import (
@@ -111,3 +111,38 @@ def test_a_rolled_back_savepoint_forgets_its_keys(engine: Engine, keyring: Keyri
         session.add(Member(case_id=dropped, full_name="Dropped"))
         with pytest.raises(MissingDataKeyError):
             session.flush()
+
+
+def test_a_released_savepoint_keeps_its_keys_until_the_transaction_ends(
+    engine: Engine, keyring: Keyring
+) -> None:
+    case_id = uuid.uuid4()
+    with open_session(engine, keyring) as session:
+        cache = data_key_cache(session)
+        with session.begin_nested():
+            provision_case_key(session, case_id)
+        assert case_id in cache  # its key row is pending in the enclosing transaction
+        session.add(Member(case_id=case_id, full_name="Kept"))
+        session.flush()
+        session.rollback()
+        assert len(cache) == 0
+
+
+def test_a_drawn_case_id_is_not_looked_up(engine: Engine, keyring: Keyring) -> None:
+    case_id = uuid.uuid4()
+    statements: list[str] = []
+    with open_session(engine, keyring) as session:
+        session.connection()  # the transaction begins before counting
+
+        def record(*args: object) -> None:
+            statements.append(str(args[2]))
+
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            provision_case_key(session, case_id, drawn=True)
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+        assert statements == []
+        with pytest.raises(DataKeyExistsError):  # a key in hand is still refused
+            provision_case_key(session, case_id, drawn=True)
+        session.commit()
