@@ -35,8 +35,8 @@ A loaded row keeps what it has opened (:class:`OpenedRow`): its seal is checked 
 per row image, not once per attribute read, and each value is decrypted once; a value
 assigned here is kept as the plaintext its flush encrypted. Bytes that come from the
 database again (a refresh, an expiry, another session) are new objects and are
-checked again before anything is served, and nothing is served once the unit of work
-no longer holds the case's key (shredded, or the transaction ended).
+checked again before anything is served, and nothing is served once the case's key
+is shredded.
 
 Limits a model author must know:
 
@@ -328,7 +328,7 @@ def _seal_pending_values(session: Session, flush_context: Any, instances: Any) -
         if not pending:
             continue
         model = type(obj)
-        first = encrypted_fields(model)[0]
+        first = _model_fields(model)[0]
         known: dict[str, Any] = {}
         if getattr(obj, ROW_SEAL_ATTR) is not None:
             opened = _opened(obj, state, first) or _open_row(obj, first)
@@ -462,14 +462,25 @@ def sealed_uuid(block: int, **options: Any) -> Sealed[uuid.UUID]:
     return Sealed(codec, **options)  # type: ignore[arg-type]
 
 
+_FIELDS_CACHE: dict[type[Any], tuple[EncryptedField[Any], ...]] = {}
+
+
 def encrypted_fields(model: type[Any]) -> list[EncryptedField[Any]]:
     """Every encrypted attribute a model class declares (its own and inherited)."""
-    found: dict[str, EncryptedField[Any]] = {}
-    for klass in reversed(model.__mro__):
-        for name, value in vars(klass).items():
-            if isinstance(value, EncryptedField):
-                found[name] = value
-    return list(found.values())
+    return list(_model_fields(model))
+
+
+def _model_fields(model: type[Any]) -> tuple[EncryptedField[Any], ...]:
+    """:func:`encrypted_fields`, looked up once per class (every flush of a sealed row asks)."""
+    cached = _FIELDS_CACHE.get(model)
+    if cached is None:
+        found: dict[str, EncryptedField[Any]] = {}
+        for klass in reversed(model.__mro__):
+            for name, value in vars(klass).items():
+                if isinstance(value, EncryptedField):
+                    found[name] = value
+        cached = _FIELDS_CACHE[model] = tuple(found.values())
+    return cached
 
 
 def erase_ciphertext(obj: object) -> None:
@@ -604,9 +615,10 @@ class OpenedRow:
     seal and the two ids. A value is served from ``values`` only while the instance
     still holds each of them (by identity: a refresh, an expiry or another session's
     load brings new objects, whose seal is checked again before anything is opened)
-    and while the session's key cache still holds ``key`` (a shredded key, or an ended
-    transaction, sends the read back to the stored bytes). Values this process wrote
-    enter as the plaintext it encrypted, with the image its flush sealed.
+    and while the session can still load the case's key, the same key as ``key`` (a
+    shredded key fails the read; a key provisioned anew sends it back to the stored
+    bytes). Values this process wrote enter as the plaintext it encrypted, with the
+    image its flush sealed.
     """
 
     __slots__ = ("case_attr", "case_id", "getter", "ids_aad", "image", "key", "row_attr", "values")
@@ -664,8 +676,16 @@ def _opened(obj: object, state: dict[str, Any], field: EncryptedField[Any]) -> O
         return None
     session = object_session(obj)
     keys = None if session is None else session.info.get(SESSION_INFO_KEY)
-    if not isinstance(keys, DataKeyCache) or not keys.holds(opened.case_id, opened.key):
+    if not isinstance(keys, DataKeyCache):
         return None
+    if not keys.holds(opened.case_id, opened.key):
+        # The key cache was emptied (a savepoint or transaction ended, a key shredded):
+        # the case's key is looked up again, as a first read would (MissingDataKeyError
+        # once shredded); the same key checks the same image alike.
+        key = keys.get(opened.case_id)
+        if not hmac.compare_digest(key.material, opened.key.material):
+            return None
+        opened.key = key
     return opened
 
 
@@ -766,7 +786,6 @@ def _reseal_row(obj: object, session: Session, values: dict[str, Any] | None = N
     ``values`` (by field name, the plaintexts of the new image known to this process)
     become the row's :class:`OpenedRow`: reading back what was just written opens nothing.
     """
-    fields = encrypted_fields(type(obj))
     blobs = _ciphertexts(obj)
     if all(blob is None for blob in blobs):
         setattr(obj, ROW_SEAL_ATTR, None)
@@ -776,7 +795,7 @@ def _reseal_row(obj: object, session: Session, values: dict[str, Any] | None = N
     for _column, attr in sealed_columns(type(obj)):
         if attr not in state:  # a new row's column never assigned: NULL, held like the others
             setattr(obj, attr, None)
-    field = fields[0]
+    field = _model_fields(type(obj))[0]
     table, ids = _row_context(obj, field)
     key = data_key_cache(session).get(ids.case_id)
     previous = getattr(obj, ROW_SEAL_ATTR)

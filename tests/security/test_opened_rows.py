@@ -13,6 +13,7 @@ from sqlalchemy import Engine, select, text, update
 
 from casework.security import columns
 from casework.security.case_keys import data_key_cache, provision_case_key
+from casework.security.envelope import DataKey, new_data_key
 from casework.security.errors import EncryptionContextError, MissingDataKeyError, RowIntegrityError
 from casework.security.keyring import Keyring
 from casework.security.shredding import shred
@@ -264,20 +265,33 @@ def test_no_cached_value_outlives_a_shredded_key(engine: Engine, keyring: Keyrin
         assert stays.full_name == "Amina Yusuf"
 
 
-def test_a_cached_value_is_served_only_while_the_unit_of_work_holds_the_key(
+def test_a_cached_value_needs_the_case_key_after_the_transaction_ended(
     engine: Engine, keyring: Keyring, counts: Counts
 ) -> None:
     stored = _stored(engine, keyring)
     with open_session(engine, keyring, expire_on_commit=False) as session:
         loaded = session.get_one(Member, stored.id)
         assert loaded.full_name == "Amina Yusuf"
-        session.commit()  # the key cache is emptied: the row is checked again under the key
+        session.commit()  # the key cache is emptied: the case's key is loaded again
         assert loaded.full_name == "Amina Yusuf"
         assert data_key_cache(session).unwraps == 2
         session.expunge(loaded)
         with pytest.raises(EncryptionContextError, match="not in a session"):
             _ = loaded.full_name
-    assert counts.checked == 2
+    assert counts.checked == 1
+    assert counts.opened == 1
+
+
+def test_a_cached_value_is_not_served_under_another_key(engine: Engine, keyring: Keyring) -> None:
+    stored = _stored(engine, keyring)
+    with open_session(engine, keyring) as session:
+        loaded = session.get_one(Member, stored.id)
+        assert loaded.full_name == "Amina Yusuf"
+        keys = data_key_cache(session)
+        keys.forget(stored.case_id)
+        keys.remember(stored.case_id, DataKey(new_data_key()))  # not the key it was opened with
+        with pytest.raises(RowIntegrityError):
+            _ = loaded.full_name
 
 
 def test_the_session_listeners_are_not_installed_at_import() -> None:
