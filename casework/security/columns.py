@@ -177,7 +177,7 @@ class EncryptedField(Generic[T]):
             if blob is None and getattr(obj, ROW_SEAL_ATTR) is None and _all_erased(obj):
                 return None  # erased (or never written): no key to check with, nothing to open
             opened = _open_row(obj, self)
-        return opened.value(self, state)
+        return opened.value(self)
 
     def __set__(self, obj: object, value: T | None) -> None:
         obj.__dict__.setdefault(PENDING_ATTRIBUTE, {})[self.name] = self.encode_value(value)
@@ -281,7 +281,7 @@ def read_sealed(obj: object, names: Iterable[str]) -> dict[str, Any]:
         if getattr(obj, ROW_SEAL_ATTR) is None and _all_erased(obj):
             return dict.fromkeys((f.name for f in fields), None)
         opened = _open_row(obj, first)
-    return {field.name: opened.value(field, state) for field in fields}
+    return {field.name: opened.value(field) for field in fields}
 
 
 _FIELDS_BY_NAMES: dict[tuple[type[Any], tuple[str, ...]], tuple[EncryptedField[Any], ...]] = {}
@@ -621,30 +621,44 @@ class OpenedRow:
     image its flush sealed.
     """
 
-    __slots__ = ("case_attr", "case_id", "getter", "ids_aad", "image", "key", "row_attr", "values")
+    __slots__ = (
+        "blobs",
+        "case_attr",
+        "case_id",
+        "getter",
+        "ids_aad",
+        "image",
+        "key",
+        "row_attr",
+        "values",
+    )
 
     def __init__(
         self,
-        obj: object,
+        model: type[Any],
         field: EncryptedField[Any],
         key: DataKey,
         ids: RowIds,
+        checked: tuple[tuple[bytes | None, ...], bytes | None],
         values: dict[str, Any],
     ) -> None:
+        blobs, seal = checked
+        attrs = [attr for _column, attr in sealed_columns(model)]
         self.case_attr = field.case_id_attr
         self.row_attr = field.row_id_attr
-        self.getter = _image_getter(type(obj), field)
-        self.image: tuple[Any, ...] = self.getter(obj.__dict__)
+        self.getter = _image_getter(model, field)
+        self.image = (*blobs, seal, ids.case_id, ids.row_id)
+        self.blobs = dict(zip(attrs, blobs, strict=True))
         self.key = key
         self.case_id = ids.case_id
         self.ids_aad = ids.aad
         self.values = values
 
-    def value(self, field: EncryptedField[Any], state: dict[str, Any]) -> Any:
+    def value(self, field: EncryptedField[Any]) -> Any:
         """The value of ``field`` in this image: opened once, then served from the cache."""
         found = self.values.get(field.name, _MISSING)
         if found is _MISSING:
-            blob = state[field.storage_attr]
+            blob = self.blobs[field.storage_attr]
             if blob is None:
                 self.values[field.name] = None
                 return None
@@ -701,7 +715,8 @@ def _open_row(obj: object, field: EncryptedField[Any]) -> OpenedRow:
     blobs = _ciphertexts(obj)  # loads any expired or deferred ciphertext
     table, ids = _row_context(obj, field)
     _check_seal(key, type(obj), table, ids, stored, blobs, field.name_in_table)
-    opened = OpenedRow(obj, field, key, ids, {})
+    # Exactly the objects checked are cached: a read compares the instance's state with them.
+    opened = OpenedRow(type(obj), field, key, ids, (blobs, stored), {})
     obj.__dict__[_OPENED_ATTRIBUTE] = opened
     return opened
 
@@ -803,7 +818,8 @@ def _reseal_row(obj: object, session: Session, values: dict[str, Any] | None = N
     columns = [column for column, _attr in sealed_columns(type(obj))]
     seal = row_seal(key, table, ids, counter, zip(columns, blobs, strict=True))
     setattr(obj, ROW_SEAL_ATTR, seal)
-    obj.__dict__[_OPENED_ATTRIBUTE] = OpenedRow(obj, field, key, ids, values or {})
+    opened = OpenedRow(type(obj), field, key, ids, (blobs, seal), values or {})
+    obj.__dict__[_OPENED_ATTRIBUTE] = opened
 
 
 def sealed_models(base: Any) -> list[type[Any]]:
