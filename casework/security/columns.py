@@ -664,8 +664,11 @@ class OpenedRow:
                 return None
             if not field._aad_prefix:
                 field._aad_prefix = field_aad_prefix(field._table(), field.name_in_table)
-            found = _Plaintext(open_with_aad(self.key, blob, field._aad_prefix + self.ids_aad))
-            self.values[field.name] = found
+            plaintext = open_with_aad(self.key, blob, field._aad_prefix + self.ids_aad)
+            value = field.codec.decode(plaintext)
+            immutable = type(value) in _IMMUTABLE
+            self.values[field.name] = value if immutable else _Plaintext(plaintext)
+            return value
         if type(found) is _Plaintext:
             value = field.codec.decode(found.data)
             if type(value) in _IMMUTABLE:
