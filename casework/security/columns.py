@@ -584,6 +584,8 @@ again from the cached plaintext on every read, so changing it changes no stored 
 
 _MISSING = object()
 
+_STORAGE_ATTRS: dict[type[Any], tuple[str, ...]] = {}
+
 _IMAGE_GETTERS: dict[tuple[type[Any], str, str], Callable[[dict[str, Any]], tuple[Any, ...]]] = {}
 
 
@@ -643,7 +645,9 @@ class OpenedRow:
         values: dict[str, Any],
     ) -> None:
         blobs, seal = checked
-        attrs = [attr for _column, attr in sealed_columns(model)]
+        attrs = _STORAGE_ATTRS.get(model)
+        if attrs is None:
+            attrs = _STORAGE_ATTRS[model] = tuple(attr for _column, attr in sealed_columns(model))
         self.case_attr = field.case_id_attr
         self.row_attr = field.row_id_attr
         self.getter = _image_getter(model, field)
