@@ -35,6 +35,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         sqlite_busy_timeout_ms=settings["sqlite_busy_timeout_ms"],
     )
     app.extensions["casework.db"] = db.Database(engine)
+    db.install_session_events()
 
     i18n.init_app(app)
     http.install(app)

@@ -373,13 +373,20 @@ def _upgrade_to_writer(current: Session) -> None:
         raise
 
 
-@event.listens_for(Session, "before_flush")
+def install_session_events() -> None:
+    """Listen to every session's flushes and ORM statements (once per process; again is a
+    no-op): a read-mode session turns writer before its first change. ``create_app``
+    installs them."""
+    if not event.contains(Session, "before_flush", _before_flush):
+        event.listen(Session, "before_flush", _before_flush)
+        event.listen(Session, "do_orm_execute", _before_execute)
+
+
 def _before_flush(current: Session, _context: Any, _instances: Any) -> None:
     if current.info.get(MODE) == READ and (current.new or current.dirty or current.deleted):
         _upgrade_to_writer(current)
 
 
-@event.listens_for(Session, "do_orm_execute")
 def _before_execute(state: Any) -> None:
     if state.session.info.get(MODE) == READ and (
         state.is_insert or state.is_update or state.is_delete

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from casework.db import database_url
 from casework.errors import ServiceUnavailable, problem, register_problem
 from casework.security.case_keys import attach_keyring
+from casework.security.columns import install_session_events
 from casework.security.errors import KeyringError, RowIntegrityError
 from casework.security.keyring import Keyring
 from casework.security.keyring_providers import (
@@ -103,11 +104,13 @@ def provider_for(app: Flask) -> KeyringProvider:
 
 
 def init_app(app: Flask) -> None:
-    """Attach the keyring; refuse to start on an unsafe or corrupt one.
+    """Attach the keyring; refuse to start on an unsafe or corrupt one. Installs the
+    session listeners that seal and open encrypted attributes.
 
     A missing file is allowed so that ``casework init`` can create it; until
     then every use of a key answers 503.
     """
+    install_session_events()
     holder = KeyringHolder(provider_for(app))
     if holder.exists():
         holder.get()  # raises KeyringError with a message saying how to fix it

@@ -28,7 +28,17 @@ SESSION_INFO_KEY = "casework.security.data_keys"
 
 
 def attach_keyring(session: Session, keyring: Keyring) -> DataKeyCache:
-    """Give ``session`` a data-key cache backed by ``keyring`` and the case_keys table."""
+    """Give ``session`` a data-key cache backed by ``keyring`` and the case_keys table.
+
+    Raises EncryptionContextError in a process whose session listeners are not
+    installed (no ``create_app``): its flushes would store no ciphertext and its
+    keys would outlive the unit of work.
+    """
+    if not event.contains(Session, "after_transaction_end", _end_of_unit_of_work):
+        raise EncryptionContextError(
+            "the session listeners of encrypted attributes are not installed: build the app "
+            "with casework.create_app or call casework.security.columns.install_session_events"
+        )
 
     def load_wrapped(case_id: uuid.UUID) -> WrappedKey | None:
         with session.no_autoflush:
@@ -70,7 +80,16 @@ def provision_case_key(session: Session, case_id: uuid.UUID, *, drawn: bool = Fa
     return row
 
 
-@event.listens_for(Session, "after_transaction_end")
+def install_key_cache_events() -> None:
+    """Empty every session's key cache when its unit of work ends (once per process).
+
+    Installed with the encrypted attributes' listeners
+    (:func:`casework.security.columns.install_session_events`), never at import.
+    """
+    if not event.contains(Session, "after_transaction_end", _end_of_unit_of_work):
+        event.listen(Session, "after_transaction_end", _end_of_unit_of_work)
+
+
 def _end_of_unit_of_work(session: Session, transaction: SessionTransaction) -> None:
     """Empty the cache when the outermost transaction ends (commit or rollback)."""
     if transaction.parent is None:

@@ -31,6 +31,13 @@ a field rolled back alone, or a row mixed from two versions, fails with
 :class:`~casework.security.errors.RowIntegrityError`. A whole row put back as
 it was is not detected here (it is a consistent older version of the row).
 
+A loaded row keeps what it has opened (:class:`OpenedRow`): its seal is checked once
+per row image, not once per attribute read, and each value is decrypted once; a value
+assigned here is kept as the plaintext its flush encrypted. Bytes that come from the
+database again (a refresh, an expiry, another session) are new objects and are
+checked again before anything is served, and nothing is served once the case's key
+is shredded.
+
 Limits a model author must know:
 
 * an encrypted attribute cannot be used in a query filter or ordering; search
@@ -47,14 +54,20 @@ import datetime
 import hmac
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from operator import is_, itemgetter
 from typing import Any, Generic, Self, TypeVar, overload
 
 from sqlalchemy import LargeBinary, event, or_, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, object_session
 from sqlalchemy.orm.attributes import flag_dirty
 
-from casework.security.case_keys import data_key_cache
+from casework.security.case_keys import (
+    SESSION_INFO_KEY,
+    data_key_cache,
+    install_key_cache_events,
+)
 from casework.security.codecs import JSON, Codec, JSONValue
+from casework.security.data_key_cache import DataKeyCache
 from casework.security.envelope import (
     DataKey,
     FieldContext,
@@ -80,9 +93,9 @@ ROW_SEAL_COLUMN = "row_seal"
 ROW_SEAL_ATTR = "_row_seal"
 """The per-row authenticator's column, and the model attribute that maps it."""
 
-_VERIFIED_ATTRIBUTE = "_casework_row_verified"
-"""Instance attribute holding the row seal and ciphertexts last verified (by identity),
-so a row's sixteen fields are checked once per load, not once per field."""
+_OPENED_ATTRIBUTE = "_casework_opened_row"
+"""Instance attribute holding the row's :class:`OpenedRow`: the row image whose seal was
+checked (or computed) in this unit of work, and the values opened from it so far."""
 
 _ROW_SEAL_DOMAIN = b"casework.row-seal.v1"
 _COUNTER_BYTES = 8
@@ -154,21 +167,17 @@ class EncryptedField(Generic[T]):
     def __get__(self, obj: object | None, owner: type[Any]) -> Self | T | None:
         if obj is None:
             return self
-        pending = obj.__dict__.get(PENDING_ATTRIBUTE)
+        state = obj.__dict__
+        pending = state.get(PENDING_ATTRIBUTE)
         if pending and self.name in pending:
             return self._decode(pending[self.name])
-        blob = getattr(obj, self.storage_attr)
-        if blob is None and getattr(obj, ROW_SEAL_ATTR) is None and _all_erased(obj):
-            return None  # erased (or never written): no key to check with, nothing to open
-        session = object_session(obj)
-        if session is None:
-            raise EncryptionContextError("cannot decrypt a row that is not in a session")
-        case_id, aad = self._aad(obj)
-        key = data_key_cache(session).get(case_id)
-        _verify_row(obj, key, self)
-        if blob is None:
-            return None
-        return self.codec.decode(open_with_aad(key, blob, aad))
+        opened = _opened(obj, state, self)
+        if opened is None:
+            blob = getattr(obj, self.storage_attr)
+            if blob is None and getattr(obj, ROW_SEAL_ATTR) is None and _all_erased(obj):
+                return None  # erased (or never written): no key to check with, nothing to open
+            opened = _open_row(obj, self)
+        return opened.value(self)
 
     def __set__(self, obj: object, value: T | None) -> None:
         obj.__dict__.setdefault(PENDING_ATTRIBUTE, {})[self.name] = self.encode_value(value)
@@ -241,8 +250,10 @@ class EncryptedField(Generic[T]):
         return case_id, self._aad_prefix + cached[2]
 
     def seal(self, obj: object, session: Session, encoded: bytes | None) -> None:
-        """Store ``encoded`` (or NULL) encrypted in the ciphertext column; used at flush."""
-        obj.__dict__.pop(_VERIFIED_ATTRIBUTE, None)
+        """Store ``encoded`` (or NULL) encrypted in the ciphertext column; used at flush.
+
+        The new ciphertext is a new row image: no value opened before is served for it
+        until :func:`_reseal_row` vouches for the row again."""
         if encoded is None:
             setattr(obj, self.storage_attr, None)
             return
@@ -265,30 +276,12 @@ def read_sealed(obj: object, names: Iterable[str]) -> dict[str, Any]:
     if not fields or state.get(PENDING_ATTRIBUTE):
         return {field.name: getattr(obj, field.name) for field in fields}
     first = fields[0]
-    blobs = [
-        state[f.storage_attr] if f.storage_attr in state else getattr(obj, f.storage_attr)
-        for f in fields
-    ]
-    if getattr(obj, ROW_SEAL_ATTR) is None and _all_erased(obj):
-        return dict.fromkeys((f.name for f in fields), None)
-    session = object_session(obj)
-    if session is None:
-        raise EncryptionContextError("cannot decrypt a row that is not in a session")
-    case_id, _aad = first._aad(obj)  # caches the row's framed ids
-    ids_aad = state[_AAD_IDS_ATTRIBUTE][2]
-    key = data_key_cache(session).get(case_id)
-    _verify_row(obj, key, first)
-    values: dict[str, Any] = {}
-    for field, blob in zip(fields, blobs, strict=True):
-        if blob is None:
-            values[field.name] = None
-            continue
-        if not field._aad_prefix:
-            field._aad_prefix = field_aad_prefix(field._table(), field.name_in_table)
-        values[field.name] = field.codec.decode(
-            open_with_aad(key, blob, field._aad_prefix + ids_aad)
-        )
-    return values
+    opened = _opened(obj, state, first)
+    if opened is None:
+        if getattr(obj, ROW_SEAL_ATTR) is None and _all_erased(obj):
+            return dict.fromkeys((f.name for f in fields), None)
+        opened = _open_row(obj, first)
+    return {field.name: opened.value(field) for field in fields}
 
 
 _FIELDS_BY_NAMES: dict[tuple[type[Any], tuple[str, ...]], tuple[EncryptedField[Any], ...]] = {}
@@ -322,25 +315,49 @@ class ClientIdMixin:
         super().__init__(**kwargs)
 
 
-@event.listens_for(Session, "before_flush")
 def _seal_pending_values(session: Session, flush_context: Any, instances: Any) -> None:
-    """Encrypt every value assigned since the last flush, before SQL is emitted."""
+    """Encrypt every value assigned since the last flush, before SQL is emitted.
+
+    A stored row's seal is checked before it is computed anew: the new seal vouches
+    for every ciphertext of the row, so one put back in the database must not be
+    laundered by a write to another field of the row.
+    """
     for obj in [*session.new, *session.dirty]:
-        pending: dict[str, bytes | None] | None = obj.__dict__.get(PENDING_ATTRIBUTE)
+        state = obj.__dict__
+        pending: dict[str, bytes | None] | None = state.get(PENDING_ATTRIBUTE)
         if not pending:
             continue
+        model = type(obj)
+        first = _model_fields(model)[0]
+        known: dict[str, Any] = {}
+        if getattr(obj, ROW_SEAL_ATTR) is not None:
+            opened = _opened(obj, state, first) or _open_row(obj, first)
+            known.update(opened.values)
         while pending:
             name, encoded = next(iter(pending.items()))
-            getattr(type(obj), name).seal(obj, session, encoded)
+            getattr(model, name).seal(obj, session, encoded)
+            known[name] = None if encoded is None else _Plaintext(encoded)
             del pending[name]
-        _reseal_row(obj, session)
+        _reseal_row(obj, session, known)
 
 
-@event.listens_for(Session, "after_soft_rollback")
 def _discard_pending_values(session: Session, previous_transaction: Any) -> None:
     """Drop unflushed assignments of rows the rollback expired, so reads show stored values."""
     for obj in session.identity_map.values():
         obj.__dict__.pop(PENDING_ATTRIBUTE, None)
+
+
+def install_session_events() -> None:
+    """Listen to every session's flushes and rollbacks (once per process; again is a no-op).
+
+    Sealing happens at flush: without these listeners an assigned value would be
+    flushed as NULL. ``create_app`` installs them (``casework.security.app``);
+    :func:`~casework.security.case_keys.attach_keyring` refuses a session before.
+    """
+    if not event.contains(Session, "before_flush", _seal_pending_values):
+        event.listen(Session, "before_flush", _seal_pending_values)
+        event.listen(Session, "after_soft_rollback", _discard_pending_values)
+    install_key_cache_events()
 
 
 # --- sealed attributes: the vocabulary every model declares its encrypted data with -----
@@ -445,14 +462,25 @@ def sealed_uuid(block: int, **options: Any) -> Sealed[uuid.UUID]:
     return Sealed(codec, **options)  # type: ignore[arg-type]
 
 
+_FIELDS_CACHE: dict[type[Any], tuple[EncryptedField[Any], ...]] = {}
+
+
 def encrypted_fields(model: type[Any]) -> list[EncryptedField[Any]]:
     """Every encrypted attribute a model class declares (its own and inherited)."""
-    found: dict[str, EncryptedField[Any]] = {}
-    for klass in reversed(model.__mro__):
-        for name, value in vars(klass).items():
-            if isinstance(value, EncryptedField):
-                found[name] = value
-    return list(found.values())
+    return list(_model_fields(model))
+
+
+def _model_fields(model: type[Any]) -> tuple[EncryptedField[Any], ...]:
+    """:func:`encrypted_fields`, looked up once per class (every flush of a sealed row asks)."""
+    cached = _FIELDS_CACHE.get(model)
+    if cached is None:
+        found: dict[str, EncryptedField[Any]] = {}
+        for klass in reversed(model.__mro__):
+            for name, value in vars(klass).items():
+                if isinstance(value, EncryptedField):
+                    found[name] = value
+        cached = _FIELDS_CACHE[model] = tuple(found.values())
+    return cached
 
 
 def erase_ciphertext(obj: object) -> None:
@@ -462,7 +490,7 @@ def erase_ciphertext(obj: object) -> None:
     encrypted again, the stored ciphertext is simply replaced.
     """
     obj.__dict__.pop(PENDING_ATTRIBUTE, None)
-    obj.__dict__.pop(_VERIFIED_ATTRIBUTE, None)
+    obj.__dict__.pop(_OPENED_ATTRIBUTE, None)
     for field in encrypted_fields(type(obj)):
         setattr(obj, field.storage_attr, None)
     setattr(obj, ROW_SEAL_ATTR, None)
@@ -546,20 +574,167 @@ def _row_context(obj: object, field: EncryptedField[Any]) -> tuple[str, RowIds]:
     return field._table(), ids
 
 
-def _verify_row(obj: object, key: DataKey, field: EncryptedField[Any]) -> None:
-    """Raise RowIntegrityError unless the row's seal matches its ciphertexts (once per load)."""
+# --- opened rows: what this unit of work knows to be genuine ---------------------------------
+
+_IMMUTABLE = frozenset(
+    {str, int, float, bool, type(None), bytes, datetime.date, datetime.datetime, uuid.UUID}
+)
+"""Types of decoded values served as they are; any other (a JSON list or dict) is decoded
+again from the cached plaintext on every read, so changing it changes no stored value."""
+
+_MISSING = object()
+
+_STORAGE_ATTRS: dict[type[Any], tuple[str, ...]] = {}
+
+_IMAGE_GETTERS: dict[tuple[type[Any], str, str], Callable[[dict[str, Any]], tuple[Any, ...]]] = {}
+
+
+def _image_getter(model: type[Any], field: EncryptedField[Any]) -> Any:
+    """Picks a row's image out of its instance state: every ciphertext (in
+    :func:`sealed_columns` order), the seal, the case id and the row id."""
+    found = _IMAGE_GETTERS.get((model, field.case_id_attr, field.row_id_attr))
+    if found is None:
+        attrs = [attr for _column, attr in sealed_columns(model)]
+        found = itemgetter(*attrs, ROW_SEAL_ATTR, field.case_id_attr, field.row_id_attr)
+        _IMAGE_GETTERS[(model, field.case_id_attr, field.row_id_attr)] = found
+    return found
+
+
+class _Plaintext:
+    """A cached plaintext that is decoded on each read (its value is mutable)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
+class OpenedRow:
+    """One loaded row's image whose seal was checked, or computed, in this unit of work,
+    with the case key that checked it and the values opened from that image so far.
+
+    ``image`` holds the very objects of the instance's state: every ciphertext, the
+    seal and the two ids. A value is served from ``values`` only while the instance
+    still holds each of them (by identity: a refresh, an expiry or another session's
+    load brings new objects, whose seal is checked again before anything is opened)
+    and while the session can still load the case's key, the same key as ``key`` (a
+    shredded key fails the read; a key provisioned anew sends it back to the stored
+    bytes). Values this process wrote enter as the plaintext it encrypted, with the
+    image its flush sealed.
+    """
+
+    __slots__ = (
+        "blobs",
+        "case_attr",
+        "case_id",
+        "getter",
+        "ids_aad",
+        "image",
+        "key",
+        "row_attr",
+        "values",
+    )
+
+    def __init__(
+        self,
+        model: type[Any],
+        field: EncryptedField[Any],
+        key: DataKey,
+        ids: RowIds,
+        checked: tuple[tuple[bytes | None, ...], bytes | None],
+        values: dict[str, Any],
+    ) -> None:
+        blobs, seal = checked
+        attrs = _STORAGE_ATTRS.get(model)
+        if attrs is None:
+            attrs = _STORAGE_ATTRS[model] = tuple(attr for _column, attr in sealed_columns(model))
+        self.case_attr = field.case_id_attr
+        self.row_attr = field.row_id_attr
+        self.getter = _image_getter(model, field)
+        self.image = (*blobs, seal, ids.case_id, ids.row_id)
+        self.blobs = dict(zip(attrs, blobs, strict=True))
+        self.key = key
+        self.case_id = ids.case_id
+        self.ids_aad = ids.aad
+        self.values = values
+
+    def value(self, field: EncryptedField[Any]) -> Any:
+        """The value of ``field`` in this image: opened once, then served from the cache."""
+        found = self.values.get(field.name, _MISSING)
+        if found is _MISSING:
+            blob = self.blobs[field.storage_attr]
+            if blob is None:
+                self.values[field.name] = None
+                return None
+            if not field._aad_prefix:
+                field._aad_prefix = field_aad_prefix(field._table(), field.name_in_table)
+            plaintext = open_with_aad(self.key, blob, field._aad_prefix + self.ids_aad)
+            value = field.codec.decode(plaintext)
+            immutable = type(value) in _IMMUTABLE
+            self.values[field.name] = value if immutable else _Plaintext(plaintext)
+            return value
+        if type(found) is _Plaintext:
+            value = field.codec.decode(found.data)
+            if type(value) in _IMMUTABLE:
+                self.values[field.name] = value
+            return value
+        return found
+
+
+def _opened(obj: object, state: dict[str, Any], field: EncryptedField[Any]) -> OpenedRow | None:
+    """The row's :class:`OpenedRow` if the instance still holds its image and the session
+    still holds its key; None when the row must be checked (again) first."""
+    opened: OpenedRow | None = state.get(_OPENED_ATTRIBUTE)
+    if opened is None or opened.case_attr != field.case_id_attr:
+        return None
+    if opened.row_attr != field.row_id_attr:
+        return None
+    try:
+        current = opened.getter(state)
+    except KeyError:  # an attribute expired or never loaded: it comes from the database
+        return None
+    if not all(map(is_, current, opened.image)):
+        return None
+    session = object_session(obj)
+    keys = None if session is None else session.info.get(SESSION_INFO_KEY)
+    if not isinstance(keys, DataKeyCache):
+        return None
+    if not keys.holds(opened.case_id, opened.key):
+        # The key cache was emptied (a savepoint or transaction ended, a key shredded):
+        # the case's key is looked up again, as a first read would (MissingDataKeyError
+        # once shredded); the same key checks the same image alike.
+        key = keys.get(opened.case_id)
+        if not hmac.compare_digest(key.material, opened.key.material):
+            return None
+        opened.key = key
+    return opened
+
+
+def _open_row(obj: object, field: EncryptedField[Any]) -> OpenedRow:
+    """Check the row's seal over the ciphertexts the instance holds now (raise
+    RowIntegrityError unless it matches) and start its :class:`OpenedRow`."""
+    session = object_session(obj)
+    if session is None:
+        raise EncryptionContextError("cannot decrypt a row that is not in a session")
+    case_id, _aad = field._aad(obj)  # caches the row's framed ids
+    key = data_key_cache(session).get(case_id)
     stored = getattr(obj, ROW_SEAL_ATTR)
-    blobs = _ciphertexts(obj)
-    checked = obj.__dict__.get(_VERIFIED_ATTRIBUTE)
-    if (
-        checked is not None
-        and checked[0] is stored
-        and all(a is b for a, b in zip(checked[1], blobs, strict=True))
-    ):
-        return
+    blobs = _ciphertexts(obj)  # loads any expired or deferred ciphertext
     table, ids = _row_context(obj, field)
     _check_seal(key, type(obj), table, ids, stored, blobs, field.name_in_table)
-    obj.__dict__[_VERIFIED_ATTRIBUTE] = (getattr(obj, ROW_SEAL_ATTR), blobs)
+    # Exactly the objects checked are cached: a read compares the instance's state with them.
+    opened = OpenedRow(type(obj), field, key, ids, (blobs, stored), {})
+    obj.__dict__[_OPENED_ATTRIBUTE] = opened
+    return opened
+
+
+def forget_opened_rows(session: Session, case_id: uuid.UUID) -> None:
+    """Drop the values opened or written for ``case_id`` in every row of ``session``
+    (the case's key was shredded: none of its plaintext may stay behind)."""
+    for obj in session.identity_map.values():
+        opened = obj.__dict__.get(_OPENED_ATTRIBUTE)
+        if opened is not None and opened.case_id == case_id:
+            del obj.__dict__[_OPENED_ATTRIBUTE]
 
 
 def _check_seal(
@@ -627,14 +802,22 @@ def sealed_attributes(model: type[Any]) -> list[Any]:
     ]
 
 
-def _reseal_row(obj: object, session: Session) -> None:
-    """Recompute the row's seal after its sealed values were written (counter + 1)."""
-    fields = encrypted_fields(type(obj))
+def _reseal_row(obj: object, session: Session, values: dict[str, Any] | None = None) -> None:
+    """Recompute the row's seal after its sealed values were written (counter + 1).
+
+    ``values`` (by field name, the plaintexts of the new image known to this process)
+    become the row's :class:`OpenedRow`: reading back what was just written opens nothing.
+    """
     blobs = _ciphertexts(obj)
     if all(blob is None for blob in blobs):
         setattr(obj, ROW_SEAL_ATTR, None)
+        obj.__dict__.pop(_OPENED_ATTRIBUTE, None)
         return
-    field = fields[0]
+    state = obj.__dict__
+    for _column, attr in sealed_columns(type(obj)):
+        if attr not in state:  # a new row's column never assigned: NULL, held like the others
+            setattr(obj, attr, None)
+    field = _model_fields(type(obj))[0]
     table, ids = _row_context(obj, field)
     key = data_key_cache(session).get(ids.case_id)
     previous = getattr(obj, ROW_SEAL_ATTR)
@@ -642,7 +825,8 @@ def _reseal_row(obj: object, session: Session) -> None:
     columns = [column for column, _attr in sealed_columns(type(obj))]
     seal = row_seal(key, table, ids, counter, zip(columns, blobs, strict=True))
     setattr(obj, ROW_SEAL_ATTR, seal)
-    obj.__dict__[_VERIFIED_ATTRIBUTE] = (seal, blobs)
+    opened = OpenedRow(type(obj), field, key, ids, (blobs, seal), values or {})
+    obj.__dict__[_OPENED_ATTRIBUTE] = opened
 
 
 def sealed_models(base: Any) -> list[type[Any]]:

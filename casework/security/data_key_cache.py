@@ -56,6 +56,10 @@ class DataKeyCache:
             self._keys[case_id] = key
         return key
 
+    def holds(self, case_id: uuid.UUID, data_key: DataKey) -> bool:
+        """Whether ``data_key`` is still the case's cached key (not forgotten, not cleared)."""
+        return self._keys.get(case_id) is data_key
+
     def prime(self, wrapped_keys: dict[uuid.UUID, WrappedKey]) -> None:
         """Hold wrapped keys read together with their cases, to unwrap on first use.
 

@@ -16,6 +16,7 @@ import uuid
 from sqlalchemy.orm import Session
 
 from casework.security.case_keys import SESSION_INFO_KEY
+from casework.security.columns import forget_opened_rows
 from casework.security.data_key_cache import DataKeyCache
 from casework.security.errors import MissingDataKeyError
 from casework.security.models import CaseKey, ShredMark
@@ -23,7 +24,8 @@ from casework.security.models import CaseKey, ShredMark
 
 def shred(session: Session, case_id: uuid.UUID) -> None:
     """Delete the case's data key row, mark the erasure for the shred step, drop any
-    cached copy; flushes the session.
+    cached copy of the key and every plaintext of the case opened in the session;
+    flushes the session.
 
     Pending encrypted assignments are flushed first, while the key still exists.
     Raises MissingDataKeyError if the case has no key (never provisioned, or
@@ -40,3 +42,4 @@ def shred(session: Session, case_id: uuid.UUID) -> None:
     session.flush()  # the key row must be gone before anyone reads the case again
     if isinstance(keys, DataKeyCache):
         keys.forget(case_id)
+    forget_opened_rows(session, case_id)
