@@ -33,6 +33,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     engine = db.make_engine(
         db.database_url(settings, instance_path),
         sqlite_busy_timeout_ms=settings["sqlite_busy_timeout_ms"],
+        pool_size=settings["database_pool_size"] or settings["threads"] + 2,
     )
     app.extensions["casework.db"] = db.Database(engine)
     db.install_session_events()

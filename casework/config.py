@@ -50,6 +50,12 @@ SCHEMA: dict[str, Key] = {
     "port": Key(int, 8000, "Port `casework serve` binds to."),
     "workers": Key(int, 2, "gunicorn worker processes for `casework serve`."),
     "threads": Key(int, 8, "Threads per gunicorn worker (gthread); see docs/performance.md."),
+    "database_pool_size": Key(
+        int,
+        0,
+        "Server connections a worker keeps open (PostgreSQL); 0: threads + 2, one per request "
+        "thread, the access log's batch writer and a spare.",
+    ),
     "trusted_proxies": Key(
         int,
         0,

@@ -81,3 +81,18 @@ def test_cli_stops_on_unknown_variable_naming_it(monkeypatch: pytest.MonkeyPatch
     result = CliRunner().invoke(main, ["db", "current"])
     assert result.exit_code == 2
     assert "CASEWORK_FOO" in result.output
+
+
+def test_database_pool_covers_every_request_thread(tmp_path: Path) -> None:
+    """A pool smaller than the threads closes and reopens a connection per request."""
+    from casework import create_app, db
+
+    url = f"sqlite:///{tmp_path / 'pool.db'}"
+    app = create_app({"database_url": url, "instance_path": str(tmp_path), "threads": 12})
+    assert db.get_db(app).engine.pool.size() == 14  # type: ignore[attr-defined]
+    sized = create_app(
+        {"database_url": url, "instance_path": str(tmp_path), "database_pool_size": 3}
+    )
+    assert db.get_db(sized).engine.pool.size() == 3  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="pool_size"):
+        db.make_engine(url, pool_size=0)
