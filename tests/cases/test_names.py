@@ -315,6 +315,15 @@ def test_arabic_spellings_share_a_key(one: str, other: str) -> None:
 
 
 @pytest.mark.parametrize(
+    "other", ["Kang Yeonkon", "Kang Yonkon", "Kang Yon-gun", "Gang Yeongeon", "KANG, YEON GUN"]
+)
+def test_yeon_before_g_or_k_shares_a_key_however_ng_is_cut(other: str) -> None:
+    # Joined, 연건 "Yeongeon" is also 영언: ng must read as n + g before the coda rule.
+    a, b = name_forms("Kang Yeon-geon"), name_forms(other)
+    assert set(a.splits) & set(b.splits)
+
+
+@pytest.mark.parametrize(
     ("one", "other"),
     [
         ("Kim Min-jun", "Kim Min-seo"),
