@@ -292,6 +292,7 @@ _UNITS: dict[str, str] = {
     "eu": "u",
     "oo": "u",
     "ou": "u",
+    "au": "u",  # only across syllables: 나은 "Na-un" joined = "Naeun" (nae + un)
     "ee": "i",
     "ui": "i",
     "ae": "e",
@@ -331,9 +332,16 @@ _VOWELS = frozenset({"a", "e", "i", "o", "u", "yo", "yu", "ya", "ye", "wa", "wo"
 _BEFORE_CODA = {"o": "u", "yo": "yu"}
 
 
+# Units not taken before a letter: "Doeun" (도은) is o + eu, as "Doun" is o + u.
+_NOT_BEFORE = {"oe": "u"}
 # Alternatives longest first: at each position the regex takes the longest unit.
 _UNIT_PATTERN = re.compile(
-    "|".join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=True)) + "|.", re.DOTALL
+    "|".join(
+        re.escape(u) + (f"(?!{_NOT_BEFORE[u]})" if u in _NOT_BEFORE else "")
+        for u in sorted(_UNITS, key=len, reverse=True)
+    )
+    + "|.",
+    re.DOTALL,
 )
 
 
