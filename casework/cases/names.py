@@ -248,8 +248,10 @@ def name_key(full_name: str, table: RomanisationTable | None = None) -> str:
 # Spellings that several syllables share: MR writes both 어 (RR eo) and 오 (o) as
 # "o", and 으 (eu) and 우 (u) as "u"; passports write 어 as "u" in "Jung", "Sung",
 # "Hyun", "Chul". A key must put every spelling of a syllable in one class, so the
-# classes are unions: eo = o; eu = u = oo; and before a final consonant (n, ng,
-# or a consonant that ends the name or precedes another consonant) eo = o = u = eu,
+# classes are unions: eo = o; eu = u = oo (and au = u, oe + u = o + eu: joined, 나은
+# "Naeun" is also nae + un and "Doeun" do + eun, so "Naun" and "Doun" must meet
+# them); and before a final consonant (n, ng, or a consonant that ends the name or
+# precedes another consonant) eo = o = u = eu,
 # and yeo = yo = yu (before n only after h or before n + g/k: "Hyun" for 현 is common,
 # "Yun" for 연 is not, and 서연 Seo-yeon / 서윤 Seo-yun are both frequent names; but
 # joined, 연건 "Yeongeon" is also 영언, and yeong = young). The price is that
