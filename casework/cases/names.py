@@ -251,10 +251,10 @@ def name_key(full_name: str, table: RomanisationTable | None = None) -> str:
 # classes are unions: eo = o; eu = u = oo (and au = u, oe + u = o + eu: joined, 나은
 # "Naeun" is also nae + un and "Doeun" do + eun, so "Naun" and "Doun" must meet
 # them); and before a final consonant (n, ng, or a consonant that ends the name or
-# precedes another consonant) eo = o = u = eu,
-# and yeo = yo = yu (before n only after h or before n + g/k: "Hyun" for 현 is common,
-# "Yun" for 연 is not, and 서연 Seo-yeon / 서윤 Seo-yun are both frequent names; but
-# joined, 연건 "Yeongeon" is also 영언, and yeong = young). The price is that
+# precedes another consonant) eo = o = u = eu, and yeo = yo = yu (before n only
+# after h or before n + g/k: "Hyun" for 현 is common, "Yun" for 연 is not, and 서연
+# Seo-yeon / 서윤 Seo-yun are both frequent names; but joined, 연건 "Yeongeon" is
+# also 영언, and yeong = young). The price is that
 # different syllables sharing a spelling also share a key (정 jeong / 중 jung /
 # 종 jong; 성 seong / 승 seung; 철 cheol / 출 chul):
 # such pairs become candidates, and the score decides on the other evidence (sex,
@@ -266,7 +266,8 @@ def name_key(full_name: str, table: RomanisationTable | None = None) -> str:
 # and "Hyuka" (혁아) differ (hyphenated or spaced they match); a syllable spelled
 # with a silent h ("Doh", "Ah") joined before y or a vowel reads the h as the next
 # syllable's ("Dohyoung" is taken for 도형, not 도영); "Youn" is read as
-# 윤, never as 연; names in Hangul or Arabic script are not transliterated.
+# 윤, never as 연; two syllables joined o + o read as oo = u, so "Sookwoo" and
+# "Seo-ok-u" (서옥우) differ; names in Hangul or Arabic script are not transliterated.
 
 # Longest spelling first; each maps to its class's representative.
 _UNITS: dict[str, str] = {
