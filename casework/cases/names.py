@@ -264,10 +264,13 @@ def name_key(full_name: str, table: RomanisationTable | None = None) -> str:
 # Spellings that several syllables share: MR writes both 어 (RR eo) and 오 (o) as
 # "o", and 으 (eu) and 우 (u) as "u"; passports write 어 as "u" in "Jung", "Sung",
 # "Hyun", "Chul". A key must put every spelling of a syllable in one class, so the
-# classes are unions: eo = o; eu = u = oo; and before a final consonant (n, ng,
-# or a consonant that ends the name or precedes another consonant) eo = o = u = eu,
-# and yeo = yo = yu (before n only after h: "Hyun" for 현 is common, "Yun" for 연 is
-# not, and 서연 Seo-yeon / 서윤 Seo-yun are both frequent names). The price is that
+# classes are unions: eo = o; eu = u = oo (and au = u, oe + u = o + eu: joined, 나은
+# "Naeun" is also nae + un and "Doeun" do + eun, so "Naun" and "Doun" must meet
+# them); and before a final consonant (n, ng, or a consonant that ends the name or
+# precedes another consonant) eo = o = u = eu, and yeo = yo = yu (before n only
+# after h or before n + g/k: "Hyun" for 현 is common, "Yun" for 연 is not, and 서연
+# Seo-yeon / 서윤 Seo-yun are both frequent names; but joined, 연건 "Yeongeon" is
+# also 영언, and yeong = young). The price is that
 # different syllables sharing a spelling also share a key (정 jeong / 중 jung /
 # 종 jong; 성 seong / 승 seung; 철 cheol / 출 chul):
 # such pairs become candidates, and the score decides on the other evidence (sex,
@@ -279,7 +282,8 @@ def name_key(full_name: str, table: RomanisationTable | None = None) -> str:
 # and "Hyuka" (혁아) differ (hyphenated or spaced they match); a syllable spelled
 # with a silent h ("Doh", "Ah") joined before y or a vowel reads the h as the next
 # syllable's ("Dohyoung" is taken for 도형, not 도영); "Youn" is read as
-# 윤, never as 연; names in Hangul or Arabic script are not transliterated.
+# 윤, never as 연; two syllables joined o + o read as oo = u, so "Sookwoo" and
+# "Seo-ok-u" (서옥우) differ; names in Hangul or Arabic script are not transliterated.
 
 # Longest spelling first; each maps to its class's representative.
 _UNITS: dict[str, str] = {
@@ -307,6 +311,7 @@ _UNITS: dict[str, str] = {
     "eu": "u",
     "oo": "u",
     "ou": "u",
+    "au": "u",  # only across syllables: 나은 "Na-un" joined = "Naeun" (nae + un)
     "ee": "i",
     "ui": "i",
     "ae": "e",
@@ -346,9 +351,16 @@ _VOWELS = frozenset({"a", "e", "i", "o", "u", "yo", "yu", "ya", "ye", "wa", "wo"
 _BEFORE_CODA = {"o": "u", "yo": "yu"}
 
 
+# Units not taken before a letter: "Doeun" (도은) is o + eu, as "Doun" is o + u.
+_NOT_BEFORE = {"oe": "u"}
 # Alternatives longest first: at each position the regex takes the longest unit.
 _UNIT_PATTERN = re.compile(
-    "|".join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=True)) + "|.", re.DOTALL
+    "|".join(
+        re.escape(u) + (f"(?!{_NOT_BEFORE[u]})" if u in _NOT_BEFORE else "")
+        for u in sorted(_UNITS, key=len, reverse=True)
+    )
+    + "|.",
+    re.DOTALL,
 )
 
 
@@ -389,16 +401,25 @@ def skeleton(text: str) -> str:
     return text
 
 
+def _keeps_yeon(units: list[str], index: int) -> bool:
+    """Whether the "yo" at ``index`` is 연 and stays apart from 윤: before an n that
+    closes the syllable, not after h. Before n + k it merges like 영 (yeong = young):
+    joined, 연건 "yeongeon" and 영언 "yeongeon" are one string."""
+    after = units[index + 2] if index + 2 < len(units) else None
+    return units[index + 1] == "n" and (index == 0 or units[index - 1] != "h") and after != "k"
+
+
 def _reduce(text: str) -> str:
     """One pass of :func:`skeleton`'s rules."""
-    units = _units(text)
+    # ng is n + g: "Mingyu" (민규) = "Min-kyu", "Eungyeong" (은경) = "Eun-kyung". Split
+    # before the coda rule, so "Yeon-geon" joined ("yeongeon") and "Yeonkon" (연건)
+    # meet the same units.
+    units = [part for unit in _units(text) for part in (("n", "k") if unit == "ng" else (unit,))]
     for index, unit in enumerate(units):
         if unit in _BEFORE_CODA and index + 1 < len(units) and _is_coda(units, index + 1):
-            if unit == "yo" and units[index + 1] == "n" and (index == 0 or units[index - 1] != "h"):
+            if unit == "yo" and _keeps_yeon(units, index):
                 continue  # 연 yeon/yon stays apart from 윤 yun; 현 hyeon = hyun stays merged
             units[index] = _BEFORE_CODA[unit]
-    # ng is n + g: "Mingyu" (민규) = "Min-kyu", "Eungyeong" (은경) = "Eun-kyung"
-    units = [part for unit in units for part in (("n", "k") if unit == "ng" else (unit,))]
     kept: list[str] = []
     for index, unit in enumerate(units):
         after = units[index + 1] if index + 1 < len(units) else None

@@ -315,6 +315,24 @@ def test_arabic_spellings_share_a_key(one: str, other: str) -> None:
 
 
 @pytest.mark.parametrize(
+    "other", ["Kang Yeonkon", "Kang Yonkon", "Kang Yon-gun", "Gang Yeongeon", "KANG, YEON GUN"]
+)
+def test_yeon_before_g_or_k_shares_a_key_however_ng_is_cut(other: str) -> None:
+    # Joined, 연건 "Yeongeon" is also 영언: ng must read as n + g before the coda rule.
+    a, b = name_forms("Kang Yeon-geon"), name_forms(other)
+    assert set(a.splits) & set(b.splits)
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [("Kang A-eun", "Kang Aun"), ("Kim Naeun", "Kim Na-un"), ("Doeun Kim", "Kim Doun")],
+)
+def test_a_vowel_before_eun_or_un_shares_a_key_written_joined(one: str, other: str) -> None:
+    # Joined, "ae"/"oe" straddle two syllables (나은 "Naeun" is also 내운).
+    assert set(name_forms(one).splits) & set(name_forms(other).splits)
+
+
+@pytest.mark.parametrize(
     ("one", "other"),
     [
         ("Kim Min-jun", "Kim Min-seo"),
