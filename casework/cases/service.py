@@ -399,9 +399,17 @@ def written_fields(household: Mapping[str, Any]) -> list[str]:
 class IntakeResult:
     case: Case
     possible_duplicates: list[dict[str, Any]] = field(default_factory=list)
+    #: the names :func:`written_fields` gives the body (the ``case.create`` entry's fields)
+    fields: list[str] = field(default_factory=list)
 
 
-def intake(session: Session, principal: Principal, household: Mapping[str, Any]) -> IntakeResult:
+def intake(
+    session: Session,
+    principal: Principal,
+    household: Mapping[str, Any],
+    *,
+    deferred: bool = False,
+) -> IntakeResult:
     """Register a household (``IntakeIn`` data) and look for duplicates across offices.
 
     Duplicates in the caller's office are returned with their score; the case
@@ -409,18 +417,24 @@ def intake(session: Session, principal: Principal, household: Mapping[str, Any])
     is not told about (:mod:`casework.cases.duplicates`). What the body says is
     in hand: the stored keys and the duplicate lookup use it, never decrypting
     what was just written, and each name is parsed and each HMAC computed once.
+
+    ``deferred``: the caller, registering many cases in one transaction, writes the
+    ``case.create`` entry (the result's ``fields``) and queues the cross-office check
+    (:func:`~casework.cases.duplicates.queue_checks`) itself, for all of them at once
+    and in that transaction, only for the cases it keeps.
     """
     office = _intake_office(principal, household.get("office"))
     known = indexes.Values(keyring_of(session))  # the HMACs stored, reused by the lookup
     (new,) = _add_cases(session, office, [household], known)
-    audit.record(
-        AuditAction.CASE_CREATE,
-        target=new.case.reference,
-        fields=written_fields(household),
-        session=session,
+    fields = written_fields(household)
+    if not deferred:
+        audit.record(
+            AuditAction.CASE_CREATE, target=new.case.reference, fields=fields, session=session
+        )
+    found = duplicates.find_duplicates(
+        session, principal, new.case, new.members, known, new.people, queue=not deferred
     )
-    found = duplicates.find_duplicates(session, principal, new.case, new.members, known, new.people)
-    return IntakeResult(new.case, found)
+    return IntakeResult(new.case, found, fields)
 
 
 def register(
