@@ -134,6 +134,9 @@ class _Batch:
     mac_secret: bytes = b""
     update_schema: CaseUpdateIn | None = None
     intake_schema: SyncIntakeIn | None = None
+    #: how many creates the request holds, and the references drawn for them at the first
+    creates: int = 0
+    reserved: cases.ReservedReferences | None = None
 
     def prime(self, session: Session, *case_ids: uuid.UUID) -> None:
         """Give the session's key cache the wrapped keys read up front (each savepoint's
@@ -204,6 +207,7 @@ def _prefetch(session: Session, device: Device, mutations: list[dict[str, Any]])
         if wrapped is not None:
             batch.keys[row.key_id] = WrappedKey(kek_id, bytes(wrapped))
     fresh = [m for m in mutations if m["mutation_id"] not in batch.known]
+    batch.creates = sum(1 for m in fresh if m["op"] == MutationOp.CREATE)
     references, refs = _named(fresh)
     if refs:
         columns = (ClientRef.client_ref, ClientRef.device_id, ClientRef.case_id)
@@ -606,7 +610,9 @@ def _create(
     refs = [case_ref, *member_refs]
     if len(set(refs)) != len(refs) or batch.taken_refs.intersection(refs):
         raise Rejected(RejectionType.INVALID, {"client_ref": ["Already used."]})
-    made = cases.intake(session, principal, household, deferred=True)
+    if batch.reserved is None:  # in the savepoint: an inactive office rejects this create
+        batch.reserved = cases.reserve_references(session, device.office_code, batch.creates)
+    made = cases.intake(session, principal, household, deferred=True, reserved=batch.reserved)
     case = made.case
     rows = [{"client_ref": case_ref, "device_id": device.id, "case_id": case.id, "member_id": None}]
     mapping = {str(case_ref): case.reference}
