@@ -457,9 +457,11 @@ def intake(
         audit.record(
             AuditAction.CASE_CREATE, target=new.case.reference, fields=fields, session=session
         )
-    found = duplicates.find_duplicates(
-        session, principal, new.case, new.members, known, new.people, queue=not deferred
-    )
+    lookup = (new.case, new.members, known, new.people)
+    if deferred:
+        found = duplicates.find_duplicates(session, principal, *lookup, queue=False)
+    else:
+        found = duplicates.find_duplicates(session, principal, *lookup)
     return IntakeResult(new.case, found, fields)
 
 

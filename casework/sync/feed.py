@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app, has_app_context
-from sqlalchemy import Table, bindparam, delete, event, insert, select, update
+from sqlalchemy import Table, bindparam, delete, event, insert, inspect, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from casework.api import jsonable
@@ -194,9 +194,12 @@ def publish(session: Session) -> int | None:
     try:
         session.flush()
         touched: dict[uuid.UUID, Case] = session.info.pop(TOUCHED, {})
-        if not touched:
+        # A case added in a savepoint that was rolled back (a rejected sync create) was
+        # collected at its flush, but is transient again: it was never written.
+        cases = [touched[key] for key in sorted(touched) if not inspect(touched[key]).transient]
+        if not cases:
             return None
-        return _publish(session, [touched[key] for key in sorted(touched)])
+        return _publish(session, cases)
     finally:
         session.info[_PUBLISHING] = False
         session.info.pop(VIEWS, None)  # views of this transaction only
