@@ -130,6 +130,8 @@ class _Batch:
     created: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
     #: the cases those creates made, for the cross-office duplicate check's queue
     created_ids: list[uuid.UUID] = field(default_factory=list)
+    #: their client references' rows (the request's names were checked free up front)
+    client_refs: list[dict[str, Any]] = field(default_factory=list)
     results_key: uuid.UUID | None = None
     mac_secret: bytes = b""
     update_schema: CaseUpdateIn | None = None
@@ -172,6 +174,8 @@ def push(
     if device.next_seq != batch.next_seq:
         device.next_seq = batch.next_seq
     _write_results(session, batch)
+    if batch.client_refs:
+        session.execute(_insert_client_refs(), batch.client_refs)
     duplicates.queue_checks(session, batch.created_ids)
     _record(session, batch)
     published = feed.publish(session)
@@ -622,8 +626,8 @@ def _create(
             {"client_ref": ref, "device_id": device.id, "case_id": case.id, "member_id": member.id}
         )
         mapping[str(ref)] = members[str(ref)] = str(member.id)
-    session.execute(_insert_client_refs(), rows)
     # Known from here on (the savepoint is released next: nothing can fail after this).
+    batch.client_refs.extend(rows)
     batch.created.append((case.reference, tuple(made.fields)))
     batch.created_ids.append(case.id)
     batch.taken_refs.update(refs)
@@ -635,8 +639,8 @@ def _create(
 
 @functools.cache
 def _insert_client_refs() -> Any:
-    """A create's client references, inserted with one statement built once (a unit of
-    work for three plain rows cost more than the rest of the savepoint's end)."""
+    """The client references of a request's creates, inserted with one statement at its
+    end, built once (a unit of work per create cost more than its savepoint's end)."""
     return insert(cast(Table, ClientRef.__table__))
 
 
