@@ -313,6 +313,16 @@ def queue_check(session: Session, case: Case) -> None:
     session.execute(statement, {"case_id": case.id, "queued_at": utcnow()})
 
 
+def queue_checks(session: Session, case_ids: Sequence[uuid.UUID]) -> None:
+    """:func:`queue_check` for many cases in one statement (their rows flushed first)."""
+    if not case_ids:
+        return
+    session.flush()
+    statement = _queue_statement(session.get_bind().dialect.name)
+    now = utcnow()
+    session.execute(statement, [{"case_id": case_id, "queued_at": now} for case_id in case_ids])
+
+
 @functools.cache
 def _queue_statement(dialect: str) -> Any:
     """:func:`queue_check`'s INSERT, built once per dialect (the values are bound)."""
@@ -328,6 +338,8 @@ def find_duplicates(
     members: Sequence[Mapping[str, Any]] | None = None,
     known: indexes.Values | None = None,
     people: list[Person] | None = None,
+    *,
+    queue: bool = True,
 ) -> list[dict[str, Any]]:
     """Cases of ``case``'s office (the caller's) that may hold the same people, best first.
 
@@ -336,7 +348,8 @@ def find_duplicates(
     neither the answer nor its time depends on what other offices hold. At
     intake, ``members`` (the body's plain member values) or ``people`` (made of
     them to compute the stored keys) and ``known`` (the index values computed to
-    store them) spare decrypting, parsing names and hashing again.
+    store them) spare decrypting, parsing names and hashing again. ``queue`` False:
+    the caller queues the case itself (:func:`queue_checks`, many at once).
     """
     found: list[dict[str, Any]] = []
     if in_scope(principal, case.office_code):
@@ -345,7 +358,8 @@ def find_duplicates(
         )
         session.info[DECRYPTED_KEY] = decrypted
         found = [_view(m) for m in kept]
-    queue_check(session, case)
+    if queue:
+        queue_check(session, case)
     return found
 
 

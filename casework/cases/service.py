@@ -329,6 +329,29 @@ def _references_for(session: Session, office: str, count: int) -> list[str]:
     return _free_references(session, count) if row.taken else draw
 
 
+@dataclass
+class ReservedReferences:
+    """Free references drawn for ``office`` (checked to exist and be active) with one
+    statement, for a caller that registers many cases one by one in one transaction
+    (a sync push): each :func:`intake` there takes one instead of checking again."""
+
+    office: str
+    free: list[str]
+
+    def take(self, office: str, count: int) -> list[str] | None:
+        """``count`` of them for a case of ``office``, or None (another office, or too few)."""
+        if office != self.office or len(self.free) < count:
+            return None
+        taken, self.free = self.free[:count], self.free[count:]
+        return taken
+
+
+def reserve_references(session: Session, office: str, count: int) -> ReservedReferences:
+    """``count`` free references for ``office`` (ValidationFailed unless it exists and is
+    active), for :func:`intake`'s ``reserved``."""
+    return ReservedReferences(office, _references_for(session, office, count))
+
+
 def _assign(member: CaseMember, data: Mapping[str, Any], fields: Iterable[str]) -> None:
     for name in fields:
         if name != "relationship":
@@ -399,9 +422,18 @@ def written_fields(household: Mapping[str, Any]) -> list[str]:
 class IntakeResult:
     case: Case
     possible_duplicates: list[dict[str, Any]] = field(default_factory=list)
+    #: the names :func:`written_fields` gives the body (the ``case.create`` entry's fields)
+    fields: list[str] = field(default_factory=list)
 
 
-def intake(session: Session, principal: Principal, household: Mapping[str, Any]) -> IntakeResult:
+def intake(
+    session: Session,
+    principal: Principal,
+    household: Mapping[str, Any],
+    *,
+    deferred: bool = False,
+    reserved: ReservedReferences | None = None,
+) -> IntakeResult:
     """Register a household (``IntakeIn`` data) and look for duplicates across offices.
 
     Duplicates in the caller's office are returned with their score; the case
@@ -409,18 +441,28 @@ def intake(session: Session, principal: Principal, household: Mapping[str, Any])
     is not told about (:mod:`casework.cases.duplicates`). What the body says is
     in hand: the stored keys and the duplicate lookup use it, never decrypting
     what was just written, and each name is parsed and each HMAC computed once.
+
+    ``deferred``: the caller, registering many cases in one transaction, writes the
+    ``case.create`` entry (the result's ``fields``) and queues the cross-office check
+    (:func:`~casework.cases.duplicates.queue_checks`) itself, for all of them at once
+    and in that transaction, only for the cases it keeps. ``reserved``: references
+    drawn for the office in this transaction (:func:`reserve_references`), one of which
+    the case takes instead of checking the office and drawing again.
     """
     office = _intake_office(principal, household.get("office"))
     known = indexes.Values(keyring_of(session))  # the HMACs stored, reused by the lookup
-    (new,) = _add_cases(session, office, [household], known)
-    audit.record(
-        AuditAction.CASE_CREATE,
-        target=new.case.reference,
-        fields=written_fields(household),
-        session=session,
-    )
-    found = duplicates.find_duplicates(session, principal, new.case, new.members, known, new.people)
-    return IntakeResult(new.case, found)
+    (new,) = _add_cases(session, office, [household], known, reserved)
+    fields = written_fields(household)
+    if not deferred:
+        audit.record(
+            AuditAction.CASE_CREATE, target=new.case.reference, fields=fields, session=session
+        )
+    lookup = (new.case, new.members, known, new.people)
+    if deferred:
+        found = duplicates.find_duplicates(session, principal, *lookup, queue=False)
+    else:
+        found = duplicates.find_duplicates(session, principal, *lookup)
+    return IntakeResult(new.case, found, fields)
 
 
 def register(
@@ -436,12 +478,15 @@ def _add_cases(
     office: str,
     households: Sequence[Mapping[str, Any]],
     known: indexes.Values | None = None,
+    reserved: ReservedReferences | None = None,
 ) -> list[_NewCase]:
     """Build, key and write the cases of ``households`` for ``office`` (ValidationFailed
     unless it exists and is active): one flush for the rows, then one INSERT for every
     blind-index entry, computed from the plain values (nothing is decrypted)."""
     keyring = keyring_of(session)
-    references = _references_for(session, office, len(households))
+    references = reserved.take(office, len(households)) if reserved is not None else None
+    if references is None:
+        references = _references_for(session, office, len(households))
     built = [_build_case(office, ref, h) for ref, h in zip(references, households, strict=True)]
     with session.no_autoflush:  # nothing may be sealed before its case has a data key
         for new in built:

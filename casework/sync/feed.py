@@ -17,6 +17,7 @@ scope); ``checksum`` is the XOR, over those cases, of SHA-256 of the ASCII text
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import uuid
 from collections.abc import Callable, Iterable
@@ -25,7 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app, has_app_context
-from sqlalchemy import Table, delete, event, insert, select, update
+from sqlalchemy import Table, bindparam, delete, event, insert, inspect, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from casework.api import jsonable
@@ -193,9 +194,12 @@ def publish(session: Session) -> int | None:
     try:
         session.flush()
         touched: dict[uuid.UUID, Case] = session.info.pop(TOUCHED, {})
-        if not touched:
+        # A case added in a savepoint that was rolled back (a rejected sync create) was
+        # collected at its flush, but is transient again: it was never written.
+        cases = [touched[key] for key in sorted(touched) if not inspect(touched[key]).transient]
+        if not cases:
             return None
-        return _publish(session, [touched[key] for key in sorted(touched)])
+        return _publish(session, cases)
     finally:
         session.info[_PUBLISHING] = False
         session.info.pop(VIEWS, None)  # views of this transaction only
@@ -208,35 +212,69 @@ class _Target:
     op: ChangeOp
 
 
+@functools.cache
+def _statements() -> dict[str, Any]:
+    """:func:`_publish`'s statements, built once with their values bound at run time (a
+    statement built per call computes its cache key again each time, on every push)."""
+    ids: Any = bindparam("ids", expanding=True)
+    return {
+        "clock": select(FeedClock).where(FeedClock.id == CLOCK_ID).with_for_update(),
+        "entries": select(
+            FeedEntry.id,
+            FeedEntry.office_code,
+            FeedEntry.case_id,
+            FeedEntry.op,
+            FeedEntry.reference,
+            FeedEntry.version,
+        ).where(FeedEntry.case_id.in_(ids)),
+        "versions": select(CaseVersion.case_id, CaseVersion.version).where(
+            CaseVersion.case_id.in_(ids)
+        ),
+        "workflows": select(CaseWorkflow).where(CaseWorkflow.case_id.in_(ids)),
+        "keys": select(CaseKey.case_id, CaseKey.kek_id, CaseKey.wrapped_key).where(
+            CaseKey.case_id.in_(ids)
+        ),
+        "offices": select(OfficeFeed).where(
+            OfficeFeed.office_code.in_(bindparam("codes", expanding=True))
+        ),
+        "add_versions": insert(_table(CaseVersion)),
+        "add_entries": insert(FeedEntry),
+        "move_entries": update(FeedEntry),
+        "purge": delete(FeedEntry)
+        .where(
+            FeedEntry.id.in_(
+                select(FeedEntry.id)
+                .where(
+                    FeedEntry.op != ChangeOp.UPSERT.value,
+                    FeedEntry.changed_at < bindparam("cutoff"),
+                )
+                .limit(_PURGE_BATCH)
+                .scalar_subquery()
+            )
+        )
+        .execution_options(synchronize_session=False),
+    }
+
+
 def _publish(session: Session, cases: list[Case]) -> int:
-    clock = session.scalar(select(FeedClock).where(FeedClock.id == CLOCK_ID).with_for_update())
+    statements = _statements()
+    clock = session.scalar(statements["clock"])
     if clock is None:  # pragma: no cover - the migration creates the row
         clock = FeedClock(id=CLOCK_ID, last_seq=0)
         session.add(clock)
         session.flush()
     ids = [case.id for case in cases]
-    columns = (FeedEntry.id, FeedEntry.office_code, FeedEntry.case_id, FeedEntry.op)
     existing = {
         (row.office_code, row.case_id): row
-        for row in session.execute(
-            select(*columns, FeedEntry.reference, FeedEntry.version).where(
-                FeedEntry.case_id.in_(ids)
-            )
-        )
+        for row in session.execute(statements["entries"], {"ids": ids})
     }
     by_case: dict[uuid.UUID, list[Any]] = {}
     for row in existing.values():
         by_case.setdefault(row.case_id, []).append(row)
     stored = {
-        (row.case_id, row.version)
-        for row in session.execute(
-            select(CaseVersion.case_id, CaseVersion.version).where(CaseVersion.case_id.in_(ids))
-        )
+        (row.case_id, row.version) for row in session.execute(statements["versions"], {"ids": ids})
     }
-    workflows = {
-        row.case_id: row
-        for row in session.scalars(select(CaseWorkflow).where(CaseWorkflow.case_id.in_(ids)))
-    }
+    workflows = {row.case_id: row for row in session.scalars(statements["workflows"], {"ids": ids})}
     _prime_keys(session, ids)
     targets: list[_Target] = []
     versions: list[dict[str, Any]] = []
@@ -279,11 +317,11 @@ def _publish(session: Session, cases: list[Case]) -> int:
         offices[target.office].last_seq = seq
     # One statement each for the new versions, entries and moved ones, however many cases.
     if versions:
-        session.execute(insert(_table(CaseVersion)), versions)
+        session.execute(statements["add_versions"], versions)
     if added:
-        session.execute(insert(FeedEntry), added)
+        session.execute(statements["add_entries"], added)
     if moved:
-        session.execute(update(FeedEntry), moved)
+        session.execute(statements["move_entries"], moved)
     session.flush()
     _purge_tombstones(session, now)
     return clock.last_seq
@@ -323,18 +361,14 @@ def _prime_keys(session: Session, ids: list[uuid.UUID]) -> None:
         return
     missing = [case_id for case_id in ids if case_id not in keys]
     if missing:
-        rows = session.execute(
-            select(CaseKey.case_id, CaseKey.kek_id, CaseKey.wrapped_key).where(
-                CaseKey.case_id.in_(missing)
-            )
-        )
+        rows = session.execute(_statements()["keys"], {"ids": missing})
         keys.prime({row.case_id: WrappedKey(row.kek_id, bytes(row.wrapped_key)) for row in rows})
 
 
 def _office_states(session: Session, codes: set[str]) -> dict[str, OfficeFeed]:
     states = {
         row.office_code: row
-        for row in session.scalars(select(OfficeFeed).where(OfficeFeed.office_code.in_(codes)))
+        for row in session.scalars(_statements()["offices"], {"codes": sorted(codes)})
     }
     for code in codes - set(states):
         states[code] = OfficeFeed(office_code=code, last_seq=0, count=0, checksum=ZERO)
@@ -363,17 +397,7 @@ def retention() -> timedelta:
 
 def _purge_tombstones(session: Session, now: datetime) -> None:
     """Forget a few tombstones older than the retention (cursors that old must resync)."""
-    stale = (
-        select(FeedEntry.id)
-        .where(FeedEntry.op != ChangeOp.UPSERT.value, FeedEntry.changed_at < now - retention())
-        .limit(_PURGE_BATCH)
-        .scalar_subquery()
-    )
-    session.execute(
-        delete(FeedEntry)
-        .where(FeedEntry.id.in_(stale))
-        .execution_options(synchronize_session=False)
-    )
+    session.execute(_statements()["purge"], {"cutoff": now - retention()})
 
 
 def last_seq(session: Session) -> int:

@@ -24,6 +24,7 @@ is stored as a conflict for a person to resolve.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -41,6 +42,7 @@ from casework.audit import AuditAction, Outcome
 from casework.audit.service import record_many
 from casework.authz.access import Principal
 from casework.authz.permissions import Permission
+from casework.cases import duplicates
 from casework.cases import service as cases
 from casework.cases.models import Case
 from casework.cases.reference import InvalidReference, normalise_reference
@@ -124,10 +126,19 @@ class _Batch:
     new_rows: list[dict[str, Any]] = field(default_factory=list)
     log: list[_LogLine] = field(default_factory=list)
     writes: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+    #: each create kept (its savepoint released): its reference and written fields
+    created: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+    #: the cases those creates made, for the cross-office duplicate check's queue
+    created_ids: list[uuid.UUID] = field(default_factory=list)
+    #: their client references' rows (the request's names were checked free up front)
+    client_refs: list[dict[str, Any]] = field(default_factory=list)
     results_key: uuid.UUID | None = None
     mac_secret: bytes = b""
     update_schema: CaseUpdateIn | None = None
     intake_schema: SyncIntakeIn | None = None
+    #: how many creates the request holds, and the references drawn for them at the first
+    creates: int = 0
+    reserved: cases.ReservedReferences | None = None
 
     def prime(self, session: Session, *case_ids: uuid.UUID) -> None:
         """Give the session's key cache the wrapped keys read up front (each savepoint's
@@ -163,6 +174,9 @@ def push(
     if device.next_seq != batch.next_seq:
         device.next_seq = batch.next_seq
     _write_results(session, batch)
+    if batch.client_refs:
+        session.execute(_insert_client_refs(), batch.client_refs)
+    duplicates.queue_checks(session, batch.created_ids)
     _record(session, batch)
     published = feed.publish(session)
     return {
@@ -197,6 +211,7 @@ def _prefetch(session: Session, device: Device, mutations: list[dict[str, Any]])
         if wrapped is not None:
             batch.keys[row.key_id] = WrappedKey(kek_id, bytes(wrapped))
     fresh = [m for m in mutations if m["mutation_id"] not in batch.known]
+    batch.creates = sum(1 for m in fresh if m["op"] == MutationOp.CREATE)
     references, refs = _named(fresh)
     if refs:
         columns = (ClientRef.client_ref, ClientRef.device_id, ClientRef.case_id)
@@ -325,9 +340,16 @@ def _prefetched(batch: _Batch, reference: str) -> Case | None:
 
 
 def _record(session: Session, batch: _Batch) -> None:
-    """The ``case.update`` entry of each update that changed a case, then one ``sync.push``
-    entry per result: appended together, grouped by fields (and outcome), in the
-    transaction of the results and the changes, so they commit or vanish with them."""
+    """The ``case.create`` entry of each create kept and the ``case.update`` entry of each
+    update that changed a case, then one ``sync.push`` entry per result: appended
+    together, grouped by fields (and outcome), in the transaction of the results and the
+    changes, so they commit or vanish with them (a rejected create, rolled back to its
+    savepoint, never reaches the list)."""
+    made: dict[tuple[str, ...], list[str | None]] = {}
+    for reference, fields in batch.created:
+        made.setdefault(fields, []).append(reference)
+    for fields, references in made.items():
+        record_many(AuditAction.CASE_CREATE, references, fields=fields, session=session)
     writes: dict[tuple[str, ...], list[str | None]] = {}
     for reference, fields in batch.writes:
         writes.setdefault(fields, []).append(reference)
@@ -508,8 +530,14 @@ def _write_results(session: Session, batch: _Batch) -> None:
         rows.append(
             {**row, "result": blob, "row_seal": row_seal_for(Mutation, key, ids, {"result": blob})}
         )
-    session.execute(insert(cast(Table, Mutation.__table__)), rows)
+    session.execute(_insert_results(), rows)
     batch.new_rows.clear()
+
+
+@functools.cache
+def _insert_results() -> Any:
+    """The results' INSERT, built once."""
+    return insert(cast(Table, Mutation.__table__))
 
 
 def _duplicate(
@@ -586,22 +614,34 @@ def _create(
     refs = [case_ref, *member_refs]
     if len(set(refs)) != len(refs) or batch.taken_refs.intersection(refs):
         raise Rejected(RejectionType.INVALID, {"client_ref": ["Already used."]})
-    case = cases.intake(session, principal, household).case
-    session.add(ClientRef(client_ref=case_ref, device_id=device.id, case_id=case.id))
+    if batch.reserved is None:  # in the savepoint: an inactive office rejects this create
+        batch.reserved = cases.reserve_references(session, device.office_code, batch.creates)
+    made = cases.intake(session, principal, household, deferred=True, reserved=batch.reserved)
+    case = made.case
+    rows = [{"client_ref": case_ref, "device_id": device.id, "case_id": case.id, "member_id": None}]
     mapping = {str(case_ref): case.reference}
     members: dict[str, str] = {}
     for ref, member in zip(member_refs, case.members, strict=True):
-        session.add(
-            ClientRef(client_ref=ref, device_id=device.id, case_id=case.id, member_id=member.id)
+        rows.append(
+            {"client_ref": ref, "device_id": device.id, "case_id": case.id, "member_id": member.id}
         )
         mapping[str(ref)] = members[str(ref)] = str(member.id)
-    session.flush()
     # Known from here on (the savepoint is released next: nothing can fail after this).
+    batch.client_refs.extend(rows)
+    batch.created.append((case.reference, tuple(made.fields)))
+    batch.created_ids.append(case.id)
     batch.taken_refs.update(refs)
     batch.case_refs[case_ref] = case.id
     batch.member_refs[case.id] = members
     batch.remember_case(case)
     return Applied(MutationStatus.APPLIED, case=case, refs=mapping, touched=["case"])
+
+
+@functools.cache
+def _insert_client_refs() -> Any:
+    """The client references of a request's creates, inserted with one statement at its
+    end, built once (a unit of work per create cost more than its savepoint's end)."""
+    return insert(cast(Table, ClientRef.__table__))
 
 
 def _find_case(session: Session, batch: _Batch, reference: str) -> Case:

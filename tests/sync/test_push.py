@@ -498,3 +498,52 @@ def test_an_update_refused_by_the_household_rules_leaves_nothing(
     assert pulled["case"]["members"][0]["phone"] == "+962792222222"
     updates = _entries(db_session, reference, "case.update")
     assert [json.loads(e.fields) for e in updates] == [["members.phone"]]
+
+
+def test_a_requests_creates_keep_their_entries_queue_rows_and_refs_and_a_rejected_one_nothing(
+    app: Any, device: Device, db_session: Session, monkeypatch: Any
+) -> None:
+    """The creates of a request write their ``case.create`` entries, the cross-office
+    check's queue rows and their client references together; one rejected after intake
+    wrote its case (rolled back to its savepoint) leaves none of them, nor its case."""
+    from casework.audit.models import AuditEntry
+    from casework.cases import duplicates
+    from casework.cases.models import BlindIndexEntry, DuplicateCheck
+    from casework.errors import ValidationFailed
+    from casework.sync.models import ClientRef
+
+    original = duplicates.find_duplicates
+    calls = {"n": 0}
+
+    def failing_second(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 2:  # after the case, its key and index entries are written
+            raise ValidationFailed(errors={"json": {"members": ["refused"]}})
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(duplicates, "find_duplicates", failing_second)
+    needy = intake("Mina Park")
+    needy["specific_needs"] = ["SC-UC"]
+    bodies = [intake("Amina Test"), intake("Rami Haddad"), needy]
+    before = cases_count(db_session)
+    answer = results(device.push([new_mutation(n + 1, "create", b) for n, b in enumerate(bodies)]))
+    assert [r["status"] for r in answer] == ["applied", "rejected", "applied"]
+    made = [answer[0]["reference"], answer[2]["reference"]]
+    db_session.expire_all()
+    assert cases_count(db_session) == before + 2
+    ids = set(db_session.scalars(select(Case.id).where(Case.reference.in_(made))))
+    assert set(db_session.scalars(select(DuplicateCheck.case_id))) == ids
+    assert set(db_session.scalars(select(BlindIndexEntry.case_id))) == ids
+    refs = set(db_session.scalars(select(ClientRef.client_ref)))
+    assert str(bodies[1]["client_ref"]) not in {str(ref) for ref in refs}
+    assert len(refs) == 4  # two cases and their one member each
+    creates = list(
+        db_session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "case.create").order_by(AuditEntry.seq)
+        )
+    )
+    assert sorted(e.target for e in creates) == sorted(made)
+    fields = {e.target: json.loads(e.fields) for e in creates}
+    assert "specific_needs" in fields[made[1]]
+    assert "specific_needs" not in fields[made[0]]
+    assert "members.full_name" in fields[made[0]]
