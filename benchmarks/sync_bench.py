@@ -38,6 +38,7 @@ from benchmarks.baseline_app import app as baseline_app
 from casework.authz.access import register_authenticator
 from casework.cases.models import Case, CaseMember
 from casework.cases.service import bulk_register
+from casework.config import tune_gc
 from casework.db import get_db
 from casework.offices.models import Office
 from casework.security.app import current_keyring
@@ -176,7 +177,7 @@ def creates(first_seq: int, count: int) -> list[dict[str, Any]]:
     return mutations
 
 
-def run(cases: int, pushes: int) -> dict[str, Any]:
+def run(cases: int, pushes: int, gc_young_threshold: int = 0) -> dict[str, Any]:
     with (
         tempfile.TemporaryDirectory(prefix="casework-sync-bench-") as folder,
         sqlite_app(Path(folder)) as app,
@@ -185,6 +186,7 @@ def run(cases: int, pushes: int) -> dict[str, Any]:
         register_authenticator(app, _test_principal_from_header)
         backfill_s = _seed(app, cases)
         device = _device(app)
+        tune_gc(gc_young_threshold)  # as a serving worker does (0: CPython's defaults)
         bare_get = _baseline(app, "GET", 2000)
         pulled = pull(device)
         bare_post = _baseline(app, "POST", 2000)
@@ -215,8 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path)
     parser.add_argument("--cases", type=int, default=10_000)
     parser.add_argument("--pushes", type=int, default=1000)
+    parser.add_argument("--gc-young-threshold", type=int, default=0)
     args = parser.parse_args(argv)
-    figures = run(args.cases, args.pushes)
+    figures = run(args.cases, args.pushes, args.gc_young_threshold)
     text = json.dumps(figures, indent=2)
     if args.out:
         args.out.write_text(text + "\n", encoding="utf-8")
