@@ -187,6 +187,8 @@ def gunicorn_options(
     (``gc_young_threshold``; ``wsgi.py`` does the same under an external gunicorn).
     """
     young_threshold = settings["gc_young_threshold"]
+    if young_threshold < 0:  # in the foreground, not in every worker it would stop
+        raise config_module.ConfigError("gc_young_threshold must be 0 or more")
 
     def post_worker_init(_worker: Any) -> None:
         config_module.tune_gc(young_threshold)

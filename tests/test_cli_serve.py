@@ -29,3 +29,8 @@ def test_the_hook_is_a_valid_gunicorn_setting(tmp_path: Path) -> None:
     for key, value in gunicorn_options(_settings(tmp_path)).items():
         cfg.set(key, value)
     assert callable(cfg.post_worker_init)
+
+
+def test_a_negative_threshold_stops_before_any_worker_starts(tmp_path: Path) -> None:
+    with pytest.raises(config.ConfigError, match="gc_young_threshold"):
+        gunicorn_options(_settings(tmp_path, gc_young_threshold=-1))
