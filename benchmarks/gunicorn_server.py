@@ -21,6 +21,9 @@ from types import TracebackType
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 READY_TIMEOUT_S = 60.0
+# Settings that change no data, passed from the caller's environment to the server
+# when the run's own environment does not set them, so one run can A/B them.
+PASSED_SETTINGS = ("CASEWORK_GC_YOUNG_THRESHOLD",)
 STOP_TIMEOUT_S = 15.0
 
 
@@ -150,7 +153,7 @@ class GunicornServer:
             self._process = subprocess.Popen(
                 command,
                 cwd=self.workdir,
-                env=self.env,
+                env={**_passed_settings(), **self.env},
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -213,3 +216,7 @@ class GunicornServer:
             return None
         finally:
             connection.close()
+
+
+def _passed_settings() -> dict[str, str]:
+    return {name: os.environ[name] for name in PASSED_SETTINGS if name in os.environ}

@@ -5,6 +5,7 @@ Usage::
     python -m benchmarks.profile_read [--cases 2000] [--requests 500] [--path read|list|...]
                                        [--database-url URL] [--top 40] [--sort cumulative]
                                        [--no-profile] [--statements]
+                                       [--gc-young-threshold N]
 
 A temporary instance folder (and, for PostgreSQL, a throw-away database on
 the server of ``--database-url``) holds synthetic cases seeded through the
@@ -13,7 +14,9 @@ request is repeated ``--requests`` times under cProfile, and the functions
 that dominate are printed with the mean time per request (wall and CPU:
 ``time.process_time``, which a loaded machine inflates less), then one JSON
 line with the figures (statements per request included). Inherited
-``CASEWORK_*`` variables are dropped, as in ``make bench``.
+``CASEWORK_*`` variables are dropped, as in ``make bench``. ``--gc-young-threshold N``
+tunes the garbage collector once the app is built, with the function a serving worker
+uses (``casework.config.tune_gc``; 0, the default here, leaves CPython's defaults).
 """
 
 from __future__ import annotations
@@ -180,10 +183,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-profile", action="store_true", help="time only")
     parser.add_argument("--statements", action="store_true", help="list the SQL statements run")
     parser.add_argument("--save", default="", help="write the raw profile here (pstats)")
+    parser.add_argument(
+        "--gc-young-threshold", type=int, default=0, help="as a worker does (0: CPython's)"
+    )
     args = parser.parse_args(argv)
     with _environment(args.database_url or None):
         app, data = _prepare(args.cases)
         call = _request(app, data, args.path)
+        from casework.config import tune_gc
+
+        tune_gc(args.gc_young_threshold)
         for i in range(min(50, args.requests)):  # warm-up
             status = call(i)
         if status >= 400:
@@ -208,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
             "cpu_ms_per_request": round(cpu / args.requests * 1000, 3),
             "statements_per_request": round(statements[0][0] / args.requests, 2),
             "profiled": not args.no_profile,
+            "gc_young_threshold": args.gc_young_threshold,
             "load_average": os.getloadavg()[0],
         }
         print(

@@ -53,6 +53,7 @@ from benchmarks.duplicate_pairs import background
 from casework.authz.access import register_authenticator
 from casework.cases.models import Case, CaseMember
 from casework.cases.service import bulk_register
+from casework.config import tune_gc
 from casework.db import get_db
 from casework.offices.models import Office
 from casework.security.app import current_keyring
@@ -240,7 +241,9 @@ def _same_names(cases: int, pushes: int, bare_post: float) -> dict[str, Any]:
     return created
 
 
-def run(cases: int, pushes: int, profile: Path | None = None) -> dict[str, Any]:
+def run(
+    cases: int, pushes: int, profile: Path | None = None, gc_young_threshold: int = 0
+) -> dict[str, Any]:
     with (
         tempfile.TemporaryDirectory(prefix="casework-sync-bench-") as folder,
         sqlite_app(Path(folder)) as app,
@@ -249,6 +252,7 @@ def run(cases: int, pushes: int, profile: Path | None = None) -> dict[str, Any]:
         register_authenticator(app, _test_principal_from_header)
         backfill_s = _seed(app, cases, realistic_households)
         device = _device(app)
+        tune_gc(gc_young_threshold)  # as a serving worker does (0: CPython's defaults)
         bare_get = _baseline(app, "GET", 2000)
         pulled = pull(device)
         bare_post = _baseline(app, "POST", 2000)
@@ -289,8 +293,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", type=int, default=10_000)
     parser.add_argument("--pushes", type=int, default=1000)
     parser.add_argument("--profile", type=Path, help="cProfile of the realistic create pushes")
+    parser.add_argument("--gc-young-threshold", type=int, default=0)
     args = parser.parse_args(argv)
-    figures = run(args.cases, args.pushes, args.profile)
+    figures = run(args.cases, args.pushes, args.profile, args.gc_young_threshold)
     text = json.dumps(figures, indent=2)
     if args.out:
         args.out.write_text(text + "\n", encoding="utf-8")

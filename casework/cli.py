@@ -183,7 +183,16 @@ def gunicorn_options(
     slow clients (field offices on poor links) and an argon2id login from holding a whole
     process. The control socket lives in the instance folder (mode 0600), so two
     instances on one host never share one; ``control_socket = "off"`` disables it.
+    ``post_worker_init`` tunes a worker's garbage collector once it has built its app
+    (``gc_young_threshold``; ``wsgi.py`` does the same under an external gunicorn).
     """
+    young_threshold = settings["gc_young_threshold"]
+    if young_threshold < 0:  # in the foreground, not in every worker it would stop
+        raise config_module.ConfigError("gc_young_threshold must be 0 or more")
+
+    def post_worker_init(_worker: Any) -> None:
+        config_module.tune_gc(young_threshold)
+
     control = settings["control_socket"]
     instance = Path(settings["instance_path"]).resolve()
     options: dict[str, Any] = {
@@ -197,6 +206,7 @@ def gunicorn_options(
         "timeout": 60,
         "graceful_timeout": 20,
         "limit_request_line": 8190,
+        "post_worker_init": post_worker_init,
     }
     if control == "off":
         options["control_socket_disable"] = True

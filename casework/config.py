@@ -7,6 +7,7 @@ setting (say, ``mfa_requierd_roles``) must never silently fall back to a default
 
 from __future__ import annotations
 
+import gc
 import os
 import tomllib
 from collections.abc import Mapping
@@ -55,6 +56,12 @@ SCHEMA: dict[str, Key] = {
         0,
         "Server connections a worker keeps open (PostgreSQL); 0: threads + 2, one per request "
         "thread, the access log's batch writer and a spare.",
+    ),
+    "gc_young_threshold": Key(
+        int,
+        50_000,
+        "A serving worker's garbage-collector gen-0 threshold, set after it froze the built "
+        "app (gc.freeze); 0 keeps CPython's defaults. See docs/performance.md.",
     ),
     "trusted_proxies": Key(
         int,
@@ -129,6 +136,27 @@ SCHEMA: dict[str, Key] = {
         int, 2000, "Cases a list filtered on an encrypted attribute decrypts per request."
     ),
 }
+
+
+def tune_gc(young_threshold: int) -> bool:
+    """Freeze the objects alive now and collect young objects less often; False if 0.
+
+    Call it once the app is built, in a serving process. The app's long-lived objects
+    (models, mappers, compiled statement caches) go to the permanent generation, which no
+    collection walks again, and forked workers keep sharing their pages. A request allocates
+    thousands of containers, so at CPython's gen-0 threshold (700) collections ran many times
+    per request; request-scoped cycles are still collected, only less often (a worker's
+    memory stays bounded: docs/performance.md).
+    """
+    if young_threshold < 0:
+        raise ConfigError("gc_young_threshold must be 0 or more")
+    if young_threshold == 0:
+        return False
+    gc.collect()  # start-up garbage is freed, not frozen for the process's life
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(young_threshold, middle, old)
+    return True
 
 
 def load(

@@ -1,3 +1,5 @@
+import gc
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -96,3 +98,39 @@ def test_database_pool_covers_every_request_thread(tmp_path: Path) -> None:
     assert db.get_db(sized).engine.pool.size() == 3  # type: ignore[attr-defined]
     with pytest.raises(ValueError, match="pool_size"):
         db.make_engine(url, pool_size=0)
+
+
+@pytest.fixture
+def gc_state() -> Iterator[None]:
+    """The collector's thresholds and permanent generation put back after the test."""
+    thresholds = gc.get_threshold()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*thresholds)
+
+
+@pytest.mark.usefixtures("gc_state")
+def test_tune_gc_freezes_and_raises_the_young_threshold() -> None:
+    gc.set_threshold(700, 10, 10)
+    gc.unfreeze()
+    alive = [[] for _ in range(10)]  # containers alive when the worker has built its app
+    assert config.tune_gc(50_000) is True
+    assert gc.get_freeze_count() >= len(alive)
+    assert gc.get_threshold() == (50_000, 10, 10)  # the older generations keep theirs
+
+
+@pytest.mark.usefixtures("gc_state")
+def test_tune_gc_zero_leaves_the_collector_alone() -> None:
+    gc.set_threshold(700, 10, 10)
+    gc.unfreeze()
+    assert config.tune_gc(0) is False
+    assert gc.get_freeze_count() == 0
+    assert gc.get_threshold() == (700, 10, 10)
+    with pytest.raises(config.ConfigError, match="gc_young_threshold"):
+        config.tune_gc(-1)
+
+
+def test_gc_young_threshold_setting() -> None:
+    assert config.load(environ={})["gc_young_threshold"] == 50_000
+    off = config.load(environ={"CASEWORK_GC_YOUNG_THRESHOLD": "0"})
+    assert off["gc_young_threshold"] == 0
