@@ -23,7 +23,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 READY_TIMEOUT_S = 60.0
 # Settings that change no data, passed from the caller's environment to the server
 # when the run's own environment does not set them, so one run can A/B them.
-PASSED_SETTINGS = ("CASEWORK_GC_YOUNG_THRESHOLD",)
+PASSED_SETTINGS = ("CASEWORK_GC_YOUNG_THRESHOLD", "CASEWORK_AUDIT_BATCH_MAX_WAIT_MS")
 STOP_TIMEOUT_S = 15.0
 
 
@@ -153,7 +153,12 @@ class GunicornServer:
             self._process = subprocess.Popen(
                 command,
                 cwd=self.workdir,
-                env={**_passed_settings(), **self.env},
+                # the app sizes its database pool by the threads gunicorn runs
+                env={
+                    **_passed_settings(),
+                    "CASEWORK_THREADS": str(self.config.effective_threads),
+                    **self.env,
+                },
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -163,8 +163,8 @@ def serve_command(
             for key, value in options.items():
                 self.cfg.set(key, value)
 
-        def load(self) -> Flask:
-            return create_app()
+        def load(self) -> Flask:  # the pool is sized by the threads actually run
+            return create_app({"threads": options["threads"]})
 
     CaseworkServer().run()
 
