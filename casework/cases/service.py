@@ -424,6 +424,9 @@ class IntakeResult:
     possible_duplicates: list[dict[str, Any]] = field(default_factory=list)
     #: the names :func:`written_fields` gives the body (the ``case.create`` entry's fields)
     fields: list[str] = field(default_factory=list)
+    #: the members' sealed values as written, by member id (:data:`Stored`): the values
+    #: the body gave, which decrypting the new rows would give back (codecs round-trip)
+    stored: dict[uuid.UUID, dict[str, Any]] = field(default_factory=dict)
 
 
 def intake(
@@ -462,7 +465,11 @@ def intake(
         found = duplicates.find_duplicates(session, principal, *lookup, queue=False)
     else:
         found = duplicates.find_duplicates(session, principal, *lookup)
-    return IntakeResult(new.case, found, fields)
+    stored = {
+        member.id: {name: data.get(name) for name in _SEALED_MEMBER_FIELDS}
+        for member, data in zip(new.case.members, new.members, strict=True)
+    }
+    return IntakeResult(new.case, found, fields, stored)
 
 
 def register(

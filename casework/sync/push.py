@@ -618,6 +618,9 @@ def _create(
         batch.reserved = cases.reserve_references(session, device.office_code, batch.creates)
     made = cases.intake(session, principal, household, deferred=True, reserved=batch.reserved)
     case = made.case
+    # The feed seals this view at the end of the request: from the values written, so
+    # the new case is not decrypted again (as an update hands its view, _write_update).
+    feed.remember_view(session, case, cases.case_view(case, made.stored))
     rows = [{"client_ref": case_ref, "device_id": device.id, "case_id": case.id, "member_id": None}]
     mapping = {str(case_ref): case.reference}
     members: dict[str, str] = {}
