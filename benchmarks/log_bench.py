@@ -7,7 +7,7 @@ reachable, PostgreSQL:
   committer, as read requests use it: each writer prepares one entry and waits
   until it is durable (committed), then the next; the mean batch, the batch
   time and the process CPU per append come with it (target >= 10,000/s); once
-  with the default ``audit_batch_max_wait_ms`` (0) and once with 2 ms;
+  with no wait (``audit_batch_max_wait_ms`` 0) and once with 2 ms, the default;
 * **an inclusion proof and a consistency proof at 1,000,000 entries**, read from
   the tiles (target <= 10 ms), with the number of tile rows read;
 * **verification from the database** of the whole million-entry log, in

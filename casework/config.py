@@ -130,7 +130,10 @@ SCHEMA: dict[str, Key] = {
     ),
     "audit_batch_size": Key(int, 512, "Most access-log entries written by one group commit."),
     "audit_batch_max_wait_ms": Key(
-        int, 0, "How long a group commit waits for its batch to fill (ms); 0: never."
+        int,
+        2,
+        "How long a group commit waits for the requests it expects back (ms); 0: never. "
+        "Bigger batches take the log's lock and fsync less often (docs/audit.md).",
     ),
     "cases_filter_scan_limit": Key(
         int, 2000, "Cases a list filtered on an encrypted attribute decrypts per request."
