@@ -445,12 +445,17 @@ def record_refusal(principal: Any) -> None:
     db.persist_despite_error()
 
 
-@event.listens_for(AuditEntry, "before_update")
-@event.listens_for(AuditEntry, "before_delete")
-@event.listens_for(AuditCheckpoint, "before_update")
-@event.listens_for(AuditCheckpoint, "before_delete")
 def _refuse_change(_mapper: Mapper[Any], _connection: Any, _target: object) -> None:
     raise RuntimeError("access-log entries are append-only")
+
+
+def _guard_append_only() -> None:
+    """Refuse, in the ORM, any change or deletion of an entry or a checkpoint (the
+    database's triggers refuse it below). Mapper events are process-wide: added once."""
+    for model in (AuditEntry, AuditCheckpoint):
+        for name in ("before_update", "before_delete"):
+            if not event.contains(model, name, _refuse_change):
+                event.listen(model, name, _refuse_change)
 
 
 def record_integrity_failure(exc: Any) -> None:
@@ -475,6 +480,7 @@ def init_app(app: Flask) -> None:
     commit before their response leaves."""
     signer.check_origin(app)
     keys.init_app(app)
+    _guard_append_only()
     settings = app.config["CASEWORK"]
     app.extensions[signer.WRITTEN_LINKS] = tree.WrittenLinks()
     app.extensions["casework.audit.appender"] = GroupCommit(
