@@ -676,7 +676,7 @@ def _write_creates(session: Session, principal: Principal, batch: _Batch) -> Non
 @functools.cache
 def _insert_client_refs() -> Any:
     """The client references of a request's creates, inserted with one statement at its
-    end, built once (a unit of work per create cost more than its savepoint's end)."""
+    end, built once (no unit of work: nothing reads them back in the request)."""
     return insert(cast(Table, ClientRef.__table__))
 
 
