@@ -13,8 +13,9 @@ from flask import Flask
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
+from benchmarks.duplicate_pairs import household_of, pairs
 from casework.authz.access import Principal
-from casework.cases import service
+from casework.cases import duplicates, service
 from casework.cases.models import BlindIndexEntry, Case
 from casework.errors import ValidationFailed
 from casework.offices.models import Office
@@ -88,3 +89,32 @@ def test_an_inactive_office_refuses_the_plan(
     with app.test_request_context(), pytest.raises(ValidationFailed):
         service.plan_intake(session, worker, _body("Amina Haddad"))
     assert not session.new
+
+
+def test_cases_written_together_find_what_each_would_find_alone(
+    app: Flask, keyed_session: Session, worker: Principal, make_office: Any
+) -> None:
+    """The lookups of cases written together (one statement) find, for each, what its own
+    lookup finds once all are written: the office's earlier cases and each other, never
+    itself, nothing of another office."""
+    session = keyed_session
+    make_office("plan-02", "Elsewhere")
+    elsewhere = Principal.for_role("caseworker", user_id="plan-other", office="plan-02")
+    people = [p for pair in pairs(4, 2, seed=5) for p in (pair.first, pair.second)]
+    bodies = [household_of(person) for person in people]
+    with app.test_request_context():
+        for body in bodies[::2]:
+            service.intake(session, worker, body)
+        service.intake(session, elsewhere, bodies[1])
+        later = [*bodies[1::2], bodies[3]]  # the last: registered twice in one go
+        reserved = service.reserve_references(session, OFFICE, len(later))
+        planned = [service.plan_intake(session, worker, b, reserved=reserved) for b in later]
+        made = service.write_intakes(session, worker, planned)
+        alone = [
+            duplicates.find_duplicates(session, worker, result.case, queue=False) for result in made
+        ]
+    assert [result.possible_duplicates for result in made] == alone
+    assert sum(1 for found in alone if found) >= 3
+    assert made[-1].case.reference in [d["reference"] for d in made[1].possible_duplicates]
+    for result in made:
+        assert result.case.reference not in [d["reference"] for d in result.possible_duplicates]
