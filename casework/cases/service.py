@@ -429,14 +429,68 @@ class IntakeResult:
     stored: dict[uuid.UUID, dict[str, Any]] = field(default_factory=dict)
 
 
-def intake(
+@dataclass
+class PlannedIntake:
+    """A household checked and built as a case (:func:`plan_intake`), nothing written yet:
+    :func:`write_intakes` writes it, with others."""
+
+    new: _NewCase
+    result: IntakeResult
+
+
+def plan_intake(
     session: Session,
     principal: Principal,
     household: Mapping[str, Any],
     *,
-    deferred: bool = False,
     reserved: ReservedReferences | None = None,
-) -> IntakeResult:
+) -> PlannedIntake:
+    """Check a household (``IntakeIn`` data) and build its case, writing nothing: every
+    refusal of an intake (Forbidden, ValidationFailed for an office that does not exist
+    or is inactive) is raised here, so a caller registering many cases in one
+    transaction (a sync push) needs no savepoint to drop a refused one.
+
+    ``reserved``: references drawn for the office in this transaction
+    (:func:`reserve_references`), one of which the case takes instead of checking the
+    office and drawing again. The case, its members and their ids, its reference, the
+    ``case.create`` entry's fields and the members' values as stored are known here.
+    """
+    office = _intake_office(principal, household.get("office"))
+    references = reserved.take(office, 1) if reserved is not None else None
+    if references is None:
+        references = _references_for(session, office, 1)
+    new = _build_case(office, references[0], household)
+    stored = {
+        member.id: {name: data.get(name) for name in _SEALED_MEMBER_FIELDS}
+        for member, data in zip(new.case.members, new.members, strict=True)
+    }
+    return PlannedIntake(new, IntakeResult(new.case, [], written_fields(household), stored))
+
+
+def write_intakes(
+    session: Session, principal: Principal, planned: Sequence[PlannedIntake]
+) -> list[IntakeResult]:
+    """Write planned cases (:func:`plan_intake`) with one flush and one INSERT of their
+    blind-index entries, then look each up for duplicates in its office.
+
+    Refuses nothing: what can fail here is the database (an error the caller lets fail
+    the whole transaction). Records nothing and queues nothing: the caller writes the
+    ``case.create`` entries (the results' ``fields``) and queues the cross-office check
+    (:func:`~casework.cases.duplicates.queue_checks`) for all of them at once. The
+    lookups run once every case is written: cases written together find each other
+    (never themselves), whatever their order.
+    """
+    known = indexes.Values(keyring_of(session))  # the HMACs stored, reused by the lookups
+    _write_cases(session, [plan.new for plan in planned], known)
+    for plan in planned:
+        new = plan.new
+        plan.result.possible_duplicates = duplicates.find_duplicates(
+            session, principal, new.case, new.members, known, new.people, queue=False
+        )
+    return [plan.result for plan in planned]
+
+
+def intake(session: Session, principal: Principal, household: Mapping[str, Any]) -> IntakeResult:
     """Register a household (``IntakeIn`` data) and look for duplicates across offices.
 
     Duplicates in the caller's office are returned with their score; the case
@@ -444,32 +498,18 @@ def intake(
     is not told about (:mod:`casework.cases.duplicates`). What the body says is
     in hand: the stored keys and the duplicate lookup use it, never decrypting
     what was just written, and each name is parsed and each HMAC computed once.
-
-    ``deferred``: the caller, registering many cases in one transaction, writes the
-    ``case.create`` entry (the result's ``fields``) and queues the cross-office check
-    (:func:`~casework.cases.duplicates.queue_checks`) itself, for all of them at once
-    and in that transaction, only for the cases it keeps. ``reserved``: references
-    drawn for the office in this transaction (:func:`reserve_references`), one of which
-    the case takes instead of checking the office and drawing again.
     """
-    office = _intake_office(principal, household.get("office"))
+    plan = plan_intake(session, principal, household)
     known = indexes.Values(keyring_of(session))  # the HMACs stored, reused by the lookup
-    (new,) = _add_cases(session, office, [household], known, reserved)
-    fields = written_fields(household)
-    if not deferred:
-        audit.record(
-            AuditAction.CASE_CREATE, target=new.case.reference, fields=fields, session=session
-        )
-    lookup = (new.case, new.members, known, new.people)
-    if deferred:
-        found = duplicates.find_duplicates(session, principal, *lookup, queue=False)
-    else:
-        found = duplicates.find_duplicates(session, principal, *lookup)
-    stored = {
-        member.id: {name: data.get(name) for name in _SEALED_MEMBER_FIELDS}
-        for member, data in zip(new.case.members, new.members, strict=True)
-    }
-    return IntakeResult(new.case, found, fields, stored)
+    _write_cases(session, [plan.new], known)
+    new, result = plan.new, plan.result
+    audit.record(
+        AuditAction.CASE_CREATE, target=new.case.reference, fields=result.fields, session=session
+    )
+    result.possible_duplicates = duplicates.find_duplicates(
+        session, principal, new.case, new.members, known, new.people
+    )
+    return result
 
 
 def register(
@@ -481,26 +521,24 @@ def register(
 
 
 def _add_cases(
-    session: Session,
-    office: str,
-    households: Sequence[Mapping[str, Any]],
-    known: indexes.Values | None = None,
-    reserved: ReservedReferences | None = None,
+    session: Session, office: str, households: Sequence[Mapping[str, Any]]
 ) -> list[_NewCase]:
     """Build, key and write the cases of ``households`` for ``office`` (ValidationFailed
-    unless it exists and is active): one flush for the rows, then one INSERT for every
-    blind-index entry, computed from the plain values (nothing is decrypted)."""
-    keyring = keyring_of(session)
-    references = reserved.take(office, len(households)) if reserved is not None else None
-    if references is None:
-        references = _references_for(session, office, len(households))
+    unless it exists and is active): :func:`_write_cases`."""
+    references = _references_for(session, office, len(households))
     built = [_build_case(office, ref, h) for ref, h in zip(references, households, strict=True)]
+    _write_cases(session, built, indexes.Values(keyring_of(session)))
+    return built
+
+
+def _write_cases(session: Session, built: Sequence[_NewCase], values: indexes.Values) -> None:
+    """Key and write built cases: one flush for the rows, then one INSERT for every
+    blind-index entry, computed from the plain values (nothing is decrypted)."""
     with session.no_autoflush:  # nothing may be sealed before its case has a data key
         for new in built:
             session.add(new.case)
             provision_case_key(session, new.case.id, drawn=True)
-    values = known or indexes.Values(keyring)
-    root = keyring.blind_index_root().version
+    root = values.keyring.blind_index_root().version
     entries = [
         entry
         for new in built
@@ -510,7 +548,6 @@ def _add_cases(
     session.flush()  # encrypts every field while the new data keys are in the cache
     if entries:  # after the members they name
         session.execute(_insert_entries(), entries)
-    return built
 
 
 @functools.cache

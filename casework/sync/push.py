@@ -1,9 +1,14 @@
 """Push: offline mutations applied exactly once, in device order, merged field by field.
 
-A request's mutations run in one transaction. A create runs in its own savepoint,
-so one that fails rolls back only itself; an update is merged and checked before
-its first write, so one that is refused has written nothing, and the updates'
-writes are flushed together. The device row is locked first, so
+A request's mutations run in one transaction, without savepoints: every mutation
+is checked before its first write (a create's body, permission, office and client
+references; an update merged and checked against the household rules), so one
+that is refused has written nothing. The creates accepted are written together,
+with one flush and one INSERT of their blind-index entries, before the next update
+(which may name one of them by its client reference) and at the end; the updates'
+writes are flushed together. A failure that can only happen while writing (the
+database's) is never stored as a rejection: it fails the whole request (500),
+which rolls back everything. The device row is locked first, so
 two requests carrying the same mutation queue up and the second finds the
 first's stored result (``duplicate``). Everything the mutations need is read up
 front in a few statements (:class:`_Batch`): the stored results of their ids,
@@ -126,10 +131,12 @@ class _Batch:
     new_rows: list[dict[str, Any]] = field(default_factory=list)
     log: list[_LogLine] = field(default_factory=list)
     writes: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
-    #: each create kept (its savepoint released): its reference and written fields
+    #: each create accepted: its reference and written fields
     created: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
     #: the cases those creates made, for the cross-office duplicate check's queue
     created_ids: list[uuid.UUID] = field(default_factory=list)
+    #: creates checked and built, not yet written (:func:`_write_creates`)
+    planned: list[cases.PlannedIntake] = field(default_factory=list)
     #: their client references' rows (the request's names were checked free up front)
     client_refs: list[dict[str, Any]] = field(default_factory=list)
     results_key: uuid.UUID | None = None
@@ -141,8 +148,8 @@ class _Batch:
     reserved: cases.ReservedReferences | None = None
 
     def prime(self, session: Session, *case_ids: uuid.UUID) -> None:
-        """Give the session's key cache the wrapped keys read up front (each savepoint's
-        end empties the cache; unwrapping again costs no query)."""
+        """Give the session's key cache the wrapped keys read up front (unwrapping again
+        costs no query)."""
         found = {case_id: self.keys[case_id] for case_id in case_ids if case_id in self.keys}
         if found:
             data_key_cache(session).prime(found)
@@ -168,9 +175,12 @@ def push(
     results = []
     blocked = False
     for mutation in mutations:
+        if mutation["op"] == MutationOp.UPDATE:
+            _write_creates(session, principal, batch)  # it may name one, by its client_ref
         result = _one(session, principal, batch, mutation, blocked)
         blocked = blocked or result["status"] == MutationStatus.OUT_OF_ORDER
         results.append(result)
+    _write_creates(session, principal, batch)
     if device.next_seq != batch.next_seq:
         device.next_seq = batch.next_seq
     _write_results(session, batch)
@@ -343,8 +353,8 @@ def _record(session: Session, batch: _Batch) -> None:
     """The ``case.create`` entry of each create kept and the ``case.update`` entry of each
     update that changed a case, then one ``sync.push`` entry per result: appended
     together, grouped by fields (and outcome), in the transaction of the results and the
-    changes, so they commit or vanish with them (a rejected create, rolled back to its
-    savepoint, never reaches the list)."""
+    changes, so they commit or vanish with them (a rejected create wrote nothing and
+    never reaches the list)."""
     made: dict[tuple[str, ...], list[str | None]] = {}
     for reference, fields in batch.created:
         made.setdefault(fields, []).append(reference)
@@ -404,12 +414,12 @@ def _one(
         outcome = Applied(MutationStatus.REJECTED, errors=_errors(RejectionType.REUSED_SEQ))
         return _store(session, batch, mutation, mac, outcome, consumes_seq=False)
     try:
+        # No savepoint: a mutation is refused before it writes anything (see _update and
+        # _create).
         if mutation["op"] == MutationOp.UPDATE:
-            # No savepoint: an update is refused before it writes anything (see _update).
             outcome = _update(session, principal, batch, mutation)
         else:
-            with session.begin_nested():
-                outcome = _create(session, principal, batch, mutation["changes"])
+            outcome = _create(session, principal, batch, mutation["changes"])
     except Rejected as refused:
         outcome = Applied(MutationStatus.REJECTED, errors=_errors(refused.kind, refused.fields))
     except ValidationFailed as failed:
@@ -601,6 +611,11 @@ def _load(schema: Any, data: Any) -> dict[str, Any]:
 def _create(
     session: Session, principal: Principal, batch: _Batch, changes: dict[str, Any]
 ) -> Applied:
+    """Check and build a create, writing nothing: every refusal (Rejected,
+    ValidationFailed, an office that is not active included) comes first, so a refused
+    create leaves nothing and needs no savepoint. The case is written with the
+    request's other creates (:func:`_write_creates`); its result, references and
+    member ids are known already."""
     if not principal.has(Permission.CASES_CREATE):
         raise Rejected(RejectionType.FORBIDDEN)
     if batch.intake_schema is None:
@@ -614,9 +629,11 @@ def _create(
     refs = [case_ref, *member_refs]
     if len(set(refs)) != len(refs) or batch.taken_refs.intersection(refs):
         raise Rejected(RejectionType.INVALID, {"client_ref": ["Already used."]})
-    if batch.reserved is None:  # in the savepoint: an inactive office rejects this create
+    if batch.reserved is None:  # a read: an inactive office refuses this create
         batch.reserved = cases.reserve_references(session, device.office_code, batch.creates)
-    made = cases.intake(session, principal, household, deferred=True, reserved=batch.reserved)
+    planned = cases.plan_intake(session, principal, household, reserved=batch.reserved)
+    # Accepted: nothing below refuses it.
+    made = planned.result
     case = made.case
     # The feed seals this view at the end of the request: from the values written, so
     # the new case is not decrypted again (as an update hands its view, _write_update).
@@ -629,7 +646,7 @@ def _create(
             {"client_ref": ref, "device_id": device.id, "case_id": case.id, "member_id": member.id}
         )
         mapping[str(ref)] = members[str(ref)] = str(member.id)
-    # Known from here on (the savepoint is released next: nothing can fail after this).
+    batch.planned.append(planned)
     batch.client_refs.extend(rows)
     batch.created.append((case.reference, tuple(made.fields)))
     batch.created_ids.append(case.id)
@@ -640,10 +657,26 @@ def _create(
     return Applied(MutationStatus.APPLIED, case=case, refs=mapping, touched=["case"])
 
 
+def _write_creates(session: Session, principal: Principal, batch: _Batch) -> None:
+    """Write the creates accepted since the last call: one flush, one INSERT of their
+    blind-index entries, then their in-office duplicate lookups (they find each other).
+
+    Before an update (it may name one of them) and at the end of the request. Nothing
+    here refuses a create: a failure is the database's, and fails the whole request.
+    """
+    if not batch.planned:
+        return
+    planned, batch.planned = batch.planned, []
+    try:
+        cases.write_intakes(session, principal, planned)
+    except (Rejected, ValidationFailed) as error:  # would leave half-written creates
+        raise RuntimeError("a sync create was refused after it began writing") from error
+
+
 @functools.cache
 def _insert_client_refs() -> Any:
     """The client references of a request's creates, inserted with one statement at its
-    end, built once (a unit of work per create cost more than its savepoint's end)."""
+    end, built once (no unit of work: nothing reads them back in the request)."""
     return insert(cast(Table, ClientRef.__table__))
 
 

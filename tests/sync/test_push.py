@@ -501,41 +501,32 @@ def test_an_update_refused_by_the_household_rules_leaves_nothing(
 
 
 def test_a_requests_creates_keep_their_entries_queue_rows_and_refs_and_a_rejected_one_nothing(
-    app: Any, device: Device, db_session: Session, monkeypatch: Any
+    app: Any, device: Device, db_session: Session
 ) -> None:
     """The creates of a request write their ``case.create`` entries, the cross-office
-    check's queue rows and their client references together; one rejected after intake
-    wrote its case (rolled back to its savepoint) leaves none of them, nor its case."""
+    check's queue rows and their client references together; a rejected one (its
+    client reference used already) leaves none of them, nor a case."""
     from casework.audit.models import AuditEntry
-    from casework.cases import duplicates
     from casework.cases.models import BlindIndexEntry, DuplicateCheck
-    from casework.errors import ValidationFailed
     from casework.sync.models import ClientRef
 
-    original = duplicates.find_duplicates
-    calls = {"n": 0}
-
-    def failing_second(*args: Any, **kwargs: Any) -> Any:
-        calls["n"] += 1
-        if calls["n"] == 2:  # after the case, its key and index entries are written
-            raise ValidationFailed(errors={"json": {"members": ["refused"]}})
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(duplicates, "find_duplicates", failing_second)
     needy = intake("Mina Park")
     needy["specific_needs"] = ["SC-UC"]
-    bodies = [intake("Amina Test"), intake("Rami Haddad"), needy]
+    reused = intake("Rami Haddad")
+    reused["members"][0]["client_ref"] = needy["client_ref"]
+    bodies = [intake("Amina Test"), needy, reused]
     before = cases_count(db_session)
     answer = results(device.push([new_mutation(n + 1, "create", b) for n, b in enumerate(bodies)]))
-    assert [r["status"] for r in answer] == ["applied", "rejected", "applied"]
-    made = [answer[0]["reference"], answer[2]["reference"]]
+    assert [r["status"] for r in answer] == ["applied", "applied", "rejected"]
+    assert answer[2]["errors"] == {"type": "invalid", "fields": {"client_ref": ["Already used."]}}
+    made = [answer[0]["reference"], answer[1]["reference"]]
     db_session.expire_all()
     assert cases_count(db_session) == before + 2
     ids = set(db_session.scalars(select(Case.id).where(Case.reference.in_(made))))
     assert set(db_session.scalars(select(DuplicateCheck.case_id))) == ids
     assert set(db_session.scalars(select(BlindIndexEntry.case_id))) == ids
-    refs = set(db_session.scalars(select(ClientRef.client_ref)))
-    assert str(bodies[1]["client_ref"]) not in {str(ref) for ref in refs}
+    refs = {str(ref) for ref in db_session.scalars(select(ClientRef.client_ref))}
+    assert str(reused["client_ref"]) not in refs
     assert len(refs) == 4  # two cases and their one member each
     creates = list(
         db_session.scalars(
@@ -547,3 +538,96 @@ def test_a_requests_creates_keep_their_entries_queue_rows_and_refs_and_a_rejecte
     assert "specific_needs" in fields[made[1]]
     assert "specific_needs" not in fields[made[0]]
     assert "members.full_name" in fields[made[0]]
+
+
+def test_an_update_of_a_create_of_the_same_request_keeps_its_index_entries_current(
+    device: Device, db_session: Session
+) -> None:
+    """A create is written (its index entries with it) before the request's next update,
+    which may name it by its client reference: renaming its member there leaves the
+    member indexed under the new name only, as a case registered with that name is."""
+    from casework.cases.models import BlindIndexEntry
+
+    renamed = intake("Amina Test")
+    member_ref = renamed["members"][0]["client_ref"]
+    change = {"members": {"change": [{"id": member_ref, "full_name": "Rami Haddad"}]}}
+    mutations = [
+        new_mutation(1, "create", renamed),
+        new_mutation(2, "update", change, reference=renamed["client_ref"], base_version=1),
+        new_mutation(3, "create", intake("Rami Haddad")),
+    ]
+    answer = results(device.push(mutations))
+    assert [(r["status"], r["version"]) for r in answer] == [
+        ("applied", 1),
+        ("applied", 2),
+        ("applied", 1),
+    ]
+
+    def entries(reference: str) -> set[tuple[str, int]]:
+        query = (
+            select(BlindIndexEntry.name, BlindIndexEntry.value)
+            .join(Case, Case.id == BlindIndexEntry.case_id)
+            .where(Case.reference == reference)
+        )
+        return {(name, value) for name, value in db_session.execute(query)}
+
+    assert entries(answer[0]["reference"]) == entries(answer[2]["reference"])
+    assert entries(answer[0]["reference"])
+
+
+def test_a_create_failing_while_it_is_written_fails_the_whole_request(
+    app: Any, device: Device, db_session: Session, monkeypatch: Any
+) -> None:
+    """Every refusal comes before the first write; a failure after it (the database's,
+    here a refusal where none can be) is never stored as a rejection of a half-written
+    create: the request answers 500 and leaves nothing, and the device sends it again."""
+    from casework.cases import duplicates
+    from casework.errors import ValidationFailed
+    from casework.sync.models import ClientRef
+
+    original = duplicates.find_duplicates
+    calls = {"n": 0}
+
+    def failing_second(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 2:  # after the cases, their keys and index entries are written
+            raise ValidationFailed(errors={"json": {"members": ["refused"]}})
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(duplicates, "find_duplicates", failing_second)
+    mutations = [new_mutation(n, "create", intake(f"Person {n}")) for n in (1, 2, 3)]
+    before = cases_count(db_session)
+    assert device.push(mutations).status_code == 500
+    db_session.expire_all()
+    assert cases_count(db_session) == before
+    assert db_session.scalar(select(func.count()).select_from(Mutation)) == 0
+    assert db_session.scalar(select(func.count()).select_from(ClientRef)) == 0
+    monkeypatch.setattr(duplicates, "find_duplicates", original)
+    answer = results(device.push(mutations))
+    assert [r["status"] for r in answer] == ["applied"] * 3
+    assert cases_count(db_session) == before + 3
+
+
+def test_creates_of_one_request_find_each_other_as_duplicates_never_themselves(
+    device: Device, monkeypatch: Any
+) -> None:
+    """A request's creates are written together before their duplicate lookups: two
+    registrations of one person in one request find each other (whichever came first),
+    and no case is its own duplicate."""
+    from casework.cases import service as cases
+
+    found: list[Any] = []
+    original = cases.write_intakes
+
+    def keep(*args: Any, **kwargs: Any) -> Any:
+        made = original(*args, **kwargs)
+        found.extend(made)
+        return made
+
+    monkeypatch.setattr(cases, "write_intakes", keep)
+    bodies = [intake("Amina Test"), intake("Rami Haddad"), intake("Amina Test")]
+    answer = results(device.push([new_mutation(n + 1, "create", b) for n, b in enumerate(bodies)]))
+    assert [r["status"] for r in answer] == ["applied"] * 3
+    first, other, second = (r["reference"] for r in answer)
+    named = {m.case.reference: [d["reference"] for d in m.possible_duplicates] for m in found}
+    assert named == {first: [second], other: [], second: [first]}

@@ -1,0 +1,120 @@
+"""Intake in two steps for a caller registering many cases in one transaction (a sync
+push): :func:`plan_intake` checks and builds, writing nothing; :func:`write_intakes`
+writes the planned cases together and looks each up for duplicates."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session
+
+from benchmarks.duplicate_pairs import household_of, pairs
+from casework.authz.access import Principal
+from casework.cases import duplicates, service
+from casework.cases.models import BlindIndexEntry, Case
+from casework.errors import ValidationFailed
+from casework.offices.models import Office
+from tests.cases.conftest import member
+
+OFFICE = "plan-01"
+
+
+@pytest.fixture
+def worker(make_office: Any) -> Principal:
+    make_office(OFFICE, "Planned intake")
+    return Principal.for_role("caseworker", user_id="plan-worker", office=OFFICE)
+
+
+@contextmanager
+def statements(session: Session) -> Iterator[list[str]]:
+    """The SQL statements ``session``'s connection runs meanwhile (an executemany: one)."""
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(" ".join(statement.split()))
+
+    engine = session.get_bind()
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def _body(name: str) -> dict[str, Any]:
+    return {"members": [member(full_name=name, birth_year=1988)]}
+
+
+def test_a_planned_intake_writes_nothing_and_planned_intakes_are_written_together(
+    app: Flask, keyed_session: Session, worker: Principal
+) -> None:
+    """Planning reads (the office and the drawn references, once for the lot) and writes
+    nothing; writing three planned cases is one INSERT per table, and cases written
+    together find each other as duplicates, never themselves."""
+    session = keyed_session
+    before = session.scalar(select(func.count()).select_from(Case))
+    with app.test_request_context():
+        reserved = service.reserve_references(session, OFFICE, 3)
+        with statements(session) as seen:
+            planned = [
+                service.plan_intake(session, worker, _body(name), reserved=reserved)
+                for name in ("Amina Haddad", "Rami Nasser", "Amina Haddad")
+            ]
+        assert seen == []
+        assert not session.new
+        with statements(session) as seen:
+            made = service.write_intakes(session, worker, planned)
+    inserts = [s for s in seen if s.startswith("INSERT INTO cases ")]
+    assert len(inserts) == 1
+    assert len([s for s in seen if s.startswith("INSERT INTO case_blind_indexes ")]) == 1
+    assert session.scalar(select(func.count()).select_from(Case)) == before + 3
+    ids = {result.case.id for result in made}
+    assert set(session.scalars(select(BlindIndexEntry.case_id).distinct())) >= ids
+    first, other, second = (result.case.reference for result in made)
+    found = {r.case.reference: [d["reference"] for d in r.possible_duplicates] for r in made}
+    assert found == {first: [second], other: [], second: [first]}
+
+
+def test_an_inactive_office_refuses_the_plan(
+    app: Flask, keyed_session: Session, worker: Principal
+) -> None:
+    session = keyed_session
+    session.get_one(Office, OFFICE).is_active = False
+    session.flush()
+    with app.test_request_context(), pytest.raises(ValidationFailed):
+        service.plan_intake(session, worker, _body("Amina Haddad"))
+    assert not session.new
+
+
+def test_cases_written_together_find_what_each_would_find_alone(
+    app: Flask, keyed_session: Session, worker: Principal, make_office: Any
+) -> None:
+    """The lookups of cases written together (one statement) find, for each, what its own
+    lookup finds once all are written: the office's earlier cases and each other, never
+    itself, nothing of another office."""
+    session = keyed_session
+    make_office("plan-02", "Elsewhere")
+    elsewhere = Principal.for_role("caseworker", user_id="plan-other", office="plan-02")
+    people = [p for pair in pairs(4, 2, seed=5) for p in (pair.first, pair.second)]
+    bodies = [household_of(person) for person in people]
+    with app.test_request_context():
+        for body in bodies[::2]:
+            service.intake(session, worker, body)
+        service.intake(session, elsewhere, bodies[1])
+        later = [*bodies[1::2], bodies[3]]  # the last: registered twice in one go
+        reserved = service.reserve_references(session, OFFICE, len(later))
+        planned = [service.plan_intake(session, worker, b, reserved=reserved) for b in later]
+        made = service.write_intakes(session, worker, planned)
+        alone = [
+            duplicates.find_duplicates(session, worker, result.case, queue=False) for result in made
+        ]
+    assert [result.possible_duplicates for result in made] == alone
+    assert sum(1 for found in alone if found) >= 3
+    assert made[-1].case.reference in [d["reference"] for d in made[1].possible_duplicates]
+    for result in made:
+        assert result.case.reference not in [d["reference"] for d in result.possible_duplicates]
