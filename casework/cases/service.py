@@ -484,8 +484,11 @@ def write_intakes(
     _write_cases(session, [plan.new for plan in planned], known)
     for plan in planned:
         new = plan.new
-        plan.result.possible_duplicates = duplicates.find_duplicates(
-            session, principal, new.case, new.members, known, new.people, queue=False
+        # In place: a caller may hold the list already (a sync push's result).
+        plan.result.possible_duplicates.extend(
+            duplicates.find_duplicates(
+                session, principal, new.case, new.members, known, new.people, queue=False
+            )
         )
     return [plan.result for plan in planned]
 

@@ -92,6 +92,9 @@ class Applied:
     refs: dict[str, str] = field(default_factory=dict)
     errors: dict[str, Any] | None = None
     touched: list[str] = field(default_factory=list)
+    #: create: the cases of the device's office that may hold the same people (best
+    #: first), filled in place when the request's creates are written (:func:`_write_creates`)
+    duplicates: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -486,6 +489,9 @@ def _store(
         "refs": outcome.refs,
         "errors": outcome.errors,
     }
+    extra: dict[str, Any] = {}
+    if outcome.duplicates is not None:  # the same list, filled before the result is sealed
+        result["possible_duplicates"] = extra["possible_duplicates"] = outcome.duplicates
     mutation_id = mutation["mutation_id"]
     device_id = batch.device.id
     batch.new_rows.append(
@@ -522,6 +528,7 @@ def _store(
         conflict_id=outcome.conflict.id if outcome.conflict is not None else None,
         refs=outcome.refs,
         errors=outcome.errors,
+        **extra,
     )
 
 
@@ -570,6 +577,9 @@ def _duplicate(
             errors=_errors(RejectionType.GONE),
         )
     conflict_id = result.get("conflict_id")
+    extra = {}
+    if "possible_duplicates" in result:  # a create's, as first answered
+        extra["possible_duplicates"] = result["possible_duplicates"]
     return _answer(
         mutation_id,
         MutationStatus.DUPLICATE,
@@ -578,6 +588,7 @@ def _duplicate(
         conflict_id=uuid.UUID(conflict_id) if conflict_id else None,
         refs=result.get("refs") or {},
         errors=result.get("errors"),
+        **extra,
     )
 
 
@@ -654,12 +665,19 @@ def _create(
     batch.case_refs[case_ref] = case.id
     batch.member_refs[case.id] = members
     batch.remember_case(case)
-    return Applied(MutationStatus.APPLIED, case=case, refs=mapping, touched=["case"])
+    return Applied(
+        MutationStatus.APPLIED,
+        case=case,
+        refs=mapping,
+        touched=["case"],
+        duplicates=made.possible_duplicates,
+    )
 
 
 def _write_creates(session: Session, principal: Principal, batch: _Batch) -> None:
     """Write the creates accepted since the last call: one flush, one INSERT of their
-    blind-index entries, then their in-office duplicate lookups (they find each other).
+    blind-index entries, then their in-office duplicate lookups (they find each other),
+    which fill each create's ``possible_duplicates`` in its result before it is sealed.
 
     Before an update (it may name one of them) and at the end of the request. Nothing
     here refuses a create: a failure is the database's, and fails the whole request.

@@ -14,7 +14,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from casework.api import StrictSchema, Text
 from casework.cases import rules
-from casework.cases.schemas import CaseUpdateIn, IntakeIn, MemberIn
+from casework.cases.schemas import CaseUpdateIn, DuplicateOut, IntakeIn, MemberIn
 from casework.sync.codes import Keep, MutationOp, MutationStatus
 from casework.sync.pull import DEFAULT_LIMIT, MAX_LIMIT
 
@@ -252,6 +252,15 @@ class MutationResultOut(Schema):
         },
     )
     expected_seq = fields.Integer(metadata={"description": "out_of_order: the seq to send next."})
+    possible_duplicates = fields.List(
+        fields.Nested(DuplicateOut),
+        metadata={
+            "description": "create (applied, and its duplicate answers): cases of the "
+            "device's office that may hold the same people, best first, as `POST /cases` "
+            "answers them; creates of one request find each other. Other offices are "
+            "compared later, and their matches go to the alert queue, not to the device."
+        },
+    )
 
 
 class PushOut(Schema):

@@ -609,25 +609,34 @@ def test_a_create_failing_while_it_is_written_fails_the_whole_request(
 
 
 def test_creates_of_one_request_find_each_other_as_duplicates_never_themselves(
-    device: Device, monkeypatch: Any
+    device: Device,
 ) -> None:
     """A request's creates are written together before their duplicate lookups: two
     registrations of one person in one request find each other (whichever came first),
-    and no case is its own duplicate."""
-    from casework.cases import service as cases
-
-    found: list[Any] = []
-    original = cases.write_intakes
-
-    def keep(*args: Any, **kwargs: Any) -> Any:
-        made = original(*args, **kwargs)
-        found.extend(made)
-        return made
-
-    monkeypatch.setattr(cases, "write_intakes", keep)
+    no case is its own duplicate, and each create's result names what it found, as
+    ``POST /cases`` does; a resend answers the same names (the stored result)."""
     bodies = [intake("Amina Test"), intake("Rami Haddad"), intake("Amina Test")]
-    answer = results(device.push([new_mutation(n + 1, "create", b) for n, b in enumerate(bodies)]))
+    mutations = [new_mutation(n + 1, "create", b) for n, b in enumerate(bodies)]
+    answer = results(device.push(mutations))
     assert [r["status"] for r in answer] == ["applied"] * 3
     first, other, second = (r["reference"] for r in answer)
-    named = {m.case.reference: [d["reference"] for d in m.possible_duplicates] for m in found}
+    named = {r["reference"]: [d["reference"] for d in r["possible_duplicates"]] for r in answer}
     assert named == {first: [second], other: [], second: [first]}
+    assert answer[0]["possible_duplicates"][0]["score"] > 0
+    again = results(device.push(mutations))
+    assert [r["status"] for r in again] == ["duplicate"] * 3
+    assert [r["possible_duplicates"] for r in again] == [r["possible_duplicates"] for r in answer]
+
+
+def test_a_create_names_an_earlier_case_of_the_office_it_may_duplicate(device: Device) -> None:
+    """A registration made offline of someone the office already holds comes back with
+    that case among its possible duplicates; an update's result carries none."""
+    (earlier,) = results(device.push([new_mutation(1, "create", intake("Layla Haddad"))]))
+    (later,) = results(device.push([new_mutation(2, "create", intake("Layla Haddad"))]))
+    assert [d["reference"] for d in later["possible_duplicates"]] == [earlier["reference"]]
+    assert earlier["possible_duplicates"] == []
+    change = {"specific_needs": ["LP-RR"]}
+    update = new_mutation(3, "update", change, reference=later["reference"], base_version=1)
+    (updated,) = results(device.push([update]))
+    assert updated["status"] == "applied"
+    assert "possible_duplicates" not in updated
