@@ -6,8 +6,7 @@ The cache is emptied whenever the session's transaction ends or a savepoint is
 rolled back, so a key provisioned in a rolled-back transaction can never encrypt
 data whose key row was not stored, and unwrapped keys do not outlive the unit of
 work. A savepoint that is released keeps them: its key rows stay pending in the
-enclosing transaction (a sync push applies each mutation in a savepoint and
-reads the new cases' keys again when it seals the results and the feed).
+enclosing transaction.
 """
 
 from __future__ import annotations
