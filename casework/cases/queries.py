@@ -30,12 +30,7 @@ from casework.cases.service import plain
 from casework.errors import ValidationFailed
 from casework.pagination import decode_cursor, encode_cursor
 from casework.security.case_keys import data_key_cache
-from casework.security.columns import (
-    ROW_SEAL_ATTR,
-    RowIds,
-    read_sealed_columns,
-    sealed_attributes,
-)
+from casework.security.columns import read_sealed_rows, sealed_attributes
 from casework.security.envelope import WrappedKey
 from casework.security.models import CaseKey
 
@@ -176,8 +171,11 @@ def list_cases(
     """
     if not filters.encrypted:
         # One statement: the page's rows with their member counts and wrapped keys.
-        query = _scoped_query(principal, filters, cursor, _summary_query())
-        rows = list(session.execute(query.limit(limit + 1)))
+        if principal.office is None:  # scope_filter: an officeless caller lists nothing
+            return [], None
+        shape, values = _plain_filters(filters, cursor)
+        values.update(scope=principal.office, size=limit + 1)
+        rows = list(session.execute(_page_statement(shape), values))
         next_cursor = _position(rows[limit - 1]) if len(rows) > limit else None
         _prime_keys(session, rows[:limit])
         views = _summary_views(session, rows[:limit])
@@ -237,6 +235,57 @@ def _summary_query() -> Any:
     ).outerjoin(CaseKey, CaseKey.case_id == Case.id)
 
 
+_PLAIN_FILTERS = {
+    "stage": "stage",
+    "resettlement_stage": "resettlement_stage",
+    "office": "office_code",
+}
+
+
+def _plain_filters(
+    filters: CaseFilters, cursor: str | None
+) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """Which of :func:`_page_statement`'s optional conditions apply, and their values."""
+    values: dict[str, Any] = {
+        name: getattr(filters, name) for name in _PLAIN_FILTERS if getattr(filters, name)
+    }
+    shape = tuple(values)
+    if cursor:
+        values["at"], values["after"] = _after(cursor)
+        shape += ("after",)
+    return shape, values
+
+
+@functools.cache
+def _page_statement(shape: tuple[str, ...]) -> Any:
+    """:func:`_summary_query`'s columns for one page of :func:`_scoped_query` (the caller's
+    office bound as ``scope``, the plaintext filters and the cursor of ``shape``, ``size``
+    rows), built once per shape.
+
+    The page's ids are chosen first, then joined: the member counts and the keys are
+    read for the page only, not for every case the sort sees (cases registered in one
+    batch share their time, so the sort by id may see thousands).
+    """
+    page = select(Case.id).where(Case.office_code == bindparam("scope"), Case.erased_at.is_(None))
+    for name in shape:
+        if name in _PLAIN_FILTERS:
+            page = page.where(getattr(Case, _PLAIN_FILTERS[name]) == bindparam(name))
+    if "after" in shape:
+        at: Any = bindparam("at")
+        after: Any = bindparam("after")
+        page = page.where(or_(Case.created_at < at, and_(Case.created_at == at, Case.id < after)))
+    chosen = (
+        page.order_by(Case.created_at.desc(), Case.id.desc())
+        .limit(bindparam("size"))
+        .subquery("page")
+    )
+    return (
+        _summary_query()
+        .join(chosen, chosen.c.id == Case.id)
+        .order_by(Case.created_at.desc(), Case.id.desc())
+    )
+
+
 @functools.cache
 def _summaries_by_id() -> Any:
     return _summary_query().where(Case.id.in_(bindparam("ids", expanding=True)))
@@ -268,23 +317,18 @@ def _prime_keys(session: Session, rows: Iterable[Any]) -> None:
 def _summary_views(session: Session, rows: Sequence[Any]) -> list[dict[str, Any]]:
     """Summaries of :func:`_summary_query` rows (keys primed): the needs codes decrypted
     under each case's key once the row seal is checked."""
-    views = []
-    for row in rows:
-        columns = row._mapping
-        sealed = read_sealed_columns(
-            session, Case, RowIds(row.id, row.id), columns[ROW_SEAL_ATTR], columns, _NEEDS
-        )
-        views.append(
-            {
-                "reference": row.reference,
-                "office": row.office_code,
-                "stage": row.stage,
-                "resettlement_stage": row.resettlement_stage,
-                "member_count": row.member_count,
-                "specific_needs": sealed["specific_needs"] or [],
-            }
-        )
-    return views
+    opened = read_sealed_rows(session, Case, [(row.id, row._mapping) for row in rows], _NEEDS)
+    return [
+        {
+            "reference": row.reference,
+            "office": row.office_code,
+            "stage": row.stage,
+            "resettlement_stage": row.resettlement_stage,
+            "member_count": row.member_count,
+            "specific_needs": sealed["specific_needs"] or [],
+        }
+        for row, sealed in zip(rows, opened, strict=True)
+    ]
 
 
 _NEEDS = ("specific_needs",)
