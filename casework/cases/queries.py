@@ -298,18 +298,35 @@ def _summary_rows(session: Session, case_ids: Iterable[uuid.UUID]) -> dict[uuid.
     if not wanted:
         return {}
     found = session.execute(_summaries_by_id(), {"ids": list(wanted)})
-    rows = {row.id: row for row in found}
+    rows = {row[0]: row for row in found}
     _prime_keys(session, rows.values())
     return rows
 
 
+@functools.cache
+def _at() -> dict[str, int]:
+    """Where each column of :func:`_summary_query` sits in its rows: a row is read by
+    position (a named attribute or ``_mapping`` costs more per row than the rest)."""
+    return {name: i for i, name in enumerate(_summary_query().selected_columns.keys())}
+
+
+@functools.cache
+def _sealed_span() -> slice:
+    """Where a summary row holds :func:`sealed_attributes` (listed together, in order)."""
+    at = _at()
+    names = [column.key for column in sealed_attributes(Case)]
+    return slice(at[names[0]], at[names[-1]] + 1)
+
+
 def _prime_keys(session: Session, rows: Iterable[Any]) -> None:
     cache = data_key_cache(session)
+    at = _at()
+    kek, blob = at["kek_id"], at["wrapped_key"]
     cache.prime(
         {
-            row.id: WrappedKey(row.kek_id, bytes(row.wrapped_key))
+            row[0]: WrappedKey(row[kek], bytes(row[blob]))
             for row in rows
-            if row.wrapped_key is not None and row.id not in cache
+            if row[blob] is not None and row[0] not in cache
         }
     )
 
@@ -317,17 +334,21 @@ def _prime_keys(session: Session, rows: Iterable[Any]) -> None:
 def _summary_views(session: Session, rows: Sequence[Any]) -> list[dict[str, Any]]:
     """Summaries of :func:`_summary_query` rows (keys primed): the needs codes decrypted
     under each case's key once the row seal is checked."""
-    opened = read_sealed_rows(session, Case, [(row.id, row._mapping) for row in rows], _NEEDS)
+    at = _at()
+    sealed = _sealed_span()
+    opened = read_sealed_rows(session, Case, [(row[0], row[sealed]) for row in rows], _NEEDS)
+    reference, office, stage = at["reference"], at["office_code"], at["stage"]
+    resettlement, members = at["resettlement_stage"], at["member_count"]
     return [
         {
-            "reference": row.reference,
-            "office": row.office_code,
-            "stage": row.stage,
-            "resettlement_stage": row.resettlement_stage,
-            "member_count": row.member_count,
-            "specific_needs": sealed["specific_needs"] or [],
+            "reference": row[reference],
+            "office": row[office],
+            "stage": row[stage],
+            "resettlement_stage": row[resettlement],
+            "member_count": row[members],
+            "specific_needs": values["specific_needs"] or [],
         }
-        for row, sealed in zip(rows, opened, strict=True)
+        for row, values in zip(rows, opened, strict=True)
     ]
 
 

@@ -54,7 +54,7 @@ import datetime
 import functools
 import hmac
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from operator import is_, itemgetter
 from typing import Any, Generic, Self, TypeVar, overload
 
@@ -816,12 +816,12 @@ _ID_FRAME = (16).to_bytes(4, "big")
 def read_sealed_rows(
     session: Session,
     model: type[Any],
-    rows: Iterable[tuple[uuid.UUID, Mapping[str, Any]]],
+    rows: Iterable[tuple[uuid.UUID, Sequence[Any]]],
     names: Iterable[str],
 ) -> list[dict[str, Any]]:
-    """:func:`read_sealed_columns` for the rows of a page, each ``(case id, columns)`` of a
-    row whose id is its case's (a case): ``columns`` maps every sealed attribute and the
-    seal as :func:`sealed_attributes` labels them.
+    """:func:`read_sealed_columns` for the rows of a page, each ``(case id, sealed)`` of a
+    row whose id is its case's (a case): ``sealed`` holds the row's values of
+    :func:`sealed_attributes`, in that order (every ciphertext, then the seal).
 
     The same checks, row by row: the seal over every sealed column first, then each value
     opened under the case's key; what all the rows share (the fields, the key cache) is
@@ -829,16 +829,16 @@ def read_sealed_rows(
     """
     fields = _fields_named(model, tuple(names))
     table = model.__table__.name
-    attrs = [attr for _column, attr in sealed_columns(model)]
+    position = {attr: i for i, (_column, attr) in enumerate(sealed_columns(model))}
+    count = len(position)
     for field in fields:
         if not field._aad_prefix:
             field._aad_prefix = field_aad_prefix(table, field.name_in_table)
+    opening = [(f.name, position[f.storage_attr], f._aad_prefix, f.codec.decode) for f in fields]
     keys = data_key_cache(session)
-    model_fields = [(f.name, f.storage_attr, f._aad_prefix, f.codec.decode) for f in fields]
     views: list[dict[str, Any]] = []
-    for case_id, columns in rows:
-        seal = columns[ROW_SEAL_ATTR]
-        blobs = [columns[attr] for attr in attrs]
+    for case_id, sealed in rows:
+        blobs, seal = sealed[:count], sealed[count]
         if seal is None and all(blob is None for blob in blobs):
             views.append(dict.fromkeys((f.name for f in fields), None))  # erased
             continue
@@ -849,8 +849,8 @@ def read_sealed_rows(
         ids.aad = _ID_FRAME + raw + _ID_FRAME + raw  # field_aad_ids(case_id, case_id)
         _check_seal(key, model, table, ids, seal, blobs, fields[0].name_in_table)
         values: dict[str, Any] = {}
-        for name, attr, aad_prefix, decode in model_fields:
-            blob = columns[attr]
+        for name, at, aad_prefix, decode in opening:
+            blob = blobs[at]
             values[name] = (
                 None if blob is None else decode(open_with_aad(key, blob, aad_prefix + ids.aad))
             )
