@@ -401,11 +401,15 @@ def _search_probes(query: Mapping[str, Any]) -> tuple[set[Probe], list[str]]:
     return probes, ["members.birth_year", "members.full_name"]
 
 
-def _has_document(member: CaseMember, key: str, kind: str | None) -> bool:
+def _has_document(member: Mapping[str, Any], key: str, kind: str | None) -> bool:
+    """Whether a member's decrypted ``documents`` hold one of this number (and kind)."""
     return any(
         indexes.document_key(d["number"]) == key and kind in (None, d["type"])
-        for d in member.documents or ()
+        for d in member["documents"] or ()
     )
+
+
+_DOCUMENTS = ("documents",)
 
 
 def search(
@@ -415,24 +419,28 @@ def search(
     (``SearchIn`` data) exactly; each found case is recorded as ``case.search``.
 
     The blind index proposes candidates of the caller's office only; each is
-    decrypted to confirm, so truncation collisions never reach the caller.
+    decrypted to confirm (its documents, or what its name keys are made of), so
+    truncation collisions never reach the caller.
     """
     probes, read = _search_probes(query)
     keyring = keyring_of(session)
     found: dict[uuid.UUID, Any] = {}
     if principal.office is not None:
         kind = plain(query.get("document_type"))
-        candidates = indexes.lookup(session, keyring, probes, office=principal.office)
-        # The candidates' summary rows first: their keys, primed, open the members too.
-        rows = _summary_rows(session, (member.case_id for member in candidates))
-        for member in candidates:
-            if "document_number" in query:
+        by_document = "document_number" in query
+        fields = _DOCUMENTS if by_document else indexes.PLAIN_FIELDS
+        candidates = indexes.candidates(
+            session, keyring, probes, office=principal.office, fields=fields
+        )
+        rows = _summary_rows(session, (candidate.case_id for candidate in candidates))
+        for candidate in candidates:
+            if by_document:
                 (probe,) = probes
-                confirmed = _has_document(member, probe.parts[0], kind)
+                confirmed = _has_document(candidate.plain, probe.parts[0], kind)
             else:
-                confirmed = bool(probes & indexes.stored_probes(member))
+                confirmed = bool(probes & indexes.member_probes(candidate.plain))
             if confirmed:
-                found.setdefault(member.case_id, rows[member.case_id])
+                found.setdefault(candidate.case_id, rows[candidate.case_id])
     if not found:
         audit.record(AuditAction.CASE_SEARCH, fields=read, session=session)
         return []

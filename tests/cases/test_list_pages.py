@@ -103,3 +103,24 @@ def test_cases_registered_at_one_instant_are_paged_by_id_each_once(
     assert sorted(e.target for e in walked) == sorted(made * 2)
     empty = client.get(CASES, query_string={"stage": "vetting"}, headers=worker_a).get_json()
     assert empty == {"items": [], "next_cursor": None}
+
+
+def test_a_search_by_document_opens_no_name(
+    client: FlaskClient, worker_a: dict[str, str], register: Any, monkeypatch: Any
+) -> None:
+    """A candidate is confirmed by its documents alone: its names stay sealed."""
+    from casework.cases.models import CaseMember
+
+    document = unique("PN-")
+    reference = register(
+        worker_a, household(member(documents=[{"type": "passport", "number": document}]))
+    )["reference"]
+
+    def refuse(_data: bytes) -> None:
+        raise AssertionError("decrypted a field a search by document does not need")
+
+    for name in ("full_name", "other_names", "narrative", "phone", "address"):
+        monkeypatch.setattr(getattr(CaseMember, name).codec, "decode", refuse)
+    found = client.post(f"{CASES}/search", json={"document_number": document}, headers=worker_a)
+    assert found.status_code == 200
+    assert [item["reference"] for item in found.get_json()["items"]] == [reference]
