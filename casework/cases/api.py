@@ -92,6 +92,10 @@ FILTER_NAMES = (
     "nationality_status",
     "birth_registration",
 )
+# The list's and the search's arguments are loaded by one schema instance each: given the
+# class, webargs would build a new instance (fields deep-copied) on every request.
+LIST_ARGS = CaseListArgs()
+SEARCH_IN = SearchIn()
 
 
 def case_for(reference: str, **options: Any) -> tuple[Session, Principal, Case]:
@@ -122,7 +126,7 @@ def case_etag(case: Case) -> dict[str, str]:
 @blp.route("")
 class Cases(MethodView):
     @requires(Permission.CASES_READ)
-    @blp.arguments(CaseListArgs, location="query", unknown=RAISE)
+    @blp.arguments(LIST_ARGS, location="query", unknown=RAISE)
     @blp.response(200, CasePageOut)
     @problems(blp, 401, 403, 422)
     def get(self, args: dict[str, Any]) -> Response:
@@ -155,7 +159,7 @@ class Cases(MethodView):
 @blp.route("/search")
 class CaseSearch(MethodView):
     @requires(Permission.CASES_SEARCH)
-    @blp.arguments(SearchIn)
+    @blp.arguments(SEARCH_IN)
     @blp.response(200, SearchOut)
     @problems(blp, 401, 403, 422)
     @db.reads_only

@@ -459,10 +459,12 @@ def candidates(
     exclude_office: str | None = None,
     exclude_case: uuid.UUID | None = None,
     known: Values | None = None,
+    fields: tuple[str, ...] = PLAIN_FIELDS,
 ) -> list[Candidate]:
     """:func:`lookup`'s members (same filters, same order), decrypted for duplicate
     detection without loading them as objects: each row's seal is checked and
-    :data:`PLAIN_FIELDS` opened under its case's key, read in the same statement."""
+    ``fields`` (some of :data:`PLAIN_FIELDS`) opened under its case's key, read in the
+    same statement."""
     wanted = _wanted(keyring, probes, known)
     if not wanted:
         return []
@@ -475,7 +477,7 @@ def candidates(
     if not rows:
         return []
     rows.sort(key=lambda row: (row.created_at, row.case_id, row.position))
-    return _decrypted(session, rows)
+    return _decrypted(session, rows, fields)
 
 
 def household(session: Session, case_id: uuid.UUID) -> list[dict[str, Any]]:
@@ -502,7 +504,9 @@ def _household_statement() -> Any:
     )
 
 
-def _decrypted(session: Session, rows: Sequence[Any]) -> list[Candidate]:
+def _decrypted(
+    session: Session, rows: Sequence[Any], fields: tuple[str, ...] = PLAIN_FIELDS
+) -> list[Candidate]:
     cache = data_key_cache(session)
     cache.prime(
         {
@@ -516,7 +520,7 @@ def _decrypted(session: Session, rows: Sequence[Any]) -> list[Candidate]:
         columns = row._mapping
         ids = RowIds(row.case_id, row.id)
         plain = read_sealed_columns(
-            session, CaseMember, ids, columns[ROW_SEAL_ATTR], columns, PLAIN_FIELDS
+            session, CaseMember, ids, columns[ROW_SEAL_ATTR], columns, fields
         )
         found.append(
             Candidate(row.id, row.case_id, row.position, row.reference, row.created_at, plain)

@@ -30,12 +30,7 @@ from casework.cases.service import plain
 from casework.errors import ValidationFailed
 from casework.pagination import decode_cursor, encode_cursor
 from casework.security.case_keys import data_key_cache
-from casework.security.columns import (
-    ROW_SEAL_ATTR,
-    RowIds,
-    read_sealed_columns,
-    sealed_attributes,
-)
+from casework.security.columns import read_sealed_rows, sealed_attributes
 from casework.security.envelope import WrappedKey
 from casework.security.models import CaseKey
 
@@ -176,8 +171,11 @@ def list_cases(
     """
     if not filters.encrypted:
         # One statement: the page's rows with their member counts and wrapped keys.
-        query = _scoped_query(principal, filters, cursor, _summary_query())
-        rows = list(session.execute(query.limit(limit + 1)))
+        if principal.office is None:  # scope_filter: an officeless caller lists nothing
+            return [], None
+        shape, values = _plain_filters(filters, cursor)
+        values.update(scope=principal.office, size=limit + 1)
+        rows = list(session.execute(_page_statement(shape), values))
         next_cursor = _position(rows[limit - 1]) if len(rows) > limit else None
         _prime_keys(session, rows[:limit])
         views = _summary_views(session, rows[:limit])
@@ -237,6 +235,57 @@ def _summary_query() -> Any:
     ).outerjoin(CaseKey, CaseKey.case_id == Case.id)
 
 
+_PLAIN_FILTERS = {
+    "stage": "stage",
+    "resettlement_stage": "resettlement_stage",
+    "office": "office_code",
+}
+
+
+def _plain_filters(
+    filters: CaseFilters, cursor: str | None
+) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """Which of :func:`_page_statement`'s optional conditions apply, and their values."""
+    values: dict[str, Any] = {
+        name: getattr(filters, name) for name in _PLAIN_FILTERS if getattr(filters, name)
+    }
+    shape = tuple(values)
+    if cursor:
+        values["at"], values["after"] = _after(cursor)
+        shape += ("after",)
+    return shape, values
+
+
+@functools.cache
+def _page_statement(shape: tuple[str, ...]) -> Any:
+    """:func:`_summary_query`'s columns for one page of :func:`_scoped_query` (the caller's
+    office bound as ``scope``, the plaintext filters and the cursor of ``shape``, ``size``
+    rows), built once per shape.
+
+    The page's ids are chosen first, then joined: the member counts and the keys are
+    read for the page only, not for every case the sort sees (cases registered in one
+    batch share their time, so the sort by id may see thousands).
+    """
+    page = select(Case.id).where(Case.office_code == bindparam("scope"), Case.erased_at.is_(None))
+    for name in shape:
+        if name in _PLAIN_FILTERS:
+            page = page.where(getattr(Case, _PLAIN_FILTERS[name]) == bindparam(name))
+    if "after" in shape:
+        at: Any = bindparam("at")
+        after: Any = bindparam("after")
+        page = page.where(or_(Case.created_at < at, and_(Case.created_at == at, Case.id < after)))
+    chosen = (
+        page.order_by(Case.created_at.desc(), Case.id.desc())
+        .limit(bindparam("size"))
+        .subquery("page")
+    )
+    return (
+        _summary_query()
+        .join(chosen, chosen.c.id == Case.id)
+        .order_by(Case.created_at.desc(), Case.id.desc())
+    )
+
+
 @functools.cache
 def _summaries_by_id() -> Any:
     return _summary_query().where(Case.id.in_(bindparam("ids", expanding=True)))
@@ -249,18 +298,35 @@ def _summary_rows(session: Session, case_ids: Iterable[uuid.UUID]) -> dict[uuid.
     if not wanted:
         return {}
     found = session.execute(_summaries_by_id(), {"ids": list(wanted)})
-    rows = {row.id: row for row in found}
+    rows = {row[0]: row for row in found}
     _prime_keys(session, rows.values())
     return rows
 
 
+@functools.cache
+def _at() -> dict[str, int]:
+    """Where each column of :func:`_summary_query` sits in its rows: a row is read by
+    position (a named attribute or ``_mapping`` costs more per row than the rest)."""
+    return {name: i for i, name in enumerate(_summary_query().selected_columns.keys())}
+
+
+@functools.cache
+def _sealed_span() -> slice:
+    """Where a summary row holds :func:`sealed_attributes` (listed together, in order)."""
+    at = _at()
+    names = [column.key for column in sealed_attributes(Case)]
+    return slice(at[names[0]], at[names[-1]] + 1)
+
+
 def _prime_keys(session: Session, rows: Iterable[Any]) -> None:
     cache = data_key_cache(session)
+    at = _at()
+    kek, blob = at["kek_id"], at["wrapped_key"]
     cache.prime(
         {
-            row.id: WrappedKey(row.kek_id, bytes(row.wrapped_key))
+            row[0]: WrappedKey(row[kek], bytes(row[blob]))
             for row in rows
-            if row.wrapped_key is not None and row.id not in cache
+            if row[blob] is not None and row[0] not in cache
         }
     )
 
@@ -268,23 +334,22 @@ def _prime_keys(session: Session, rows: Iterable[Any]) -> None:
 def _summary_views(session: Session, rows: Sequence[Any]) -> list[dict[str, Any]]:
     """Summaries of :func:`_summary_query` rows (keys primed): the needs codes decrypted
     under each case's key once the row seal is checked."""
-    views = []
-    for row in rows:
-        columns = row._mapping
-        sealed = read_sealed_columns(
-            session, Case, RowIds(row.id, row.id), columns[ROW_SEAL_ATTR], columns, _NEEDS
-        )
-        views.append(
-            {
-                "reference": row.reference,
-                "office": row.office_code,
-                "stage": row.stage,
-                "resettlement_stage": row.resettlement_stage,
-                "member_count": row.member_count,
-                "specific_needs": sealed["specific_needs"] or [],
-            }
-        )
-    return views
+    at = _at()
+    sealed = _sealed_span()
+    opened = read_sealed_rows(session, Case, [(row[0], row[sealed]) for row in rows], _NEEDS)
+    reference, office, stage = at["reference"], at["office_code"], at["stage"]
+    resettlement, members = at["resettlement_stage"], at["member_count"]
+    return [
+        {
+            "reference": row[reference],
+            "office": row[office],
+            "stage": row[stage],
+            "resettlement_stage": row[resettlement],
+            "member_count": row[members],
+            "specific_needs": values["specific_needs"] or [],
+        }
+        for row, values in zip(rows, opened, strict=True)
+    ]
 
 
 _NEEDS = ("specific_needs",)
@@ -336,11 +401,15 @@ def _search_probes(query: Mapping[str, Any]) -> tuple[set[Probe], list[str]]:
     return probes, ["members.birth_year", "members.full_name"]
 
 
-def _has_document(member: CaseMember, key: str, kind: str | None) -> bool:
+def _has_document(member: Mapping[str, Any], key: str, kind: str | None) -> bool:
+    """Whether a member's decrypted ``documents`` hold one of this number (and kind)."""
     return any(
         indexes.document_key(d["number"]) == key and kind in (None, d["type"])
-        for d in member.documents or ()
+        for d in member["documents"] or ()
     )
+
+
+_DOCUMENTS = ("documents",)
 
 
 def search(
@@ -350,24 +419,28 @@ def search(
     (``SearchIn`` data) exactly; each found case is recorded as ``case.search``.
 
     The blind index proposes candidates of the caller's office only; each is
-    decrypted to confirm, so truncation collisions never reach the caller.
+    decrypted to confirm (its documents, or what its name keys are made of), so
+    truncation collisions never reach the caller.
     """
     probes, read = _search_probes(query)
     keyring = keyring_of(session)
     found: dict[uuid.UUID, Any] = {}
     if principal.office is not None:
         kind = plain(query.get("document_type"))
-        candidates = indexes.lookup(session, keyring, probes, office=principal.office)
-        # The candidates' summary rows first: their keys, primed, open the members too.
-        rows = _summary_rows(session, (member.case_id for member in candidates))
-        for member in candidates:
-            if "document_number" in query:
+        by_document = "document_number" in query
+        fields = _DOCUMENTS if by_document else indexes.PLAIN_FIELDS
+        candidates = indexes.candidates(
+            session, keyring, probes, office=principal.office, fields=fields
+        )
+        rows = _summary_rows(session, (candidate.case_id for candidate in candidates))
+        for candidate in candidates:
+            if by_document:
                 (probe,) = probes
-                confirmed = _has_document(member, probe.parts[0], kind)
+                confirmed = _has_document(candidate.plain, probe.parts[0], kind)
             else:
-                confirmed = bool(probes & indexes.stored_probes(member))
+                confirmed = bool(probes & indexes.member_probes(candidate.plain))
             if confirmed:
-                found.setdefault(member.case_id, rows[member.case_id])
+                found.setdefault(candidate.case_id, rows[candidate.case_id])
     if not found:
         audit.record(AuditAction.CASE_SEARCH, fields=read, session=session)
         return []

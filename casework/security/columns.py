@@ -51,9 +51,10 @@ Limits a model author must know:
 from __future__ import annotations
 
 import datetime
+import functools
 import hmac
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from operator import is_, itemgetter
 from typing import Any, Generic, Self, TypeVar, overload
 
@@ -533,16 +534,32 @@ def row_seal(
     """The stored seal: ``counter`` (8 bytes) and HMAC-SHA256 over the table, the ids, the
     counter and each ``(column, ciphertext)`` in :func:`sealed_columns` order."""
     prefix = counter.to_bytes(_COUNTER_BYTES, "big")
-    parts = [length_prefixed(_ROW_SEAL_DOMAIN, table.encode(), row_ids.aad, prefix)]
+    aad = row_ids.aad
+    parts = [_seal_head(table), len(aad).to_bytes(4, "big"), aad, _COUNTER_FRAME, prefix]
     for column, blob in ciphertexts:
-        name = column.encode()
-        parts.append(len(name).to_bytes(2, "big") + name)
+        parts.append(_framed_column(column))
         if blob is None:
             parts.append(_NULL_MARKER)
         else:
             parts.append(len(blob).to_bytes(4, "big"))
             parts.append(blob)
     return prefix + hmac.digest(_row_seal_key(key), b"".join(parts), "sha256")
+
+
+_COUNTER_FRAME = _COUNTER_BYTES.to_bytes(4, "big")
+
+
+@functools.cache
+def _seal_head(table: str) -> bytes:
+    """The framed domain and table a row seal starts with (framing concatenates: the ids
+    and the counter are framed after it)."""
+    return length_prefixed(_ROW_SEAL_DOMAIN, table.encode())
+
+
+@functools.cache
+def _framed_column(column: str) -> bytes:
+    name = column.encode()
+    return len(name).to_bytes(2, "big") + name
 
 
 def row_seal_for(model: type[Any], key: DataKey, row_ids: RowIds, row: Mapping[str, Any]) -> bytes:
@@ -791,6 +808,54 @@ def read_sealed_columns(
         plaintext = open_with_aad(key, blob, field._aad_prefix + row_ids.aad)
         values[field.name] = field.codec.decode(plaintext)
     return values
+
+
+_ID_FRAME = (16).to_bytes(4, "big")
+
+
+def read_sealed_rows(
+    session: Session,
+    model: type[Any],
+    rows: Iterable[tuple[uuid.UUID, Sequence[Any]]],
+    names: Iterable[str],
+) -> list[dict[str, Any]]:
+    """:func:`read_sealed_columns` for the rows of a page, each ``(case id, sealed)`` of a
+    row whose id is its case's (a case): ``sealed`` holds the row's values of
+    :func:`sealed_attributes`, in that order (every ciphertext, then the seal).
+
+    The same checks, row by row: the seal over every sealed column first, then each value
+    opened under the case's key; what all the rows share (the fields, the key cache) is
+    looked up once rather than fifty times.
+    """
+    fields = _fields_named(model, tuple(names))
+    table = model.__table__.name
+    position = {attr: i for i, (_column, attr) in enumerate(sealed_columns(model))}
+    count = len(position)
+    for field in fields:
+        if not field._aad_prefix:
+            field._aad_prefix = field_aad_prefix(table, field.name_in_table)
+    opening = [(f.name, position[f.storage_attr], f._aad_prefix, f.codec.decode) for f in fields]
+    keys = data_key_cache(session)
+    views: list[dict[str, Any]] = []
+    for case_id, sealed in rows:
+        blobs, seal = sealed[:count], sealed[count]
+        if seal is None and all(blob is None for blob in blobs):
+            views.append(dict.fromkeys((f.name for f in fields), None))  # erased
+            continue
+        key = keys.get(case_id)
+        ids = RowIds.__new__(RowIds)
+        ids.case_id = ids.row_id = case_id
+        raw = case_id.bytes
+        ids.aad = _ID_FRAME + raw + _ID_FRAME + raw  # field_aad_ids(case_id, case_id)
+        _check_seal(key, model, table, ids, seal, blobs, fields[0].name_in_table)
+        values: dict[str, Any] = {}
+        for name, at, aad_prefix, decode in opening:
+            blob = blobs[at]
+            values[name] = (
+                None if blob is None else decode(open_with_aad(key, blob, aad_prefix + ids.aad))
+            )
+        views.append(values)
+    return views
 
 
 def sealed_attributes(model: type[Any]) -> list[Any]:
