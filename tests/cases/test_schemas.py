@@ -1,6 +1,7 @@
 import contextlib
 import copy
 import datetime
+import importlib
 import json
 import uuid
 from typing import Any
@@ -693,6 +694,9 @@ def test_openapi_document_carries_limits_enums_and_descriptions() -> None:
     from apispec import APISpec
     from apispec.ext.marshmallow import MarshmallowPlugin
 
+    # CaseOut names the workflow's block by name (workflow sits above cases): the app
+    # imports it; a run of this test alone must too.
+    importlib.import_module("casework.workflow.schemas")
     spec = APISpec("casework", "v1", "3.0.3", plugins=[MarshmallowPlugin()])
     for schema in (IntakeIn, CaseUpdateIn, SearchIn, CaseOut, CaseSummaryOut, HistoryEntryOut):
         spec.components.schema(schema.__name__, schema=schema)
