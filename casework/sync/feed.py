@@ -39,6 +39,7 @@ from casework.security.case_keys import SESSION_INFO_KEY, data_key_cache
 from casework.security.columns import ROW_SEAL_COLUMN, RowIds, row_seal_for
 from casework.security.data_key_cache import DataKeyCache
 from casework.security.envelope import WrappedKey
+from casework.security.errors import RowIntegrityError
 from casework.security.models import CaseKey
 from casework.sync.codes import ChangeOp
 from casework.sync.models import CaseVersion, FeedClock, FeedEntry, OfficeFeed
@@ -137,6 +138,22 @@ def capture_version(
         view = views.pop((case.id, case.version), None) if views else None
         found.snapshot = device_view(session, case, workflow, view)
     captured[(case.id, case.version)] = found
+
+
+def stored_view(row: CaseVersion, case: Case) -> dict[str, Any]:
+    """The snapshot ``row`` as the case read's stored view of ``case`` (registered by
+    :func:`casework.sync.init_app`): its seal is checked as it is opened, and a snapshot
+    that names another case or version (a row moved to another version number outside
+    casework) fails like any altered row: RowIntegrityError, never another view."""
+    snapshot = row.snapshot
+    if (
+        snapshot is None
+        or row.case_id != case.id
+        or snapshot.get("reference") != case.reference
+        or snapshot.get("version") != case.version
+    ):
+        raise RowIntegrityError(_table(CaseVersion).name, CaseVersion.snapshot.name_in_table)
+    return snapshot
 
 
 def version_snapshot(session: Session, case_id: uuid.UUID, version: int) -> dict[str, Any] | None:
