@@ -137,7 +137,7 @@ def load_case(
     # locked load does not, so that what a write changes is always read under its lock.
     companions = () if for_update else _companions()
     stored = _stored_views() if for_read and not for_update else None
-    query = _load_statement(for_update, companions, () if stored is None else (stored.model,))
+    query = _load_statement(for_update, companions, stored)
     row = session.execute(query, {"reference": canonical}).unique().first()
     case: Case = require_can(principal, permission, row[0] if row is not None else None)
     if case.is_erased and not allow_erased:
@@ -152,31 +152,32 @@ def load_case(
         for position, model in enumerate(companions, start=3):
             loaded[(model, case.id)] = row[position]
     if stored is not None:
-        session.info.setdefault(_STORED_LOADED, {})[case.id] = row[-1]
+        session.info.setdefault(_STORED_LOADED, {})[case.id] = tuple(row)[-len(stored.columns) :]
     return case
 
 
 @functools.cache
 def _load_statement(
-    for_update: bool, companions: tuple[type[Any], ...], stored: tuple[type[Any], ...] = ()
+    for_update: bool, companions: tuple[type[Any], ...], stored: StoredViews | None = None
 ) -> Any:
     """:func:`load_case`'s statement, built once per shape: building a statement and its
     cache key costs more than running it (about a millisecond a request).
 
-    ``stored``: the model of the stored views (or nothing), whose row at the case's
-    version comes last, instead of the members (loaded on first use if they are needed).
+    ``stored``: the registered stored views, whose columns of the row at the case's
+    version come last, instead of the members (loaded on first use if they are needed).
     """
     query = (
         select(Case, CaseKey.kek_id, CaseKey.wrapped_key)
         .outerjoin(CaseKey, CaseKey.case_id == Case.id)
         .where(Case.reference == bindparam("reference"))
     )
-    if not stored:
+    if stored is None:
         query = query.options(joinedload(Case.members))
     for model in companions:
         query = query.add_columns(model).outerjoin(model, model.case_id == Case.id)
-    for model in stored:
-        query = query.add_columns(model).outerjoin(
+    if stored is not None:
+        model = stored.model
+        query = query.add_columns(*stored.columns).outerjoin(
             model, and_(model.case_id == Case.id, model.version == Case.version)
         )
     if for_update:
@@ -265,14 +266,17 @@ class StoredViews:
     sync feed's snapshots): the case read takes the members from there, one decryption
     instead of one per member (each checking its row seal).
 
-    ``model`` has one row per ``(case_id, version)``; ``open(row, case)`` returns the
-    row's view as JSON (:func:`~casework.api.jsonable` of :func:`case_view` at least),
-    its seal checked: RowIntegrityError when the row or its view is not genuinely the
-    one of ``case`` at that version, never a silent substitute.
+    ``model`` has one row per ``(case_id, version)``; :func:`load_case` selects its
+    ``columns`` of the row at the case's version (plain columns: no ORM object to build),
+    all None when there is none. ``open(session, values, case)`` returns that row's view
+    as JSON (:func:`~casework.api.jsonable` of :func:`case_view` at least), its seal
+    checked, or None for no row: RowIntegrityError when the row or its view is not
+    genuinely the one of ``case`` at that version, never a silent substitute.
     """
 
     model: type[Any]
-    open: Callable[[Any, Case], Mapping[str, Any]]
+    columns: tuple[Any, ...]
+    open: Callable[[Session, Sequence[Any], Case], Mapping[str, Any] | None]
 
 
 _STORED_VIEWS = "casework.case_stored_views"
@@ -308,14 +312,14 @@ def _stored_members(session: Session, case: Case) -> list[dict[str, Any]] | None
     (JSON-ready, in :func:`member_view`'s key order), or None when there is no such
     view or it has another shape. Only right after ``load_case(for_read=True)``, and
     only for a case this session has not changed since."""
-    loaded: dict[uuid.UUID, Any] | None = session.info.get(_STORED_LOADED)
-    row = loaded.pop(case.id, None) if loaded else None
+    loaded: dict[uuid.UUID, Sequence[Any]] | None = session.info.get(_STORED_LOADED)
+    values = loaded.pop(case.id, None) if loaded else None
     source = _stored_views()
-    if row is None or source is None or row.version != case.version:
+    if values is None or source is None or inspect(case).modified:
         return None
-    if inspect(case).modified:
+    view = source.open(session, values, case)
+    if view is None:
         return None
-    view = source.open(row, case)
     members = view.get("members")
     if type(members) is not list:
         return None

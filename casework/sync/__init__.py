@@ -21,5 +21,5 @@ def init_app(app: Flask) -> None:
     app.extensions["casework.request_device"] = auth.request_device
     app.extensions.setdefault("casework.session_hooks", []).append(feed.install)
     on_erase(app, erasure.erase_sync_data)
-    store_views_in(app, StoredViews(CaseVersion, feed.stored_view))
+    store_views_in(app, StoredViews(CaseVersion, feed.STORED_VIEW_COLUMNS, feed.stored_view))
     on_resolve_actor(app, service.describe_device)
