@@ -148,7 +148,11 @@ def capture_version(
 
 
 #: What the case load selects of the snapshot at the case's version (for :func:`stored_view`).
-STORED_VIEW_COLUMNS = (CaseVersion.id.label("snapshot_row_id"), *sealed_attributes(CaseVersion))
+STORED_VIEW_COLUMNS = (
+    CaseVersion.id.label("snapshot_row_id"),
+    CaseVersion.version.label("snapshot_version"),
+    *sealed_attributes(CaseVersion),
+)
 
 
 def stored_view(session: Session, values: Sequence[Any], case: Case) -> dict[str, Any] | None:
@@ -157,9 +161,10 @@ def stored_view(session: Session, values: Sequence[Any], case: Case) -> dict[str
     :func:`casework.sync.init_app`); None when there is no such row. Its row seal is
     checked before it is opened (as reading the attribute would), and a snapshot that
     names another case or version (a row moved to another version number outside
-    casework) fails like any altered row: RowIntegrityError, never another view."""
-    row_id, *sealed = values
-    if row_id is None:
+    casework) fails like any altered row: RowIntegrityError, never another view. (None
+    too when the request changed the case's version since the load.)"""
+    row_id, version, *sealed = values
+    if row_id is None or version != case.version:
         return None
     ciphertexts = dict(zip(_SNAPSHOT_ATTRS, sealed[:-1], strict=True))
     ids = RowIds(case.id, row_id)
