@@ -18,6 +18,8 @@ from sqlalchemy import delete, event, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from casework.authz.access import require_principal
+from casework.authz.permissions import Permission
 from casework.cases import service
 from casework.cases.models import Case, CaseMember
 from casework.sync.models import CaseVersion
@@ -301,3 +303,27 @@ def test_a_member_row_rolled_back_alone_is_not_what_the_read_answers(
     answer = client.get(url, headers=worker_a)
     assert answer.status_code == 200
     assert answer.get_json()["members"][0]["narrative"] == "Corrected account"
+
+
+def test_a_case_changed_since_its_load_is_read_by_decrypting(
+    app: Flask,
+    keyed_session: Session,
+    office_a: str,
+    worker_a: dict[str, str],
+    register: Any,
+) -> None:
+    """The snapshot the load brought is of the version loaded: once the request changed the
+    case (flushed, so nothing is pending), the read decrypts the members rather than
+    answer that snapshot or take it for an altered row."""
+    reference = register(worker_a)["reference"]
+    with app.test_request_context(headers=worker_a):
+        principal = require_principal()
+        case = service.load_case(
+            keyed_session, principal, reference, Permission.CASES_READ, for_read=True
+        )
+        case.members[0].narrative = "Changed in this request"
+        case.version += 1
+        keyed_session.flush()
+        view = service.read_case(keyed_session, case, principal, json_ready=True)
+    assert view["version"] == 2
+    assert view["members"][0]["narrative"] == "Changed in this request"
