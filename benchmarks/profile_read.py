@@ -4,12 +4,13 @@ Usage::
 
     python -m benchmarks.profile_read [--cases 2000] [--requests 500] [--path read|list|...]
                                        [--database-url URL] [--top 40] [--sort cumulative]
-                                       [--no-profile] [--statements]
+                                       [--no-profile] [--statements] [--no-backfill]
                                        [--gc-young-threshold N]
 
 A temporary instance folder (and, for PostgreSQL, a throw-away database on
 the server of ``--database-url``) holds synthetic cases seeded through the
-bulk path; one caseworker logs in once for a bearer token. Then the chosen
+bulk path, then published to the sync feed as after any bulk import (``--no-backfill``:
+not); one caseworker logs in once for a bearer token. Then the chosen
 request is repeated ``--requests`` times under cProfile, and the functions
 that dominate are printed with the mean time per request (wall and CPU:
 ``time.process_time``, which a loaded machine inflates less), then one JSON
@@ -59,7 +60,7 @@ def _environment(database_url: str | None) -> Iterator[str]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _prepare(cases: int) -> tuple[Any, dict[str, Any]]:
+def _prepare(cases: int, backfill: bool = True) -> tuple[Any, dict[str, Any]]:
     from benchmarks.case_setup import exempt_from_mfa
     from casework import create_app, db, migrate
     from casework.auth import service as auth_service
@@ -73,6 +74,11 @@ def _prepare(cases: int) -> tuple[Any, dict[str, Any]]:
         started = time.perf_counter()
         references = seed_cases(db.session(), count=cases, office="prof-01")
         seeded_in = time.perf_counter() - started
+        if backfill:  # as after any bulk import: the feed's snapshot of every case
+            from casework.sync import feed
+
+            feed.backfill(db.session())
+            db.session().commit()
         exempt_from_mfa(db.session(), "prof-01")  # the caseworker signs in by password
         password = secrets.token_urlsafe(24)
         auth_service.create_user(
@@ -182,13 +188,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sort", default="cumulative")
     parser.add_argument("--no-profile", action="store_true", help="time only")
     parser.add_argument("--statements", action="store_true", help="list the SQL statements run")
+    parser.add_argument(
+        "--no-backfill",
+        action="store_true",
+        help="leave the seeded cases out of the sync feed (no sealed snapshots)",
+    )
     parser.add_argument("--save", default="", help="write the raw profile here (pstats)")
     parser.add_argument(
         "--gc-young-threshold", type=int, default=0, help="as a worker does (0: CPython's)"
     )
     args = parser.parse_args(argv)
     with _environment(args.database_url or None):
-        app, data = _prepare(args.cases)
+        app, data = _prepare(args.cases, not args.no_backfill)
         call = _request(app, data, args.path)
         from casework.config import tune_gc
 

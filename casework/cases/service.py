@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Flask, current_app, has_app_context
-from sqlalchemy import Table, bindparam, delete, event, func, insert, or_, select
+from sqlalchemy import Table, and_, bindparam, delete, event, func, insert, inspect, or_, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, joinedload
 
@@ -115,6 +115,7 @@ def load_case(
     *,
     for_update: bool = False,
     allow_erased: bool = False,
+    for_read: bool = False,
 ) -> Case:
     """The case ``reference`` if ``principal`` may use it with ``permission``.
 
@@ -122,6 +123,9 @@ def load_case(
     last one also recorded as a refusal), and :class:`CaseErased` for an
     erased case in scope unless ``allow_erased``. ``for_update`` locks the row
     so that concurrent writers queue up and see each other's version.
+    ``for_read``: for :func:`read_case` with ``json_ready`` (the case read), which
+    takes the members from the stored view of the case's version when one is
+    registered (:func:`store_views_in`): that row comes instead of the members.
     """
     try:
         canonical = normalise_reference(reference)
@@ -132,7 +136,8 @@ def load_case(
     # A read also brings the registered one-row-per-case tables (the workflow row); a
     # locked load does not, so that what a write changes is always read under its lock.
     companions = () if for_update else _companions()
-    query = _load_statement(for_update, companions)
+    stored = _stored_views() if for_read and not for_update else None
+    query = _load_statement(for_update, companions, stored)
     row = session.execute(query, {"reference": canonical}).unique().first()
     case: Case = require_can(principal, permission, row[0] if row is not None else None)
     if case.is_erased and not allow_erased:
@@ -146,21 +151,35 @@ def load_case(
         loaded = session.info.setdefault(_COMPANIONS_LOADED, {})
         for position, model in enumerate(companions, start=3):
             loaded[(model, case.id)] = row[position]
+    if stored is not None:
+        session.info.setdefault(_STORED_LOADED, {})[case.id] = tuple(row)[-len(stored.columns) :]
     return case
 
 
 @functools.cache
-def _load_statement(for_update: bool, companions: tuple[type[Any], ...]) -> Any:
+def _load_statement(
+    for_update: bool, companions: tuple[type[Any], ...], stored: StoredViews | None = None
+) -> Any:
     """:func:`load_case`'s statement, built once per shape: building a statement and its
-    cache key costs more than running it (about a millisecond a request)."""
+    cache key costs more than running it (about a millisecond a request).
+
+    ``stored``: the registered stored views, whose columns of the row at the case's
+    version come last, instead of the members (loaded on first use if they are needed).
+    """
     query = (
         select(Case, CaseKey.kek_id, CaseKey.wrapped_key)
         .outerjoin(CaseKey, CaseKey.case_id == Case.id)
         .where(Case.reference == bindparam("reference"))
-        .options(joinedload(Case.members))
     )
+    if stored is None:
+        query = query.options(joinedload(Case.members))
     for model in companions:
         query = query.add_columns(model).outerjoin(model, model.case_id == Case.id)
+    if stored is not None:
+        model = stored.model
+        query = query.add_columns(*stored.columns).outerjoin(
+            model, and_(model.case_id == Case.id, model.version == Case.version)
+        )
     if for_update:
         query = query.with_for_update(of=Case)
     return query
@@ -222,6 +241,12 @@ def case_view(
     """A whole case decrypted for the API (``CaseOut``); ``stored``: members' sealed values
     already in hand, by member id (:func:`stored_values`)."""
     known = stored or {}
+    return _case_fields(
+        case, [member_view(member, known.get(member.id)) for member in case.members]
+    )
+
+
+def _case_fields(case: Case, members: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "reference": case.reference,
         "office": case.office_code,
@@ -231,8 +256,79 @@ def case_view(
         "version": case.version,
         "created_at": case.created_at,
         "updated_at": case.updated_at,
-        "members": [member_view(member, known.get(member.id)) for member in case.members],
+        "members": members,
     }
+
+
+@dataclass(frozen=True)
+class StoredViews:
+    """A feature that keeps the case view sealed at every version the case reaches (the
+    sync feed's snapshots): the case read takes the members from there, one decryption
+    instead of one per member (each checking its row seal).
+
+    ``model`` has one row per ``(case_id, version)``; :func:`load_case` selects its
+    ``columns`` of the row at the case's version (plain columns: no ORM object to build),
+    all None when there is none. ``open(session, values, case)`` returns that row's view
+    as JSON (:func:`~casework.api.jsonable` of :func:`case_view` at least), its seal
+    checked, or None for no row: RowIntegrityError when the row or its view is not
+    genuinely the one of ``case`` at that version, never a silent substitute.
+    """
+
+    model: type[Any]
+    columns: tuple[Any, ...]
+    open: Callable[[Session, Sequence[Any], Case], Mapping[str, Any] | None]
+
+
+_STORED_VIEWS = "casework.case_stored_views"
+_STORED_LOADED = "casework.case_stored_view_loaded"
+#: A member of a stored view, in :func:`member_view`'s order (a sealed view keeps its
+#: keys sorted): a view of another shape (an older release's) is not used.
+_MEMBER_VIEW_KEYS = ("id", *MEMBER_FIELDS, "unnamed")
+_MEMBER_VIEW_KEY_SET = frozenset(_MEMBER_VIEW_KEYS)
+
+
+def store_views_in(app: Flask, source: StoredViews) -> None:
+    """Have the case read take its members from ``source`` (one per app).
+
+    The feature guarantees that every transaction that changes a case's members or
+    needs writes the view at the version it leaves (or none: the read then decrypts
+    the members); docs/performance.md lists the paths checked.
+    """
+    current = app.extensions.get(_STORED_VIEWS)
+    if current is not None and current != source:
+        raise RuntimeError("a second source of stored case views")
+    app.extensions[_STORED_VIEWS] = source
+
+
+def _stored_views() -> StoredViews | None:
+    if not has_app_context():
+        return None
+    found: StoredViews | None = current_app.extensions.get(_STORED_VIEWS)
+    return found
+
+
+def _stored_members(session: Session, case: Case) -> list[dict[str, Any]] | None:
+    """The members of ``case`` as the stored view of its current version holds them
+    (JSON-ready, in :func:`member_view`'s key order), or None when there is no such
+    view or it has another shape. Only right after ``load_case(for_read=True)``, and
+    only for a case this session has not changed since."""
+    loaded: dict[uuid.UUID, Sequence[Any]] | None = session.info.get(_STORED_LOADED)
+    values = loaded.pop(case.id, None) if loaded else None
+    source = _stored_views()
+    if values is None or source is None or inspect(case).modified:
+        return None
+    view = source.open(session, values, case)
+    if view is None:
+        return None
+    members = view.get("members")
+    if type(members) is not list:
+        return None
+    ordered: list[dict[str, Any]] = []
+    for member in members:
+        if type(member) is not dict or member.keys() != _MEMBER_VIEW_KEY_SET:
+            return None
+        ordered.append({name: member[name] for name in _MEMBER_VIEW_KEYS})
+    return ordered
 
 
 def returned_fields(view: Mapping[str, Any]) -> list[str]:
@@ -255,13 +351,19 @@ def contribute_to_case_view(app: Flask, contributor: ViewContributor) -> None:
         registered.append(contributor)
 
 
-def read_case(session: Session, case: Case, principal: Principal | None = None) -> dict[str, Any]:
+def read_case(
+    session: Session, case: Case, principal: Principal | None = None, *, json_ready: bool = False
+) -> dict[str, Any]:
     """The decrypted case, recorded as one ``case.read`` with the names of the fields returned.
 
     Given the caller, every registered feature adds its block for them (the
     whole ``CaseOut`` of ``GET /cases/{reference}``); without, the case alone.
+    ``json_ready``: the caller sends the view through :func:`~casework.api.jsonable`, so
+    the members may come JSON-ready from the stored view of the case's version, loaded
+    by ``load_case(for_read=True)`` (else they are decrypted, as always).
     """
-    view = case_view(case)
+    members = _stored_members(session, case) if json_ready else None
+    view = case_view(case) if members is None else _case_fields(case, members)
     names = returned_fields(view)
     if principal is not None:
         for contributor in current_app.extensions.get(_VIEW_CONTRIBUTORS, []):

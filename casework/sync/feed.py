@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,9 +36,17 @@ from casework.authz.access import Principal
 from casework.cases.models import Case
 from casework.cases.service import case_view
 from casework.security.case_keys import SESSION_INFO_KEY, data_key_cache
-from casework.security.columns import ROW_SEAL_COLUMN, RowIds, row_seal_for
+from casework.security.columns import (
+    ROW_SEAL_COLUMN,
+    RowIds,
+    read_sealed_columns,
+    row_seal_for,
+    sealed_attributes,
+    sealed_columns,
+)
 from casework.security.data_key_cache import DataKeyCache
 from casework.security.envelope import WrappedKey
+from casework.security.errors import RowIntegrityError
 from casework.security.models import CaseKey
 from casework.sync.codes import ChangeOp
 from casework.sync.models import CaseVersion, FeedClock, FeedEntry, OfficeFeed
@@ -137,6 +145,42 @@ def capture_version(
         view = views.pop((case.id, case.version), None) if views else None
         found.snapshot = device_view(session, case, workflow, view)
     captured[(case.id, case.version)] = found
+
+
+#: What the case load selects of the snapshot at the case's version (for :func:`stored_view`).
+STORED_VIEW_COLUMNS = (
+    CaseVersion.id.label("snapshot_row_id"),
+    CaseVersion.version.label("snapshot_version"),
+    *sealed_attributes(CaseVersion),
+)
+
+
+def stored_view(session: Session, values: Sequence[Any], case: Case) -> dict[str, Any] | None:
+    """The snapshot of ``case`` at its version, from the :data:`STORED_VIEW_COLUMNS` the
+    case load selected (``values``), as the case read's stored view (registered by
+    :func:`casework.sync.init_app`); None when there is no such row. Its row seal is
+    checked before it is opened (as reading the attribute would), and a snapshot that
+    names another case or version (a row moved to another version number outside
+    casework) fails like any altered row: RowIntegrityError, never another view. (None
+    too when the request changed the case's version since the load.)"""
+    row_id, version, *sealed = values
+    if row_id is None or version != case.version:
+        return None
+    ciphertexts = dict(zip(_SNAPSHOT_ATTRS, sealed[:-1], strict=True))
+    ids = RowIds(case.id, row_id)
+    opened = read_sealed_columns(session, CaseVersion, ids, sealed[-1], ciphertexts, _SNAPSHOT)
+    snapshot = opened["snapshot"]
+    if (
+        type(snapshot) is not dict
+        or snapshot.get("reference") != case.reference
+        or snapshot.get("version") != case.version
+    ):
+        raise RowIntegrityError(_table(CaseVersion).name, CaseVersion.snapshot.name_in_table)
+    return snapshot
+
+
+_SNAPSHOT = ("snapshot",)
+_SNAPSHOT_ATTRS = tuple(attr for _column, attr in sealed_columns(CaseVersion))
 
 
 def version_snapshot(session: Session, case_id: uuid.UUID, version: int) -> dict[str, Any] | None:
