@@ -238,8 +238,8 @@ def publish(session: Session) -> int | None:
     try:
         session.flush()
         touched: dict[uuid.UUID, Case] = session.info.pop(TOUCHED, {})
-        # A case added in a savepoint that was rolled back (a rejected sync create) was
-        # collected at its flush, but is transient again: it was never written.
+        # A case added in a savepoint that was rolled back was collected at its flush,
+        # but is transient again: it was never written.
         cases = [touched[key] for key in sorted(touched) if not inspect(touched[key]).transient]
         if not cases:
             return None
