@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import delete, event, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from casework.authz.access import require_principal
@@ -66,19 +64,6 @@ def _varied_households() -> list[dict[str, Any]]:
         household(member(), newborn),
         household(member(full_name=unique("Solo "), sex="male", birth_year=1975)),
     ]
-
-
-@pytest.fixture
-def statements(engine: Engine) -> Iterator[list[str]]:
-    """Every SQL statement run while the test goes on."""
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    yield seen
-    event.remove(engine, "before_cursor_execute", record)
 
 
 def read_both_ways(

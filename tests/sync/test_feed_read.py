@@ -4,32 +4,17 @@ the case read: the read must answer what decrypting every member answers."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from tests.cases.test_read_stored_view import read_both_ways
 from tests.sync.signing import Device, new_mutation
 from tests.sync.test_pull import STAFF
 from tests.sync.test_push import results
-
-
-@pytest.fixture
-def statements(engine: Engine) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    yield seen
-    event.remove(engine, "before_cursor_execute", record)
 
 
 def _person(**fields: Any) -> dict[str, Any]:
