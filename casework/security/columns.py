@@ -534,8 +534,7 @@ def row_seal(
     """The stored seal: ``counter`` (8 bytes) and HMAC-SHA256 over the table, the ids, the
     counter and each ``(column, ciphertext)`` in :func:`sealed_columns` order."""
     prefix = counter.to_bytes(_COUNTER_BYTES, "big")
-    aad = row_ids.aad
-    parts = [_seal_head(table), len(aad).to_bytes(4, "big"), aad, _COUNTER_FRAME, prefix]
+    parts = [_seal_head(table), length_prefixed(row_ids.aad, prefix)]
     for column, blob in ciphertexts:
         parts.append(_framed_column(column))
         if blob is None:
@@ -544,9 +543,6 @@ def row_seal(
             parts.append(len(blob).to_bytes(4, "big"))
             parts.append(blob)
     return prefix + hmac.digest(_row_seal_key(key), b"".join(parts), "sha256")
-
-
-_COUNTER_FRAME = _COUNTER_BYTES.to_bytes(4, "big")
 
 
 @functools.cache
@@ -810,9 +806,6 @@ def read_sealed_columns(
     return values
 
 
-_ID_FRAME = (16).to_bytes(4, "big")
-
-
 def read_sealed_rows(
     session: Session,
     model: type[Any],
@@ -843,10 +836,7 @@ def read_sealed_rows(
             views.append(dict.fromkeys((f.name for f in fields), None))  # erased
             continue
         key = keys.get(case_id)
-        ids = RowIds.__new__(RowIds)
-        ids.case_id = ids.row_id = case_id
-        raw = case_id.bytes
-        ids.aad = _ID_FRAME + raw + _ID_FRAME + raw  # field_aad_ids(case_id, case_id)
+        ids = RowIds(case_id, case_id)
         _check_seal(key, model, table, ids, seal, blobs, fields[0].name_in_table)
         values: dict[str, Any] = {}
         for name, at, aad_prefix, decode in opening:
