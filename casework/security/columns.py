@@ -816,36 +816,69 @@ def read_sealed_rows(
     row whose id is its case's (a case): ``sealed`` holds the row's values of
     :func:`sealed_attributes`, in that order (every ciphertext, then the seal).
 
-    The same checks, row by row: the seal over every sealed column first, then each value
-    opened under the case's key; what all the rows share (the fields, the key cache) is
-    looked up once rather than fifty times.
+    The same checks in the same order, row by row: the case's key, the seal over every
+    sealed column (:func:`_check_seal`'s bytes), then each value opened under the key.
+    What all the rows share (the fields, the framing of the table and the columns, the
+    key cache) is computed once rather than fifty times, and a row's seal is checked
+    inline: at fifty rows a page, the calls cost as much as the HMAC.
     """
     fields = _fields_named(model, tuple(names))
     table = model.__table__.name
-    position = {attr: i for i, (_column, attr) in enumerate(sealed_columns(model))}
+    columns = sealed_columns(model)
+    position = {attr: i for i, (_column, attr) in enumerate(columns)}
     count = len(position)
     for field in fields:
         if not field._aad_prefix:
             field._aad_prefix = field_aad_prefix(table, field.name_in_table)
     opening = [(f.name, position[f.storage_attr], f._aad_prefix, f.codec.decode) for f in fields]
-    keys = data_key_cache(session)
+    erased_names = [f.name for f in fields]
+    first_column = fields[0].name_in_table
+    # row_seal's message: the framed domain and table, then length_prefixed(ids, counter)
+    # (the ids framed as field_aad_ids: 40 bytes), then each column framed with its blob.
+    seal_head = _seal_head(table) + _IDS_FRAME
+    framed = [_framed_column(column) for column, _attr in columns]
+    get_key = data_key_cache(session).get
+    digest, compare = hmac.digest, hmac.compare_digest
     views: list[dict[str, Any]] = []
+    add = views.append
     for case_id, sealed in rows:
         blobs, seal = sealed[:count], sealed[count]
         if seal is None and all(blob is None for blob in blobs):
-            views.append(dict.fromkeys((f.name for f in fields), None))  # erased
+            add(dict.fromkeys(erased_names))  # erased
             continue
-        key = keys.get(case_id)
-        ids = RowIds(case_id, case_id)
-        _check_seal(key, model, table, ids, seal, blobs, fields[0].name_in_table)
+        key = get_key(case_id)
+        raw_id = case_id.bytes
+        ids = _ID_FRAME + raw_id + _ID_FRAME + raw_id  # field_aad_ids(case_id, case_id)
+        if seal is None or len(seal) <= _COUNTER_BYTES:
+            raise RowIntegrityError(table, first_column)
+        seal = bytes(seal)
+        parts = [seal_head, ids, _COUNTER_FRAME, seal[:_COUNTER_BYTES]]
+        for name, blob in zip(framed, blobs, strict=True):
+            parts.append(name)
+            if blob is None:
+                parts.append(_NULL_MARKER)
+            else:
+                parts.append(len(blob).to_bytes(4, "big"))
+                parts.append(blob)
+        seal_key = key.row_seal_key
+        if seal_key is None:
+            seal_key = _row_seal_key(key)
+        mac = digest(seal_key, b"".join(parts), "sha256")
+        if not compare(seal[:_COUNTER_BYTES] + mac, seal):
+            raise RowIntegrityError(table, first_column)
         values: dict[str, Any] = {}
         for name, at, aad_prefix, decode in opening:
             blob = blobs[at]
             values[name] = (
-                None if blob is None else decode(open_with_aad(key, blob, aad_prefix + ids.aad))
+                None if blob is None else decode(open_with_aad(key, blob, aad_prefix + ids))
             )
-        views.append(values)
+        add(values)
     return views
+
+
+_ID_FRAME = (16).to_bytes(4, "big")
+_IDS_FRAME = (40).to_bytes(4, "big")  # the framed ids: two framed 16-byte UUIDs
+_COUNTER_FRAME = _COUNTER_BYTES.to_bytes(4, "big")
 
 
 def sealed_attributes(model: type[Any]) -> list[Any]:

@@ -7,7 +7,15 @@ from sqlalchemy import Engine, LargeBinary, select, text, update
 from sqlalchemy.orm import Session
 
 from casework.security.case_keys import data_key_cache, provision_case_key
-from casework.security.columns import EncryptedField, RowIds, Sealed, row_seal, sealed_columns
+from casework.security.columns import (
+    EncryptedField,
+    RowIds,
+    Sealed,
+    read_sealed_columns,
+    read_sealed_rows,
+    row_seal,
+    sealed_columns,
+)
 from casework.security.errors import (
     CodecError,
     DecryptionError,
@@ -402,3 +410,77 @@ def test_the_seal_counts_writes(engine: Engine, keyring: Keyring) -> None:
     assert isinstance(second, bytes)
     assert int.from_bytes(first[:8], "big") == 1
     assert int.from_bytes(second[:8], "big") == 2
+
+
+def _sealed_case_rows(engine: Engine) -> list[tuple[uuid.UUID, tuple[object, ...]]]:
+    with engine.connect() as connection:
+        found = connection.execute(
+            text("SELECT id, narrative, row_seal FROM sample_cases ORDER BY id")
+        ).all()
+    return [(uuid.UUID(hex=row[0]), (row[1], row[2])) for row in found]
+
+
+def _both_readers(
+    engine: Engine, keyring: Keyring, rows: list[tuple[uuid.UUID, tuple[object, ...]]]
+) -> tuple[object, object]:
+    """What read_sealed_rows and read_sealed_columns make of the same rows (values or the
+    error, with the table and column it names)."""
+    outcomes: list[object] = []
+    for batch in (True, False):
+        with open_session(engine, keyring) as session:
+            try:
+                if batch:
+                    outcome: object = read_sealed_rows(session, SampleCase, rows, ["narrative"])
+                else:
+                    outcome = [
+                        read_sealed_columns(
+                            session,
+                            SampleCase,
+                            RowIds(case_id, case_id),
+                            sealed[1],  # type: ignore[arg-type]
+                            {"_narrative_ciphertext": sealed[0]},  # type: ignore[dict-item]
+                            ["narrative"],
+                        )
+                        for case_id, sealed in rows
+                    ]
+            except (RowIntegrityError, DecryptionError, MissingDataKeyError) as error:
+                outcome = (
+                    type(error),
+                    getattr(error, "table", None),
+                    getattr(error, "column", None),
+                )
+        outcomes.append(outcome)
+    return outcomes[0], outcomes[1]
+
+
+def test_a_page_of_rows_is_checked_as_each_row_alone(engine: Engine, keyring: Keyring) -> None:
+    """read_sealed_rows (a list page) opens and refuses exactly what read_sealed_columns does."""
+    with open_session(engine, keyring) as session:
+        for text_value in ("Fled in 2019.", None, "Arrived alone."):
+            case_id = uuid.uuid4()
+            provision_case_key(session, case_id)
+            session.add(SampleCase(id=case_id, narrative=text_value))
+        session.commit()
+    rows = _sealed_case_rows(engine)
+    batch, single = _both_readers(engine, keyring, rows)
+    assert batch == single
+    opened = sorted(str(view["narrative"]) for view in batch)  # type: ignore[attr-defined, index]
+    assert opened == ["Arrived alone.", "Fled in 2019.", "None"]
+    (first_id, (blob, seal)), other = rows[0], rows[1]
+    assert isinstance(blob, bytes)
+    assert isinstance(seal, bytes)
+    tampered: list[tuple[object, object]] = [
+        (blob, seal[:-1] + bytes([seal[-1] ^ 1])),  # the MAC
+        (blob, bytes([seal[0] ^ 1]) + seal[1:]),  # the counter
+        (blob[:-1] + bytes([blob[-1] ^ 1]), seal),  # the ciphertext
+        (blob, seal[:8]),  # too short
+        (blob, None),  # stripped
+        (None, seal),  # a nulled field
+        (other[1][0], seal),  # another case's ciphertext
+    ]
+    for sealed in tampered:
+        changed = [(first_id, sealed), *rows[1:]]
+        batch, single = _both_readers(engine, keyring, changed)
+        assert batch == single == (RowIntegrityError, "sample_cases", "narrative")
+    erased = [(first_id, (None, None))]
+    assert _both_readers(engine, keyring, erased) == ([{"narrative": None}], [{"narrative": None}])
