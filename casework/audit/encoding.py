@@ -59,6 +59,9 @@ OUTCOMES = frozenset({"success", "denied", "failure"})
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _HEAD = struct.Struct(">B32sQq")
+pack_head = _HEAD.pack
+"""``pack_head(ENCODING_VERSION, prev_hash, seq, at_us)`` is :func:`encode_head` without
+the call around it (a group commit seals entries in a loop)."""
 _pack_u32 = struct.Struct(">I").pack
 _pack_present = struct.Struct(">BI").pack
 _ABSENT = b"\x00"
@@ -161,6 +164,13 @@ def encode_body(record: AuditRecord) -> bytes:
 def body_around_target(record: AuditRecord) -> Callable[[str | None], bytes]:
     """:func:`encode_body` of ``record`` about another target, the parts around the target
     encoded once: a list of 50 cases records 50 entries that differ only there."""
+    before, after = body_parts(record)
+    return lambda target: before + _optional(target) + after
+
+
+def body_parts(record: AuditRecord) -> tuple[bytes, bytes]:
+    """:func:`encode_body` of ``record`` before and after its target: the body about a
+    target is ``before + target_bytes(target) + after``."""
     before = b"".join(
         (
             _common_optional(record.actor),
@@ -178,12 +188,26 @@ def body_around_target(record: AuditRecord) -> Callable[[str | None], bytes]:
             _optional(record.request_id),
         )
     )
-    return lambda target: before + _optional(target) + after
+    return before, after
 
 
 def check_target(target: str | None) -> None:
     """Raise ValueError when ``target`` could not be an entry's target (see AuditRecord)."""
     _check_optional_text(target)
+
+
+def target_bytes(target: str | None) -> bytes:
+    """``target`` as the encoding holds it, checked first as :func:`check_target` does
+    (the same ValueError): one call per entry of a list page instead of four."""
+    if target is None:
+        return _ABSENT
+    if not isinstance(target, str):
+        raise ValueError("text fields must be strings or None")
+    try:
+        data = target.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("text must be valid Unicode without lone surrogates") from None
+    return _pack_present(_PRESENT, len(data)) + data
 
 
 def derived(record: AuditRecord, seq: int, target: str | None) -> AuditRecord:

@@ -41,13 +41,14 @@ from casework.audit import checkpoint, keys, signer, tree
 from casework.audit.actions import AuditAction, Outcome
 from casework.audit.appender import GroupCommit
 from casework.audit.encoding import (
+    ENCODING_VERSION,
     GENESIS_HASH,
     AuditRecord,
     ChainedRecord,
-    body_around_target,
-    check_target,
+    body_parts,
     derived,
-    encode_head,
+    pack_head,
+    target_bytes,
 )
 from casework.audit.models import ENTRY_COLUMNS, AuditCheckpoint, AuditEntry, to_micros
 
@@ -168,12 +169,11 @@ def prepare_targets(draft: AuditRecord, targets: Iterable[str | None]) -> list[P
         draft.action,
     )
     tail = (json.dumps(list(draft.fields)), draft.outcome, draft.request_id)
-    body = body_around_target(draft)
-    prepared = []
-    for target in targets:
-        check_target(target)
-        prepared.append(Prepared(draft, (*head, target, *tail), body(target)))
-    return prepared
+    before, after = body_parts(draft)
+    return [
+        Prepared(draft, (*head, target, *tail), before + target_bytes(target) + after)
+        for target in targets
+    ]
 
 
 def append(
@@ -233,7 +233,7 @@ def seal(head: int, prev: bytes, items: Iterable[Prepared]) -> list[EntryValues]
     for item in items:
         seq += 1
         values = item.values
-        digest = sha256(encode_head(prev, seq, values[0]) + item.body).digest()
+        digest = sha256(pack_head(ENCODING_VERSION, prev, seq, values[0]) + item.body).digest()
         add((seq, *values, prev, digest))
         prev = digest
     return rows

@@ -21,7 +21,7 @@ leaves; :mod:`casework.audit.tree` stores and reads the tiles.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from hashlib import sha256
 
 from casework.audit.merkle import EMPTY_ROOT, HASH_SIZE, CompactRange, leaf_hash
@@ -98,18 +98,37 @@ def integrate(
     ``inner``, when given, receives the inner nodes of every tile that became
     full (see :data:`INNER_FROM`).
     """
+    return integrate_leaf_hashes(size, edge, [leaf_hash(data) for data in entry_hashes], inner)
+
+
+def integrate_leaf_hashes(
+    size: int,
+    edge: Mapping[TileKey, bytes],
+    leaves: Sequence[bytes],
+    inner: dict[TileKey, bytes] | None = None,
+) -> tuple[int, dict[TileKey, bytes]]:
+    """:func:`integrate` of leaves whose RFC 6962 leaf hashes are already computed (the
+    caller also extends its compact range with them: each leaf is hashed once).
+
+    The leaves go into their level-0 tiles a tile's worth at a time: a tile's bytes
+    are one join, and only a tile that becomes full pushes its root up a level.
+    """
     counts = [size >> (TILE_HEIGHT * level) for level in range(MAX_LEVEL + 1)]
     changed: dict[TileKey, bytearray] = {}
+
+    def open_tile(level: int, count: int) -> tuple[TileKey, bytearray]:
+        key = (level, count // TILE_WIDTH)
+        tile = changed.get(key)
+        if tile is None:
+            tile = changed[key] = bytearray(edge.get(key, b"") if count % TILE_WIDTH else b"")
+            if len(tile) != (count % TILE_WIDTH) * HASH_SIZE:
+                raise ValueError(f"tile {key} does not match the tree size")
+        return key, tile
 
     def push(level: int, node: bytes) -> None:
         while True:
             count = counts[level]
-            key = (level, count // TILE_WIDTH)
-            tile = changed.get(key)
-            if tile is None:
-                tile = changed[key] = bytearray(edge.get(key, b"") if count % TILE_WIDTH else b"")
-                if len(tile) != (count % TILE_WIDTH) * HASH_SIZE:
-                    raise ValueError(f"tile {key} does not match the tree size")
+            key, tile = open_tile(level, count)
             tile += node
             counts[level] = count + 1
             if (count + 1) % TILE_WIDTH:
@@ -119,11 +138,21 @@ def integrate(
                 inner[key] = nodes
             level += 1
 
-    new_size = size
-    for data in entry_hashes:
-        push(0, leaf_hash(data))
-        new_size += 1
-    return new_size, {key: bytes(value) for key, value in changed.items()}
+    done = 0
+    while done < len(leaves):
+        count = counts[0]
+        key, tile = open_tile(0, count)
+        room = TILE_WIDTH - count % TILE_WIDTH
+        chunk = leaves[done : done + room]
+        tile += b"".join(chunk)
+        counts[0] = count + len(chunk)
+        done += len(chunk)
+        if len(chunk) == room:  # the tile is full: its root goes up
+            root, nodes = _full_tile(tile)
+            if inner is not None:
+                inner[key] = nodes
+            push(1, root)
+    return size + len(leaves), {key: bytes(value) for key, value in changed.items()}
 
 
 def _node_location(level: int, index: int) -> tuple[TileKey, int, int]:

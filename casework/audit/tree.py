@@ -18,6 +18,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from hashlib import sha256
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, bindparam, insert, or_, select, update
@@ -44,6 +45,7 @@ from casework.audit.models import (
 )
 
 _TREE_ID = 1
+_LEAF = b"\x00"  # RFC 6962's leaf prefix (merkle.leaf_hash, inline)
 _READ_BATCH = 20_000
 
 
@@ -120,6 +122,10 @@ class WrittenLinks:
         """The kept links of seq ``after``+1..``upto``; forget every link up to ``upto``."""
         with self._lock:
             links = self._links
+            if links and next(reversed(links)) <= upto:  # all of them (a checkpoint's case)
+                taken = {seq: link for seq, link in links.items() if seq > after}
+                links.clear()
+                return taken
             taken = {}
             while links:
                 seq = next(iter(links))
@@ -156,26 +162,30 @@ def integrate(
     if kept and not _still_stored(session, kept):
         kept = {}
     stored = _links(session, current.size, before_written, kept)
+    add = hashes.append
     for seq, prev_hash, digest, matches in stored:
-        _check_link(seq, prev_hash, matches, expected, prev)
+        if seq != expected or prev_hash != prev or not matches:
+            _check_link(seq, prev_hash, matches, expected, prev)  # names the fault
         prev = digest
-        hashes.append(prev)
+        add(prev)
         expected += 1
     for entry in written:
         if entry.seq < expected:
             continue
         _check_link(entry.seq, entry.prev_hash, True, expected, prev)
         prev = entry.hash
-        hashes.append(prev)
+        add(prev)
         expected += 1
     if expected != upto + 1:
         raise LogIntegrityError(expected, f"seq {expected} is missing")
     edge = read_tiles(session, tiles.edge_keys(current.size))
     inner: dict[tiles.TileKey, bytes] = {}
-    size, changed = tiles.integrate(current.size, edge, hashes, inner)
+    leaves = [sha256(_LEAF + data).digest() for data in hashes]  # each leaf hashed once
+    size, changed = tiles.integrate_leaf_hashes(current.size, edge, leaves, inner)
     compact = CompactRange(current.size, current.peaks)
-    for data in hashes:
-        compact.append(data)
+    extend = compact.append_leaf_hash
+    for leaf in leaves:
+        extend(leaf)
     _upsert_tiles(session, changed, inner)
     new = TreeState(size, compact.root(), compact.peaks, prev)
     _save(session, new, exists=current is not EMPTY)

@@ -853,8 +853,8 @@ def read_sealed_rows(
             raise RowIntegrityError(table, first_column)
         seal = bytes(seal)
         parts = [seal_head, ids, _COUNTER_FRAME, seal[:_COUNTER_BYTES]]
-        for name, blob in zip(framed, blobs, strict=True):
-            parts.append(name)
+        for column_frame, blob in zip(framed, blobs, strict=True):
+            parts.append(column_frame)
             if blob is None:
                 parts.append(_NULL_MARKER)
             else:

@@ -13,18 +13,24 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from casework.audit.encoding import (
+    ENCODING_VERSION,
     GENESIS_HASH,
     AuditRecord,
     ChainedRecord,
     body_around_target,
+    body_parts,
     chain,
     check_target,
     derived,
     encode_body,
     encode_entry,
+    encode_head,
     entry_hash,
     normalise_fields,
+    pack_head,
+    target_bytes,
 )
+from casework.audit.models import to_micros
 
 AT = datetime(2025, 3, 1, 12, 30, 45, 123456, tzinfo=UTC)
 PREV = bytes(range(32))
@@ -214,13 +220,21 @@ def test_a_batch_validated_once_encodes_as_each_entry_validated_alone(
     copy = derived(record, seq, target)
     assert copy == alone
     assert body_around_target(record)(target) == encode_body(alone)
+    before, after = body_parts(record)
+    assert before + target_bytes(target) + after == encode_body(alone)
+    head = pack_head(ENCODING_VERSION, prev, seq, to_micros(record.at))
+    assert head == encode_head(prev, seq, to_micros(record.at))
     assert entry_hash(prev, copy) == entry_hash(prev, alone)
 
 
 @pytest.mark.parametrize("target", [42, b"ref", "C-\ud800"])
 def test_a_target_that_cannot_be_encoded_is_refused_once_per_batch(target: object) -> None:
-    with pytest.raises(ValueError, match=r"\w"):
+    with pytest.raises(ValueError, match=r"\w") as checked:
         check_target(target)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"\w") as encoded:
+        target_bytes(target)  # type: ignore[arg-type]
+    assert type(encoded.value) is type(checked.value)
+    assert str(encoded.value) == str(checked.value)
     with pytest.raises(ValueError, match=r"\w"):
         make_record(target=target)
 
