@@ -67,3 +67,40 @@ def test_postgres_run_is_really_postgres(database_url: str, engine: Engine) -> N
         assert engine.dialect.name == "postgresql"
     else:
         assert engine.dialect.name == "sqlite"
+
+
+def _case_indexes(engine: Engine) -> dict[str, list[str]]:
+    return {
+        str(index["name"]): [str(c) for c in index["column_names"]]
+        for index in inspect(engine).get_indexes("cases")
+    }
+
+
+_PAGE_IDS = (
+    "SELECT id FROM cases WHERE office_code = 'nbo' AND erased_at IS NULL"
+    " ORDER BY created_at DESC, id DESC LIMIT 51"
+)
+
+
+def test_0022_orders_a_list_page_by_the_index_then_downgrades(scratch_engine: Engine) -> None:
+    """Migration 0022 replaces (office_code, created_at) by (office_code, created_at, id):
+    a list page's ids come off the index in order, with no sort of a run of equal times."""
+    migrate.upgrade(scratch_engine, "0021_audit_hash_unique_dropped")
+    assert _case_indexes(scratch_engine) == {
+        "ix_cases_office_code_created_at": ["office_code", "created_at"]
+    }
+    migrate.upgrade(scratch_engine, "0022_case_page_index")
+    assert _case_indexes(scratch_engine) == {
+        "ix_cases_office_code_created_at_id": ["office_code", "created_at", "id"]
+    }
+    if scratch_engine.dialect.name == "sqlite":
+        with scratch_engine.connect() as connection:
+            plan = " ".join(
+                str(row[-1]) for row in connection.execute(text(f"EXPLAIN QUERY PLAN {_PAGE_IDS}"))
+            )
+        assert "ix_cases_office_code_created_at_id" in plan
+        assert "TEMP B-TREE" not in plan
+    migrate.downgrade(scratch_engine, "0021_audit_hash_unique_dropped")
+    assert _case_indexes(scratch_engine) == {
+        "ix_cases_office_code_created_at": ["office_code", "created_at"]
+    }

@@ -37,7 +37,10 @@ class Case(ClientIdMixin, Base):
     """A household registered at one office; erased cases stay as tombstones."""
 
     __tablename__ = "cases"
-    __table_args__ = (Index("ix_cases_office_code_created_at", "office_code", "created_at"),)
+    __table_args__ = (
+        # A list page reads an office's cases newest first, ties by id (migration 0022).
+        Index("ix_cases_office_code_created_at_id", "office_code", "created_at", "id"),
+    )
 
     reference: Mapped[str] = mapped_column(
         String(11), unique=True, comment="Random Crockford base32 reference with check symbol."
