@@ -99,6 +99,21 @@ class CompactRange:
         peaks.append(node)
         self._size += 1
 
+    def extend_leaf_hashes(self, nodes: Iterable[bytes]) -> None:
+        """:meth:`append_leaf_hash` of each of ``nodes`` in turn, in one call (a checkpoint
+        integrates thousands of entries)."""
+        peaks = self._peaks
+        size = self._size
+        for leaf in nodes:
+            node = leaf
+            merged = size
+            while merged & 1:
+                node = sha256(_NODE + peaks.pop() + node).digest()
+                merged >>= 1
+            peaks.append(node)
+            size += 1
+        self._size = size
+
     def root(self) -> bytes:
         """Return the tree's root: the peaks folded from the right (RFC 6962's split)."""
         peaks = self._peaks

@@ -161,8 +161,18 @@ def integrate(
     kept = known.take(current.size, before_written) if known is not None else {}
     if kept and not _still_stored(session, kept):
         kept = {}
-    stored = _links(session, current.size, before_written, kept)
     add = hashes.append
+    stored: Iterable[tuple[int, bytes, bytes, bool]]
+    if len(kept) == before_written - current.size:  # every link kept, in seq order
+        for seq, (prev_hash, digest) in kept.items():
+            if seq != expected or prev_hash != prev:
+                _check_link(seq, prev_hash, True, expected, prev)  # names the fault
+            prev = digest
+            add(prev)
+            expected += 1
+        stored = ()
+    else:
+        stored = _links(session, current.size, before_written, kept)
     for seq, prev_hash, digest, matches in stored:
         if seq != expected or prev_hash != prev or not matches:
             _check_link(seq, prev_hash, matches, expected, prev)  # names the fault
@@ -183,9 +193,7 @@ def integrate(
     leaves = [sha256(_LEAF + data).digest() for data in hashes]  # each leaf hashed once
     size, changed = tiles.integrate_leaf_hashes(current.size, edge, leaves, inner)
     compact = CompactRange(current.size, current.peaks)
-    extend = compact.append_leaf_hash
-    for leaf in leaves:
-        extend(leaf)
+    compact.extend_leaf_hashes(leaves)
     _upsert_tiles(session, changed, inner)
     new = TreeState(size, compact.root(), compact.peaks, prev)
     _save(session, new, exists=current is not EMPTY)

@@ -145,6 +145,19 @@ def test_append_leaf_hash_takes_precomputed_leaf_hashes() -> None:
     assert compact.root() == mth(LEAVES[:11])
 
 
+@pytest.mark.parametrize(("start", "split"), [(0, 0), (0, 11), (5, 37), (37, len(LEAVES))])
+def test_extend_leaf_hashes_is_append_leaf_hash_in_turn(start: int, split: int) -> None:
+    one_by_one = CompactRange()
+    for data in LEAVES[:start]:
+        one_by_one.append(data)
+    together = CompactRange(one_by_one.size, one_by_one.peaks)
+    for data in LEAVES[start:split]:
+        one_by_one.append_leaf_hash(leaf_hash(data))
+    together.extend_leaf_hashes(leaf_hash(data) for data in LEAVES[start:split])
+    assert (together.size, together.peaks) == (one_by_one.size, one_by_one.peaks)
+    assert together.root() == mth(LEAVES[: max(start, split)])
+
+
 @pytest.mark.parametrize(
     ("size", "peaks"), [(3, [b"\x00" * 32]), (1, []), (-1, []), (1, [b"\x00" * 31])]
 )
