@@ -267,6 +267,8 @@ class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.session_factory: sessionmaker[Session] = sessionmaker(engine, expire_on_commit=False)
+        #: Whether request sessions bind to SQLite (its read transactions start deferred).
+        self.is_sqlite = engine.dialect.name == "sqlite"
 
     @property
     def backend(self) -> str:
@@ -297,13 +299,14 @@ def reads_only(view: Any) -> Any:
     return view
 
 
-def _request_reads_only() -> bool:
+def _request_reads_only(app: Flask) -> bool:
     if not has_request_context():
         return False
-    if request.method in _READ_METHODS:
+    req = request._get_current_object()  # type: ignore[attr-defined]
+    if req.method in _READ_METHODS:
         return True
-    view = current_app.view_functions.get(request.endpoint or "")
-    handler = getattr(getattr(view, "view_class", None), request.method.lower(), view)
+    view = app.view_functions.get(req.endpoint or "")
+    handler = getattr(getattr(view, "view_class", None), req.method.lower(), view)
     return bool(getattr(handler, "_casework_reads_only", False))
 
 
@@ -320,19 +323,26 @@ def session() -> Session:
     *write* mode before its first change (see :func:`_upgrade_to_writer`) and
     its entries are written in its own transaction, as a write's are.
     """
-    current: Session | None = g.get("_casework_session")
-    if current is None:
-        current = get_db().session_factory()
-        if _request_reads_only():
-            current.info[MODE] = READ
-            if isinstance(current.bind, Engine) and current.bind.dialect.name == "sqlite":
-                current.connection(execution_options={READ_ONLY: True})
-        else:
-            current.info[MODE] = WRITE
-        for hook in current_app.extensions.get("casework.session_hooks", []):
-            hook(current)
-        g._casework_session = current
+    app_g = g._get_current_object()
+    current: Session | None = app_g.get("_casework_session")
+    if current is not None:
+        return current
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    database: Database = app.extensions["casework.db"]
+    current = database.session_factory()
+    if _request_reads_only(app):
+        current.info[MODE] = READ
+        if database.is_sqlite and isinstance(current.bind, Engine):
+            current.connection(execution_options=_READ_ONLY_OPTIONS)
+    else:
+        current.info[MODE] = WRITE
+    for hook in app.extensions.get("casework.session_hooks", ()):
+        hook(current)
+    app_g._casework_session = current
     return current
+
+
+_READ_ONLY_OPTIONS = {READ_ONLY: True}
 
 
 def read_only_session(database: Database | None = None) -> Session:
@@ -427,14 +437,16 @@ def install_request_transaction(app: Flask) -> None:
 
     @app.after_request
     def _finish(response: Response) -> Response:
-        current: Session | None = g.get("_casework_session")
+        app_g = g._get_current_object()
+        current: Session | None = app_g.get("_casework_session")
         if current is None:
             return response
-        if response.status_code < 400 or g.get("_casework_persist_on_error"):
-            for hook in app.extensions.get("casework.before_commit_hooks", []):
+        extensions = app.extensions
+        if response.status_code < 400 or app_g.get("_casework_persist_on_error"):
+            for hook in extensions.get("casework.before_commit_hooks", ()):
                 hook(current)
             current.commit()
-            for hook in app.extensions.get("casework.after_commit_hooks", []):
+            for hook in extensions.get("casework.after_commit_hooks", ()):
                 hook(current)
         else:
             current.rollback()
