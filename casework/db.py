@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 from flask import Flask, Response, current_app, g, has_request_context, request
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine, create_engine, make_url
-from sqlalchemy.exc import DisconnectionError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 NAMING_CONVENTION = {
@@ -244,21 +244,42 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         if connection.get_execution_options().get(READ_ONLY):
-            connection.exec_driver_sql("BEGIN")  # deferred: in WAL mode it waits for no writer
+            _begin(connection, "BEGIN")  # deferred: in WAL mode it waits for no writer
             return
         queued = connection.connection.dbapi_connection
         if not hasattr(queued, "enter_queue"):
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            _begin(connection, "BEGIN IMMEDIATE")
             return
         try:
             queued.enter_queue()  # see WriterQueue
         except sqlite3.OperationalError as error:  # raised as SQLite's own timeout would be
             raise OperationalError("BEGIN IMMEDIATE", None, error) from None
         try:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            _begin(connection, "BEGIN IMMEDIATE")
         except BaseException:
             queued.leave_queue()
             raise
+
+
+def _begin(connection: Any, statement: str) -> None:
+    """Run ``statement`` (a BEGIN) on ``connection``'s DBAPI connection.
+
+    Straight on a cursor, not through ``exec_driver_sql``: an execution context and a
+    result for a statement that returns nothing cost more than the BEGIN itself, twice
+    a read request (its snapshot and its access-log batch). Listeners of
+    ``before_cursor_execute`` still see it, and a failure is raised as SQLAlchemy's
+    own error for it (``OperationalError``: "database is locked").
+    """
+    cursor = connection.connection.dbapi_connection.cursor()
+    try:
+        connection.dispatch.before_cursor_execute(connection, cursor, statement, (), None, False)
+        cursor.execute(statement)
+    except sqlite3.Error as error:
+        raise DBAPIError.instance(
+            statement, (), error, sqlite3.Error, hide_parameters=True
+        ) from error
+    finally:
+        cursor.close()
 
 
 class Database:
