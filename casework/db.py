@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 from flask import Flask, Response, current_app, g, has_request_context, request
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine, create_engine, make_url
-from sqlalchemy.exc import DisconnectionError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 NAMING_CONVENTION = {
@@ -244,21 +244,42 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         if connection.get_execution_options().get(READ_ONLY):
-            connection.exec_driver_sql("BEGIN")  # deferred: in WAL mode it waits for no writer
+            _begin(connection, "BEGIN")  # deferred: in WAL mode it waits for no writer
             return
         queued = connection.connection.dbapi_connection
         if not hasattr(queued, "enter_queue"):
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            _begin(connection, "BEGIN IMMEDIATE")
             return
         try:
             queued.enter_queue()  # see WriterQueue
         except sqlite3.OperationalError as error:  # raised as SQLite's own timeout would be
             raise OperationalError("BEGIN IMMEDIATE", None, error) from None
         try:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            _begin(connection, "BEGIN IMMEDIATE")
         except BaseException:
             queued.leave_queue()
             raise
+
+
+def _begin(connection: Any, statement: str) -> None:
+    """Run ``statement`` (a BEGIN) on ``connection``'s DBAPI connection.
+
+    Straight on a cursor, not through ``exec_driver_sql``: an execution context and a
+    result for a statement that returns nothing cost more than the BEGIN itself, twice
+    a read request (its snapshot and its access-log batch). Listeners of
+    ``before_cursor_execute`` still see it, and a failure is raised as SQLAlchemy's
+    own error for it (``OperationalError``: "database is locked").
+    """
+    cursor = connection.connection.dbapi_connection.cursor()
+    try:
+        connection.dispatch.before_cursor_execute(connection, cursor, statement, (), None, False)
+        cursor.execute(statement)
+    except sqlite3.Error as error:
+        raise DBAPIError.instance(
+            statement, (), error, sqlite3.Error, hide_parameters=True
+        ) from error
+    finally:
+        cursor.close()
 
 
 class Database:
@@ -267,6 +288,8 @@ class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.session_factory: sessionmaker[Session] = sessionmaker(engine, expire_on_commit=False)
+        #: Whether request sessions bind to SQLite (its read transactions start deferred).
+        self.is_sqlite = engine.dialect.name == "sqlite"
 
     @property
     def backend(self) -> str:
@@ -297,13 +320,14 @@ def reads_only(view: Any) -> Any:
     return view
 
 
-def _request_reads_only() -> bool:
+def _request_reads_only(app: Flask) -> bool:
     if not has_request_context():
         return False
-    if request.method in _READ_METHODS:
+    req = request._get_current_object()  # type: ignore[attr-defined]
+    if req.method in _READ_METHODS:
         return True
-    view = current_app.view_functions.get(request.endpoint or "")
-    handler = getattr(getattr(view, "view_class", None), request.method.lower(), view)
+    view = app.view_functions.get(req.endpoint or "")
+    handler = getattr(getattr(view, "view_class", None), req.method.lower(), view)
     return bool(getattr(handler, "_casework_reads_only", False))
 
 
@@ -320,19 +344,26 @@ def session() -> Session:
     *write* mode before its first change (see :func:`_upgrade_to_writer`) and
     its entries are written in its own transaction, as a write's are.
     """
-    current: Session | None = g.get("_casework_session")
-    if current is None:
-        current = get_db().session_factory()
-        if _request_reads_only():
-            current.info[MODE] = READ
-            if isinstance(current.bind, Engine) and current.bind.dialect.name == "sqlite":
-                current.connection(execution_options={READ_ONLY: True})
-        else:
-            current.info[MODE] = WRITE
-        for hook in current_app.extensions.get("casework.session_hooks", []):
-            hook(current)
-        g._casework_session = current
+    app_g = g._get_current_object()
+    current: Session | None = app_g.get("_casework_session")
+    if current is not None:
+        return current
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    database: Database = app.extensions["casework.db"]
+    current = database.session_factory()
+    if _request_reads_only(app):
+        current.info[MODE] = READ
+        if database.is_sqlite and isinstance(current.bind, Engine):
+            current.connection(execution_options=_READ_ONLY_OPTIONS)
+    else:
+        current.info[MODE] = WRITE
+    for hook in app.extensions.get("casework.session_hooks", ()):
+        hook(current)
+    app_g._casework_session = current
     return current
+
+
+_READ_ONLY_OPTIONS = {READ_ONLY: True}
 
 
 def read_only_session(database: Database | None = None) -> Session:
@@ -427,14 +458,16 @@ def install_request_transaction(app: Flask) -> None:
 
     @app.after_request
     def _finish(response: Response) -> Response:
-        current: Session | None = g.get("_casework_session")
+        app_g = g._get_current_object()
+        current: Session | None = app_g.get("_casework_session")
         if current is None:
             return response
-        if response.status_code < 400 or g.get("_casework_persist_on_error"):
-            for hook in app.extensions.get("casework.before_commit_hooks", []):
+        extensions = app.extensions
+        if response.status_code < 400 or app_g.get("_casework_persist_on_error"):
+            for hook in extensions.get("casework.before_commit_hooks", ()):
                 hook(current)
             current.commit()
-            for hook in app.extensions.get("casework.after_commit_hooks", []):
+            for hook in extensions.get("casework.after_commit_hooks", ()):
                 hook(current)
         else:
             current.rollback()

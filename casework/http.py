@@ -55,14 +55,15 @@ def refuse_nul() -> None:
     Called by the access decorators once the caller is authenticated, so an
     anonymous caller still gets 401 whatever the request holds.
     """
-    if any(NUL in value for value in (request.view_args or {}).values() if isinstance(value, str)):
+    req = request._get_current_object()  # type: ignore[attr-defined]
+    if any(NUL in value for value in (req.view_args or {}).values() if isinstance(value, str)):
         raise NotFound("No such resource.")
-    if any(NUL in key + value for key, value in request.args.items(multi=True)):
+    if req.query_string and any(NUL in key + value for key, value in req.args.items(multi=True)):
         raise CaseworkError(NO_NUL)
-    if request.method not in _WRITE_METHODS:
+    if req.method not in _WRITE_METHODS:
         return
     try:
-        body = request.get_json(silent=True)
+        body = req.get_json(silent=True)
     except RecursionError:  # the decoder's own limit; a 500 before
         raise CaseworkError("The JSON body is nested too deeply.") from None
     if has_nul(body):
@@ -112,49 +113,54 @@ def install(app: Flask) -> None:
 
     @app.before_request
     def _start() -> None:
-        g.request_started = time.perf_counter()
-        g.request_id = new_request_id()
-        length = request.content_length
+        # The request and g resolved once: each proxy lookup costs a context-variable read.
+        req = request._get_current_object()  # type: ignore[attr-defined]
+        app_g = g._get_current_object()
+        app_g.request_started = time.perf_counter()
+        app_g.request_id = new_request_id()
+        length = req.content_length
         if length is not None and length > limit:
             raise RequestEntityTooLarge()
-        if request.routing_exception is not None:
+        if req.routing_exception is not None:
             return
-        has_body = bool(length) or request.headers.get("Transfer-Encoding") == "chunked"
-        if (
-            request.method in _WRITE_METHODS
-            and request.path.startswith("/api/")
-            and has_body
-            and not _is_json(request.mimetype)
-        ):
+        if req.method not in _WRITE_METHODS:
+            return
+        has_body = bool(length) or req.headers.get("Transfer-Encoding") == "chunked"
+        if req.path.startswith("/api/") and has_body and not _is_json(req.mimetype):
             raise UnsupportedMediaType()
 
     @app.after_request
     def _finish(response: Response) -> Response:
+        req = request._get_current_object()  # type: ignore[attr-defined]
+        app_g = g._get_current_object()
         headers = response.headers
         headers["X-Content-Type-Options"] = "nosniff"
         headers["Referrer-Policy"] = "no-referrer"
         headers["X-Frame-Options"] = "DENY"
         # JSON needs no sources at all; the docs pages set their own (self only).
         headers.setdefault("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
-        if request.path.startswith("/api/") or request.path in ("/healthz", "/readyz"):
+        path = req.path
+        if path.startswith("/api/") or path in ("/healthz", "/readyz"):
             headers["Cache-Control"] = "no-store"
-        request_id = g.get("request_id")
+        request_id = app_g.get("request_id")
         if request_id:
             headers[REQUEST_ID_HEADER] = request_id
-        client_id = _echoable_client_id(request.headers.get(REQUEST_ID_HEADER))
+        client_id = _echoable_client_id(req.headers.get(REQUEST_ID_HEADER))
         if client_id:
             headers[CLIENT_REQUEST_ID_HEADER] = client_id
-        started = g.get("request_started")
-        log.info(
-            "request",
-            extra={
-                "method": request.method,
-                "route": request.url_rule.rule if request.url_rule else None,
-                "status": response.status_code,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2)
-                if started
-                else None,
-                "request_id": request_id,
-            },
-        )
+        if log.isEnabledFor(logging.INFO):
+            started = app_g.get("request_started")
+            rule = req.url_rule
+            log.info(
+                "request",
+                extra={
+                    "method": req.method,
+                    "route": rule.rule if rule else None,
+                    "status": response.status_code,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2)
+                    if started
+                    else None,
+                    "request_id": request_id,
+                },
+            )
         return response

@@ -112,8 +112,9 @@ def requires(*permissions: Permission, allow_mfa_pending: bool = False) -> Calla
     def decorate(view: F) -> F:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            g.casework_access = declared
-            authorise(declared)
+            app_g = g._get_current_object()
+            app_g.casework_access = declared
+            _authorise(declared, app_g)
             refuse_nul()
             return view(*args, **kwargs)
 
@@ -141,14 +142,21 @@ def register_authenticator(app: Flask, authenticator: Authenticator) -> None:
 
 def current_principal() -> Principal | None:
     """The caller of this request, authenticating on first use; None if anonymous."""
-    if "principal" not in g:
-        g.principal = None
-        for authenticator in current_app.extensions.get("casework.authenticators", []):
+    return _principal_of(g._get_current_object())
+
+
+def _principal_of(app_g: Any) -> Principal | None:
+    """:func:`current_principal` given the request's ``g`` (resolved once by the caller)."""
+    principal: Principal | None
+    try:
+        principal = app_g.principal
+    except AttributeError:
+        principal = app_g.principal = None
+        for authenticator in current_app.extensions.get("casework.authenticators", ()):
             found = authenticator()
             if found is not None:
-                g.principal = found
+                principal = app_g.principal = found
                 break
-    principal: Principal | None = g.principal
     return principal
 
 
@@ -173,7 +181,13 @@ def require_principal() -> Principal:
 
 def authorise(declared: Access) -> Principal:
     """Check a view's declaration against the caller; record and raise refusals."""
-    principal = require_principal()
+    return _authorise(declared, g._get_current_object())
+
+
+def _authorise(declared: Access, app_g: Any) -> Principal:
+    principal = _principal_of(app_g)
+    if principal is None:
+        raise Unauthorized("A valid bearer token is required.")
     if principal.mfa_pending and not declared.allow_mfa_pending:
         deny(principal, "MFA enrolment must be completed first.")
     missing = [p for p in declared.permissions if not principal.has(p)]

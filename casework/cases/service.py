@@ -138,7 +138,9 @@ def load_case(
     companions = () if for_update else _companions()
     stored = _stored_views() if for_read and not for_update else None
     query = _load_statement(for_update, companions, stored)
-    row = session.execute(query, {"reference": canonical}).unique().first()
+    result = session.execute(query, {"reference": canonical})
+    # Only the joined members repeat the case's row; the stored view's one row does not.
+    row = (result if stored is not None else result.unique()).first()
     case: Case = require_can(principal, permission, row[0] if row is not None else None)
     if case.is_erased and not allow_erased:
         raise CaseErased("This case was erased; only its change history remains.")

@@ -146,7 +146,9 @@ class LazyFacts:
     raises here until it is copied, rather than reading an unfetched default.
     """
 
-    __slots__ = ("_asked", "_facts", "_fetch", "_fetched", "_own")
+    # ``__dict__``: a field once resolved is kept there, so later reads of it are plain
+    # attribute reads (a case read's guards read the states some twenty times).
+    __slots__ = ("__dict__", "_asked", "_facts", "_fetch", "_fetched", "_own")
 
     state_of = CaseFacts.state_of
     check_status = CaseFacts.check_status
@@ -171,7 +173,9 @@ class LazyFacts:
             if fresh:  # a field already known (the caller settled it) keeps its value
                 self._fetched.update(fresh)
                 self._facts = CaseFacts(**self._own, **self._fetched)
-        return getattr(self._facts, name)
+        # Settled for good: a field's source is asked once and sources never overlap.
+        value = self.__dict__[name] = getattr(self._facts, name)
+        return value
 
 
 def run_effects(context: TransitionContext) -> None:
