@@ -144,8 +144,6 @@ class _Batch:
     client_refs: list[dict[str, Any]] = field(default_factory=list)
     results_key: uuid.UUID | None = None
     mac_secret: bytes = b""
-    update_schema: CaseUpdateIn | None = None
-    intake_schema: SyncIntakeIn | None = None
     #: how many creates the request holds, and the references drawn for them at the first
     creates: int = 0
     reserved: cases.ReservedReferences | None = None
@@ -608,6 +606,19 @@ def _results_key(session: Session, batch: _Batch) -> uuid.UUID:
 # --- applying one mutation -----------------------------------------------------------------
 
 
+@functools.cache
+def _intake_schema() -> SyncIntakeIn:
+    """One instance for every create: a schema holds no state between loads, and building
+    one copies its fields (and its nested members' schema) again."""
+    return SyncIntakeIn()
+
+
+@functools.cache
+def _update_schema() -> CaseUpdateIn:
+    """One instance for every update (as :func:`_intake_schema`)."""
+    return CaseUpdateIn()
+
+
 def _load(schema: Any, data: Any) -> dict[str, Any]:
     try:
         loaded: dict[str, Any] = schema.load(data)
@@ -629,9 +640,7 @@ def _create(
     member ids are known already."""
     if not principal.has(Permission.CASES_CREATE):
         raise Rejected(RejectionType.FORBIDDEN)
-    if batch.intake_schema is None:
-        batch.intake_schema = SyncIntakeIn()
-    household = _load(batch.intake_schema, changes)
+    household = _load(_intake_schema(), changes)
     device = batch.device
     if household.get("office") not in (None, device.office_code):
         raise Rejected(RejectionType.INVALID, {"office": ["Only the device's own office."]})
@@ -783,10 +792,8 @@ def _update(
         raise Rejected(RejectionType.FORBIDDEN)
     case = _find_case(session, batch, mutation["reference"])
     batch.prime(session, case.id)
-    if batch.update_schema is None:
-        batch.update_schema = CaseUpdateIn()
     changes = _load(
-        batch.update_schema, _translate(mutation["changes"], batch.member_refs.get(case.id, {}))
+        _update_schema(), _translate(mutation["changes"], batch.member_refs.get(case.id, {}))
     )
     base_version = mutation["base_version"]
     if base_version != case.version:
