@@ -53,6 +53,7 @@ from casework.security.case_keys import (
 )
 from casework.security.columns import (
     RowIds,
+    assign_sealed,
     erase_ciphertext,
     read_sealed,
     row_seal_for,
@@ -466,9 +467,7 @@ def reserve_references(session: Session, office: str, count: int) -> ReservedRef
 
 
 def _assign(member: CaseMember, data: Mapping[str, Any], fields: Iterable[str]) -> None:
-    for name in fields:
-        if name != "relationship":
-            setattr(member, name, data.get(name))
+    assign_sealed(member, {name: data.get(name) for name in fields if name != "relationship"})
 
 
 @dataclass

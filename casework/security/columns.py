@@ -263,6 +263,18 @@ class EncryptedField(Generic[T]):
         setattr(obj, self.storage_attr, seal_with_aad(key, encoded, aad))
 
 
+def assign_sealed(obj: object, values: Mapping[str, Any]) -> None:
+    """Assign the sealed attributes ``values`` names, as assigning each would: encoded at
+    once (a wrong type fails here), encrypted at the flush, the row marked changed once
+    rather than once per attribute (a new member's fifteen)."""
+    fields = _fields_named(type(obj), tuple(values))
+    pending = obj.__dict__.setdefault(PENDING_ATTRIBUTE, {})
+    for field, value in zip(fields, values.values(), strict=True):
+        pending[field.name] = field.encode_value(value)
+    if fields:
+        flag_dirty(obj)
+
+
 def read_sealed(obj: object, names: Iterable[str]) -> dict[str, Any]:
     """The values of the sealed attributes ``names`` of ``obj``, as reading each would give.
 
