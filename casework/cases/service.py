@@ -583,8 +583,9 @@ def plan_intake(
 def write_intakes(
     session: Session, principal: Principal, planned: Sequence[PlannedIntake]
 ) -> list[IntakeResult]:
-    """Write planned cases (:func:`plan_intake`) with one flush and one INSERT of their
-    blind-index entries, then look each up for duplicates in its office.
+    """Write planned cases (:func:`plan_intake`) with one INSERT per table (cases, keys,
+    members, blind-index entries: :func:`_write_cases`), then look each up for duplicates
+    in its office.
 
     Refuses nothing: what can fail here is the database (an error the caller lets fail
     the whole transaction). Records nothing and queues nothing: the caller writes the
@@ -756,7 +757,7 @@ def bulk_intake(
 ) -> list[Case]:
     """Register many households for ``office`` at once, without duplicate checks.
 
-    For seeding and imports: one flush for the batch. Each case gets its own
+    For seeding and imports: one INSERT per table for the batch. Each case gets its own
     ``case.create`` entry (actor: the system outside a request), unless
     ``audit_each`` is False: synthetic benchmark data is then recorded as one
     entry per batch, without target. ``households`` are ``IntakeIn``-shaped

@@ -4,8 +4,8 @@ A request's mutations run in one transaction, without savepoints: every mutation
 is checked before its first write (a create's body, permission, office and client
 references; an update merged and checked against the household rules), so one
 that is refused has written nothing. The creates accepted are written together,
-with one flush and one INSERT of their blind-index entries, before the next update
-(which may name one of them by its client reference) and at the end; the updates'
+with one INSERT per table (cases, keys, members, blind-index entries), before the
+next update (which may name one of them by its client reference) and at the end; the updates'
 writes are flushed together. A failure that can only happen while writing (the
 database's) is never stored as a rejection: it fails the whole request (500),
 which rolls back everything. The device row is locked first, so
@@ -684,9 +684,10 @@ def _create(
 
 
 def _write_creates(session: Session, principal: Principal, batch: _Batch) -> None:
-    """Write the creates accepted since the last call: one flush, one INSERT of their
-    blind-index entries, then their in-office duplicate lookups (they find each other),
-    which fill each create's ``possible_duplicates`` in its result before it is sealed.
+    """Write the creates accepted since the last call: one INSERT per table (their cases,
+    keys, members and blind-index entries), then their in-office duplicate lookups (they
+    find each other), which fill each create's ``possible_duplicates`` in its result
+    before it is sealed.
 
     Before an update (it may name one of them) and at the end of the request. Nothing
     here refuses a create: a failure is the database's, and fails the whole request.
