@@ -22,7 +22,8 @@ from typing import Any
 from flask import Flask, current_app, has_app_context
 from sqlalchemy import Table, and_, bindparam, delete, event, func, insert, inspect, or_, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session, joinedload, make_transient_to_detached
+from sqlalchemy.orm.attributes import flag_dirty
 
 from casework import audit
 from casework.audit import AuditAction
@@ -45,8 +46,19 @@ from casework.cases.reference import InvalidReference, new_reference, normalise_
 from casework.db import Base
 from casework.errors import CaseworkError, NotFound, ValidationFailed
 from casework.offices.models import Office
-from casework.security.case_keys import SESSION_INFO_KEY, provision_case_key
-from casework.security.columns import RowIds, erase_ciphertext, read_sealed, row_seal_for
+from casework.security.case_keys import (
+    SESSION_INFO_KEY,
+    data_key_cache,
+    provision_new_case_keys,
+)
+from casework.security.columns import (
+    RowIds,
+    assign_sealed,
+    erase_ciphertext,
+    read_sealed,
+    row_seal_for,
+    seal_new_row,
+)
 from casework.security.data_key_cache import DataKeyCache
 from casework.security.envelope import DataKey, WrappedKey, new_data_key, wrap_data_key
 from casework.security.keyring import Keyring
@@ -457,9 +469,7 @@ def reserve_references(session: Session, office: str, count: int) -> ReservedRef
 
 
 def _assign(member: CaseMember, data: Mapping[str, Any], fields: Iterable[str]) -> None:
-    for name in fields:
-        if name != "relationship":
-            setattr(member, name, data.get(name))
+    assign_sealed(member, {name: data.get(name) for name in fields if name != "relationship"})
 
 
 @dataclass
@@ -484,6 +494,7 @@ def _build_case(office: str, reference: str, household: Mapping[str, Any]) -> _N
         version=1,
         created_at=now,
         updated_at=now,
+        erased_at=None,
     )
     case.specific_needs = list(plain(household.get("specific_needs") or []))
     members_data = [plain(m) for m in household["members"]]
@@ -574,8 +585,9 @@ def plan_intake(
 def write_intakes(
     session: Session, principal: Principal, planned: Sequence[PlannedIntake]
 ) -> list[IntakeResult]:
-    """Write planned cases (:func:`plan_intake`) with one flush and one INSERT of their
-    blind-index entries, then look each up for duplicates in its office.
+    """Write planned cases (:func:`plan_intake`) with one INSERT per table (cases, keys,
+    members, blind-index entries: :func:`_write_cases`), then look each up for duplicates
+    in its office.
 
     Refuses nothing: what can fail here is the database (an error the caller lets fail
     the whole transaction). Records nothing and queues nothing: the caller writes the
@@ -639,22 +651,77 @@ def _add_cases(
 
 
 def _write_cases(session: Session, built: Sequence[_NewCase], values: indexes.Values) -> None:
-    """Key and write built cases: one flush for the rows, then one INSERT for every
-    blind-index entry, computed from the plain values (nothing is decrypted)."""
-    with session.no_autoflush:  # nothing may be sealed before its case has a data key
-        for new in built:
-            session.add(new.case)
-            provision_case_key(session, new.case.id, drawn=True)
+    """Key and write built cases without the unit of work: one INSERT each for their
+    rows, keys, members and blind-index entries, computed from the plain values (nothing
+    is decrypted).
+
+    The rows are those a flush of the objects writes, byte for byte in format (each value
+    sealed with its column's and row's associated data, a row seal at counter 1:
+    :func:`~casework.security.columns.seal_new_row`), at a fraction of the unit of work's
+    cost. The objects then join the session as persistent, as written: a later change
+    (a sync update naming a new case) is flushed as an UPDATE, reads open nothing. Each
+    case is marked changed so that the flush listeners that follow this unit of work's
+    writes (the sync feed publishes the cases it wrote) see it like a flushed one; that
+    flush writes nothing for it.
+    """
+    session.flush()  # what the unit of work holds goes first, as with one flush for all
+    keys = provision_new_case_keys(session, [new.case.id for new in built])
+    cache = data_key_cache(session)
     root = values.keyring.blind_index_root().version
-    entries = [
-        entry
-        for new in built
-        for member, person in zip(new.case.members, new.people, strict=True)
-        for entry in _entry_rows(values, root, member.id, new.case.id, person)
-    ]
-    session.flush()  # encrypts every field while the new data keys are in the cache
+    case_rows: list[dict[str, Any]] = []
+    member_rows: list[dict[str, Any]] = []
+    entries: list[dict[str, Any]] = []
+    for new in built:
+        case = new.case
+        key = cache.get(case.id)
+        state = case.__dict__
+        row = {name: state[name] for name in _CASE_COLUMNS}
+        case_rows.append(row | seal_new_row(case, key))
+        for member, person in zip(case.members, new.people, strict=True):
+            state = member.__dict__
+            row = {name: state[name] for name in _MEMBER_COLUMNS}
+            member_rows.append(row | seal_new_row(member, key))
+            entries.extend(_entry_rows(values, root, member.id, case.id, person))
+    session.execute(_insert_rows(Case), case_rows)
+    session.execute(_insert_rows(CaseKey), keys)
+    session.execute(_insert_rows(CaseMember), member_rows)
     if entries:  # after the members they name
         session.execute(_insert_entries(), entries)
+    _persist_written(session, [new.case for new in built])
+
+
+#: The plain columns of a new case and member (the sealed ones and the seal come from
+#: :func:`~casework.security.columns.seal_new_row`); :func:`_build_case` sets each.
+_CASE_COLUMNS = (
+    "id",
+    "reference",
+    "office_code",
+    "stage",
+    "resettlement_stage",
+    "version",
+    "created_at",
+    "updated_at",
+    "erased_at",
+)
+_MEMBER_COLUMNS = ("id", "case_id", "position", "relationship")
+
+
+@functools.cache
+def _insert_rows(model: type[Any]) -> Any:
+    """A table's INSERT for rows written without the unit of work, built once."""
+    return insert(_table(model))
+
+
+def _persist_written(session: Session, written: Sequence[Case]) -> None:
+    """Make the cases just inserted (and their members) persistent in ``session``, as
+    loaded: every attribute held, nothing pending, the cases marked changed."""
+    for case in written:
+        for member in case.members:
+            make_transient_to_detached(member)
+        make_transient_to_detached(case)
+    session.add_all(written)
+    for case in written:
+        flag_dirty(case)
 
 
 @functools.cache
@@ -692,7 +759,7 @@ def bulk_intake(
 ) -> list[Case]:
     """Register many households for ``office`` at once, without duplicate checks.
 
-    For seeding and imports: one flush for the batch. Each case gets its own
+    For seeding and imports: one INSERT per table for the batch. Each case gets its own
     ``case.create`` entry (actor: the system outside a request), unless
     ``audit_each`` is False: synthetic benchmark data is then recorded as one
     entry per batch, without target. ``households`` are ``IntakeIn``-shaped

@@ -12,6 +12,7 @@ enclosing transaction.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import event
@@ -20,7 +21,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 from casework.security.data_key_cache import DataKeyCache
 from casework.security.envelope import DataKey, WrappedKey, new_data_key, wrap_data_key
 from casework.security.errors import DataKeyExistsError, EncryptionContextError
-from casework.security.keyring import Keyring
+from casework.security.keyring import Keyring, utc_now
 from casework.security.models import CaseKey
 
 SESSION_INFO_KEY = "casework.security.data_keys"
@@ -77,6 +78,37 @@ def provision_case_key(session: Session, case_id: uuid.UUID, *, drawn: bool = Fa
     session.add(row)
     cache.remember(case_id, DataKey(material))
     return row
+
+
+def provision_new_case_keys(
+    session: Session, case_ids: Iterable[uuid.UUID]
+) -> list[dict[str, Any]]:
+    """Create and wrap a data key for each new case, held by the session's cache; return
+    the rows of their ``case_keys`` INSERT, for a caller that writes the cases without
+    the unit of work (the same rows as :func:`provision_case_key`'s objects).
+
+    The ids were just drawn at random (cases being built): no stored row is looked for,
+    and were one there, the key row's primary key would refuse the insert.
+    """
+    cache = data_key_cache(session)
+    keyring = cache.keyring
+    rows = []
+    for case_id in case_ids:
+        if case_id in cache:
+            raise DataKeyExistsError("the case already has a data key")
+        material = new_data_key()
+        wrapped = wrap_data_key(keyring, material, case_id)
+        rows.append(
+            {
+                "case_id": case_id,
+                "kek_id": wrapped.kek_id,
+                "wrapped_key": wrapped.blob,
+                "created_at": utc_now(),
+                "rotated_at": None,
+            }
+        )
+        cache.remember(case_id, DataKey(material))
+    return rows
 
 
 def install_key_cache_events() -> None:

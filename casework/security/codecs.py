@@ -141,21 +141,44 @@ _ENCODER = json.JSONEncoder(
 _DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
 
 
+#: The encoder's text of the scalars most sealed values are (an absent value is
+#: ``null``), without building its iterator per call: exactly what it writes for them.
+_SCALAR_TEXT: dict[type, Any] = {
+    type(None): lambda _value: b"null",
+    bool: lambda value: b"true" if value else b"false",
+    int: lambda value: int.__repr__(value).encode("ascii"),
+}
+
+
+#: The three JSON constants (an absent value is a padded ``null``), read without the
+#: decoder: as it reads them, with only spaces after.
+_CONSTANTS: dict[bytes, bool | None] = {b"null": None, b"true": True, b"false": False}
+_NOT_A_CONSTANT = object()
+
+
 class JSONCodec(_TaggedCodec[JSONValue]):
     name = "json"
     tag = b"j"
 
     def _encode(self, value: JSONValue) -> bytes:
+        scalar = _SCALAR_TEXT.get(type(value))
+        if scalar is None:
+            try:
+                _check_json_types(value)
+            except RecursionError:
+                raise CodecError("JSON value is nested too deeply or contains itself") from None
         try:
-            _check_json_types(value)
-        except RecursionError:
-            raise CodecError("JSON value is nested too deeply or contains itself") from None
-        try:
+            if scalar is not None:
+                encoded: bytes = scalar(value)
+                return encoded
             return _ENCODER.encode(value).encode("utf-8")
         except ValueError:
             raise CodecError("JSON numbers must be finite (no NaN or infinity)") from None
 
     def _decode(self, payload: bytes) -> JSONValue:
+        constant = _CONSTANTS.get(payload.rstrip(b" "), _NOT_A_CONSTANT)
+        if constant is not _NOT_A_CONSTANT:  # what the decoder gives for it, padded or not
+            return constant  # type: ignore[return-value]
         try:
             value: JSONValue = _DECODER.decode(payload.decode("utf-8"))
         except (UnicodeDecodeError, ValueError):

@@ -4,8 +4,8 @@ A request's mutations run in one transaction, without savepoints: every mutation
 is checked before its first write (a create's body, permission, office and client
 references; an update merged and checked against the household rules), so one
 that is refused has written nothing. The creates accepted are written together,
-with one flush and one INSERT of their blind-index entries, before the next update
-(which may name one of them by its client reference) and at the end; the updates'
+with one INSERT per table (cases, keys, members, blind-index entries), before the
+next update (which may name one of them by its client reference) and at the end; the updates'
 writes are flushed together. A failure that can only happen while writing (the
 database's) is never stored as a rejection: it fails the whole request (500),
 which rolls back everything. The device row is locked first, so
@@ -144,8 +144,6 @@ class _Batch:
     client_refs: list[dict[str, Any]] = field(default_factory=list)
     results_key: uuid.UUID | None = None
     mac_secret: bytes = b""
-    update_schema: CaseUpdateIn | None = None
-    intake_schema: SyncIntakeIn | None = None
     #: how many creates the request holds, and the references drawn for them at the first
     creates: int = 0
     reserved: cases.ReservedReferences | None = None
@@ -608,6 +606,19 @@ def _results_key(session: Session, batch: _Batch) -> uuid.UUID:
 # --- applying one mutation -----------------------------------------------------------------
 
 
+@functools.cache
+def _intake_schema() -> SyncIntakeIn:
+    """One instance for every create: a schema holds no state between loads, and building
+    one copies its fields (and its nested members' schema) again."""
+    return SyncIntakeIn()
+
+
+@functools.cache
+def _update_schema() -> CaseUpdateIn:
+    """One instance for every update (as :func:`_intake_schema`)."""
+    return CaseUpdateIn()
+
+
 def _load(schema: Any, data: Any) -> dict[str, Any]:
     try:
         loaded: dict[str, Any] = schema.load(data)
@@ -629,9 +640,7 @@ def _create(
     member ids are known already."""
     if not principal.has(Permission.CASES_CREATE):
         raise Rejected(RejectionType.FORBIDDEN)
-    if batch.intake_schema is None:
-        batch.intake_schema = SyncIntakeIn()
-    household = _load(batch.intake_schema, changes)
+    household = _load(_intake_schema(), changes)
     device = batch.device
     if household.get("office") not in (None, device.office_code):
         raise Rejected(RejectionType.INVALID, {"office": ["Only the device's own office."]})
@@ -675,9 +684,10 @@ def _create(
 
 
 def _write_creates(session: Session, principal: Principal, batch: _Batch) -> None:
-    """Write the creates accepted since the last call: one flush, one INSERT of their
-    blind-index entries, then their in-office duplicate lookups (they find each other),
-    which fill each create's ``possible_duplicates`` in its result before it is sealed.
+    """Write the creates accepted since the last call: one INSERT per table (their cases,
+    keys, members and blind-index entries), then their in-office duplicate lookups (they
+    find each other), which fill each create's ``possible_duplicates`` in its result
+    before it is sealed.
 
     Before an update (it may name one of them) and at the end of the request. Nothing
     here refuses a create: a failure is the database's, and fails the whole request.
@@ -783,10 +793,8 @@ def _update(
         raise Rejected(RejectionType.FORBIDDEN)
     case = _find_case(session, batch, mutation["reference"])
     batch.prime(session, case.id)
-    if batch.update_schema is None:
-        batch.update_schema = CaseUpdateIn()
     changes = _load(
-        batch.update_schema, _translate(mutation["changes"], batch.member_refs.get(case.id, {}))
+        _update_schema(), _translate(mutation["changes"], batch.member_refs.get(case.id, {}))
     )
     base_version = mutation["base_version"]
     if base_version != case.version:

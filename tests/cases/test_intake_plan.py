@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, inspect, select
 from sqlalchemy.orm import Session
 
 from benchmarks.duplicate_pairs import household_of, pairs
@@ -19,6 +19,7 @@ from casework.cases import duplicates, service
 from casework.cases.models import BlindIndexEntry, Case
 from casework.errors import ValidationFailed
 from casework.offices.models import Office
+from casework.security.case_keys import data_key_cache
 from tests.cases.conftest import member
 
 OFFICE = "plan-01"
@@ -118,3 +119,35 @@ def test_cases_written_together_find_what_each_would_find_alone(
     assert made[-1].case.reference in [d["reference"] for d in made[1].possible_duplicates]
     for result in made:
         assert result.case.reference not in [d["reference"] for d in result.possible_duplicates]
+
+
+def test_written_cases_are_persistent_as_written_and_read_back_sealed(
+    app: Flask, keyed_session: Session, worker: Principal
+) -> None:
+    """The rows are inserted without the unit of work: the objects join the session as
+    persistent, every attribute held (reading them runs no statement), and the rows read
+    back in another unit of work (seals checked, values opened) give the body's values."""
+    session = keyed_session
+    body = {
+        "specific_needs": ["SC-UC"],
+        "members": [member(full_name="Amina Haddad", birth_year=1988), member(full_name="Rami")],
+    }
+    with app.test_request_context():
+        planned = [service.plan_intake(session, worker, body)]
+        (made,) = service.write_intakes(session, worker, planned)
+        case = made.case
+        with statements(session) as seen:
+            view = service.case_view(case)
+            assert case.erased_at is None
+        assert seen == []
+        for obj in (case, *case.members):
+            state = inspect(obj)
+            assert state.persistent
+            assert not state.expired_attributes
+        session.flush()
+        session.expire_all()
+        data_key_cache(session).clear()
+        again = session.get_one(Case, case.id)
+        assert service.case_view(again) == view
+    assert view["specific_needs"] == ["SC-UC"]
+    assert [m["full_name"] for m in view["members"]] == ["Amina Haddad", "Rami"]

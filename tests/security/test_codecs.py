@@ -139,3 +139,35 @@ def test_codec_for_maps_python_types() -> None:
     assert codec_for(list) is JSON
     with pytest.raises(CodecError, match="supported: str, date, int, dict, list"):
         codec_for(float)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(json_values | st.integers(min_value=-(2**300), max_value=2**300))
+def test_json_bytes_are_the_general_encoders(value: JSONValue) -> None:
+    """The scalars' short path writes exactly what the one encoder writes (a stored format)."""
+    from casework.security.codecs import _ENCODER
+
+    assert JSON.encode(value) == b"j" + _ENCODER.encode(value).encode("utf-8")
+
+
+@settings(max_examples=1000, deadline=None)
+@given(json_values, st.integers(min_value=0, max_value=40))
+def test_padded_json_decodes_as_the_general_decoder_reads_it(value: JSONValue, pad: int) -> None:
+    """The constants' short path reads exactly what the one decoder reads."""
+    from casework.security.codecs import _DECODER
+
+    encoded = JSON.encode(value) + b" " * pad
+    assert_identical(JSON.decode(encoded), _DECODER.decode(encoded[1:].decode("utf-8")))
+
+
+@pytest.mark.parametrize("payload", [b" null", b"null\\n", b"nul", b"None", b"null x", b"[null]"])
+def test_other_text_near_a_constant_goes_to_the_decoder(payload: bytes) -> None:
+    from casework.security.codecs import _DECODER
+
+    try:
+        expected: Any = _DECODER.decode(payload.decode("utf-8"))
+    except ValueError:
+        with pytest.raises(CodecError):
+            JSON.decode(b"j" + payload)
+        return
+    assert_identical(JSON.decode(b"j" + payload), expected)
