@@ -3,7 +3,6 @@ same objects writes, byte for byte, and the instance is left as that flush leave
 
 import datetime
 import uuid
-from collections.abc import Iterator
 from types import SimpleNamespace
 
 import pytest
@@ -22,20 +21,6 @@ from .test_columns import MEMBERS, _raw_row
 SEALED = ("full_name", "nickname", "born_on", "household_size", "needs", "phone_number")
 
 
-@pytest.fixture
-def keyring() -> Keyring:
-    return Keyring.generate()
-
-
-@pytest.fixture
-def engine() -> Iterator[Engine]:
-    from .sample_models import make_engine
-
-    engine = make_engine()
-    yield engine
-    engine.dispose()
-
-
 def _member(case_id: uuid.UUID, member_id: uuid.UUID) -> Member:
     """Every attribute but ``nickname`` assigned: a column never assigned stays NULL."""
     return Member(
@@ -50,18 +35,18 @@ def _member(case_id: uuid.UUID, member_id: uuid.UUID) -> Member:
 
 
 def test_a_new_row_is_the_bytes_a_flush_writes(
-    engine: Engine, keyring: Keyring, monkeypatch: pytest.MonkeyPatch
+    sample_engine: Engine, keyring: Keyring, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With the nonces fixed (the only random part), the ciphertexts and the seal are equal."""
     case_id, flushed_id = uuid.uuid4(), uuid.uuid4()
     monkeypatch.setattr(envelope, "os", SimpleNamespace(urandom=bytes))  # zero nonces
-    with open_session(engine, keyring) as session:
+    with open_session(sample_engine, keyring) as session:
         provision_case_key(session, case_id)
         key = data_key_cache(session).get(case_id)
         session.add(_member(case_id, flushed_id))
         session.commit()
-    flushed = _raw_row(engine, flushed_id)
-    with open_session(engine, keyring) as session:
+    flushed = _raw_row(sample_engine, flushed_id)
+    with open_session(sample_engine, keyring) as session:
         data_key_cache(session).remember(case_id, key)
         member = _member(case_id, flushed_id)
         columns = seal_new_row(member, key)
@@ -72,12 +57,12 @@ def test_a_new_row_is_the_bytes_a_flush_writes(
 
 
 def test_a_new_row_written_without_the_unit_of_work_reads_back(
-    engine: Engine, keyring: Keyring
+    sample_engine: Engine, keyring: Keyring
 ) -> None:
     """Inserted as a table row, it is read back (seal checked, values opened) in another
     session; the instance made persistent serves its values without opening anything."""
     case_id, member_id = uuid.uuid4(), uuid.uuid4()
-    with open_session(engine, keyring) as session:
+    with open_session(sample_engine, keyring) as session:
         (key_row,) = provision_new_case_keys(session, [case_id])
         member = _member(case_id, member_id)
         columns = seal_new_row(member, data_key_cache(session).get(case_id))
@@ -88,10 +73,10 @@ def test_a_new_row_written_without_the_unit_of_work_reads_back(
         assert member.full_name == "Amina Yusuf"
         assert data_key_cache(session).unwraps == 0
         session.commit()
-    with open_session(engine, keyring) as session:
+    with open_session(sample_engine, keyring) as session:
         stored = session.get_one(Member, member_id)
         assert (stored.full_name, stored.nickname, stored.phone) == ("Amina Yusuf", None, None)
         assert stored.needs == {"codes": ["SM-MI"]}
-    with engine.connect() as connection:
+    with sample_engine.connect() as connection:
         kek = connection.execute(text("SELECT kek_id FROM case_keys")).scalar_one()
     assert kek == keyring.active_kek().kek_id

@@ -5,7 +5,6 @@ import datetime
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,23 +17,11 @@ from casework.security.errors import EncryptionContextError, MissingDataKeyError
 from casework.security.keyring import Keyring
 from casework.security.shredding import shred
 
-from .sample_models import Member, make_engine, open_session
+from .sample_models import Member, open_session
 
 MEMBERS = Member.metadata.tables[Member.__tablename__]
 NEEDS = {"codes": ["SM-MI"], "notes": "needs ground floor"}
 FIELDS = ("full_name", "nickname", "born_on", "household_size", "needs", "phone")
-
-
-@pytest.fixture
-def keyring() -> Keyring:
-    return Keyring.generate()
-
-
-@pytest.fixture
-def engine() -> Iterator[Engine]:
-    engine = make_engine()
-    yield engine
-    engine.dispose()
 
 
 class Counts:
@@ -73,31 +60,31 @@ def _member(case_id: uuid.UUID, name: str = "Amina Yusuf") -> Member:
     )
 
 
-def _stored(engine: Engine, keyring: Keyring, name: str = "Amina Yusuf") -> Member:
+def _stored(sample_engine: Engine, keyring: Keyring, name: str = "Amina Yusuf") -> Member:
     member = _member(uuid.uuid4(), name)
-    with open_session(engine, keyring, expire_on_commit=False) as session:
+    with open_session(sample_engine, keyring, expire_on_commit=False) as session:
         provision_case_key(session, member.case_id)
         session.add(member)
         session.commit()
     return member
 
 
-def _raw(engine: Engine, member_id: uuid.UUID) -> dict[str, Any]:
-    with engine.connect() as connection:
+def _raw(sample_engine: Engine, member_id: uuid.UUID) -> dict[str, Any]:
+    with sample_engine.connect() as connection:
         found = connection.execute(
             text("SELECT * FROM sample_members WHERE id = :id"), {"id": member_id.hex}
         )
         return dict(found.mappings().one())
 
 
-def _put_back(engine: Engine, member_id: uuid.UUID, **values: Any) -> None:
+def _put_back(sample_engine: Engine, member_id: uuid.UUID, **values: Any) -> None:
     """A database writer changes stored bytes behind casework's back."""
-    with engine.begin() as connection:
+    with sample_engine.begin() as connection:
         connection.execute(update(MEMBERS).where(MEMBERS.c.id == member_id).values(values))
 
 
-def _rename(engine: Engine, keyring: Keyring, member_id: uuid.UUID, name: str) -> None:
-    with open_session(engine, keyring) as session:
+def _rename(sample_engine: Engine, keyring: Keyring, member_id: uuid.UUID, name: str) -> None:
+    with open_session(sample_engine, keyring) as session:
         session.get_one(Member, member_id).full_name = name
         session.commit()
 
@@ -107,10 +94,10 @@ def _read_all(member: Member) -> dict[str, Any]:
 
 
 def test_each_value_is_opened_once_and_the_seal_checked_once(
-    engine: Engine, keyring: Keyring, counts: Counts
+    sample_engine: Engine, keyring: Keyring, counts: Counts
 ) -> None:
-    stored = _stored(engine, keyring)
-    with open_session(engine, keyring) as session:
+    stored = _stored(sample_engine, keyring)
+    with open_session(sample_engine, keyring) as session:
         loaded = session.get_one(Member, stored.id)
         first = _read_all(loaded)
         again = _read_all(loaded)
@@ -123,9 +110,9 @@ def test_each_value_is_opened_once_and_the_seal_checked_once(
 
 
 def test_values_written_here_are_read_back_without_opening(
-    engine: Engine, keyring: Keyring, counts: Counts
+    sample_engine: Engine, keyring: Keyring, counts: Counts
 ) -> None:
-    with open_session(engine, keyring) as session:
+    with open_session(sample_engine, keyring) as session:
         member = _member(uuid.uuid4())
         provision_case_key(session, member.case_id)
         session.add(member)
@@ -139,9 +126,11 @@ def test_values_written_here_are_read_back_without_opening(
     assert counts.checked == 0  # the image the first flush sealed is the one the second seals
 
 
-def test_a_json_value_from_the_cache_is_a_fresh_copy(engine: Engine, keyring: Keyring) -> None:
-    stored = _stored(engine, keyring)
-    with open_session(engine, keyring) as session:
+def test_a_json_value_from_the_cache_is_a_fresh_copy(
+    sample_engine: Engine, keyring: Keyring
+) -> None:
+    stored = _stored(sample_engine, keyring)
+    with open_session(sample_engine, keyring) as session:
         loaded = session.get_one(Member, stored.id)
         needs = loaded.needs
         assert isinstance(needs, dict)
@@ -153,15 +142,15 @@ def test_a_json_value_from_the_cache_is_a_fresh_copy(engine: Engine, keyring: Ke
 
 @pytest.mark.parametrize("reload", ["refresh", "expire", "expire_one", "populate_existing"])
 def test_a_field_put_back_is_refused_after_a_reload_though_the_row_was_cached(
-    engine: Engine, keyring: Keyring, reload: str
+    sample_engine: Engine, keyring: Keyring, reload: str
 ) -> None:
-    stored = _stored(engine, keyring, "First Name")
-    old = _raw(engine, stored.id)
-    _rename(engine, keyring, stored.id, "Second Name")
-    with open_session(engine, keyring, expire_on_commit=False) as session:
+    stored = _stored(sample_engine, keyring, "First Name")
+    old = _raw(sample_engine, stored.id)
+    _rename(sample_engine, keyring, stored.id, "Second Name")
+    with open_session(sample_engine, keyring, expire_on_commit=False) as session:
         loaded = session.get_one(Member, stored.id)
         assert _read_all(loaded)["full_name"] == "Second Name"
-        _put_back(engine, stored.id, full_name=old["full_name"])  # the older name alone
+        _put_back(sample_engine, stored.id, full_name=old["full_name"])  # the older name alone
         assert loaded.full_name == "Second Name"  # nothing reloaded yet: the image checked
         if reload == "refresh":
             session.refresh(loaded)
@@ -182,32 +171,34 @@ def test_a_field_put_back_is_refused_after_a_reload_though_the_row_was_cached(
             columns.read_sealed(loaded, FIELDS)
 
 
-def test_a_field_put_back_is_refused_in_a_new_session(engine: Engine, keyring: Keyring) -> None:
-    stored = _stored(engine, keyring, "First Name")
-    old = _raw(engine, stored.id)
-    _rename(engine, keyring, stored.id, "Second Name")
-    _put_back(engine, stored.id, full_name=old["full_name"])
+def test_a_field_put_back_is_refused_in_a_new_session(
+    sample_engine: Engine, keyring: Keyring
+) -> None:
+    stored = _stored(sample_engine, keyring, "First Name")
+    old = _raw(sample_engine, stored.id)
+    _rename(sample_engine, keyring, stored.id, "Second Name")
+    _put_back(sample_engine, stored.id, full_name=old["full_name"])
     for name in FIELDS:
-        with open_session(engine, keyring) as session, pytest.raises(RowIntegrityError):
+        with open_session(sample_engine, keyring) as session, pytest.raises(RowIntegrityError):
             getattr(session.get_one(Member, stored.id), name)
 
 
 def test_ciphertexts_swapped_between_cached_rows_are_refused_on_reload(
-    engine: Engine, keyring: Keyring
+    sample_engine: Engine, keyring: Keyring
 ) -> None:
     case_id = uuid.uuid4()
     first, second = _member(case_id, "First"), _member(case_id, "Second")
-    with open_session(engine, keyring, expire_on_commit=False) as session:
+    with open_session(sample_engine, keyring, expire_on_commit=False) as session:
         provision_case_key(session, case_id)
         session.add_all([first, second])
         session.commit()
-    one, two = _raw(engine, first.id), _raw(engine, second.id)
-    with open_session(engine, keyring) as session:
+    one, two = _raw(sample_engine, first.id), _raw(sample_engine, second.id)
+    with open_session(sample_engine, keyring) as session:
         rows = [session.get_one(Member, first.id), session.get_one(Member, second.id)]
         assert [row.full_name for row in rows] == ["First", "Second"]
         swap = ("full_name", "row_seal")
-        _put_back(engine, first.id, **{c: two[c] for c in swap})
-        _put_back(engine, second.id, **{c: one[c] for c in swap})
+        _put_back(sample_engine, first.id, **{c: two[c] for c in swap})
+        _put_back(sample_engine, second.id, **{c: one[c] for c in swap})
         for row in rows:
             session.refresh(row)
             with pytest.raises(RowIntegrityError):
@@ -215,42 +206,45 @@ def test_ciphertexts_swapped_between_cached_rows_are_refused_on_reload(
 
 
 def test_a_cached_value_is_not_served_once_its_ciphertext_changed(
-    engine: Engine, keyring: Keyring
+    sample_engine: Engine, keyring: Keyring
 ) -> None:
-    stored = _stored(engine, keyring, "First Name")
-    with open_session(engine, keyring, expire_on_commit=False) as session:
+    stored = _stored(sample_engine, keyring, "First Name")
+    with open_session(sample_engine, keyring, expire_on_commit=False) as session:
         loaded = session.get_one(Member, stored.id)
         assert loaded.full_name == "First Name"
-        _rename(engine, keyring, stored.id, "Second Name")  # a legitimate write elsewhere
+        _rename(sample_engine, keyring, stored.id, "Second Name")  # a legitimate write elsewhere
         assert loaded.full_name == "First Name"
         session.refresh(loaded)
         assert loaded.full_name == "Second Name"
         # The same bytes as the stored ones, but not the objects that were checked:
         # another cell's ciphertext set in process is checked with the whole row.
-        other = _stored(engine, keyring)
-        loaded._full_name_ciphertext = _raw(engine, other.id)["full_name"]  # type: ignore[attr-defined]
+        other = _stored(sample_engine, keyring)
+        loaded._full_name_ciphertext = _raw(sample_engine, other.id)["full_name"]  # type: ignore[attr-defined]
         with pytest.raises(RowIntegrityError):
             _ = loaded.phone
 
 
 def test_a_field_put_back_is_not_laundered_by_a_write_to_another(
-    engine: Engine, keyring: Keyring
+    sample_engine: Engine, keyring: Keyring
 ) -> None:
-    stored = _stored(engine, keyring, "First Name")
-    old = _raw(engine, stored.id)
-    _rename(engine, keyring, stored.id, "Second Name")
-    _put_back(engine, stored.id, full_name=old["full_name"])
-    with open_session(engine, keyring) as session:
+    stored = _stored(sample_engine, keyring, "First Name")
+    old = _raw(sample_engine, stored.id)
+    _rename(sample_engine, keyring, stored.id, "Second Name")
+    _put_back(sample_engine, stored.id, full_name=old["full_name"])
+    with open_session(sample_engine, keyring) as session:
         session.get_one(Member, stored.id).phone = "+256 700 000000"  # nothing read first
         with pytest.raises(RowIntegrityError):
             session.flush()
-    with open_session(engine, keyring) as session, pytest.raises(RowIntegrityError):
+    with open_session(sample_engine, keyring) as session, pytest.raises(RowIntegrityError):
         _ = session.get_one(Member, stored.id).phone
 
 
-def test_no_cached_value_outlives_a_shredded_key(engine: Engine, keyring: Keyring) -> None:
-    shredded, kept = _stored(engine, keyring, "Erased Person"), _stored(engine, keyring)
-    with open_session(engine, keyring) as session:
+def test_no_cached_value_outlives_a_shredded_key(sample_engine: Engine, keyring: Keyring) -> None:
+    shredded, kept = (
+        _stored(sample_engine, keyring, "Erased Person"),
+        _stored(sample_engine, keyring),
+    )
+    with open_session(sample_engine, keyring) as session:
         gone = session.get_one(Member, shredded.id)
         stays = session.get_one(Member, kept.id)
         assert _read_all(gone)["full_name"] == "Erased Person"
@@ -266,10 +260,10 @@ def test_no_cached_value_outlives_a_shredded_key(engine: Engine, keyring: Keyrin
 
 
 def test_a_cached_value_needs_the_case_key_after_the_transaction_ended(
-    engine: Engine, keyring: Keyring, counts: Counts
+    sample_engine: Engine, keyring: Keyring, counts: Counts
 ) -> None:
-    stored = _stored(engine, keyring)
-    with open_session(engine, keyring, expire_on_commit=False) as session:
+    stored = _stored(sample_engine, keyring)
+    with open_session(sample_engine, keyring, expire_on_commit=False) as session:
         loaded = session.get_one(Member, stored.id)
         assert loaded.full_name == "Amina Yusuf"
         session.commit()  # the key cache is emptied: the case's key is loaded again
@@ -282,9 +276,11 @@ def test_a_cached_value_needs_the_case_key_after_the_transaction_ended(
     assert counts.opened == 1
 
 
-def test_a_cached_value_is_not_served_under_another_key(engine: Engine, keyring: Keyring) -> None:
-    stored = _stored(engine, keyring)
-    with open_session(engine, keyring) as session:
+def test_a_cached_value_is_not_served_under_another_key(
+    sample_engine: Engine, keyring: Keyring
+) -> None:
+    stored = _stored(sample_engine, keyring)
+    with open_session(sample_engine, keyring) as session:
         loaded = session.get_one(Member, stored.id)
         assert loaded.full_name == "Amina Yusuf"
         keys = data_key_cache(session)

@@ -1,5 +1,4 @@
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,19 +11,7 @@ from casework.security.errors import KeyringError, UnknownKeyError
 from casework.security.keyring import Keyring, KeyState
 from casework.security.models import CaseKey
 
-from .sample_models import Member, make_engine, open_session
-
-
-@pytest.fixture
-def keyring() -> Keyring:
-    return Keyring.generate()
-
-
-@pytest.fixture
-def engine() -> Iterator[Engine]:
-    engine = make_engine()
-    yield engine
-    engine.dispose()
+from .sample_models import Member, open_session
 
 
 def test_rewrap_moves_the_same_data_key_under_the_active_kek(keyring: Keyring) -> None:
@@ -45,9 +32,9 @@ def _utc(moment: datetime | None) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def _seed(engine: Engine, keyring: Keyring, count: int) -> dict[uuid.UUID, str]:
+def _seed(sample_engine: Engine, keyring: Keyring, count: int) -> dict[uuid.UUID, str]:
     names = {}
-    with open_session(engine, keyring) as session:
+    with open_session(sample_engine, keyring) as session:
         for i in range(count):
             case_id = uuid.uuid4()
             provision_case_key(session, case_id)
@@ -58,14 +45,14 @@ def _seed(engine: Engine, keyring: Keyring, count: int) -> dict[uuid.UUID, str]:
 
 
 def test_batches_re_wrap_every_key_and_fields_stay_readable(
-    engine: Engine, keyring: Keyring
+    sample_engine: Engine, keyring: Keyring
 ) -> None:
-    names = _seed(engine, keyring, 7)
+    names = _seed(sample_engine, keyring, 7)
     old = keyring.active_kek().kek_id
     keyring.rotate()
     started = datetime.now(UTC)
     batches = []
-    with open_session(engine, keyring) as session:
+    with open_session(sample_engine, keyring) as session:
         assert keys_behind(session, keyring) == 7
         while count := rewrap_batch(session, keyring, limit=3):
             session.commit()
@@ -79,20 +66,20 @@ def test_batches_re_wrap_every_key_and_fields_stay_readable(
             started - timedelta(seconds=1) <= _utc(row.rotated_at) <= datetime.now(UTC)
             for row in rows
         )
-    with open_session(engine, keyring) as session:
+    with open_session(sample_engine, keyring) as session:
         retire_kek(session, keyring, old)
     assert [k.state for k in keyring.keks] == [KeyState.DESTROYED, KeyState.ACTIVE]
-    with open_session(engine, keyring) as session:
+    with open_session(sample_engine, keyring) as session:
         members = session.scalars(select(Member)).all()
         assert {m.case_id: m.full_name for m in members} == names
         assert data_key_cache(session).unwraps == 7
 
 
-def test_retiring_a_kek_still_in_use_is_refused(engine: Engine, keyring: Keyring) -> None:
-    _seed(engine, keyring, 2)
+def test_retiring_a_kek_still_in_use_is_refused(sample_engine: Engine, keyring: Keyring) -> None:
+    _seed(sample_engine, keyring, 2)
     old = keyring.active_kek().kek_id
     keyring.rotate()
-    with open_session(engine, keyring) as session:
+    with open_session(sample_engine, keyring) as session:
         with pytest.raises(
             KeyringError, match=f"2 case key\\(s\\) are still wrapped under KEK {old}"
         ):
