@@ -95,11 +95,13 @@ class BenchContext:
         involved is synthetic, and casework's messages carry no secrets).
         """
         try:
+            # The arguments go on stdin: a durability run's request ids (tens of
+            # thousands) are longer than one command-line argument may be (128 KiB).
             completed = subprocess.run(
-                [sys.executable, "-m", "benchmarks.in_app", target, json.dumps(arguments)],
+                [sys.executable, "-m", "benchmarks.in_app", target, "-"],
                 cwd=REPO_ROOT,
                 env=dict(self.service_env),
-                stdin=subprocess.DEVNULL,
+                input=json.dumps(arguments),
                 capture_output=True,
                 text=True,
                 timeout=self.in_app_timeout_s,

@@ -46,9 +46,12 @@ def call(target: str, arguments: dict[str, Any]) -> Any:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if not 1 <= len(args) <= 2:
-        print("usage: python -m benchmarks.in_app module:function ['{kwargs}']", file=sys.stderr)
+        print(
+            "usage: python -m benchmarks.in_app module:function ['{kwargs}' | -]", file=sys.stderr
+        )
         return 2
-    arguments = json.loads(args[1]) if len(args) == 2 else {}
+    given = args[1] if len(args) == 2 else "{}"
+    arguments = json.loads(sys.stdin.read() if given == "-" else given)  # "-": on stdin
     print(json.dumps(call(args[0], arguments)))
     return 0
 
