@@ -444,6 +444,25 @@ def persist_despite_error() -> None:
     g._casework_persist_on_error = True
 
 
+def commit_early(current: Session) -> None:
+    """Commit the request's transaction now, with the hooks the request boundary runs
+    around its commit; what the request writes next goes into a new transaction,
+    committed (or rolled back) at the boundary as usual.
+
+    For a write request whose first writes must be durable whatever happens next,
+    and which must not hold the write lock (SQLite) or row locks through slow work
+    in between: sign-in counts the attempt, commits, and only then checks the
+    password (``casework.auth.sessions.login``). Until its next statement the
+    session holds no connection and no transaction.
+    """
+    extensions = current_app.extensions
+    for hook in extensions.get("casework.before_commit_hooks", ()):
+        hook(current)
+    current.commit()
+    for hook in extensions.get("casework.after_commit_hooks", ()):
+        hook(current)
+
+
 def install_request_transaction(app: Flask) -> None:
     """Commit once per request when it succeeded, roll back otherwise.
 

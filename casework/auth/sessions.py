@@ -6,6 +6,14 @@ the one-time code missing or wrong. Counters of failures are kept per account
 and per client address; a locked key is refused (429) before any password is
 checked and without counting. Counters and the access-log entries of a refusal
 survive the request's rollback (``persist_despite_error``).
+
+An attempt runs in two short transactions with the password check between them,
+outside any: the first counts the attempt as a failure and commits
+(``db.commit_early``), the second records the outcome, taking the count back on
+success. So the argon2id check (a few hundred ms) holds neither SQLite's write
+lock nor the counters' row locks, and parallel guesses still cannot overtake
+the lock-out: each is counted before any password is checked. An attempt cut
+off between the two (a crash) stays counted as a failure.
 """
 
 from __future__ import annotations
@@ -112,6 +120,12 @@ def login(
     Raises TooManyRequests while the account or the address is locked, and
     Unauthorized (always the same) for any wrong credential, and for a user
     who does not belong to the signing device's office.
+
+    Commits the request's transaction once before the password is checked
+    (``db.commit_early``): the attempt is counted as a failure first, then the
+    password is verified with no transaction open, then the outcome is recorded
+    in the request's second transaction (a success takes the count back). If the
+    request dies between the two, the attempt stays counted as a failure.
     """
     now = utcnow()
     policy = settings.throttle_policy()
@@ -122,28 +136,52 @@ def login(
         audit.record(AuditAction.AUTH_LOGIN_FAILED, outcome=Outcome.DENIED, session=session)
         db.persist_despite_error()
         raise TooManyRequests(wait, "Too many failed sign-ins; try again later.")
+    attempt = _count_attempt(policy, counters, now)
     user = session.scalar(select(User).where(User.username == normalise_username(username)))
-    failed_on = _check_credentials(session, user, password, code, now)
+    db.commit_early(session)  # counted before any password is checked; no lock held below
+    matched = _password_matches(user, password)
+    if user is not None and matched is not None:  # the same statements for any wrong one
+        user = _lock_user(session, user)
+    failed_on = _check_credentials(session, user, matched, code, now)
     if failed_on is None and device is not None and user is not None:
         failed_on = None if user.office_code == device.office else "office"
     if failed_on is not None:
-        _count_failure(session, policy, counters, now, user, failed_on)
+        _record_failure(session, attempt, user, failed_on)
         db.persist_despite_error()
         raise Unauthorized(LOGIN_REFUSED)
     assert user is not None
-    counters[0].failures, counters[0].last_failure_at = 0, None  # the account key
+    _take_back(session, policy, attempt)
     return _signed_in(session, user, password, now, device)
 
 
-def _check_credentials(
-    session: Session, user: User | None, password: str, code: str | None, now: datetime
-) -> str | None:
-    """None when every credential is right, else the name of the first wrong one."""
+def _password_matches(user: User | None, password: str) -> str | None:
+    """The stored hash ``password`` matches, else None (an unknown user: None, after the
+    time a wrong password takes). Called with no transaction open: argon2id is slow."""
     params = settings.password_params()
     if user is None:
         verify_dummy(password, params)  # the time a wrong password would take
+        return None
+    stored = user.password_hash
+    return stored if verify_password(stored, password, params) else None
+
+
+def _lock_user(session: Session, user: User) -> User | None:
+    """Read ``user`` again, locked for update (None when gone): the account may have
+    changed while its password was checked outside the transaction."""
+    return session.get(User, user.id, with_for_update=True, populate_existing=True)
+
+
+def _check_credentials(
+    session: Session, user: User | None, matched: str | None, code: str | None, now: datetime
+) -> str | None:
+    """None when every credential is right, else the name of the first wrong one.
+
+    ``matched`` is the stored hash the password was verified against (see
+    :func:`_password_matches`); a password reset since makes the password wrong.
+    """
+    if user is None:
         return "username"
-    if not verify_password(user.password_hash, password, params):
+    if matched is None or matched != user.password_hash:
         return "password"
     if not user.may_sign_in:
         return "active"
@@ -173,14 +211,10 @@ def _signed_in(
     return issued
 
 
-def _count_failure(
-    session: Session,
-    policy: ThrottlePolicy,
-    counters: Sequence[LoginThrottle],
-    now: datetime,
-    user: User | None,
-    failed_on: str,
+def _record_failure(
+    session: Session, attempt: CountedAttempt, user: User | None, failed_on: str
 ) -> None:
+    """Record a refused sign-in (already counted) and, when its count locked a key, the lock."""
     target = str(user.id) if user is not None else None
     audit.record(
         AuditAction.AUTH_LOGIN_FAILED,
@@ -189,7 +223,7 @@ def _count_failure(
         outcome=Outcome.FAILURE,
         session=session,
     )
-    if _count(policy, counters, now):
+    if attempt.locked:
         audit.record(
             AuditAction.AUTH_LOCKED, target=target, outcome=Outcome.DENIED, session=session
         )
@@ -216,6 +250,9 @@ def reauthenticate(
     checked too, as one more credential on the same counters.
     Raises TooManyRequests while locked, ValidationFailed when MFA is on and no
     code was sent, ReauthenticationFailed (403) for a wrong password or code.
+    Like :func:`login`, commits the request's transaction once, the attempt
+    counted, before the password is checked; what the caller changes afterwards
+    is committed at the request's end as usual.
     """
     if user.is_mfa_enabled and not code:
         raise ValidationFailed(
@@ -230,16 +267,21 @@ def reauthenticate(
         audit.record(action, target=str(user.id), outcome=Outcome.DENIED, session=session)
         db.persist_despite_error()
         raise TooManyRequests(wait, "Too many failed attempts; try again later.")
-    failed_on = _check_second_proof(session, user, password, code, now)
+    attempt = _count_attempt(policy, counters, now)
+    db.commit_early(session)  # counted before the password is checked, as at sign-in
+    matched = _password_matches(user, password)
+    if matched is not None:
+        session.refresh(user, with_for_update=True)  # changed while the password was checked?
+    failed_on = _check_second_proof(session, user, matched, code, now)
     if failed_on is None and reset_code is not None:
         failed_on = None if mfa.reset_code_matches(user, reset_code) else "enrolment_code"
     if failed_on is None:
-        counters[0].failures, counters[0].last_failure_at = 0, None  # the account key
+        _take_back(session, policy, attempt)
         return
     audit.record(
         action, target=str(user.id), fields=[failed_on], outcome=Outcome.FAILURE, session=session
     )
-    if _count(policy, counters, now):
+    if attempt.locked:
         audit.record(
             AuditAction.AUTH_LOCKED, target=str(user.id), outcome=Outcome.DENIED, session=session
         )
@@ -248,10 +290,13 @@ def reauthenticate(
 
 
 def _check_second_proof(
-    session: Session, user: User, password: str, code: str | None, now: datetime
+    session: Session, user: User, matched: str | None, code: str | None, now: datetime
 ) -> str | None:
-    """None when the password (and the code, when MFA is on) are right, else what failed."""
-    if not verify_password(user.password_hash, password, settings.password_params()):
+    """None when the password (and the code, when MFA is on) are right, else what failed.
+
+    ``matched``: the stored hash the password was verified against (see :func:`login`).
+    """
+    if matched is None or matched != user.password_hash:
         return "password"
     if user.is_mfa_enabled:
         try:
@@ -327,6 +372,61 @@ def _limit_to_enrolment_window(session: Session, principal: Principal, user: Use
 # --- throttle counters -----------------------------------------------------
 
 
+@dataclass(frozen=True)
+class CountedAttempt:
+    """An attempt counted as a failure before its password was checked.
+
+    ``before`` holds each counter's (failures, last failure, expiry) as they were,
+    ``counted`` the failures this attempt left, so that a success can take its
+    count back exactly (see :func:`_take_back`); ``locked`` tells whether this
+    count locked a key (``auth.locked`` is recorded if the attempt then fails).
+    """
+
+    keys: tuple[str, ...]
+    at: datetime
+    before: tuple[tuple[int, datetime | None, datetime], ...]
+    counted: tuple[int, ...]
+    locked: bool
+
+
+def _count_attempt(
+    policy: ThrottlePolicy, counters: Sequence[LoginThrottle], now: datetime
+) -> CountedAttempt:
+    """Count the attempt as a failure on every counter, provisionally (see :func:`login`)."""
+    before = tuple((c.failures, c.last_failure_at, c.expires_at) for c in counters)
+    locked = _count(policy, counters, now)
+    counted = tuple(counter.failures for counter in counters)
+    return CountedAttempt(tuple(c.key for c in counters), now, before, counted, locked)
+
+
+def _take_back(session: Session, policy: ThrottlePolicy, attempt: CountedAttempt) -> None:
+    """Undo the provisional count of an attempt that succeeded; then, as a success
+    always did, the account's counter (the first key) starts again from zero while
+    the address's keeps its earlier failures.
+
+    A counter nobody counted on since gets its earlier values back; one counted
+    on since loses this attempt's one failure (its last failure stays the later
+    one's, so its lock and window end no earlier). A counter gone meanwhile (a
+    password reset deletes the account's) is left gone.
+    """
+    rows = {row.key: row for row in _locked_rows(session, attempt.keys)}
+    for key, before, counted in zip(attempt.keys, attempt.before, attempt.counted, strict=True):
+        row = rows.get(key)
+        if row is None:
+            continue
+        if row.failures == counted and row.last_failure_at == attempt.at:
+            row.failures, row.last_failure_at, row.expires_at = before
+        elif row.failures <= 1:
+            row.failures, row.last_failure_at = 0, None
+        else:
+            row.failures -= 1
+            if row.last_failure_at is not None:
+                row.expires_at = policy.expires_at(row.failures, row.last_failure_at)
+    account = rows.get(attempt.keys[0])
+    if account is not None:
+        account.failures, account.last_failure_at = 0, None
+
+
 def _count(policy: ThrottlePolicy, counters: Sequence[LoginThrottle], now: datetime) -> bool:
     """Count one failure on every counter; return whether one of them is now locked."""
     locked = False
@@ -358,9 +458,10 @@ def _lock_counters(
 ) -> list[LoginThrottle]:
     """Return the (account, address) counters, created if absent and locked for update.
 
-    Holding the row locks while the password is checked serialises attempts
-    on one account (PostgreSQL; SQLite serialises every write anyway), so
-    parallel guesses cannot overtake the lock-out.
+    The row locks serialise the counting of attempts on one account
+    (PostgreSQL; SQLite serialises every write anyway); each attempt is counted
+    before its password is checked, so parallel guesses cannot overtake the
+    lock-out. The locks end with that short transaction, before the check.
     """
     _purge_expired_counters(session, now)
     # Sorted, so that two attempts on the same keys never wait for each other crosswise.
@@ -368,15 +469,19 @@ def _lock_counters(
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     session.execute(insert(LoginThrottle).values(fresh).on_conflict_do_nothing())
-    rows = session.scalars(
+    by_key = {row.key: row for row in _locked_rows(session, keys)}
+    return [by_key[key] for key in keys]
+
+
+def _locked_rows(session: Session, keys: Sequence[str]) -> Sequence[LoginThrottle]:
+    """The counters of ``keys`` that exist, freshly read and locked for update, by key."""
+    return session.scalars(
         select(LoginThrottle)
         .where(LoginThrottle.key.in_(keys))
         .order_by(LoginThrottle.key)
         .with_for_update()
         .execution_options(populate_existing=True)
     ).all()
-    by_key = {row.key: row for row in rows}
-    return [by_key[key] for key in keys]
 
 
 def _purge_expired_counters(session: Session, now: datetime) -> None:
