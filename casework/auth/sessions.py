@@ -166,9 +166,14 @@ def _password_matches(user: User | None, password: str) -> str | None:
 
 
 def _lock_user(session: Session, user: User) -> User | None:
-    """Read ``user`` again, locked for update (None when gone): the account may have
-    changed while its password was checked outside the transaction."""
-    return session.get(User, user.id, with_for_update=True, populate_existing=True)
+    """Read ``user`` again (the same object, refreshed), locked for update; None when gone.
+    The account may have changed while its password was checked outside the transaction."""
+    return session.scalar(
+        select(User)
+        .where(User.id == user.id)
+        .with_for_update(of=User)
+        .execution_options(populate_existing=True)
+    )
 
 
 def _check_credentials(
@@ -271,7 +276,7 @@ def reauthenticate(
     db.commit_early(session)  # counted before the password is checked, as at sign-in
     matched = _password_matches(user, password)
     if matched is not None:
-        session.refresh(user, with_for_update=True)  # changed while the password was checked?
+        _lock_user(session, user)  # changed while the password was checked? (users stay)
     failed_on = _check_second_proof(session, user, matched, code, now)
     if failed_on is None and reset_code is not None:
         failed_on = None if mfa.reset_code_matches(user, reset_code) else "enrolment_code"
