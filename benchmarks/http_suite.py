@@ -78,6 +78,9 @@ def plan_backends(settings: BenchSettings) -> dict[str, str]:
     return plan
 
 
+BENCH_LOGIN_MAX_FAILURES = 2048
+
+
 def service_environment(instance_path: Path, database: BenchDatabase) -> dict[str, str]:
     """The caller's environment without any ``CASEWORK_*`` variable, plus the run's own.
 
@@ -87,6 +90,10 @@ def service_environment(instance_path: Path, database: BenchDatabase) -> dict[st
     env = {name: value for name, value in os.environ.items() if not name.startswith("CASEWORK_")}
     env["CASEWORK_INSTANCE_PATH"] = str(instance_path)
     env["CASEWORK_DATABASE_URL"] = database.url
+    # Every load connection signs in to one account from one address, and a sign-in
+    # counts against the throttle while its password is checked: the login case
+    # measures the sign-in, not the lock-out, so the limit sits above any connection count.
+    env["CASEWORK_LOGIN_MAX_FAILURES"] = str(BENCH_LOGIN_MAX_FAILURES)
     return env
 
 
