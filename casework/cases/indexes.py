@@ -480,6 +480,137 @@ def candidates(
     return _decrypted(session, rows, fields)
 
 
+#: Most values one statement of :func:`candidates_each` binds (SQLite's limit is 32,766
+#: variables): lookups beyond it go to a further statement, each lookup whole in one.
+MAX_BOUND_VALUES = 5000
+
+
+def _hit_entries(shape: tuple[tuple[str, int], ...]) -> Any:
+    """:func:`_hits` keeping which entry matched: (member, index, root, value) rows."""
+    conditions = [
+        and_(
+            BlindIndexEntry.name == name,
+            BlindIndexEntry.root_version == version,
+            BlindIndexEntry.value.in_(bindparam(f"values_{i}", expanding=True)),
+        )
+        for i, (name, version) in enumerate(shape)
+    ]
+    return (
+        select(
+            BlindIndexEntry.member_id,
+            BlindIndexEntry.name,
+            BlindIndexEntry.root_version,
+            BlindIndexEntry.value,
+        )
+        .where(or_(*conditions))
+        .cte("hits")
+        .prefix_with("MATERIALIZED")
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _each_statement(shape: tuple[tuple[str, int], ...], office: bool) -> Any:
+    """:func:`_candidate_statement` for many lookups at once: each row also names the
+    entry that matched (a member matching several entries comes once per entry), so
+    each lookup keeps the members its own values found. No ``exclude_case``: each
+    lookup drops its own case in Python."""
+    hits = _hit_entries(shape)
+    query = (
+        select(
+            *_candidate_columns(),
+            Case.reference,
+            Case.created_at,
+            hits.c.name.label("hit_name"),
+            hits.c.root_version.label("hit_root"),
+            hits.c.value.label("hit_value"),
+        )
+        .select_from(hits)
+        .join(CaseMember, CaseMember.id == hits.c.member_id)
+        .join(Case, Case.id == CaseMember.case_id)
+        .outerjoin(CaseKey, CaseKey.case_id == Case.id)
+    )
+    return _filtered(query, office, False, False)
+
+
+def candidates_each(
+    session: Session,
+    keyring: Keyring,
+    lookups: Sequence[tuple[Iterable[Probe], uuid.UUID]],
+    *,
+    office: str | None = None,
+    known: Values | None = None,
+    fields: tuple[str, ...] = PLAIN_FIELDS,
+) -> list[list[Candidate]]:
+    """:func:`candidates` of many lookups (each: its probes and the case it excludes) in
+    one office, with one statement: for each, the same members in the same order as its
+    own :func:`candidates` call (``exclude_case`` its case). A member that several
+    lookups propose is read and decrypted once.
+
+    For the creates of one request, written together: they find each other (each
+    other's entries are stored), never themselves.
+    """
+    known = known or Values(keyring)
+    wants = [_wanted(keyring, probes, known) for probes, _ in lookups]
+    found: list[list[Candidate]] = [[] for _ in lookups]
+    chunk: list[int] = []
+    bound = 0
+    for position, wanted in enumerate(wants):
+        size = sum(len(values) for values in wanted.values())
+        if chunk and bound + size > MAX_BOUND_VALUES:
+            _each_chunk(session, lookups, wants, chunk, office, fields, found)
+            chunk, bound = [], 0
+        if wanted:
+            chunk.append(position)
+            bound += size
+    if chunk:
+        _each_chunk(session, lookups, wants, chunk, office, fields, found)
+    return found
+
+
+def _each_chunk(
+    session: Session,
+    lookups: Sequence[tuple[Iterable[Probe], uuid.UUID]],
+    wants: Sequence[dict[tuple[str, int], set[int]]],
+    chunk: Sequence[int],
+    office: str | None,
+    fields: tuple[str, ...],
+    found: list[list[Candidate]],
+) -> None:
+    """One statement for the lookups at ``chunk``; fills their places in ``found``."""
+    union: dict[tuple[str, int], set[int]] = {}
+    for position in chunk:
+        for key, values in wants[position].items():
+            union.setdefault(key, set()).update(values)
+    shape = tuple(sorted(union))
+    query = _each_statement(shape, office is not None)
+    rows = _rows(session, query, _parameters(shape, union, {"office": office}))
+    by_entry: dict[tuple[str, int, int], list[Any]] = {}
+    for row in rows:
+        by_entry.setdefault((row.hit_name, row.hit_root, row.hit_value), []).append(row)
+    kept: list[list[Any]] = []
+    needed: dict[uuid.UUID, Any] = {}
+    for position in chunk:
+        exclude = lookups[position][1]
+        members: dict[uuid.UUID, Any] = {}
+        for (name, root), values in wants[position].items():
+            for value in values:
+                for row in by_entry.get((name, root, value), ()):
+                    if row.case_id != exclude:
+                        members[row.id] = row
+        ordered = sorted(
+            members.values(), key=lambda row: (row.created_at, row.case_id, row.position)
+        )
+        kept.append(ordered)
+        for row in ordered:
+            needed.setdefault(row.id, row)
+    opened = {
+        candidate.member_id: candidate
+        for candidate in _decrypted(session, list(needed.values()), fields)
+    }
+    for position, ordered in zip(chunk, kept, strict=True):
+        found[position] = [opened[row.id] for row in ordered]
+
+
 def household(session: Session, case_id: uuid.UUID) -> list[dict[str, Any]]:
     """:data:`PLAIN_FIELDS` of every member of a case, in position order (decrypted)."""
     rows = _rows(session, _household_statement(), {"case_id": case_id})

@@ -587,7 +587,7 @@ def write_intakes(
 ) -> list[IntakeResult]:
     """Write planned cases (:func:`plan_intake`) with one INSERT per table (cases, keys,
     members, blind-index entries: :func:`_write_cases`), then look each up for duplicates
-    in its office.
+    in its office: one statement for all (:func:`~casework.cases.duplicates.find_duplicates_each`).
 
     Refuses nothing: what can fail here is the database (an error the caller lets fail
     the whole transaction). Records nothing and queues nothing: the caller writes the
@@ -598,14 +598,11 @@ def write_intakes(
     """
     known = indexes.Values(keyring_of(session))  # the HMACs stored, reused by the lookups
     _write_cases(session, [plan.new for plan in planned], known)
-    for plan in planned:
-        new = plan.new
+    written = [(plan.new.case, plan.new.people) for plan in planned]
+    found = duplicates.find_duplicates_each(session, principal, written, known)
+    for plan, possible in zip(planned, found, strict=True):
         # In place: a caller may hold the list already (a sync push's result).
-        plan.result.possible_duplicates.extend(
-            duplicates.find_duplicates(
-                session, principal, new.case, new.members, known, new.people, queue=False
-            )
-        )
+        plan.result.possible_duplicates.extend(possible)
     return [plan.result for plan in planned]
 
 
