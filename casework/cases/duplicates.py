@@ -376,11 +376,14 @@ def find_duplicates_each(
     principal: Principal,
     written: Sequence[tuple[Case, list[Person]]],
     known: indexes.Values | None = None,
+    entries: Sequence[indexes.Written] = (),
 ) -> list[list[dict[str, Any]]]:
     """:func:`find_duplicates` (``queue`` False) of cases written together, each given with
     its members as :class:`Person`: the same answer for each, with one lookup statement
     per office for all (:func:`casework.cases.indexes.candidates_each`) instead of one
-    per case. Cases written together find each other, never themselves."""
+    per case. Cases written together find each other, never themselves. ``entries``:
+    every blind-index entry of those cases, as written (``candidates_each``'s
+    ``written``)."""
     found: list[list[dict[str, Any]]] = [[] for _ in written]
     by_office: dict[str, list[int]] = {}
     for position, (case, _people) in enumerate(written):
@@ -389,7 +392,9 @@ def find_duplicates_each(
     keyring = keyring_of(session)
     for office, positions in by_office.items():
         lookups = [(lookup_of(written[p][1])[1], written[p][0].id) for p in positions]
-        each = indexes.candidates_each(session, keyring, lookups, office=office, known=known)
+        each = indexes.candidates_each(
+            session, keyring, lookups, office=office, known=known, written=entries
+        )
         for position, candidates in zip(positions, each, strict=True):
             kept = _kept(session, written[position][1], candidates)
             session.info[DECRYPTED_KEY] = len(candidates)

@@ -207,6 +207,16 @@ def test_one_lookup_for_many_gives_each_what_its_own_lookup_gives(
         keyring = indexes.keyring_of(session)
         lookups = [(duplicates.lookup_of(plan.new.people)[1], plan.new.case.id) for plan in planned]
         together = indexes.candidates_each(session, keyring, lookups, office=OFFICE)
+        ids = [plan.new.case.id for plan in planned]
+        entries = [
+            (e.member_id, e.case_id, e.name, e.root_version, e.value)
+            for e in session.scalars(
+                select(BlindIndexEntry).where(BlindIndexEntry.case_id.in_(ids))
+            )
+        ]
+        told = indexes.candidates_each(
+            session, keyring, lookups, office=OFFICE, written=entries
+        )  # their own entries left out of the statement, the peers asked for by id
         alone = [
             indexes.candidates(session, keyring, probes, office=OFFICE, exclude_case=case_id)
             for probes, case_id in lookups
@@ -219,7 +229,9 @@ def test_one_lookup_for_many_gives_each_what_its_own_lookup_gives(
         ]
     lookups_run = [s for s in seen if "WITH hits" in s]
     assert len(lookups_run) > 2 if chunked else len(lookups_run) == 1
+    assert all(" NOT IN " in statement for statement in lookups_run)
     assert together == alone
+    assert told == alone
     assert [result.possible_duplicates for result in made] == found_alone
     assert sum(1 for found in alone if found) >= len(later) // 2
     assert sum(1 for found in found_alone if found) >= 5
