@@ -598,20 +598,22 @@ def _each_chunk(
 ) -> None:
     """One statement for the lookups at ``chunk``; fills their places in ``found``."""
     union: dict[tuple[str, int], set[int]] = {}
-    wanted_by: dict[tuple[str, int, int], set[uuid.UUID]] = {}
+    # Each value a lookup wants: the case of the lookup that wants it, None for several.
+    wanted_by: dict[tuple[str, int, int], uuid.UUID | None] = {}
     for position in chunk:
         case_id = lookups[position][1]
         for key, values in wants[position].items():
             union.setdefault(key, set()).update(values)
             if written:
                 for value in values:
-                    wanted_by.setdefault((*key, value), set()).add(case_id)
+                    if wanted_by.setdefault((*key, value), case_id) != case_id:
+                        wanted_by[(*key, value)] = None
     own = sorted({case_id for _, case_id, _, _, _ in written})
     peers = sorted(
         {
             member_id
             for member_id, case_id, name, root, value in written
-            if wanted_by.get((name, root, value), {case_id}) != {case_id}
+            if wanted_by.get((name, root, value), case_id) != case_id
         }
     )
     shape = tuple(sorted(union))
