@@ -288,13 +288,21 @@ def matches(
         exclude_case=case.id,
         known=known,
     )
+    return _kept(session, people, candidates), len(candidates)
+
+
+def _kept(
+    session: Session, people: Sequence[Person], candidates: Sequence[indexes.Candidate]
+) -> list[Match]:
+    """The cases of ``candidates`` (in lookup order) scoring at least :data:`THRESHOLD`
+    against ``people``, best first."""
     by_case: dict[uuid.UUID, list[indexes.Candidate]] = {}
     for candidate in candidates:
         by_case.setdefault(candidate.case_id, []).append(candidate)
     found = [score_case(session, people, members) for members in by_case.values()]
     kept = [m for m in found if m.score >= THRESHOLD]
     kept.sort(key=lambda m: (-m.score, m.reference))
-    return kept, len(candidates)
+    return kept
 
 
 def _view(match: Match) -> dict[str, Any]:
@@ -360,6 +368,37 @@ def find_duplicates(
         found = [_view(m) for m in kept]
     if queue:
         queue_check(session, case)
+    return found
+
+
+def find_duplicates_each(
+    session: Session,
+    principal: Principal,
+    written: Sequence[tuple[Case, list[Person]]],
+    known: indexes.Values | None = None,
+    entries: Sequence[indexes.Written] = (),
+) -> list[list[dict[str, Any]]]:
+    """:func:`find_duplicates` (``queue`` False) of cases written together, each given with
+    its members as :class:`Person`: the same answer for each, with one lookup statement
+    per office for all (:func:`casework.cases.indexes.candidates_each`) instead of one
+    per case. Cases written together find each other, never themselves. ``entries``:
+    every blind-index entry of those cases, as written (``candidates_each``'s
+    ``written``)."""
+    found: list[list[dict[str, Any]]] = [[] for _ in written]
+    by_office: dict[str, list[int]] = {}
+    for position, (case, _people) in enumerate(written):
+        if in_scope(principal, case.office_code):
+            by_office.setdefault(case.office_code, []).append(position)
+    keyring = keyring_of(session)
+    for office, positions in by_office.items():
+        lookups = [(lookup_of(written[p][1])[1], written[p][0].id) for p in positions]
+        each = indexes.candidates_each(
+            session, keyring, lookups, office=office, known=known, written=entries
+        )
+        for position, candidates in zip(positions, each, strict=True):
+            kept = _kept(session, written[position][1], candidates)
+            session.info[DECRYPTED_KEY] = len(candidates)
+            found[position] = [_view(m) for m in kept]
     return found
 
 

@@ -480,6 +480,177 @@ def candidates(
     return _decrypted(session, rows, fields)
 
 
+#: Most values one statement of :func:`candidates_each` binds (SQLite's limit is 32,766
+#: variables): lookups beyond it go to a further statement, each lookup whole in one.
+MAX_BOUND_VALUES = 5000
+
+
+def _hit_entries(shape: tuple[tuple[str, int], ...], own: bool, peers: bool) -> Any:
+    """:func:`_hits` keeping which entry matched: (member, index, root, value) rows.
+    ``own``: not the entries of the cases bound as ``own``; ``peers``: every entry of the
+    members bound as ``peers``."""
+    conditions = [
+        and_(
+            BlindIndexEntry.name == name,
+            BlindIndexEntry.root_version == version,
+            BlindIndexEntry.value.in_(bindparam(f"values_{i}", expanding=True)),
+        )
+        for i, (name, version) in enumerate(shape)
+    ]
+    where = or_(*conditions)
+    if own:
+        where = and_(where, BlindIndexEntry.case_id.not_in(bindparam("own", expanding=True)))
+    if peers:
+        where = or_(where, BlindIndexEntry.member_id.in_(bindparam("peers", expanding=True)))
+    return (
+        select(
+            BlindIndexEntry.member_id,
+            BlindIndexEntry.name,
+            BlindIndexEntry.root_version,
+            BlindIndexEntry.value,
+        )
+        .where(where)
+        .cte("hits")
+        .prefix_with("MATERIALIZED")
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _each_statement(
+    shape: tuple[tuple[str, int], ...], office: bool, own: bool, peers: bool
+) -> Any:
+    """:func:`_candidate_statement` for many lookups at once: each row also names the
+    entry that matched (a member matching several entries comes once per entry), so
+    each lookup keeps the members its own values found. No ``exclude_case``: each
+    lookup drops its own case in Python."""
+    hits = _hit_entries(shape, own, peers)
+    query = (
+        select(
+            *_candidate_columns(),
+            Case.reference,
+            Case.created_at,
+            hits.c.name.label("hit_name"),
+            hits.c.root_version.label("hit_root"),
+            hits.c.value.label("hit_value"),
+        )
+        .select_from(hits)
+        .join(CaseMember, CaseMember.id == hits.c.member_id)
+        .join(Case, Case.id == CaseMember.case_id)
+        .outerjoin(CaseKey, CaseKey.case_id == Case.id)
+    )
+    return _filtered(query, office, False, False)
+
+
+#: An entry as :func:`candidates_each` is told of one just written: (member id, case id,
+#: index, root version, value).
+Written = tuple[uuid.UUID, uuid.UUID, str, int, int]
+
+
+def candidates_each(
+    session: Session,
+    keyring: Keyring,
+    lookups: Sequence[tuple[Iterable[Probe], uuid.UUID]],
+    *,
+    office: str | None = None,
+    known: Values | None = None,
+    fields: tuple[str, ...] = PLAIN_FIELDS,
+    written: Sequence[Written] = (),
+) -> list[list[Candidate]]:
+    """:func:`candidates` of many lookups (each: its probes and the case it excludes) in
+    one office, with one statement: for each, the same members in the same order as its
+    own :func:`candidates` call (``exclude_case`` its case). A member that several
+    lookups propose is read and decrypted once.
+
+    For the creates of one request, written together: they find each other (each
+    other's entries are stored), never themselves. ``written``: every entry of cases
+    just written (all of each case's entries: those cases have no other), which the
+    lookups' own cases usually are. The statement then leaves their entries out, since
+    a case's own values find it first of all, and asks instead for the members of those
+    cases that another lookup's values find, as the entries in hand tell.
+    """
+    known = known or Values(keyring)
+    wants = [_wanted(keyring, probes, known) for probes, _ in lookups]
+    found: list[list[Candidate]] = [[] for _ in lookups]
+    chunk: list[int] = []
+    bound = 0
+    for position, wanted in enumerate(wants):
+        size = sum(len(values) for values in wanted.values())
+        if chunk and bound + size > MAX_BOUND_VALUES:
+            _each_chunk(session, lookups, wants, chunk, office, fields, written, found)
+            chunk, bound = [], 0
+        if wanted:
+            chunk.append(position)
+            bound += size
+    if chunk:
+        _each_chunk(session, lookups, wants, chunk, office, fields, written, found)
+    return found
+
+
+def _each_chunk(
+    session: Session,
+    lookups: Sequence[tuple[Iterable[Probe], uuid.UUID]],
+    wants: Sequence[dict[tuple[str, int], set[int]]],
+    chunk: Sequence[int],
+    office: str | None,
+    fields: tuple[str, ...],
+    written: Sequence[Written],
+    found: list[list[Candidate]],
+) -> None:
+    """One statement for the lookups at ``chunk``; fills their places in ``found``."""
+    union: dict[tuple[str, int], set[int]] = {}
+    # Each value a lookup wants: the case of the lookup that wants it, None for several.
+    wanted_by: dict[tuple[str, int, int], uuid.UUID | None] = {}
+    for position in chunk:
+        case_id = lookups[position][1]
+        for key, values in wants[position].items():
+            union.setdefault(key, set()).update(values)
+            if written:
+                for value in values:
+                    if wanted_by.setdefault((*key, value), case_id) != case_id:
+                        wanted_by[(*key, value)] = None
+    own = sorted({case_id for _, case_id, _, _, _ in written})
+    peers = sorted(
+        {
+            member_id
+            for member_id, case_id, name, root, value in written
+            if wanted_by.get((name, root, value), case_id) != case_id
+        }
+    )
+    shape = tuple(sorted(union))
+    query = _each_statement(shape, office is not None, bool(own), bool(peers))
+    parameters = _parameters(shape, union, {"office": office})
+    if own:
+        parameters["own"] = own
+    if peers:
+        parameters["peers"] = peers
+    rows = _rows(session, query, parameters)
+    by_entry: dict[tuple[str, int, int], list[Any]] = {}
+    for row in rows:
+        by_entry.setdefault((row.hit_name, row.hit_root, row.hit_value), []).append(row)
+    kept: list[list[Any]] = []
+    needed: dict[uuid.UUID, Any] = {}
+    for position in chunk:
+        exclude = lookups[position][1]
+        members: dict[uuid.UUID, Any] = {}
+        for (name, root), values in wants[position].items():
+            for value in values:
+                for row in by_entry.get((name, root, value), ()):
+                    if row.case_id != exclude:
+                        members[row.id] = row
+        ordered = sorted(
+            members.values(), key=lambda row: (row.created_at, row.case_id, row.position)
+        )
+        kept.append(ordered)
+        for row in ordered:
+            needed.setdefault(row.id, row)
+    opened = {
+        candidate.member_id: candidate
+        for candidate in _decrypted(session, list(needed.values()), fields)
+    }
+    for position, ordered in zip(chunk, kept, strict=True):
+        found[position] = [opened[row.id] for row in ordered]
+
+
 def household(session: Session, case_id: uuid.UUID) -> list[dict[str, Any]]:
     """:data:`PLAIN_FIELDS` of every member of a case, in position order (decrypted)."""
     rows = _rows(session, _household_statement(), {"case_id": case_id})

@@ -587,7 +587,7 @@ def write_intakes(
 ) -> list[IntakeResult]:
     """Write planned cases (:func:`plan_intake`) with one INSERT per table (cases, keys,
     members, blind-index entries: :func:`_write_cases`), then look each up for duplicates
-    in its office.
+    in its office: one statement for all (:func:`~casework.cases.duplicates.find_duplicates_each`).
 
     Refuses nothing: what can fail here is the database (an error the caller lets fail
     the whole transaction). Records nothing and queues nothing: the caller writes the
@@ -597,15 +597,15 @@ def write_intakes(
     (never themselves), whatever their order.
     """
     known = indexes.Values(keyring_of(session))  # the HMACs stored, reused by the lookups
-    _write_cases(session, [plan.new for plan in planned], known)
-    for plan in planned:
-        new = plan.new
+    entries = _write_cases(session, [plan.new for plan in planned], known)
+    written = [(plan.new.case, plan.new.people) for plan in planned]
+    stored = [
+        (e["member_id"], e["case_id"], e["name"], e["root_version"], e["value"]) for e in entries
+    ]
+    found = duplicates.find_duplicates_each(session, principal, written, known, stored)
+    for plan, possible in zip(planned, found, strict=True):
         # In place: a caller may hold the list already (a sync push's result).
-        plan.result.possible_duplicates.extend(
-            duplicates.find_duplicates(
-                session, principal, new.case, new.members, known, new.people, queue=False
-            )
-        )
+        plan.result.possible_duplicates.extend(possible)
     return [plan.result for plan in planned]
 
 
@@ -650,7 +650,9 @@ def _add_cases(
     return built
 
 
-def _write_cases(session: Session, built: Sequence[_NewCase], values: indexes.Values) -> None:
+def _write_cases(
+    session: Session, built: Sequence[_NewCase], values: indexes.Values
+) -> list[dict[str, Any]]:
     """Key and write built cases without the unit of work: one INSERT each for their
     rows, keys, members and blind-index entries, computed from the plain values (nothing
     is decrypted).
@@ -662,7 +664,8 @@ def _write_cases(session: Session, built: Sequence[_NewCase], values: indexes.Va
     (a sync update naming a new case) is flushed as an UPDATE, reads open nothing. Each
     case is marked changed so that the flush listeners that follow this unit of work's
     writes (the sync feed publishes the cases it wrote) see it like a flushed one; that
-    flush writes nothing for it.
+    flush writes nothing for it. Returns the blind-index rows written (every entry of
+    the cases: new, they have no other).
     """
     session.flush()  # what the unit of work holds goes first, as with one flush for all
     keys = provision_new_case_keys(session, [new.case.id for new in built])
@@ -688,6 +691,7 @@ def _write_cases(session: Session, built: Sequence[_NewCase], values: indexes.Va
     if entries:  # after the members they name
         session.execute(_insert_entries(), entries)
     _persist_written(session, [new.case for new in built])
+    return entries
 
 
 #: The plain columns of a new case and member (the sealed ones and the seal come from

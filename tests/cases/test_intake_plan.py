@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from benchmarks.duplicate_pairs import household_of, pairs
 from casework.authz.access import Principal
-from casework.cases import duplicates, service
+from casework.cases import duplicates, indexes, service
 from casework.cases.models import BlindIndexEntry, Case
 from casework.errors import ValidationFailed
 from casework.offices.models import Office
@@ -151,3 +151,90 @@ def test_written_cases_are_persistent_as_written_and_read_back_sealed(
         assert service.case_view(again) == view
     assert view["specific_needs"] == ["SC-UC"]
     assert [m["full_name"] for m in view["members"]] == ["Amina Haddad", "Rami"]
+
+
+def _varied(seed: int, count: int) -> list[dict[str, Any]]:
+    """Households of one to three people from the labelled pairs (both registrations of
+    a pair, far apart), some with a passport, other names or a child shared between
+    households, so lookups meet matches, near misses and households scored together."""
+    people = [p for pair in pairs(3, 2, seed=seed) for p in (pair.first, pair.second)]
+    bodies = []
+    for index in range(count):
+        person = dict(people[(index * 7) % len(people)])
+        body = household_of(person)
+        extra = body["members"]
+        if index % 3 == 0:
+            person["documents"] = [{"type": "passport", "number": f"P-{index % 5:04d}"}]
+        if index % 4 == 1:
+            person["other_names"] = [people[(index * 3 + 1) % len(people)]["full_name"]]
+        if index % 2 == 0:
+            extra.append(
+                member(relationship="child", full_name=f"Layla Haddad {'X' * (index % 3)}",
+                       birth_year=2012 + index % 2, sex="female")
+            )  # fmt: skip
+        if index % 5 == 2:
+            extra.append(member(relationship="spouse", **people[(index + 3) % len(people)]))
+        bodies.append(body)
+    return bodies
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_one_lookup_for_many_gives_each_what_its_own_lookup_gives(
+    app: Flask,
+    keyed_session: Session,
+    worker: Principal,
+    make_office: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    chunked: bool,
+) -> None:
+    """The creates of one request are looked up together (one statement, or one per
+    ``MAX_BOUND_VALUES`` values): for each, the same candidates in the same order, and the
+    same possible duplicates with the same scores in the same order, as its own lookup
+    (``exclude_case`` its case) once all are written, on varied households."""
+    session = keyed_session
+    if chunked:
+        monkeypatch.setattr(indexes, "MAX_BOUND_VALUES", 40)
+    make_office("plan-02", "Elsewhere")
+    elsewhere = Principal.for_role("caseworker", user_id="plan-other", office="plan-02")
+    earlier, later = _varied(11, 24), _varied(11, 30)[6:]
+    with app.test_request_context():
+        for index, body in enumerate(earlier):
+            service.intake(session, elsewhere if index % 6 == 5 else worker, body)
+        reserved = service.reserve_references(session, OFFICE, len(later))
+        planned = [service.plan_intake(session, worker, b, reserved=reserved) for b in later]
+        with statements(session) as seen:
+            made = service.write_intakes(session, worker, planned)
+        keyring = indexes.keyring_of(session)
+        lookups = [(duplicates.lookup_of(plan.new.people)[1], plan.new.case.id) for plan in planned]
+        together = indexes.candidates_each(session, keyring, lookups, office=OFFICE)
+        ids = [plan.new.case.id for plan in planned]
+        entries = [
+            (e.member_id, e.case_id, e.name, e.root_version, e.value)
+            for e in session.scalars(
+                select(BlindIndexEntry).where(BlindIndexEntry.case_id.in_(ids))
+            )
+        ]
+        told = indexes.candidates_each(
+            session, keyring, lookups, office=OFFICE, written=entries
+        )  # their own entries left out of the statement, the peers asked for by id
+        alone = [
+            indexes.candidates(session, keyring, probes, office=OFFICE, exclude_case=case_id)
+            for probes, case_id in lookups
+        ]
+        found_alone = [
+            duplicates.find_duplicates(
+                session, worker, plan.new.case, people=plan.new.people, queue=False
+            )
+            for plan in planned
+        ]
+    lookups_run = [s for s in seen if "WITH hits" in s]
+    assert len(lookups_run) > 2 if chunked else len(lookups_run) == 1
+    assert all(" NOT IN " in statement for statement in lookups_run)
+    assert together == alone
+    assert told == alone
+    assert [result.possible_duplicates for result in made] == found_alone
+    assert sum(1 for found in alone if found) >= len(later) // 2
+    assert sum(1 for found in found_alone if found) >= 5
+    assert any(len(found) > 1 for found in found_alone)
+    for result in made:
+        assert result.case.reference not in [d["reference"] for d in result.possible_duplicates]

@@ -585,16 +585,13 @@ def test_a_create_failing_while_it_is_written_fails_the_whole_request(
     from casework.errors import ValidationFailed
     from casework.sync.models import ClientRef
 
-    original = duplicates.find_duplicates
-    calls = {"n": 0}
+    original = duplicates.find_duplicates_each
 
-    def failing_second(*args: Any, **kwargs: Any) -> Any:
-        calls["n"] += 1
-        if calls["n"] == 2:  # after the cases, their keys and index entries are written
-            raise ValidationFailed(errors={"json": {"members": ["refused"]}})
-        return original(*args, **kwargs)
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        # after the cases, their keys and index entries are written
+        raise ValidationFailed(errors={"json": {"members": ["refused"]}})
 
-    monkeypatch.setattr(duplicates, "find_duplicates", failing_second)
+    monkeypatch.setattr(duplicates, "find_duplicates_each", failing)
     mutations = [new_mutation(n, "create", intake(f"Person {n}")) for n in (1, 2, 3)]
     before = cases_count(db_session)
     assert device.push(mutations).status_code == 500
@@ -602,7 +599,7 @@ def test_a_create_failing_while_it_is_written_fails_the_whole_request(
     assert cases_count(db_session) == before
     assert db_session.scalar(select(func.count()).select_from(Mutation)) == 0
     assert db_session.scalar(select(func.count()).select_from(ClientRef)) == 0
-    monkeypatch.setattr(duplicates, "find_duplicates", original)
+    monkeypatch.setattr(duplicates, "find_duplicates_each", original)
     answer = results(device.push(mutations))
     assert [r["status"] for r in answer] == ["applied"] * 3
     assert cases_count(db_session) == before + 3
