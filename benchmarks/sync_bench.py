@@ -180,12 +180,19 @@ def pull(device: Device) -> dict[str, Any]:
 
 
 def push(device: Device, mutations: list[dict[str, Any]]) -> dict[str, Any]:
+    """Push ``mutations`` in requests of ``BATCH``; every one must apply, and every update
+    must write a new version (an update that changes nothing would measure no write)."""
     began, cpu = time.perf_counter(), time.process_time()
     for start in range(0, len(mutations), BATCH):
-        response = device.push(mutations[start : start + BATCH])
+        sent = mutations[start : start + BATCH]
+        response = device.push(sent)
         assert response.status_code == 200, response.get_json()
-        statuses = {r["status"] for r in response.get_json()["results"]}
+        results = response.get_json()["results"]
+        statuses = {r["status"] for r in results}
         assert statuses == {"applied"}, statuses
+        for mutation, result in zip(sent, results, strict=True):
+            if mutation["op"] == "update":
+                assert result["version"] == mutation["base_version"] + 1, result
     seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
     requests = -(-len(mutations) // BATCH)
     return {"mutations": len(mutations), "requests": requests, "seconds": round(seconds, 3),
@@ -195,6 +202,7 @@ def push(device: Device, mutations: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def updates(app: Any, first_seq: int, count: int) -> list[dict[str, Any]]:
+    """One phone change per case; no seeded person has a +9638 number, so each one writes."""
     with app.app_context(), get_db(app).session_factory() as session:
         attach_keyring(session, current_keyring())
         rows = session.execute(
@@ -206,7 +214,7 @@ def updates(app: Any, first_seq: int, count: int) -> list[dict[str, Any]]:
     return [
         {"mutation_id": str(uuid.uuid4()), "device_seq": first_seq + n, "op": "update",
          "reference": ref, "base_version": version,
-         "changes": {"members": {"change": [{"id": str(member), "phone": f"+9627{n:08d}"}]}}}
+         "changes": {"members": {"change": [{"id": str(member), "phone": f"+9638{n:08d}"}]}}}
         for n, (ref, version, member) in enumerate(rows)
     ]  # fmt: skip
 
