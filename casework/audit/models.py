@@ -46,8 +46,13 @@ class AuditEntry(Base):
 
     __tablename__ = "audit_log"
 
+    # On SQLite the rowid itself (INTEGER PRIMARY KEY, 64-bit as BIGINT is): one B-tree
+    # keyed by seq, where a BIGINT key is a second B-tree every append updates (0023).
     seq: Mapped[int] = mapped_column(
-        BigInteger, primary_key=True, autoincrement=False, comment="Gapless, from 1."
+        BigInteger().with_variant(Integer(), "sqlite"),
+        primary_key=True,
+        autoincrement=False,
+        comment="Gapless, from 1.",
     )
     at_us: Mapped[int] = mapped_column(
         BigInteger, index=True, comment="UTC time in microseconds since the Unix epoch."

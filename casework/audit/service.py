@@ -33,8 +33,9 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flask import Flask, current_app, g, has_app_context, has_request_context, request
-from sqlalchemy import Connection, event, text
-from sqlalchemy.orm import Mapper, Session
+from sqlalchemy import Connection, Engine, event, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Mapper, Session, sessionmaker
 
 from casework import db
 from casework.audit import checkpoint, keys, signer, tree
@@ -190,7 +191,9 @@ def append(
     integrates the tiles (``integrate``) and signs a checkpoint when one is due.
     """
     items = [prepare(draft) for draft in drafts]
-    rows = _append_rows(session, items, integrate, sign)
+    rows = _append_rows(
+        session.connection(), items, session if integrate else None, session if sign else None
+    )
     return _chained(items, rows)
 
 
@@ -206,22 +209,26 @@ EntryValues = tuple[Any, ...]
 
 
 def _append_rows(
-    session: Session, items: Sequence[Prepared], integrate: bool, sign: bool
+    connection: Connection,
+    items: Sequence[Prepared],
+    integrate: Session | None,
+    sign: Session | Connection | None,
 ) -> list[EntryValues]:
-    """Chain ``items`` after the head and insert them with one statement (raw tuples, no ORM)."""
-    connection = session.connection()
+    """Chain ``items`` after the head and insert them with one statement (raw tuples, no ORM),
+    in ``connection``'s transaction; then integrate the tiles in ``integrate`` and sign a
+    due checkpoint in ``sign`` (each None: not now)."""
     head = _read_head(connection)
     rows = seal(head[0] or 0, bytes(head[1]) if head[0] else GENESIS_HASH, items)
     if rows:
         insert_rows(connection, rows)
     seq = rows[-1][0] if rows else head[0] or 0
-    if integrate and rows:
+    if integrate is not None and rows:
         try:
-            tree.integrate(session, seq, _chained(items, rows))
+            tree.integrate(integrate, seq, _chained(items, rows))
         except tree.LogIntegrityError as error:
             log.error("audit tiles not integrated: %s", error.reason, extra={"event": "audit"})
-    if sign and has_app_context():  # configuration and keys live in the application
-        signer.checkpoint_if_due(session, seq, head[2], head[3])
+    if sign is not None and has_app_context():  # configuration and keys live in the application
+        signer.checkpoint_if_due(sign, seq, head[2], head[3])
     return rows
 
 
@@ -241,7 +248,38 @@ def seal(head: int, prev: bytes, items: Iterable[Prepared]) -> list[EntryValues]
 
 def insert_rows(connection: Connection, rows: Sequence[EntryValues]) -> None:
     """Insert sealed rows with one executemany (the caller holds the log's lock)."""
-    connection.exec_driver_sql(_insert_sql(connection), list(rows))
+    if connection.dialect.name == "sqlite":
+        _on_cursor(connection, _insert_sql(connection), list(rows), many=True)
+    else:
+        connection.exec_driver_sql(_insert_sql(connection), list(rows))
+
+
+def _on_cursor(
+    connection: Connection, statement: str, parameters: Any = (), *, many: bool = False
+) -> Any:
+    """Run ``statement`` on a DBAPI cursor of ``connection``; return its first row.
+
+    SQLAlchemy's execution context and result cost more than the log's two statements
+    themselves. Listeners of ``before_cursor_execute`` still see the statement, and a
+    failure is raised as SQLAlchemy's own error for it (as ``db`` does for BEGIN).
+    """
+    dbapi = connection.dialect.loaded_dbapi
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        connection.dispatch.before_cursor_execute(
+            connection, cursor, statement, parameters, None, many
+        )
+        if many:
+            cursor.executemany(statement, parameters)
+            return None
+        cursor.execute(statement, parameters)
+        return cursor.fetchone()
+    except dbapi.Error as error:
+        raise DBAPIError.instance(
+            statement, parameters, error, dbapi.Error, hide_parameters=True
+        ) from error
+    finally:
+        cursor.close()
 
 
 _COLUMN_NAMES = ", ".join(column.key for column in ENTRY_COLUMNS)
@@ -302,19 +340,32 @@ def write_batch(drafts: Sequence[AuditRecord | Prepared]) -> None:
     arrive), covering every batch since: rewriting the right-edge tiles on
     every batch would multiply the bytes each fsync writes for nothing a
     proof needs before the next checkpoint.
+
+    A Core connection's transaction, not a session's: the ORM's unit of work has
+    nothing to do here and cost more than the statements (a session is joined to
+    the transaction only when a checkpoint is due).
     """
-    session = db.get_db().session_factory()
-    try:
-        rows = _append_rows(session, [prepare(draft) for draft in drafts], False, True)
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
+    items = [prepare(draft) for draft in drafts]
+    bind = _sessions_bind()
+    if isinstance(bind, Connection):  # sessions share one connection: a savepoint in it
+        with bind.begin_nested() if bind.in_transaction() else bind.begin():
+            rows = _append_rows(bind, items, None, bind)
+    else:
+        with bind.begin() as connection:  # commits, or rolls back and raises
+            rows = _append_rows(connection, items, None, connection)
     links = signer.written_links()
     if links is not None:
         links.add(rows)
+
+
+def _sessions_bind() -> Engine | Connection:
+    """Where the application's sessions write: its engine, or the one connection that a
+    test (or a tool) binds every session to, in a transaction of its own."""
+    factory = db.get_db().session_factory
+    bind = factory.kw.get("bind") if isinstance(factory, sessionmaker) else factory().bind
+    if not isinstance(bind, Engine | Connection):
+        raise RuntimeError("the application's sessions are not bound to a database")
+    return bind
 
 
 def group_commit(app: Flask | None = None) -> GroupCommit[AuditRecord | Prepared]:
@@ -422,8 +473,7 @@ def _read_head(connection: Connection) -> tuple[Any, ...]:
     """Take the append lock, then read the head (seq, hash) and the latest checkpoint
     (size, signing time); each None when there is none."""
     if connection.dialect.name != "postgresql":  # SQLite: BEGIN IMMEDIATE holds the lock
-        row = connection.exec_driver_sql(_HEAD_SQL).one()
-        return tuple(row)
+        return tuple(_on_cursor(connection, _HEAD_SQL))
     cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.execute(_PG_LOCK_AND_HEAD)  # no parameters: the simple query protocol

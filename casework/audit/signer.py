@@ -29,7 +29,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from flask import Flask, current_app
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from casework.audit import keys, tree
@@ -133,10 +133,12 @@ def latest_checkpoint(session: Session, at_most: int | None = None) -> AuditChec
 
 
 def checkpoint_if_due(
-    session: Session, seq: int, last_size: int | None, last_signed_at_us: int | None
+    target: Session | Connection, seq: int, last_size: int | None, last_signed_at_us: int | None
 ) -> AuditCheckpoint | None:
     """Called by ``record`` after appending ``seq``, under the lock; sign if one is due.
 
+    ``target`` is the appending transaction: a session's, or a connection's (a
+    group-commit batch), which a session then joins to sign, only when one is due.
     ``last_*`` describe the latest checkpoint (None: there is none), as read
     with the head. Never fails the caller's request: without a keyring
     (before ``casework init``) nothing is signed, and a log that does not
@@ -147,14 +149,23 @@ def checkpoint_if_due(
     now_us = now_micros()
     if not _due(seq, last_size, last_signed_at_us, now_us, settings):
         return None
+    if isinstance(target, Session):
+        return _sign_if_keyed(target, seq, settings["audit_origin"], now_us)
+    # Joined to the connection's transaction, which it never commits nor rolls back.
+    with Session(bind=target, join_transaction_mode="rollback_only") as session:
+        return _sign_if_keyed(session, seq, settings["audit_origin"], now_us)
+
+
+def _sign_if_keyed(session: Session, seq: int, origin: str, now_us: int) -> AuditCheckpoint | None:
+    """Sign at ``seq`` with the key in force; None without a key or over a broken log."""
     try:
-        signing_key = _key_in_force(session, settings["audit_origin"])
+        signing_key = _key_in_force(session, origin)
     except KeyringError:
         return None
     if signing_key is None:
         return None
     try:
-        return _sign(session, seq, signing_key, settings["audit_origin"], now_us)
+        return _sign(session, seq, signing_key, origin, now_us)
     except LogIntegrityError as error:
         log.error("audit checkpoint not signed: %s", error.reason, extra={"event": "audit"})
         return None

@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from casework import db
-from casework.audit import service
+from casework.audit import service, signer, tree
 from casework.audit.appender import AppendFailed, GroupCommit
+from casework.audit.encoding import AuditRecord
 from casework.audit.models import AuditEntry
+from tests.audit.helpers import audit_settings, fill
 from tests.conftest import principal_headers
 
 AUDITOR = principal_headers("auditor", user_id="u-auditor")
@@ -199,3 +203,53 @@ def test_a_read_session_that_writes_turns_writer_despite_a_stale_snapshot(tmp_pa
     with engine.connect() as check:
         assert check.execute(text("SELECT count(*) FROM t")).scalar() == 2
     engine.dispose()
+
+
+# --- The batch's own transaction (a Core connection, no session). ---
+
+
+def test_a_batch_the_database_refuses_fails_as_its_error_and_the_next_one_writes(
+    app: Flask, client: FlaskClient, db_session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failing INSERT fails every request of its batch with the database's error (as
+    SQLAlchemy raises it), writes nothing, and leaves the log's lock free for the next."""
+    monkeypatch.setitem(app.config, "PROPAGATE_EXCEPTIONS", False)
+    before = _count(db_session)
+    with monkeypatch.context() as patch:
+        patch.setattr(service, "_COLUMN_NAMES", service._COLUMN_NAMES + ", no_such_column")
+        assert client.get("/api/v1/audit/events", headers=AUDITOR).status_code == 500
+        draft = AuditRecord(
+            1,
+            datetime.now(UTC),
+            None,
+            "system",
+            None,
+            None,
+            "audit.read",
+            None,
+            (),
+            "success",
+            None,
+        )
+        with app.app_context(), pytest.raises(AppendFailed) as caught:
+            service.group_commit(app).append([service.prepare(draft)])
+    assert isinstance(caught.value.__cause__, DBAPIError)
+    assert _count(db_session) == before
+    response = client.get("/api/v1/audit/events", headers=AUDITOR)
+    assert response.status_code == 200
+    assert _count(db_session) == before + 1
+
+
+def test_a_batch_signs_a_due_checkpoint_in_its_own_transaction(
+    app: Flask, db_session: Session
+) -> None:
+    """The checkpoint a batch makes due is signed over the batch, with the tiles."""
+    with app.app_context(), audit_settings(app, audit_checkpoint_every=1):
+        drafts = [entry.record for entry in fill(db_session, 3)]
+        db_session.commit()
+        service.write_batch(drafts)
+        head = db_session.scalar(select(func.max(AuditEntry.seq)))
+        latest = signer.latest_checkpoint(db_session)
+        assert latest is not None
+        assert latest.size == head
+        assert tree.state(db_session).size == head
