@@ -9,14 +9,17 @@ from flask import Flask
 
 from casework import create_app
 from casework.authz.access import (
+    TOKEN_REQUIRED,
     Principal,
     check_every_route_declared,
     in_scope,
     public,
     register_authenticator,
+    require_principal,
     requires,
 )
 from casework.authz.permissions import ROLE_PERMISSIONS, Permission
+from casework.errors import Unauthorized
 
 
 def test_every_route_of_the_real_app_is_declared(app: Flask) -> None:
@@ -60,6 +63,13 @@ def test_anonymous_is_refused_with_401(guarded: Flask) -> None:
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
     assert response.mimetype == "application/problem+json"
+    assert response.get_json()["detail"] == TOKEN_REQUIRED
+
+
+def test_require_principal_refuses_an_anonymous_caller_alike(guarded: Flask) -> None:
+    with guarded.test_request_context("/_test/private"), pytest.raises(Unauthorized) as refused:
+        require_principal()
+    assert refused.value.detail == TOKEN_REQUIRED
 
 
 def test_scope_is_the_own_office_only() -> None:

@@ -21,6 +21,8 @@ from casework.errors import Forbidden, NotFound, Unauthorized
 from casework.http import refuse_nul
 
 F = TypeVar("F", bound=Callable[..., Any])
+#: The 401 of a request that names no caller (no or an unusable ``Authorization``).
+TOKEN_REQUIRED = "A valid bearer token is required."  # noqa: S105 - a message
 ACCESS_ATTR = "_casework_access"
 # Endpoints Flask or the OpenAPI layer register themselves: static files and docs.
 FRAMEWORK_PUBLIC_ENDPOINTS = frozenset(
@@ -175,7 +177,7 @@ def require_principal() -> Principal:
     """The caller, or :class:`Unauthorized`."""
     principal = current_principal()
     if principal is None:
-        raise Unauthorized("A valid bearer token is required.")
+        raise Unauthorized(TOKEN_REQUIRED)
     return principal
 
 
@@ -187,7 +189,7 @@ def authorise(declared: Access) -> Principal:
 def _authorise(declared: Access, app_g: Any) -> Principal:
     principal = _principal_of(app_g)
     if principal is None:
-        raise Unauthorized("A valid bearer token is required.")
+        raise Unauthorized(TOKEN_REQUIRED)
     if principal.mfa_pending and not declared.allow_mfa_pending:
         deny(principal, "MFA enrolment must be completed first.")
     missing = [p for p in declared.permissions if not principal.has(p)]
