@@ -13,6 +13,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -455,16 +456,32 @@ def commit_early(current: Session) -> None:
     password (``casework.auth.sessions.login``). Until its next statement the
     session holds no connection and no transaction.
     """
-    extensions = current_app.extensions
+    _end_transaction(current, current_app.extensions)
+
+
+def _end_transaction(current: Session, extensions: Mapping[str, Any]) -> None:
+    """Commit a request's transaction, or close it when it is a snapshot that changed nothing.
+
+    A read-mode session with no pending change wrote nothing (every write goes through
+    a flush or ``Session.execute``, which turn it writer first: :func:`_upgrade_to_writer`).
+    Closing ends its transaction as a rollback, which for such a transaction is what a
+    commit does, without the commit's unit of work (flush, commit listeners, state
+    changes): about a tenth of a millisecond a read. The loaded objects are detached;
+    nothing after the response's view reads them. The features' hooks run around it.
+    """
     for hook in extensions.get("casework.before_commit_hooks", ()):
         hook(current)
-    current.commit()
+    if current.info.get(MODE) == READ and not (current.new or current.dirty or current.deleted):
+        current.close()
+    else:
+        current.commit()
     for hook in extensions.get("casework.after_commit_hooks", ()):
         hook(current)
 
 
 def install_request_transaction(app: Flask) -> None:
-    """Commit once per request when it succeeded, roll back otherwise.
+    """Commit once per request when it succeeded (a read's snapshot just ends), roll back
+    otherwise.
 
     The commit happens before the response leaves: if it fails, Flask's error
     handling turns the response into a 500, so a client is never told that a
@@ -481,13 +498,8 @@ def install_request_transaction(app: Flask) -> None:
         current: Session | None = app_g.get("_casework_session")
         if current is None:
             return response
-        extensions = app.extensions
         if response.status_code < 400 or app_g.get("_casework_persist_on_error"):
-            for hook in extensions.get("casework.before_commit_hooks", ()):
-                hook(current)
-            current.commit()
-            for hook in extensions.get("casework.after_commit_hooks", ()):
-                hook(current)
+            _end_transaction(current, app.extensions)
         else:
             current.rollback()
         return response
