@@ -468,10 +468,19 @@ def _end_transaction(current: Session, extensions: Mapping[str, Any]) -> None:
     commit does, without the commit's unit of work (flush, commit listeners, state
     changes): about a tenth of a millisecond a read. The loaded objects are detached;
     nothing after the response's view reads them. The features' hooks run around it.
+
+    A session bound to a connection rather than the engine (a test or a tool binding
+    every session to one connection) commits: there the sessions nest as savepoints,
+    and rolling the reader's back would take back what another session committed
+    inside it (``verification.save``, say).
     """
     for hook in extensions.get("casework.before_commit_hooks", ()):
         hook(current)
-    if current.info.get(MODE) == READ and not (current.new or current.dirty or current.deleted):
+    if (
+        current.info.get(MODE) == READ
+        and not (current.new or current.dirty or current.deleted)
+        and isinstance(current.bind, Engine)
+    ):
         current.close()
     else:
         current.commit()
