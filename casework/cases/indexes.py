@@ -283,9 +283,10 @@ def add_entries(
     return len(rows)
 
 
-def _hits(shape: tuple[tuple[str, int], ...]) -> Any:
-    """The members whose entries match: a materialised CTE over one shape's pairs."""
-    conditions = [
+def _shape_conditions(shape: tuple[tuple[str, int], ...]) -> list[Any]:
+    """One condition per (index, root version) pair of ``shape``, its values bound as
+    ``values_<i>`` (an expanding list)."""
+    return [
         and_(
             BlindIndexEntry.name == name,
             BlindIndexEntry.root_version == version,
@@ -293,6 +294,11 @@ def _hits(shape: tuple[tuple[str, int], ...]) -> Any:
         )
         for i, (name, version) in enumerate(shape)
     ]
+
+
+def _hits(shape: tuple[tuple[str, int], ...]) -> Any:
+    """The members whose entries match: a materialised CTE over one shape's pairs."""
+    conditions = _shape_conditions(shape)
     # One statement. The matching entries are a materialised CTE that drives the
     # join, so the blind-index b-tree leads whatever the planner thinks of the
     # office's size: entries first, then their members by primary key. No ORDER BY
@@ -489,14 +495,7 @@ def _hit_entries(shape: tuple[tuple[str, int], ...], own: bool, peers: bool) -> 
     """:func:`_hits` keeping which entry matched: (member, index, root, value) rows.
     ``own``: not the entries of the cases bound as ``own``; ``peers``: every entry of the
     members bound as ``peers``."""
-    conditions = [
-        and_(
-            BlindIndexEntry.name == name,
-            BlindIndexEntry.root_version == version,
-            BlindIndexEntry.value.in_(bindparam(f"values_{i}", expanding=True)),
-        )
-        for i, (name, version) in enumerate(shape)
-    ]
+    conditions = _shape_conditions(shape)
     where = or_(*conditions)
     if own:
         where = and_(where, BlindIndexEntry.case_id.not_in(bindparam("own", expanding=True)))
