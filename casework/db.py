@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from flask import Flask, Response, current_app, g, has_request_context, request
-from sqlalchemy import MetaData, event
+from sqlalchemy import Connection, MetaData, event
 from sqlalchemy.engine import Engine, create_engine, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -245,39 +245,49 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         if connection.get_execution_options().get(READ_ONLY):
-            _begin(connection, "BEGIN")  # deferred: in WAL mode it waits for no writer
+            on_cursor(connection, "BEGIN")  # deferred: in WAL mode it waits for no writer
             return
         queued = connection.connection.dbapi_connection
         if not hasattr(queued, "enter_queue"):
-            _begin(connection, "BEGIN IMMEDIATE")
+            on_cursor(connection, "BEGIN IMMEDIATE")
             return
         try:
             queued.enter_queue()  # see WriterQueue
         except sqlite3.OperationalError as error:  # raised as SQLite's own timeout would be
             raise OperationalError("BEGIN IMMEDIATE", None, error) from None
         try:
-            _begin(connection, "BEGIN IMMEDIATE")
+            on_cursor(connection, "BEGIN IMMEDIATE")
         except BaseException:
             queued.leave_queue()
             raise
 
 
-def _begin(connection: Any, statement: str) -> None:
-    """Run ``statement`` (a BEGIN) on ``connection``'s DBAPI connection.
+def on_cursor(
+    connection: Connection, statement: str, parameters: Any = (), *, many: bool = False
+) -> Any:
+    """Run ``statement`` straight on a DBAPI cursor of ``connection``; return its first row
+    (None for ``many``, an executemany).
 
-    Straight on a cursor, not through ``exec_driver_sql``: an execution context and a
-    result for a statement that returns nothing cost more than the BEGIN itself, twice
-    a read request (its snapshot and its access-log batch). Listeners of
-    ``before_cursor_execute`` still see it, and a failure is raised as SQLAlchemy's
-    own error for it (``OperationalError``: "database is locked").
+    For the few statements every request runs (the BEGINs, the access log's head read and
+    INSERT on SQLite): SQLAlchemy's execution context and result cost more than those
+    statements themselves. Listeners of ``before_cursor_execute`` still see them, and a
+    failure is raised as SQLAlchemy's own error for it, parameters hidden
+    (``OperationalError``: "database is locked").
     """
-    cursor = connection.connection.dbapi_connection.cursor()
+    dbapi = connection.dialect.loaded_dbapi
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        connection.dispatch.before_cursor_execute(connection, cursor, statement, (), None, False)
-        cursor.execute(statement)
-    except sqlite3.Error as error:
+        connection.dispatch.before_cursor_execute(
+            connection, cursor, statement, parameters, None, many
+        )
+        if many:
+            cursor.executemany(statement, parameters)
+            return None
+        cursor.execute(statement, parameters)
+        return cursor.fetchone()
+    except dbapi.Error as error:
         raise DBAPIError.instance(
-            statement, (), error, sqlite3.Error, hide_parameters=True
+            statement, parameters, error, dbapi.Error, hide_parameters=True
         ) from error
     finally:
         cursor.close()

@@ -34,7 +34,6 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flask import Flask, current_app, g, has_app_context, has_request_context, request
 from sqlalchemy import Connection, Engine, event, text
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Mapper, Session, sessionmaker
 
 from casework import db
@@ -249,37 +248,9 @@ def seal(head: int, prev: bytes, items: Iterable[Prepared]) -> list[EntryValues]
 def insert_rows(connection: Connection, rows: Sequence[EntryValues]) -> None:
     """Insert sealed rows with one executemany (the caller holds the log's lock)."""
     if connection.dialect.name == "sqlite":
-        _on_cursor(connection, _insert_sql(connection), list(rows), many=True)
+        db.on_cursor(connection, _insert_sql(connection), list(rows), many=True)
     else:
         connection.exec_driver_sql(_insert_sql(connection), list(rows))
-
-
-def _on_cursor(
-    connection: Connection, statement: str, parameters: Any = (), *, many: bool = False
-) -> Any:
-    """Run ``statement`` on a DBAPI cursor of ``connection``; return its first row.
-
-    SQLAlchemy's execution context and result cost more than the log's two statements
-    themselves. Listeners of ``before_cursor_execute`` still see the statement, and a
-    failure is raised as SQLAlchemy's own error for it (as ``db`` does for BEGIN).
-    """
-    dbapi = connection.dialect.loaded_dbapi
-    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        connection.dispatch.before_cursor_execute(
-            connection, cursor, statement, parameters, None, many
-        )
-        if many:
-            cursor.executemany(statement, parameters)
-            return None
-        cursor.execute(statement, parameters)
-        return cursor.fetchone()
-    except dbapi.Error as error:
-        raise DBAPIError.instance(
-            statement, parameters, error, dbapi.Error, hide_parameters=True
-        ) from error
-    finally:
-        cursor.close()
 
 
 _COLUMN_NAMES = ", ".join(column.key for column in ENTRY_COLUMNS)
@@ -473,7 +444,7 @@ def _read_head(connection: Connection) -> tuple[Any, ...]:
     """Take the append lock, then read the head (seq, hash) and the latest checkpoint
     (size, signing time); each None when there is none."""
     if connection.dialect.name != "postgresql":  # SQLite: BEGIN IMMEDIATE holds the lock
-        return tuple(_on_cursor(connection, _HEAD_SQL))
+        return tuple(db.on_cursor(connection, _HEAD_SQL))
     cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.execute(_PG_LOCK_AND_HEAD)  # no parameters: the simple query protocol
