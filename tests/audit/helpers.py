@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask
@@ -13,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from casework import audit
 from casework.audit import Actor, AuditAction, Outcome
-from casework.audit.encoding import ChainedRecord
+from casework.audit.encoding import AuditRecord, ChainedRecord
 
 ACTIONS = (AuditAction.CASE_READ, AuditAction.CASE_UPDATE, AuditAction.CASE_SEARCH)
 OUTCOMES = (Outcome.SUCCESS, Outcome.SUCCESS, Outcome.DENIED)
@@ -62,3 +63,10 @@ def allow_tampering(connection: Connection) -> None:
         for table in ("audit_log", "audit_checkpoints"):
             for verb in ("update", "delete"):
                 connection.execute(text(f"DROP TRIGGER IF EXISTS {table}_no_{verb}"))
+
+
+def system_read() -> AuditRecord:
+    """A draft entry with no actor and no target: the system reading the log, now."""
+    return AuditRecord(
+        1, datetime.now(UTC), None, "system", None, None, "audit.read", None, (), "success", None
+    )

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -18,9 +17,8 @@ from sqlalchemy.orm import Session
 from casework import db
 from casework.audit import service, signer, tree
 from casework.audit.appender import AppendFailed, GroupCommit
-from casework.audit.encoding import AuditRecord
 from casework.audit.models import AuditEntry
-from tests.audit.helpers import audit_settings, fill
+from tests.audit.helpers import audit_settings, fill, system_read
 from tests.conftest import principal_headers
 
 AUDITOR = principal_headers("auditor", user_id="u-auditor")
@@ -218,19 +216,7 @@ def test_a_batch_the_database_refuses_fails_as_its_error_and_the_next_one_writes
     with monkeypatch.context() as patch:
         patch.setattr(service, "_COLUMN_NAMES", service._COLUMN_NAMES + ", no_such_column")
         assert client.get("/api/v1/audit/events", headers=AUDITOR).status_code == 500
-        draft = AuditRecord(
-            1,
-            datetime.now(UTC),
-            None,
-            "system",
-            None,
-            None,
-            "audit.read",
-            None,
-            (),
-            "success",
-            None,
-        )
+        draft = system_read()
         with app.app_context(), pytest.raises(AppendFailed) as caught:
             service.group_commit(app).append([service.prepare(draft)])
     assert isinstance(caught.value.__cause__, DBAPIError)

@@ -19,6 +19,7 @@ from casework.audit.encoding import GENESIS_HASH, AuditRecord
 from casework.audit.models import link_of_row
 from casework.audit.verify import verify_links
 from casework.db import make_engine
+from tests.audit.helpers import system_read
 
 BEFORE = "0022_case_page_index"
 AFTER = "0023_audit_log_rowid"
@@ -130,21 +131,7 @@ def test_seq_becomes_the_rowid_with_every_entry_unchanged_then_downgrades(
 
 def _write_chain_after(engine: Engine, rows: list[tuple[Any, ...]]) -> None:
     """An append on the rebuilt table continues the chain."""
-    draft = service.prepare(
-        AuditRecord(
-            1,
-            datetime.now(UTC),
-            None,
-            "system",
-            None,
-            None,
-            "audit.read",
-            None,
-            (),
-            "success",
-            None,
-        )
-    )
+    draft = service.prepare(system_read())
     with engine.begin() as connection:
         service.insert_rows(connection, service.seal(rows[-1][0], rows[-1][12], [draft]))
     assert _chain_verifies(_rows(engine))
