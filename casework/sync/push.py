@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from marshmallow import ValidationError
-from sqlalchemy import Table, insert, or_, select, tuple_
+from sqlalchemy import Table, and_, insert, inspect, or_, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -129,6 +129,9 @@ class _Batch:
     member_refs: dict[uuid.UUID, dict[str, str]] = field(default_factory=dict)
     own_versions: dict[uuid.UUID, set[int]] = field(default_factory=dict)
     bases: dict[tuple[uuid.UUID, int], CaseVersion] = field(default_factory=dict)
+    #: the sealed snapshot columns of each locked case at the version it was locked at
+    #: (:data:`feed.STORED_VIEW_COLUMNS`), taken by the case's first update
+    views: dict[uuid.UUID, tuple[Any, ...]] = field(default_factory=dict)
     was_here: dict[uuid.UUID, bool] = field(default_factory=dict)
     taken_refs: set[uuid.UUID] = field(default_factory=set)
     new_rows: list[dict[str, Any]] = field(default_factory=list)
@@ -158,6 +161,15 @@ class _Batch:
     def remember_case(self, case: Case) -> None:
         self.by_reference[case.reference] = case
         self.by_id[case.id] = case
+
+    def remember_locked(self, row: Any) -> Case:
+        """A row of :func:`_case_query`: its case, wrapped key and snapshot kept."""
+        case: Case = row[0]
+        self.remember_case(case)
+        if row.wrapped_key is not None:
+            self.keys[case.id] = WrappedKey(row.kek_id, bytes(row.wrapped_key))
+        self.views[case.id] = tuple(row)[3:]
+        return case
 
 
 def push(
@@ -267,10 +279,14 @@ def _named(mutations: list[dict[str, Any]]) -> tuple[set[str], set[uuid.UUID]]:
 
 def _case_query(where: Any) -> Any:
     """The cases matching ``where``, locked in id order (concurrent pushes queue rather
-    than deadlock), with their members and wrapped keys."""
+    than deadlock), with their members, wrapped keys and the sealed snapshot of their
+    current version (the merge view, :func:`_stored`)."""
     return (
-        select(Case, CaseKey.kek_id, CaseKey.wrapped_key)
+        select(Case, CaseKey.kek_id, CaseKey.wrapped_key, *feed.STORED_VIEW_COLUMNS)
         .outerjoin(CaseKey, CaseKey.case_id == Case.id)
+        .outerjoin(
+            CaseVersion, and_(CaseVersion.case_id == Case.id, CaseVersion.version == Case.version)
+        )
         .where(where)
         .options(selectinload(Case.members))
         .order_by(Case.id)
@@ -283,10 +299,8 @@ def _lock_cases(
     session: Session, batch: _Batch, references: set[str], case_ids: set[uuid.UUID]
 ) -> None:
     where = or_(Case.reference.in_(references), Case.id.in_(case_ids))
-    for case, kek_id, wrapped in session.execute(_case_query(where)):
-        batch.remember_case(case)
-        if wrapped is not None:
-            batch.keys[case.id] = WrappedKey(kek_id, bytes(wrapped))
+    for row in session.execute(_case_query(where)):
+        batch.remember_locked(row)
 
 
 def _read_case_context(session: Session, batch: _Batch, mutations: list[dict[str, Any]]) -> None:
@@ -726,10 +740,7 @@ def _find_case(session: Session, batch: _Batch, reference: str) -> Case:
         row = session.execute(_case_query(where)).first()
         if row is None:
             raise Rejected(RejectionType.NOT_FOUND)
-        case = row[0]
-        batch.remember_case(case)
-        if row.wrapped_key is not None:
-            batch.keys[case.id] = WrappedKey(row.kek_id, bytes(row.wrapped_key))
+        case = batch.remember_locked(row)
     return _in_scope(session, batch, case)
 
 
@@ -786,8 +797,8 @@ def _update(
     ValidationFailed) comes before the first write, so a refused update leaves nothing
     and needs no savepoint. Its writes are flushed with the request's others.
 
-    The household is decrypted once (:func:`cases.stored_values`): the merge view, the
-    household rules and the feed's snapshot of the new version all come from it.
+    The household is read once (:func:`_stored`): the merge view, the household rules
+    and the feed's snapshot of the new version all come from it.
     """
     if not principal.has(Permission.CASES_WRITE):
         raise Rejected(RejectionType.FORBIDDEN)
@@ -799,7 +810,7 @@ def _update(
     base_version = mutation["base_version"]
     if base_version != case.version:
         base_version = _effective_base(batch, case, base_version)
-    stored = cases.stored_values(case)
+    stored = _stored(session, batch, case)
     current = feed.jsonable(cases.case_view(case, stored))
     base = current if base_version == case.version else _base(session, batch, case, base_version)
     merge = merge_changes(base, current, changes)
@@ -841,6 +852,22 @@ def _write_update(
         session.add(conflict)
     status = MutationStatus.CONFLICT if conflict is not None else MutationStatus.APPLIED
     return Applied(status, case=case, conflict=conflict, touched=touched)
+
+
+def _stored(session: Session, batch: _Batch, case: Case) -> cases.Stored:
+    """The members' values of ``case``: from the feed's sealed snapshot of its version
+    when the lock read one and the request has not changed the case since (one row
+    opened, its seal checked, and each member row's seal checked), else decrypted from
+    the member rows (:func:`cases.stored_values`). A snapshot altered in the database
+    fails (RowIntegrityError), never a silent fallback."""
+    values = batch.views.pop(case.id, None)
+    if values is not None and not inspect(case).modified:
+        view = feed.stored_view(session, values, case)
+        if view is not None:
+            stored = cases.stored_from_view(case, view.get("members"))
+            if stored is not None:
+                return stored
+    return cases.stored_values(case)
 
 
 def _base(session: Session, batch: _Batch, case: Case, version: int) -> dict[str, Any] | None:
