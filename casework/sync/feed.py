@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app, has_app_context
-from sqlalchemy import Table, bindparam, delete, event, insert, inspect, select, update
+from sqlalchemy import Table, bindparam, delete, event, insert, inspect, select, tuple_, update
 from sqlalchemy.orm import Session, selectinload
 
 from casework.api import jsonable
@@ -272,7 +272,7 @@ def _statements() -> dict[str, Any]:
             FeedEntry.version,
         ).where(FeedEntry.case_id.in_(ids)),
         "versions": select(CaseVersion.case_id, CaseVersion.version).where(
-            CaseVersion.case_id.in_(ids)
+            tuple_(CaseVersion.case_id, CaseVersion.version).in_(bindparam("pairs", expanding=True))
         ),
         "workflows": select(CaseWorkflow).where(CaseWorkflow.case_id.in_(ids)),
         "keys": select(CaseKey.case_id, CaseKey.kek_id, CaseKey.wrapped_key).where(
@@ -315,8 +315,12 @@ def _publish(session: Session, cases: list[Case]) -> int:
     by_case: dict[uuid.UUID, list[Any]] = {}
     for row in existing.values():
         by_case.setdefault(row.case_id, []).append(row)
+    # Which cases have a snapshot of their version already: only those versions are read
+    # (a case's older versions, one per write it ever had, are not).
+    pairs = [(case.id, case.version) for case in cases]
     stored = {
-        (row.case_id, row.version) for row in session.execute(statements["versions"], {"ids": ids})
+        (row.case_id, row.version)
+        for row in session.execute(statements["versions"], {"pairs": pairs})
     }
     workflows = {row.case_id: row for row in session.scalars(statements["workflows"], {"ids": ids})}
     _prime_keys(session, ids)

@@ -316,15 +316,26 @@ def _read_case_context(session: Session, batch: _Batch, mutations: list[dict[str
         )
     ):
         batch.member_refs.setdefault(case_id, {})[str(ref)] = str(member_id)
-    for own_case, version in session.execute(
-        select(Mutation.case_id, Mutation.case_version).where(
-            Mutation.case_id.in_(ids),
-            Mutation.device_id == device.id,
-            Mutation.case_version.is_not(None),
-        )
-    ):
-        if own_case is not None and version is not None:
-            batch.own_versions.setdefault(own_case, set()).add(version)
+    # The device's earlier versions matter only to an update whose base is not the case's
+    # version (:func:`_effective_base` walks up from the base: an update against the
+    # current version, or one after it in this request, never reaches an earlier one).
+    behind: list[tuple[Case, int]] = []
+    for mutation in mutations:
+        if mutation["op"] == MutationOp.UPDATE:
+            case = _prefetched(batch, mutation["reference"])
+            if case is not None and case.version != mutation["base_version"]:
+                behind.append((case, mutation["base_version"]))
+    stale = sorted({case.id for case, _base in behind})
+    if stale:
+        for own_case, version in session.execute(
+            select(Mutation.case_id, Mutation.case_version).where(
+                Mutation.case_id.in_(stale),
+                Mutation.device_id == device.id,
+                Mutation.case_version.is_not(None),
+            )
+        ):
+            if own_case is not None and version is not None:
+                batch.own_versions.setdefault(own_case, set()).add(version)
     away = [case.id for case in batch.by_id.values() if case.office_code != device.office_code]
     if away:
         here = set(
@@ -336,13 +347,8 @@ def _read_case_context(session: Session, batch: _Batch, mutations: list[dict[str
         )
         batch.was_here.update({case_id: case_id in here for case_id in away})
     pairs = set()
-    for mutation in mutations:
-        if mutation["op"] != MutationOp.UPDATE:
-            continue
-        case = _prefetched(batch, mutation["reference"])
-        if case is None or case.version == mutation["base_version"]:
-            continue
-        base = _effective_base(batch, case, mutation["base_version"])
+    for case, base_version in behind:
+        base = _effective_base(batch, case, base_version)
         if base != case.version:
             pairs.add((case.id, base))
     if pairs:

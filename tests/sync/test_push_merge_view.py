@@ -225,3 +225,29 @@ def test_a_member_row_altered_in_the_database_fails_the_update_of_another(
     assert refused.status_code == 500
     assert refused.get_json()["type"] == "urn:casework:problem:integrity-failed"
     assert _version(db_session, reference) == 1
+
+
+def test_an_offline_edit_sent_in_a_later_request_merges_after_the_devices_own(
+    client: FlaskClient, device: Device
+) -> None:
+    """The device's versions of earlier requests are read for an update whose base is
+    behind the case: its own first edit is not someone else's change."""
+    reference, head, _child = _created(device)
+    edits = [
+        new_mutation(
+            seq,
+            "update",
+            {"members": {"change": [{"id": head, "phone": phone}]}},
+            reference=reference,
+            base_version=1,
+        )
+        for seq, phone in ((2, "+962790000016"), (3, "+962790000017"))
+    ]
+    (first,) = results(device.push(edits[:1]))
+    (second,) = results(device.push(edits[1:]))
+    assert [(r["status"], r["version"]) for r in (first, second)] == [
+        ("applied", 2),
+        ("applied", 3),
+    ]
+    read = client.get(f"/api/v1/cases/{reference}", headers=STAFF).get_json()
+    assert read["members"][0]["phone"] == "+962790000017"
