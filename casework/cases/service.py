@@ -906,6 +906,11 @@ def stored_values(case: Case) -> Stored:
     return {member.id: read_sealed(member, _SEALED_MEMBER_FIELDS) for member in case.members}
 
 
+def case_view_with(case: Case, members: list[dict[str, Any]]) -> dict[str, Any]:
+    """:func:`case_view` with the members' views given (read from a stored view)."""
+    return _case_fields(case, members)
+
+
 #: Sealed member fields whose JSON in a view is not their value: read back with these
 #: (every other one is a JSON value already: text, int, list, dict or null).
 _FROM_JSON: dict[str, Callable[[Any], Any]] = {

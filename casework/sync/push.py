@@ -280,7 +280,7 @@ def _named(mutations: list[dict[str, Any]]) -> tuple[set[str], set[uuid.UUID]]:
 def _case_query(where: Any) -> Any:
     """The cases matching ``where``, locked in id order (concurrent pushes queue rather
     than deadlock), with their members, wrapped keys and the sealed snapshot of their
-    current version (the merge view, :func:`_stored`)."""
+    current version (the merge view, :func:`_household`)."""
     return (
         select(Case, CaseKey.kek_id, CaseKey.wrapped_key, *feed.STORED_VIEW_COLUMNS)
         .outerjoin(CaseKey, CaseKey.case_id == Case.id)
@@ -803,7 +803,7 @@ def _update(
     ValidationFailed) comes before the first write, so a refused update leaves nothing
     and needs no savepoint. Its writes are flushed with the request's others.
 
-    The household is read once (:func:`_stored`): the merge view, the household rules
+    The household is read once (:func:`_household`): the merge view, the household rules
     and the feed's snapshot of the new version all come from it.
     """
     if not principal.has(Permission.CASES_WRITE):
@@ -816,8 +816,7 @@ def _update(
     base_version = mutation["base_version"]
     if base_version != case.version:
         base_version = _effective_base(batch, case, base_version)
-    stored = _stored(session, batch, case)
-    current = feed.jsonable(cases.case_view(case, stored))
+    stored, current = _household(session, batch, case)
     base = current if base_version == case.version else _base(session, batch, case, base_version)
     merge = merge_changes(base, current, changes)
     checked = cases.plan_update(case, merge.changes, stored) if merge.changes else None
@@ -860,20 +859,29 @@ def _write_update(
     return Applied(status, case=case, conflict=conflict, touched=touched)
 
 
-def _stored(session: Session, batch: _Batch, case: Case) -> cases.Stored:
-    """The members' values of ``case``: from the feed's sealed snapshot of its version
-    when the lock read one and the request has not changed the case since (one row
-    opened, its seal checked, and each member row's seal checked), else decrypted from
-    the member rows (:func:`cases.stored_values`). A snapshot altered in the database
-    fails (RowIntegrityError), never a silent fallback."""
+def _household(session: Session, batch: _Batch, case: Case) -> tuple[cases.Stored, dict[str, Any]]:
+    """The members' values of ``case`` and its merge view (``feed.jsonable`` of
+    :func:`cases.case_view`, its case fields from the case row).
+
+    From the feed's sealed snapshot of its version when the lock read one and the
+    request has not changed the case since (one row opened, its seal checked, and each
+    member row's seal checked; the members' plain column, ``relationship``, from their
+    rows), else decrypted from the member rows (:func:`cases.stored_values`). A snapshot
+    altered in the database fails (RowIntegrityError), never a silent fallback."""
     values = batch.views.pop(case.id, None)
     if values is not None and not inspect(case).modified:
         view = feed.stored_view(session, values, case)
-        if view is not None:
-            stored = cases.stored_from_view(case, view.get("members"))
-            if stored is not None:
-                return stored
-    return cases.stored_values(case)
+        members = view.get("members") if view is not None else None
+        stored = cases.stored_from_view(case, members)
+        if stored is not None:
+            by_id = {person["id"]: person for person in cast(list[dict[str, Any]], members)}
+            viewed = [
+                {**by_id[str(member.id)], "relationship": member.relationship}
+                for member in case.members
+            ]
+            return stored, feed.jsonable(cases.case_view_with(case, viewed))
+    stored = cases.stored_values(case)
+    return stored, feed.jsonable(cases.case_view(case, stored))
 
 
 def _base(session: Session, batch: _Batch, case: Case, version: int) -> dict[str, Any] | None:

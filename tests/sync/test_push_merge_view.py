@@ -5,7 +5,7 @@ as decrypting, each member row's seal still checked, an altered snapshot refused
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from flask import Flask
@@ -13,13 +13,14 @@ from flask.testing import FlaskClient
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from casework.api import jsonable
 from casework.cases import service as cases
 from casework.cases.models import Case, CaseMember
 from casework.security.app import holder
 from casework.security.case_keys import attach_keyring
 from casework.sync import push
 from casework.sync.models import CaseVersion, SyncConflict
-from tests.cases.test_read_stored_view import read_both_ways
+from tests.cases.test_read_stored_view import _varied_households, read_both_ways
 from tests.sync.signing import Device, new_mutation
 from tests.sync.test_pull import STAFF, patch
 from tests.sync.test_push import results
@@ -251,3 +252,30 @@ def test_an_offline_edit_sent_in_a_later_request_merges_after_the_devices_own(
     ]
     read = client.get(f"/api/v1/cases/{reference}", headers=STAFF).get_json()
     assert read["members"][0]["phone"] == "+962790000017"
+
+
+def test_the_merge_view_from_the_snapshot_is_the_decrypted_one(
+    app: Flask, client: FlaskClient, db_session: Session, office: str
+) -> None:
+    """What an update merges against, read from the snapshot, equals the view built by
+    decrypting every member (``jsonable(case_view)``), for varied households."""
+    attach_keyring(db_session, holder(app).get())
+    for body in _varied_households():
+        answer = client.post("/api/v1/cases", json=body, headers=STAFF)
+        assert answer.status_code == 201, answer.get_json()
+        db_session.expire_all()
+        reference = answer.get_json()["reference"]
+        (row,) = db_session.execute(push._case_query(Case.reference == reference)).all()
+        batch = push._Batch(device=cast(Any, None), next_seq=1)
+        case = batch.remember_locked(row)
+        stored, current = push._household(db_session, batch, case)
+        assert not batch.views  # taken: the snapshot was there
+        decrypted = cases.stored_values(case)
+        assert current == jsonable(cases.case_view(case, decrypted))
+        assert stored == {
+            member_id: {
+                name: [] if name in ("other_names", "documents") and value is None else value
+                for name, value in values.items()
+            }
+            for member_id, values in decrypted.items()
+        }
