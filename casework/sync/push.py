@@ -821,7 +821,9 @@ def _update(
     merge = merge_changes(base, current, changes)
     checked = cases.plan_update(case, merge.changes, stored) if merge.changes else None
     try:
-        return _write_update(session, batch, mutation, case, stored, checked, merge.conflicts)
+        return _write_update(
+            session, batch, mutation, case, (stored, current), checked, merge.conflicts
+        )
     except (Rejected, ValidationFailed) as error:  # would leave a half-written mutation
         raise RuntimeError("a sync update was refused after it began writing") from error
 
@@ -831,14 +833,15 @@ def _write_update(
     batch: _Batch,
     mutation: dict[str, Any],
     case: Case,
-    stored: cases.Stored,
+    household: tuple[cases.Stored, dict[str, Any]],
     checked: cases.CaseUpdate | None,
     conflicts: list[dict[str, Any]],
 ) -> Applied:
+    stored, current = household
     touched = sorted(cases.apply_update(session, case, checked, stored)) if checked else []
-    if touched:
+    if touched and checked is not None:
         batch.writes.append((case.reference, tuple(touched)))
-        feed.remember_view(session, case, cases.case_view(case, stored))
+        feed.remember_view(session, case, _view_after(case, stored, current, checked))
     conflict = None
     if conflicts:
         conflict = SyncConflict(
@@ -857,6 +860,24 @@ def _write_update(
         session.add(conflict)
     status = MutationStatus.CONFLICT if conflict is not None else MutationStatus.APPLIED
     return Applied(status, case=case, conflict=conflict, touched=touched)
+
+
+def _view_after(
+    case: Case, stored: cases.Stored, current: dict[str, Any], checked: cases.CaseUpdate
+) -> dict[str, Any]:
+    """The case view after ``checked`` was applied, as ``feed.jsonable`` of
+    :func:`cases.case_view` gives it: a member the update did not name keeps its view
+    in the merge view (``current``); a changed or added one is viewed again."""
+    before = {person["id"]: person for person in current["members"]}
+    changed = checked.plan.changes if checked.plan is not None else {}
+    members = []
+    for member in case.members:
+        kept = before.get(str(member.id)) if member.id not in changed else None
+        if kept is None:
+            kept = feed.jsonable(cases.member_view(member, stored.get(member.id)))
+        members.append(kept)
+    view: dict[str, Any] = feed.jsonable(cases.case_view_with(case, members))
+    return view
 
 
 def _household(session: Session, batch: _Batch, case: Case) -> tuple[cases.Stored, dict[str, Any]]:

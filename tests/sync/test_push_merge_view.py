@@ -279,3 +279,46 @@ def test_the_merge_view_from_the_snapshot_is_the_decrypted_one(
             }
             for member_id, values in decrypted.items()
         }
+
+
+def test_the_snapshot_after_a_removal_an_addition_and_a_change_reads_as_decrypted(
+    app: Flask,
+    client: FlaskClient,
+    db_session: Session,
+    statements: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    device: Device,
+) -> None:
+    """The view an update seals keeps the merge view's untouched members and views the
+    changed and added ones again: the read from it answers what decrypting answers."""
+    body = _household()
+    body["members"].append(
+        {
+            "client_ref": str(uuid.uuid4()),
+            "relationship": "sibling",
+            "sex": "female",
+            "birth_year": 1994,
+            "full_name": "Lina Kept",
+            "other_names": ["Lina K."],
+        }
+    )
+    (made,) = results(device.push([new_mutation(1, "create", body)]))
+    reference = made["reference"]
+    head, child, _sibling = (made["refs"][m["client_ref"]] for m in body["members"])
+    changes = {
+        "members": {
+            "change": [{"id": head, "narrative": "Moved to block 9."}],
+            "add": [{"relationship": "spouse", "sex": "male", "birth_year": 1985,
+                     "full_name": "Sami Added", "date_of_birth": "1985-01-02"}],
+            "remove": [child],
+        }
+    }  # fmt: skip
+    (applied,) = results(
+        device.push([new_mutation(2, "update", changes, reference=reference, base_version=1)])
+    )
+    assert (applied["status"], applied["version"]) == ("applied", 2)
+    read = read_both_ways(app, client, db_session, statements, monkeypatch, reference, STAFF)
+    assert [m["full_name"] for m in read["members"]] == ["Amina Merged", "Lina Kept", "Sami Added"]
+    assert read["members"][0]["narrative"] == "Moved to block 9."
+    assert read["members"][1]["other_names"] == ["Lina K."]
+    assert read["members"][2]["date_of_birth"] == "1985-01-02"
