@@ -256,6 +256,10 @@ class _Target:
     op: ChangeOp
 
 
+#: What moving a case's entry to a new sequence number rewrites.
+_MOVED = ("seq", "op", "reference", "version", "changed_at")
+
+
 @functools.cache
 def _statements() -> dict[str, Any]:
     """:func:`_publish`'s statements, built once with their values bound at run time (a
@@ -283,7 +287,10 @@ def _statements() -> dict[str, Any]:
         ),
         "add_versions": insert(_table(CaseVersion)),
         "add_entries": insert(FeedEntry),
-        "move_entries": update(FeedEntry),
+        # By primary key, as plain rows (no ORM bulk update: no entry is an object here).
+        "move_entries": update(_table(FeedEntry))
+        .where(_table(FeedEntry).c.id == bindparam("entry_id"))
+        .values({name: bindparam(name) for name in _MOVED}),
         "purge": delete(FeedEntry)
         .where(
             FeedEntry.id.in_(
@@ -360,7 +367,7 @@ def _publish(session: Session, cases: list[Case]) -> int:
                 | values
             )
         else:
-            moved.append({"id": old.id} | values)
+            moved.append({"entry_id": old.id} | values)
         _account(offices[target.office], old, target)
         offices[target.office].last_seq = seq
     # One statement each for the new versions, entries and moved ones, however many cases.
