@@ -30,7 +30,6 @@ is stored as a conflict for a person to resolve.
 from __future__ import annotations
 
 import functools
-import hashlib
 import hmac
 import json
 import uuid
@@ -398,9 +397,14 @@ def _record(session: Session, batch: _Batch) -> None:
 def body_mac(mutation: Mapping[str, Any], secret: bytes | None = None) -> bytes:
     """HMAC of the canonical JSON of ``mutation`` (``secret``: the derived key, when the
     caller derived it once for many mutations)."""
-    canonical = json.dumps(feed.jsonable(dict(mutation)), sort_keys=True, separators=(",", ":"))
+    canonical = _CANONICAL.encode(feed.jsonable(dict(mutation)))
     key = secret if secret is not None else derived_secret("sync/mutation")
-    return hmac.new(key, canonical.encode(), hashlib.sha256).digest()
+    return hmac.digest(key, canonical.encode(), "sha256")
+
+
+#: ``json.dumps(..., sort_keys=True, separators=(",", ":"))``, built once (``dumps`` with
+#: keywords builds an encoder per call).
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
 
 
 def _one(
