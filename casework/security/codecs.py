@@ -196,8 +196,8 @@ _CONSTANTS: dict[bytes, bool | None] = {b"null": None, b"true": True, b"false": 
 _NOT_A_CONSTANT = object()
 
 #: The decoder's scanner: ``_DECODER.decode(text)`` is ``scan(text, 0)`` when the text
-#: starts with a value and ends with only whitespace after it; any other text (leading
-#: whitespace, other text after it, malformed) goes to the decoder itself.
+#: starts with a value and ends with it; any other text (leading whitespace, other text
+#: after it, malformed) goes to the decoder itself.
 _SCAN: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
 _JSON_TAG = b"j"
 
@@ -218,18 +218,23 @@ def _json_bytes(value: JSONValue) -> bytes:
 
 
 def _json_value(payload: bytes) -> JSONValue:
-    """The value of a JSON codec's payload (without its tag), as the one decoder reads it."""
-    constant = _CONSTANTS.get(payload.rstrip(b" "), _NOT_A_CONSTANT)
+    """The value of a JSON codec's payload (without its tag), as the one decoder reads it.
+
+    A value is complete at its last character that is not a space (padding is spaces), so
+    the scanner reads the text without its trailing spaces; the decoder reads any text the
+    scanner does not consume whole, and says what is wrong with it."""
+    stripped = payload.rstrip(b" ")
+    constant = _CONSTANTS.get(stripped, _NOT_A_CONSTANT)
     if constant is not _NOT_A_CONSTANT:  # what the decoder gives for it, padded or not
         return constant  # type: ignore[return-value]
     try:
-        text = payload.decode("utf-8")
+        text = stripped.decode("utf-8")
         try:
             value, end = _SCAN(text, 0)
         except (StopIteration, ValueError):
-            value, end = None, -1  # the decoder says what is wrong
-        if end != len(text) and (end < 0 or text[end:].strip(" ")):
-            value = _DECODER.decode(text)
+            end = -1
+        if end != len(text):
+            value = _DECODER.decode(payload.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         raise CodecError("stored JSON is malformed") from None
     return value

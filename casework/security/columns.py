@@ -243,7 +243,10 @@ class EncryptedField(Generic[T]):
         of :meth:`_context`'s ``encoded``, from a per-attribute prefix and per-row ids."""
         case_id, row_id = self._ids(obj)
         cached = obj.__dict__.get(_AAD_IDS_ATTRIBUTE)
-        if cached is None or cached[0] != case_id or cached[1] != row_id:
+        if cached is None or not (
+            (cached[0] is case_id or cached[0] == case_id)
+            and (cached[1] is row_id or cached[1] == row_id)
+        ):
             cached = (case_id, row_id, field_aad_ids(case_id, row_id))
             obj.__dict__[_AAD_IDS_ATTRIBUTE] = cached
         if not self._aad_prefix:
