@@ -624,11 +624,26 @@ _FIRST_COUNTER = (1).to_bytes(_COUNTER_BYTES, "big")
 
 
 def _ciphertexts(obj: object) -> tuple[bytes | None, ...]:
+    """The row's ciphertexts in :func:`sealed_columns` order: picked out of the instance
+    state at once when it holds them all, else loaded attribute by attribute."""
     values = obj.__dict__
-    return tuple(
-        values[attr] if attr in values else getattr(obj, attr)
-        for _column, attr in sealed_columns(type(obj))
-    )
+    model = type(obj)
+    pick = _CIPHERTEXT_PICKERS.get(model)
+    if pick is None:
+        attrs = [attr for _column, attr in sealed_columns(model)]
+        many = itemgetter(*attrs) if len(attrs) > 1 else lambda state: (state[attrs[0]],)
+        pick = _CIPHERTEXT_PICKERS[model] = many
+    try:
+        blobs: tuple[bytes | None, ...] = pick(values)
+    except KeyError:  # expired or deferred: it comes from the database
+        return tuple(
+            values[attr] if attr in values else getattr(obj, attr)
+            for _column, attr in sealed_columns(model)
+        )
+    return blobs
+
+
+_CIPHERTEXT_PICKERS: dict[type[Any], Callable[[dict[str, Any]], tuple[Any, ...]]] = {}
 
 
 def _all_erased(obj: object) -> bool:
