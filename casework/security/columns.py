@@ -555,8 +555,11 @@ def row_seal(
     counter and each ``(column, ciphertext)`` in :func:`sealed_columns` order."""
     prefix = counter.to_bytes(_COUNTER_BYTES, "big")
     pairs = list(ciphertexts)
-    frames = [_framed_column(column) for column, _blob in pairs]
-    return prefix + _row_mac(key, table, row_ids.aad, prefix, frames, [b for _c, b in pairs])
+    frames = list(map(_framed_column, map(_first, pairs)))
+    return prefix + _row_mac(key, table, row_ids.aad, prefix, frames, map(_second, pairs))
+
+
+_first, _second = itemgetter(0), itemgetter(1)
 
 
 def _row_mac(
