@@ -10,6 +10,9 @@ Measures, in one run:
   ``decrypt_field`` wrappers, which build nothing more but add a call each,
   are reported beside it;
 * blind-index computations per second (single field and compound);
+* the codecs of sealed attributes: microseconds to encode and to decode a padded text
+  (a member's name) and a padded household-sized JSON object (a sync snapshot), the
+  type check included;
 * the per-row authenticator (``row_seal``): the time to write (seal every field and
   compute the seal) and to read (verify the seal and open every field) one case-member
   row of 15 sealed columns, with and without the seal; the difference is its cost;
@@ -51,7 +54,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from casework.auth.passwords import PasswordParams, hash_password, verify_password
 from casework.config import SCHEMA
 from casework.security.blind_index import DEFAULT_BITS, BlindIndexer
-from casework.security.columns import RowIds, row_seal
+from casework.security.columns import RowIds, row_seal, sealed_dict, sealed_text
 from casework.security.envelope import (
     DataKey,
     FieldContext,
@@ -198,6 +201,49 @@ def measure_row_seal(seconds: float, repeats: int) -> dict[str, Any]:
     }
 
 
+def _household(members: int) -> dict[str, Any]:
+    """A case's JSON as a sync snapshot holds it: nested members, lists and objects."""
+    member = {
+        "id": str(uuid.UUID(int=7)),
+        "full_name": "Amina Yusuf",
+        "sex": "female",
+        "birth_year": 1987,
+        "other_names": ["Amina Y."],
+        "documents": [{"type": "passport", "number": "X1234567"}],
+        "phone": "+256 700 123456",
+        "address": "Block 1",
+        "relationship": "principal_applicant",
+        "date_of_birth": None,
+        "registration_risk": {"level": "low", "flags": []},
+    }
+    return {
+        "id": str(uuid.UUID(int=8)),
+        "reference": "KLA-26-000123",
+        "version": 3,
+        "specific_needs": ["SC-UC", "DS-BD"],
+        "members": [dict(member) for _ in range(members)],
+    }
+
+
+def measure_codecs(seconds: float, repeats: int) -> dict[str, Any]:
+    """Microseconds to encode and decode the values sealed attributes hold most."""
+    text_codec, dict_codec = sealed_text(64).codec, sealed_dict(512).codec
+    name, household = "Amina Yusuf", _household(3)
+    stored_name, stored_household = text_codec.encode(name), dict_codec.encode(household)
+    timings = _timings(
+        {
+            "text_encode": lambda: text_codec.encode(name),
+            "text_decode": lambda: text_codec.decode(stored_name),
+            "json_encode": lambda: dict_codec.encode(household),
+            "json_decode": lambda: dict_codec.decode(stored_household),
+        },
+        seconds,
+        repeats,
+    )
+    best = {name: round(min(values) * 1e6, 2) for name, values in timings.items()}
+    return {"json_bytes": len(stored_household), **{f"{k}_us": v for k, v in best.items()}}
+
+
 def measure_blind_index(seconds: float, repeats: int) -> dict[str, Any]:
     """Return single-field and compound blind-index computations per second."""
     indexer = BlindIndexer(os.urandom(32), 1, bits=DEFAULT_BITS)
@@ -265,6 +311,7 @@ def run(seconds: float, repeats: int) -> dict[str, Any]:
         "target_ratio": TARGET_RATIO,
         "meets_target": all(row["ratio"] >= TARGET_RATIO for row in fields),
         "blind_index": measure_blind_index(seconds, repeats),
+        "codecs": measure_codecs(seconds, repeats),
         "row_seal": measure_row_seal(seconds, repeats),
         "password_hash": measure_password_hash(repeats),
     }
@@ -292,6 +339,12 @@ def print_table(results: dict[str, Any]) -> None:
     print(
         f"blind index ({blind['bits']} bits): {blind['single_field_per_s']:,}/s single field, "
         f"{blind['compound_three_values_per_s']:,}/s compound of three values"
+    )
+    codecs = results["codecs"]
+    print(
+        f"codecs: padded text encode {codecs['text_encode_us']} us, decode "
+        f"{codecs['text_decode_us']} us; household JSON ({codecs['json_bytes']} bytes) encode "
+        f"{codecs['json_encode_us']} us, decode {codecs['json_decode_us']} us"
     )
     seal = results["row_seal"]
     print(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime
 import json
+from collections.abc import Callable
 from typing import Any, Generic, Protocol, TypeAlias, TypeVar
 
 from casework.security.errors import CodecError
@@ -119,8 +120,42 @@ def _refuse_constant(name: str) -> Any:
     raise CodecError("stored JSON contains a non-finite number")
 
 
+#: The scalar types a JSON value may hold, exactly (a subclass takes the isinstance path).
+_SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
+_STR_TYPE = frozenset({str})
+
+
 def _check_json_types(value: object) -> None:
-    """Refuse what ``json.dumps`` would silently alter: int keys become str, tuples lists."""
+    """Refuse what ``json.dumps`` would silently alter: int keys become str, tuples lists.
+
+    Exact types are dispatched on without ``isinstance``, and a container's scalars are
+    cleared by one set comparison over their types; only containers are descended
+    into. The first offence found, and its error, are those of the plain walk
+    (:func:`_check_json_types_walk`): items are visited in the same order."""
+    kind = type(value)
+    items: Any
+    if kind is dict:
+        items = value.values()  # type: ignore[attr-defined]
+        if not _STR_TYPE.issuperset(map(type, value)):  # type: ignore[call-overload]
+            _check_json_types_walk(value)  # a key that is no exact str: keys in order
+            return
+    elif kind is list:
+        items = value
+    elif kind in _SCALAR_TYPES:
+        return
+    else:
+        _check_json_types_walk(value)
+        return
+    if _SCALAR_TYPES.issuperset(map(type, items)):
+        return
+    for item in items:
+        if type(item) not in _SCALAR_TYPES:
+            _check_json_types(item)
+
+
+def _check_json_types_walk(value: object) -> None:
+    """The plain walk (by ``isinstance``): what :func:`_check_json_types` refuses, and
+    where it goes for subclasses of the JSON types."""
     if isinstance(value, list):
         for item in value:
             _check_json_types(item)
@@ -141,12 +176,17 @@ _ENCODER = json.JSONEncoder(
 _DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
 
 
+_encode_str = json.encoder.encode_basestring  # the encoder's own (C) string writer
+
 #: The encoder's text of the scalars most sealed values are (an absent value is
-#: ``null``), without building its iterator per call: exactly what it writes for them.
+#: ``null``), without building its iterator per call: exactly what it writes for them
+#: (a str as its ``ensure_ascii=False`` string writer does; a lone surrogate then fails
+#: to encode as UTF-8, a ValueError, as it does after the encoder).
 _SCALAR_TEXT: dict[type, Any] = {
     type(None): lambda _value: b"null",
     bool: lambda value: b"true" if value else b"false",
     int: lambda value: int.__repr__(value).encode("ascii"),
+    str: lambda value: _encode_str(value).encode("utf-8"),
 }
 
 
@@ -155,35 +195,68 @@ _SCALAR_TEXT: dict[type, Any] = {
 _CONSTANTS: dict[bytes, bool | None] = {b"null": None, b"true": True, b"false": False}
 _NOT_A_CONSTANT = object()
 
+#: The decoder's scanner: ``_DECODER.decode(text)`` is ``scan(text, 0)`` when the text
+#: starts with a value and ends with it; any other text (leading whitespace, other text
+#: after it, malformed) goes to the decoder itself.
+_SCAN: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
+_JSON_TAG = b"j"
+
+
+def _json_bytes(value: JSONValue) -> bytes:
+    """The JSON codec's payload for ``value`` (without its tag)."""
+    scalar = _SCALAR_TEXT.get(type(value))
+    try:
+        if scalar is not None:
+            encoded: bytes = scalar(value)
+            return encoded
+        _check_json_types(value)
+        return _ENCODER.encode(value).encode("utf-8")
+    except RecursionError:
+        raise CodecError("JSON value is nested too deeply or contains itself") from None
+    except ValueError:
+        raise CodecError("JSON numbers must be finite (no NaN or infinity)") from None
+
+
+def _json_value(payload: bytes) -> JSONValue:
+    """The value of a JSON codec's payload (without its tag), as the one decoder reads it.
+
+    A value is complete at its last character that is not a space (padding is spaces), so
+    the scanner reads the text without its trailing spaces; the decoder reads any text the
+    scanner does not consume whole, and says what is wrong with it."""
+    stripped = payload.rstrip(b" ")
+    constant = _CONSTANTS.get(stripped, _NOT_A_CONSTANT)
+    if constant is not _NOT_A_CONSTANT:  # what the decoder gives for it, padded or not
+        return constant  # type: ignore[return-value]
+    try:
+        text = stripped.decode("utf-8")
+        try:
+            value, end = _SCAN(text, 0)
+        except (StopIteration, ValueError):
+            end = -1
+        if end != len(text):
+            value = _DECODER.decode(payload.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise CodecError("stored JSON is malformed") from None
+    return value
+
 
 class JSONCodec(_TaggedCodec[JSONValue]):
     name = "json"
-    tag = b"j"
+    tag = _JSON_TAG
+
+    def encode(self, value: JSONValue) -> bytes:
+        return _JSON_TAG + _json_bytes(value)
+
+    def decode(self, data: bytes) -> JSONValue:
+        if data[:1] != _JSON_TAG:
+            raise CodecError(f"stored value is not of type {self.name}")
+        return _json_value(data[1:])
 
     def _encode(self, value: JSONValue) -> bytes:
-        scalar = _SCALAR_TEXT.get(type(value))
-        if scalar is None:
-            try:
-                _check_json_types(value)
-            except RecursionError:
-                raise CodecError("JSON value is nested too deeply or contains itself") from None
-        try:
-            if scalar is not None:
-                encoded: bytes = scalar(value)
-                return encoded
-            return _ENCODER.encode(value).encode("utf-8")
-        except ValueError:
-            raise CodecError("JSON numbers must be finite (no NaN or infinity)") from None
+        return _json_bytes(value)
 
     def _decode(self, payload: bytes) -> JSONValue:
-        constant = _CONSTANTS.get(payload.rstrip(b" "), _NOT_A_CONSTANT)
-        if constant is not _NOT_A_CONSTANT:  # what the decoder gives for it, padded or not
-            return constant  # type: ignore[return-value]
-        try:
-            value: JSONValue = _DECODER.decode(payload.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            raise CodecError("stored JSON is malformed") from None
-        return value
+        return _json_value(payload)
 
 
 TEXT = TextCodec()

@@ -243,7 +243,10 @@ class EncryptedField(Generic[T]):
         of :meth:`_context`'s ``encoded``, from a per-attribute prefix and per-row ids."""
         case_id, row_id = self._ids(obj)
         cached = obj.__dict__.get(_AAD_IDS_ATTRIBUTE)
-        if cached is None or cached[0] != case_id or cached[1] != row_id:
+        if cached is None or not (
+            (cached[0] is case_id or cached[0] == case_id)
+            and (cached[1] is row_id or cached[1] == row_id)
+        ):
             cached = (case_id, row_id, field_aad_ids(case_id, row_id))
             obj.__dict__[_AAD_IDS_ATTRIBUTE] = cached
         if not self._aad_prefix:
@@ -395,9 +398,12 @@ class PaddedJSON(Generic[T]):
         self._load = load
 
     def encode(self, value: T | None) -> bytes:
-        if value is not None and not _is_a(value, self.python_type):
+        if value is None:
+            raw = JSON.encode(None)
+        elif type(value) is self.python_type or _is_a(value, self.python_type):
+            raw = JSON.encode(self._dump(value))
+        else:
             raise CodecError(f"a {self.kind} attribute cannot hold a {type(value).__name__}")
-        raw = JSON.encode(None if value is None else self._dump(value))
         return raw + b" " * (-len(raw) % self.block)
 
     def decode(self, data: bytes) -> T | None:
@@ -416,6 +422,8 @@ def _is_a(value: object, python_type: type[Any]) -> bool:
 
 def _expect(kind: type[T]) -> Callable[[JSONValue], T]:
     def load(value: JSONValue) -> T:
+        if type(value) is kind:  # kind is never bool
+            return value
         if isinstance(value, bool) or not isinstance(value, kind):
             raise CodecError(f"stored value is not of type {kind.__name__}")
         return value
@@ -546,15 +554,56 @@ def row_seal(
     """The stored seal: ``counter`` (8 bytes) and HMAC-SHA256 over the table, the ids, the
     counter and each ``(column, ciphertext)`` in :func:`sealed_columns` order."""
     prefix = counter.to_bytes(_COUNTER_BYTES, "big")
-    parts = [_seal_head(table), length_prefixed(row_ids.aad, prefix)]
+    aad = row_ids.aad
+    parts = [_seal_head(table), len(aad).to_bytes(4, "big"), aad, _COUNTER_FRAME, prefix]
+    append = parts.append
     for column, blob in ciphertexts:
-        parts.append(_framed_column(column))
+        append(_framed_column(column))
         if blob is None:
-            parts.append(_NULL_MARKER)
+            append(_NULL_MARKER)
         else:
-            parts.append(len(blob).to_bytes(4, "big"))
-            parts.append(blob)
+            append(len(blob).to_bytes(4, "big"))
+            append(blob)
     return prefix + hmac.digest(_row_seal_key(key), b"".join(parts), "sha256")
+
+
+def _row_mac(
+    key: DataKey,
+    table: str,
+    aad: bytes,
+    prefix: bytes,
+    frames: Sequence[bytes],
+    blobs: Iterable[bytes | None],
+) -> bytes:
+    """:func:`row_seal`'s HMAC (the same message, bytes for bytes: tests pin it), from the
+    row's framed ids ``aad``, the 8-byte counter ``prefix`` and each column's frame
+    (:func:`_column_frames`, computed once per model) beside its ciphertext: what the
+    seal writers and checkers of a model's rows run, without a frame lookup per column."""
+    parts = [_seal_head(table), len(aad).to_bytes(4, "big"), aad, _COUNTER_FRAME, prefix]
+    append = parts.append
+    for frame, blob in zip(frames, blobs, strict=True):
+        append(frame)
+        if blob is None:
+            append(_NULL_MARKER)
+        else:
+            append(len(blob).to_bytes(4, "big"))
+            append(blob)
+    seal_key = key.row_seal_key
+    if seal_key is None:
+        seal_key = _row_seal_key(key)
+    return hmac.digest(seal_key, b"".join(parts), "sha256")
+
+
+_COLUMN_FRAMES: dict[type[Any], tuple[bytes, ...]] = {}
+
+
+def _column_frames(model: type[Any]) -> tuple[bytes, ...]:
+    """The framed names of ``model``'s sealed columns, in :func:`sealed_columns` order."""
+    found = _COLUMN_FRAMES.get(model)
+    if found is None:
+        found = tuple(_framed_column(column) for column, _attr in sealed_columns(model))
+        _COLUMN_FRAMES[model] = found
+    return found
 
 
 @functools.cache
@@ -573,17 +622,37 @@ def _framed_column(column: str) -> bytes:
 def row_seal_for(model: type[Any], key: DataKey, row_ids: RowIds, row: Mapping[str, Any]) -> bytes:
     """The first seal of a row written without the ORM (bulk inserts): ``row`` maps column
     names to the ciphertexts it stores."""
-    columns = sealed_columns(model)
-    table = model.__table__.name
-    return row_seal(key, table, row_ids, 1, ((c, row.get(c)) for c, _attr in columns))
+    blobs = [row.get(column) for column, _attr in sealed_columns(model)]
+    prefix = _FIRST_COUNTER
+    return prefix + _row_mac(
+        key, model.__table__.name, row_ids.aad, prefix, _column_frames(model), blobs
+    )
+
+
+_FIRST_COUNTER = (1).to_bytes(_COUNTER_BYTES, "big")
 
 
 def _ciphertexts(obj: object) -> tuple[bytes | None, ...]:
+    """The row's ciphertexts in :func:`sealed_columns` order: picked out of the instance
+    state at once when it holds them all, else loaded attribute by attribute."""
     values = obj.__dict__
-    return tuple(
-        values[attr] if attr in values else getattr(obj, attr)
-        for _column, attr in sealed_columns(type(obj))
-    )
+    model = type(obj)
+    pick = _CIPHERTEXT_PICKERS.get(model)
+    if pick is None:
+        attrs = [attr for _column, attr in sealed_columns(model)]
+        many = itemgetter(*attrs) if len(attrs) > 1 else lambda state: (state[attrs[0]],)
+        pick = _CIPHERTEXT_PICKERS[model] = many
+    try:
+        blobs: tuple[bytes | None, ...] = pick(values)
+    except KeyError:  # expired or deferred: it comes from the database
+        return tuple(
+            values[attr] if attr in values else getattr(obj, attr)
+            for _column, attr in sealed_columns(model)
+        )
+    return blobs
+
+
+_CIPHERTEXT_PICKERS: dict[type[Any], Callable[[dict[str, Any]], tuple[Any, ...]]] = {}
 
 
 def _all_erased(obj: object) -> bool:
@@ -776,9 +845,8 @@ def _check_seal(
     if stored is None or len(stored) <= _COUNTER_BYTES:
         raise RowIntegrityError(table, column)
     stored = bytes(stored)
-    counter = int.from_bytes(stored[:_COUNTER_BYTES], "big")
-    columns = [name for name, _attr in sealed_columns(model)]
-    expected = row_seal(key, table, ids, counter, zip(columns, blobs, strict=True))
+    prefix = stored[:_COUNTER_BYTES]  # the counter as row_seal writes it back
+    expected = prefix + _row_mac(key, table, ids.aad, prefix, _column_frames(model), blobs)
     if not hmac.compare_digest(expected, stored):
         raise RowIntegrityError(table, column)
 
@@ -922,8 +990,8 @@ def _reseal_row(obj: object, session: Session, values: dict[str, Any] | None = N
     key = data_key_cache(session).get(ids.case_id)
     previous = getattr(obj, ROW_SEAL_ATTR)
     counter = int.from_bytes(bytes(previous)[:_COUNTER_BYTES], "big") + 1 if previous else 1
-    columns = [column for column, _attr in sealed_columns(type(obj))]
-    seal = row_seal(key, table, ids, counter, zip(columns, blobs, strict=True))
+    prefix = counter.to_bytes(_COUNTER_BYTES, "big")
+    seal = prefix + _row_mac(key, table, ids.aad, prefix, _column_frames(type(obj)), blobs)
     setattr(obj, ROW_SEAL_ATTR, seal)
     opened = OpenedRow(type(obj), field, key, ids, (blobs, seal), values or {})
     obj.__dict__[_OPENED_ATTRIBUTE] = opened
@@ -966,7 +1034,9 @@ def seal_new_row(obj: object, key: DataKey) -> dict[str, bytes | None]:
     blobs = tuple(columns[column] for column, _attr in order)
     seal = None
     if any(blob is not None for blob in blobs):
-        seal = row_seal(key, table, ids, 1, ((column, columns[column]) for column, _a in order))
+        seal = _FIRST_COUNTER + _row_mac(
+            key, table, ids.aad, _FIRST_COUNTER, _column_frames(model), blobs
+        )
         state[_OPENED_ATTRIBUTE] = OpenedRow(model, first, key, ids, (blobs, seal), known)
     state[ROW_SEAL_ATTR] = columns[ROW_SEAL_COLUMN] = seal
     return columns

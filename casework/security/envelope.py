@@ -115,13 +115,13 @@ def _wrap_aad_prefix(kek_id: str) -> bytes:
     return bytes((WRAP_FORMAT,)) + length_prefixed(_WRAP_DOMAIN, kek_id.encode("utf-8"))
 
 
-_CASE_ID_FRAME = length_prefixed(bytes(16))[:4]
+_UUID_FRAME = length_prefixed(bytes(16))[:4]  # the length prefix of any UUID's 16 bytes
 
 
 def _wrap_aad(kek_id: str, case_id: uuid.UUID) -> bytes:
     """``0x01 || length_prefixed(domain, kek id, case id)``; the constant part is cached
     per KEK (framing is a concatenation of framed parts), which halves a re-wrap's cost."""
-    return _wrap_aad_prefix(kek_id) + _CASE_ID_FRAME + case_id.bytes
+    return _wrap_aad_prefix(kek_id) + _UUID_FRAME + case_id.bytes
 
 
 def wrap_data_key(keyring: Keyring, data_key: DataKey | bytes, case_id: uuid.UUID) -> WrappedKey:
@@ -201,8 +201,9 @@ def field_aad_prefix(table: str, column: str) -> bytes:
 
 
 def field_aad_ids(case_id: uuid.UUID, row_id: uuid.UUID) -> bytes:
-    """The row-specific end of a field's associated data (see :func:`field_aad_prefix`)."""
-    return length_prefixed(case_id.bytes, row_id.bytes)
+    """The row-specific end of a field's associated data (see :func:`field_aad_prefix`):
+    ``length_prefixed(case_id.bytes, row_id.bytes)``, two 16-byte parts framed alike."""
+    return _UUID_FRAME + case_id.bytes + _UUID_FRAME + row_id.bytes
 
 
 def encrypt_field(data_key: DataKey | bytes, plaintext: bytes, context: FieldContext) -> bytes:

@@ -15,10 +15,11 @@ def length_prefixed(*parts: bytes) -> bytes:
 
     Raises ValueError for a part too long for its 4-byte length prefix.
     """
-    framed = bytearray()
+    framed: list[bytes] = []
     for part in parts:
-        if len(part) > MAX_PART_LENGTH:
+        size = len(part)
+        if size > MAX_PART_LENGTH:
             raise ValueError("part too long to frame")
-        framed += len(part).to_bytes(4, "big")
-        framed += part
-    return bytes(framed)
+        framed.append(size.to_bytes(4, "big"))
+        framed.append(part)
+    return b"".join(framed)

@@ -40,6 +40,8 @@ def test_crypto_suite_measures_fields_blind_indexes_and_password_hashing(tmp_pat
     assert [row["payload_bytes"] for row in results["field_encryption"]] == [32, 1024]
     assert all(row["ratio"] > 0 < row["wrapper_ratio"] for row in results["field_encryption"])
     assert results["blind_index"]["single_field_per_s"] > 0
+    assert results["codecs"]["json_bytes"] % 512 == 0  # padded to whole blocks
+    assert all(results["codecs"][f"{kind}_us"] > 0 for kind in ("text_encode", "json_decode"))
     password = results["password_hash"]
     # Measured at the cost the service runs with unless configured otherwise.
     assert password["memory_kib"] == SCHEMA["password_hash_memory_kib"].default

@@ -1,4 +1,5 @@
 import datetime
+import enum
 import math
 from typing import Any
 
@@ -171,3 +172,157 @@ def test_other_text_near_a_constant_goes_to_the_decoder(payload: bytes) -> None:
             JSON.decode(b"j" + payload)
         return
     assert_identical(JSON.decode(b"j" + payload), expected)
+
+
+def _reference_check(value: object) -> None:
+    """The JSON type check as first written (one isinstance walk): the behaviour its faster
+    dispatch (codecs._check_json_types) must keep, offence for offence."""
+    if isinstance(value, list):
+        for item in value:
+            _reference_check(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise CodecError("JSON object keys must be strings")
+            _reference_check(item)
+    elif value is not None and not isinstance(value, bool | int | float | str):
+        raise CodecError("value is not JSON: only None, bool, int, float, str, list and dict")
+
+
+class _Level(enum.IntEnum):
+    HIGH = 2
+
+
+class _Text(str):
+    pass
+
+
+class _Items(list[Any]):
+    pass
+
+
+class _Fields(dict[Any, Any]):
+    pass
+
+
+_odd_scalars = st.sampled_from(
+    [(1,), {1}, b"x", datetime.date(2020, 1, 1), _Level.HIGH, _Text("t"), 1.5, object()]
+)
+_odd_keys = st.text(max_size=3) | st.integers() | st.none() | st.booleans() | st.just(_Text("k"))
+any_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5) | _odd_scalars,
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.lists(children, max_size=3).map(tuple)
+        | st.lists(children, max_size=3).map(_Items)
+        | st.dictionaries(_odd_keys, children, max_size=4)
+        | st.dictionaries(st.text(max_size=3), children, max_size=4).map(_Fields)
+    ),
+    max_leaves=12,
+)
+
+
+def _outcome(check: Any, value: object) -> str | None:
+    try:
+        check(value)
+    except CodecError as error:
+        return str(error)
+    return None
+
+
+@settings(max_examples=2000, deadline=None)
+@given(any_values)
+def test_the_type_check_refuses_what_the_plain_walk_refuses(value: object) -> None:
+    """The same values pass, and a refused one names the same first offence."""
+    from casework.security.codecs import _check_json_types
+
+    assert _outcome(_check_json_types, value) == _outcome(_reference_check, value)
+
+
+def test_values_nested_too_deeply_are_refused() -> None:
+    deep: list[Any] = []
+    for _ in range(100_000):
+        deep = [deep]
+    with pytest.raises(CodecError, match="nested too deeply"):
+        JSON.encode(deep)
+    with pytest.raises(CodecError, match="nested too deeply"):
+        JSON.encode({"a": deep})
+
+
+def test_a_lone_surrogate_in_json_text_is_refused() -> None:
+    """The str short path fails where the encoder's text fails to encode (as UTF-8)."""
+    with pytest.raises(CodecError, match="JSON numbers must be finite"):
+        JSON.encode("lone \ud800")
+    with pytest.raises(CodecError, match="JSON numbers must be finite"):
+        JSON.encode(["lone \ud800"])
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'"a"',
+        b'"a"   ',
+        b'"a"\t',
+        b'"a" \n ',
+        b' "a"',
+        b'"a" x',
+        b'"a" "b"',
+        b'"unterminated',
+        b"[1,]",
+        b"1.5e3  ",
+        b"-0 ",
+        b"NaN",
+        b"[Infinity]",
+        b'{"k": [1, {"n": null}]}  ',
+        b"",
+        b"   ",
+    ],
+)
+def test_json_text_is_read_as_the_general_decoder_reads_it(payload: bytes) -> None:
+    from casework.security.codecs import _DECODER
+
+    try:
+        expected: Any = _DECODER.decode(payload.decode("utf-8"))
+    except ValueError:
+        with pytest.raises(CodecError, match="stored JSON is malformed"):
+            JSON.decode(b"j" + payload)
+        return
+    except CodecError as error:
+        with pytest.raises(CodecError, match=str(error)):
+            JSON.decode(b"j" + payload)
+        return
+    assert_identical(JSON.decode(b"j" + payload), expected)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(json_values, st.text(" \t\r\nx", max_size=4), st.text(" \t\r\n", max_size=2))
+def test_json_text_with_any_whitespace_is_read_as_the_decoder_reads_it(
+    value: JSONValue, tail: str, head: str
+) -> None:
+    from casework.security.codecs import _DECODER
+
+    text = head + JSON.encode(value)[1:].decode("utf-8") + tail
+    try:
+        expected: Any = _DECODER.decode(text)
+    except ValueError:
+        with pytest.raises(CodecError):
+            JSON.decode(b"j" + text.encode("utf-8"))
+        return
+    assert_identical(JSON.decode(b"j" + text.encode("utf-8")), expected)
+
+
+@pytest.mark.parametrize(
+    ("value", "encoded"),
+    [
+        ("Zoë", b'j"Zo\xc3\xab"' + b" " * 9),
+        (None, b"jnull" + b" " * 11),
+        ("", b'j""' + b" " * 13),
+        ('a\u2028"\\\n', b'j"a\xe2\x80\xa8\\"\\\\\\n"' + b" " * 3),
+    ],
+)
+def test_a_padded_text_is_the_pinned_bytes(value: str | None, encoded: bytes) -> None:
+    from casework.security.columns import sealed_text
+
+    codec = sealed_text(16).codec
+    assert codec.encode(value) == encoded
+    assert codec.decode(encoded) == value
