@@ -256,52 +256,10 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         except sqlite3.OperationalError as error:  # raised as SQLite's own timeout would be
             raise OperationalError("BEGIN IMMEDIATE", None, error) from None
         try:
-            begin_immediate(queued, lambda: on_cursor(connection, "BEGIN IMMEDIATE"))
+            on_cursor(connection, "BEGIN IMMEDIATE")
         except BaseException:
             queued.leave_queue()
             raise
-
-
-#: Seconds between tries of ``BEGIN IMMEDIATE`` while another process holds SQLite's write
-#: lock (the last step repeats). SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20, 25...
-#: ms between tries: the other worker's access-log batch holds the lock for its fsync (a few
-#: ms), and the waiter woke 8, 18 or 33 ms after it began to wait, its whole worker's
-#: requests waiting with it (measured under HTTP load: BEGIN IMMEDIATE p90 8-10 ms, p99 34).
-LOCK_POLL_STEPS_S = (0.0002, 0.0005, 0.001, 0.002)
-_sleep = time.sleep  # a test counts the steps
-
-
-def begin_immediate(raw: Any, begin: Any) -> None:
-    """Run ``begin()`` (a ``BEGIN IMMEDIATE`` on the DBAPI connection ``raw``), waiting for
-    another process's write lock in short steps instead of SQLite's busy handler.
-
-    The wait is bounded by the connection's busy timeout as before: after it, the error is
-    SQLite's own ("database is locked"). The busy timeout is set to 0 for the tries only
-    and restored after, so every other statement keeps SQLite's handler.
-    """
-    (configured_ms,) = raw.execute("PRAGMA busy_timeout").fetchone()
-    raw.execute("PRAGMA busy_timeout = 0")
-    try:
-        deadline = time.monotonic() + configured_ms / 1000
-        step = 0
-        while True:
-            try:
-                begin()
-                return
-            except (sqlite3.OperationalError, OperationalError) as error:
-                if not _is_busy(error) or time.monotonic() >= deadline:
-                    raise
-            _sleep(LOCK_POLL_STEPS_S[min(step, len(LOCK_POLL_STEPS_S) - 1)])
-            step += 1
-    finally:
-        raw.execute(f"PRAGMA busy_timeout = {int(configured_ms)}")
-
-
-def _is_busy(error: BaseException) -> bool:
-    """Whether ``error`` is SQLite's SQLITE_BUSY (another connection holds the lock)."""
-    original = getattr(error, "orig", error)
-    code = getattr(original, "sqlite_errorcode", None)
-    return code is not None and code & 0xFF == sqlite3.SQLITE_BUSY  # extended codes too
 
 
 def on_cursor(
@@ -460,7 +418,7 @@ def _upgrade_to_writer(current: Session) -> None:
     except sqlite3.OperationalError as error:
         raise OperationalError("BEGIN IMMEDIATE", None, error) from None
     try:
-        begin_immediate(raw, lambda: raw.execute("BEGIN IMMEDIATE"))
+        raw.execute("BEGIN IMMEDIATE")
     except BaseException:
         raw.leave_queue()
         raise

@@ -6,7 +6,6 @@ key prefetch, the framed associated data, and SQLite's writer queue.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 import uuid
@@ -21,7 +20,6 @@ from sqlalchemy import event, func, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from casework import db as casework_db
 from casework.audit.encoding import GENESIS_HASH, entry_hash
 from casework.audit.models import AuditEntry, chained_from_row
 from casework.audit.service import record, record_many
@@ -263,60 +261,6 @@ def test_threads_wait_their_turn_and_every_write_lands(tmp_path: Path) -> None:
         values = [row[0] for row in check.execute(text("SELECT x FROM t ORDER BY x"))]
     # Each transaction saw every earlier one: the counts it wrote are 0..119, once each.
     assert values == list(range(120))
-    engine.dispose()
-
-
-def _outside_writer(path: Path) -> sqlite3.Connection:
-    """A connection of "another process": outside this process's writer queue."""
-    other = sqlite3.connect(path, isolation_level=None, timeout=0)
-    other.execute("PRAGMA journal_mode=WAL")
-    return other
-
-
-def test_a_writer_polls_another_process_lock_in_short_steps(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    path = tmp_path / "queue.db"
-    engine = make_engine(f"sqlite:///{path}", sqlite_busy_timeout_ms=5000)
-    with engine.begin() as setup:
-        setup.execute(text("CREATE TABLE t (x INTEGER)"))
-    other = _outside_writer(path)
-    other.execute("BEGIN IMMEDIATE")
-    steps: list[float] = []
-
-    def step(seconds: float) -> None:
-        steps.append(seconds)
-        if len(steps) == 6:
-            other.execute("COMMIT")  # the other process's batch is written
-
-    monkeypatch.setattr(casework_db, "_sleep", step)
-    with engine.begin() as connection:
-        connection.execute(text("INSERT INTO t VALUES (1)"))
-        raw: Any = connection.connection.dbapi_connection
-        assert raw.execute("PRAGMA busy_timeout").fetchone() == (5000,)  # restored for the rest
-    # SQLite's own handler would have slept 1, 2, 5, 10, 15, 20 ms: 53 ms before its 7th try.
-    assert steps == [0.0002, 0.0005, 0.001, 0.002, 0.002, 0.002]
-    other.close()
-    engine.dispose()
-
-
-def test_a_writer_still_gives_up_after_the_busy_timeout(tmp_path: Path) -> None:
-    path = tmp_path / "queue.db"
-    engine = make_engine(f"sqlite:///{path}", sqlite_busy_timeout_ms=200)
-    with engine.begin() as setup:
-        setup.execute(text("CREATE TABLE t (x INTEGER)"))
-    other = _outside_writer(path)
-    other.execute("BEGIN IMMEDIATE")
-    started = time.monotonic()
-    with pytest.raises(OperationalError, match="locked"), engine.begin() as connection:
-        connection.execute(text("INSERT INTO t VALUES (1)"))
-    assert 0.15 < time.monotonic() - started < 5
-    other.execute("COMMIT")
-    with engine.begin() as after:  # the queue was handed on, the timeout restored
-        after.execute(text("INSERT INTO t VALUES (2)"))
-        raw: Any = after.connection.dbapi_connection
-        assert raw.execute("PRAGMA busy_timeout").fetchone() == (200,)
-    other.close()
     engine.dispose()
 
 
