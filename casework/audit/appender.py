@@ -33,6 +33,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -76,14 +77,28 @@ class GroupCommit(Generic[T]):
     long a leader waits for a batch to fill before writing what it has. It
     stops waiting as soon as the requests it can expect are queued: those the
     last batch carried and those that arrived while it was being written.
+
+    ``begin``, when given, replaces ``write``: a context manager that takes the
+    log's lock (a transaction) and yields the function that writes a batch in it;
+    leaving it commits. The leader then takes its batch only once it holds the
+    lock, so the items that arrive while it waits for another process's batch go
+    into its own instead of waiting for the next one.
     """
 
     def __init__(
-        self, write: Callable[[list[T]], None], *, batch_size: int = 512, max_wait: float = 0.0
+        self,
+        write: Callable[[list[T]], None] | None = None,
+        *,
+        begin: Callable[[], AbstractContextManager[Callable[[list[T]], None]]] | None = None,
+        batch_size: int = 512,
+        max_wait: float = 0.0,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        if (write is None) == (begin is None):
+            raise ValueError("give write or begin, not both")
         self._write = write
+        self._begin = begin
         self.batch_size = batch_size
         self.max_wait = max(0.0, max_wait)
         self._lock = threading.Lock()
@@ -139,14 +154,24 @@ class GroupCommit(Generic[T]):
                         break
                     self._filled.wait(left)
                 self._filling = False
-            batch = self._take()
-        items = [item for waiter in batch for item in waiter.items]
+            batch = [] if self._begin is not None else self._take()
+        items: list[T] = []
         error: BaseException | None = None
         try:
-            self._write(items)
+            if self._write is not None:
+                items = [item for waiter in batch for item in waiter.items]
+                self._write(items)
+            elif self._begin is not None:
+                with self._begin() as write:  # holds the log's lock: take the batch now
+                    with self._lock:
+                        batch = self._take()
+                    items = [item for waiter in batch for item in waiter.items]
+                    write(items)
         except BaseException as failure:  # handed to every waiter of the batch
             error = failure
         with self._lock:
+            if not batch:  # the lock was never had: the leader's own items fail with it
+                batch = self._take()
             self.batches += 1
             self.items += len(items)
             self._expected = len(items) + self._queued

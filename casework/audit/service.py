@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from hashlib import sha256
@@ -316,17 +317,38 @@ def write_batch(drafts: Sequence[AuditRecord | Prepared]) -> None:
     nothing to do here and cost more than the statements (a session is joined to
     the transaction only when a checkpoint is due).
     """
-    items = [prepare(draft) for draft in drafts]
+    with batch_transaction() as write:
+        write(drafts)
+
+
+@contextmanager
+def batch_transaction() -> Iterator[Callable[[Sequence[AuditRecord | Prepared]], None]]:
+    """The transaction of one group-commit batch, begun (the log's lock taken) on entry and
+    committed on exit; yields the function that writes the batch in it (once).
+
+    The group commit takes its batch only once the lock is held (see
+    :class:`casework.audit.appender.GroupCommit`): on SQLite the other worker's batch holds
+    the lock through its fsync, and the entries that arrive meanwhile join this batch.
+    """
+    written: list[EntryValues] = []
+
+    def write_in(connection: Connection) -> Callable[[Sequence[AuditRecord | Prepared]], None]:
+        def write(drafts: Sequence[AuditRecord | Prepared]) -> None:
+            items = [prepare(draft) for draft in drafts]
+            written.extend(_append_rows(connection, items, None, connection))
+
+        return write
+
     bind = _sessions_bind()
     if isinstance(bind, Connection):  # sessions share one connection: a savepoint in it
         with bind.begin_nested() if bind.in_transaction() else bind.begin():
-            rows = _append_rows(bind, items, None, bind)
+            yield write_in(bind)
     else:
         with bind.begin() as connection:  # commits, or rolls back and raises
-            rows = _append_rows(connection, items, None, connection)
+            yield write_in(connection)
     links = signer.written_links()
     if links is not None:
-        links.add(rows)
+        links.add(written)
 
 
 def _sessions_bind() -> Engine | Connection:
@@ -505,7 +527,7 @@ def init_app(app: Flask) -> None:
     settings = app.config["CASEWORK"]
     app.extensions[signer.WRITTEN_LINKS] = tree.WrittenLinks()
     app.extensions["casework.audit.appender"] = GroupCommit(
-        write_batch,
+        begin=batch_transaction,
         batch_size=int(settings["audit_batch_size"]),
         max_wait=int(settings["audit_batch_max_wait_ms"]) / 1000,
     )

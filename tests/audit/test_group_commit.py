@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import pytest
@@ -239,3 +241,61 @@ def test_a_batch_signs_a_due_checkpoint_in_its_own_transaction(
         assert latest is not None
         assert latest.size == head
         assert tree.state(db_session).size == head
+
+
+def _locking_begin(
+    batches: list[list[int]], entered: threading.Event, lock_free: threading.Event
+) -> Any:
+    """A ``begin`` whose lock is held elsewhere until ``lock_free`` is set."""
+
+    @contextmanager
+    def begin() -> Iterator[Any]:
+        entered.set()
+        lock_free.wait(5)  # another process's batch holds the log's lock
+        yield lambda items: batches.append(list(items))
+
+    return begin
+
+
+def test_entries_that_arrive_while_the_leader_waits_for_the_lock_join_its_batch() -> None:
+    batches: list[list[int]] = []
+    entered, lock_free = threading.Event(), threading.Event()
+    committer: GroupCommit[int] = GroupCommit(begin=_locking_begin(batches, entered, lock_free))
+    leader = threading.Thread(target=committer.append, args=([0],))
+    leader.start()
+    assert entered.wait(5)
+    others = [threading.Thread(target=committer.append, args=([n],)) for n in (1, 2, 3)]
+    for thread in others:
+        thread.start()
+    deadline = time.monotonic() + 5
+    while committer._queued < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    lock_free.set()
+    for thread in [leader, *others]:
+        thread.join(10)
+    assert batches == [[0, 1, 2, 3]]  # one lock, one commit for all four
+    assert committer.batches == 1
+
+
+def test_a_lock_never_had_fails_the_requests_and_the_next_one_leads() -> None:
+    attempts: list[int] = []
+
+    @contextmanager
+    def begin() -> Iterator[Any]:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise RuntimeError("database is locked")
+        yield lambda items: None
+
+    committer: GroupCommit[int] = GroupCommit(begin=begin)
+    with pytest.raises(AppendFailed):
+        committer.append([1])
+    committer.append([2])  # the queue was emptied and the lead given up
+    assert committer.batches == 2
+
+
+def test_a_group_commit_writes_one_way() -> None:
+    with pytest.raises(ValueError, match="not both"):
+        GroupCommit()
+    with pytest.raises(ValueError, match="not both"):
+        GroupCommit(print, begin=lambda: nullcontext(print))
